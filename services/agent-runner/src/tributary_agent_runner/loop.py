@@ -1,0 +1,164 @@
+"""The agent loop for one step, free of Kafka and Redis.
+
+The model is called with the step's instruction and the offered tools; tool
+calls run and their results go back to the model, until it answers in text or
+the iteration limit is reached. Recovery follows the error taxonomy:
+
+* tool failures (including arguments that fail validation) go back to the
+  model as a structured tool result, so it can adapt;
+* unusable model output (truncated, refused, empty) gets one corrective
+  re-prompt, then the step fails;
+* transient LLM errors are retried inside the LLM client; if they persist,
+  or the error is fatal, the step fails with that error;
+* the iteration limit is a logic error: the step stops with a clear reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from tributary_agent_runner.tools.registry import ToolArgumentsInvalid, ToolError, ToolRegistry
+from tributary_shared.errors import LogicError, ModelError, TributaryError
+from tributary_shared.events import PlannedStep, TokenUsage
+from tributary_shared.llm.client import Completion, Message, Role, ToolCall
+from tributary_shared.metrics import TOOL_CALL_ERRORS_TOTAL
+
+log = logging.getLogger(__name__)
+
+SYSTEM_PROMPT = """You are an agent working on one step of a larger task.
+Use the tools when they help (for example the calculator for any arithmetic). \
+When you have the answer, reply with it in plain text: concise, factual and \
+self-contained, since it is combined with other agents' answers."""
+
+
+class AgentLLM(Protocol):
+    async def complete(
+        self,
+        *,
+        role: Role,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Completion: ...
+
+
+@dataclass
+class StepOutcome:
+    result: str | None
+    error: TributaryError | None
+    iterations: int
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    tool_failures: int = 0
+
+
+def step_messages(step: PlannedStep, task: str) -> list[Message]:
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {"role": "user", "content": f"Overall task, for context only: {task}"},
+        {"role": "user", "content": f"Your step: {step.title}\n{step.instruction}"},
+    ]
+
+
+async def run_agent(
+    *,
+    llm: AgentLLM,
+    tools: ToolRegistry,
+    step: PlannedStep,
+    task: str,
+    max_iterations: int,
+) -> StepOutcome:
+    messages = step_messages(step, task)
+    schemas = tools.openai_schemas()
+    outcome = StepOutcome(result=None, error=None, iterations=0)
+    corrected = False
+
+    def correct_or_fail(error: ModelError) -> bool:
+        """True when a corrective re-prompt was added; False when the step must fail."""
+        nonlocal corrected
+        if corrected:
+            outcome.error = error
+            return False
+        corrected = True
+        messages.append(
+            {
+                "role": "user",
+                "content": f"Your last reply could not be used ({error.message}). "
+                "Try again: call a tool with valid arguments or answer in plain text.",
+            }
+        )
+        return True
+
+    while outcome.iterations < max_iterations:
+        outcome.iterations += 1
+        try:
+            completion = await llm.complete(role="agent", messages=messages, tools=schemas or None)
+        except ModelError as error:
+            if correct_or_fail(error):
+                continue
+            return outcome
+        except TributaryError as error:
+            outcome.error = error
+            return outcome
+        outcome.usage = outcome.usage + completion.usage
+
+        if not completion.tool_calls:
+            answer = (completion.content or "").strip()
+            if answer:
+                outcome.result = answer
+                return outcome
+            if correct_or_fail(ModelError("the reply was empty", code="llm_empty_answer")):
+                continue
+            return outcome
+
+        messages.append(completion.as_assistant_message())
+        invalid_arguments = False
+        for call in completion.tool_calls:
+            content, failed, invalid = await _call_tool(tools, call)
+            outcome.tool_failures += int(failed)
+            invalid_arguments = invalid_arguments or invalid
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        if invalid_arguments:
+            # The tool result already told the model what was wrong: that is
+            # the one correction; a second invalid call fails the step.
+            if corrected:
+                outcome.error = ModelError(
+                    "the model kept calling tools with invalid arguments",
+                    code="tool_arguments_invalid",
+                )
+                return outcome
+            corrected = True
+
+    outcome.error = LogicError(
+        f"the step did not finish within {max_iterations} iterations", code="iteration_limit"
+    )
+    return outcome
+
+
+async def _call_tool(tools: ToolRegistry, call: ToolCall) -> tuple[str, bool, bool]:
+    """Run one tool call. Returns (content for the model, failed, arguments invalid)."""
+    try:
+        tool = tools.get(call.name)
+        output = await tool.invoke(call.arguments)
+    except ToolArgumentsInvalid as error:
+        TOOL_CALL_ERRORS_TOTAL.labels(call.name, "model").inc()
+        return _tool_error(str(error)), True, True
+    except ToolError as error:
+        TOOL_CALL_ERRORS_TOTAL.labels(_label(tools, call.name), "tool").inc()
+        return _tool_error(str(error)), True, False
+    except Exception:
+        log.exception("tool %s raised", call.name)
+        TOOL_CALL_ERRORS_TOTAL.labels(call.name, "tool").inc()
+        return _tool_error(f"{call.name} failed unexpectedly"), True, False
+    return output, False, False
+
+
+def _tool_error(message: str) -> str:
+    return json.dumps({"error": message})
+
+
+def _label(tools: ToolRegistry, name: str) -> str:
+    # Unknown names come from the model; keep metric labels a bounded set.
+    return name if name in tools.names() else "unknown"

@@ -1,0 +1,118 @@
+"""The agent-runner: runs dispatched steps and records each outcome exactly once."""
+
+from __future__ import annotations
+
+import logging
+
+from tributary_agent_runner.loop import run_agent
+from tributary_agent_runner.settings import AgentSettings
+from tributary_agent_runner.tools.registry import ToolRegistry
+from tributary_shared.events import (
+    AnyEvent,
+    StepCompleted,
+    StepDispatched,
+    StepFailed,
+    StepStarted,
+    decode_event,
+    derived_event_id,
+)
+from tributary_shared.llm import LLMClient
+from tributary_shared.metrics import AGENT_ITERATIONS_COUNT
+from tributary_shared.state import TransitionConflict
+from tributary_shared.state.status import WorkflowStatus
+from tributary_shared.worker import WorkerResources
+
+log = logging.getLogger(__name__)
+
+
+class AgentRunner:
+    def __init__(
+        self,
+        resources: WorkerResources,
+        *,
+        llm: LLMClient,
+        tools: ToolRegistry,
+        settings: AgentSettings,
+    ) -> None:
+        self._store = resources.store
+        self._publisher = resources.publisher
+        self._llm = llm
+        self._tools = tools
+        self._settings = settings
+
+    async def close(self) -> None:
+        await self._llm.close()
+
+    async def handle(self, event: AnyEvent) -> None:
+        if isinstance(event, StepDispatched):
+            await self._run_step(event)
+
+    async def _run_step(self, dispatched: StepDispatched) -> None:
+        step_id = dispatched.step.step_id
+        extra = {"step_id": step_id}
+        record = await self._store.get_workflow(dispatched.workflow_id)
+        if record is None:
+            log.warning("step for an unknown workflow skipped", extra=extra)
+            return
+        current = next((s for s in record.steps if s.step_id == step_id), None)
+        if current is None:
+            log.warning("step not in the workflow's plan skipped", extra=extra)
+            return
+        if current.status.terminal:
+            # Finished before a crash: make sure its outcome left, then stop.
+            if current.terminal_event is not None:
+                await self._publisher.publish([decode_event(current.terminal_event)])
+            return
+        if record.status is not WorkflowStatus.RUNNING:
+            log.info("step skipped: workflow is %s", record.status, extra=extra)
+            return
+
+        attempt = current.attempt + 1
+        started = StepStarted(
+            event_id=derived_event_id(dispatched.event_id, "started", str(attempt)),
+            workflow_id=dispatched.workflow_id,
+            tenant_id=dispatched.tenant_id,
+            causation_id=dispatched.event_id,
+            step_id=step_id,
+            attempt=attempt,
+        )
+        try:
+            await self._store.start_step(started)
+        except TransitionConflict:
+            return
+        await self._publisher.publish([started])
+
+        run = await run_agent(
+            llm=self._llm,
+            tools=self._tools,
+            step=dispatched.step,
+            task=dispatched.task,
+            max_iterations=self._settings.max_iterations,
+        )
+        common = {
+            "event_id": derived_event_id(dispatched.event_id, "outcome"),
+            "workflow_id": dispatched.workflow_id,
+            "tenant_id": dispatched.tenant_id,
+            "causation_id": dispatched.event_id,
+            "step_id": step_id,
+            "iterations": run.iterations,
+            "attempt": attempt,
+            "usage": run.usage,
+        }
+        outcome: StepCompleted | StepFailed
+        if run.error is None and run.result is not None:
+            outcome = StepCompleted(result=run.result, **common)
+            AGENT_ITERATIONS_COUNT.labels("completed").observe(run.iterations)
+        else:
+            assert run.error is not None
+            outcome = StepFailed(error=run.error.to_info(), **common)
+            AGENT_ITERATIONS_COUNT.labels("failed").observe(run.iterations)
+            log.warning(
+                "step failed: %s", run.error.code, extra={**extra, "error_code": run.error.code}
+            )
+        try:
+            await self._store.finish_step(outcome)
+        except TransitionConflict:
+            log.info("step outcome refused: the workflow moved on", extra=extra)
+            return
+        await self._publisher.publish([outcome])

@@ -1,0 +1,63 @@
+"""Assembles the gateway: settings, clients, routers, metrics. Nothing else lives here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from prometheus_client import make_asgi_app
+from redis.asyncio import Redis
+
+from tributary_gateway.deps import GatewayState
+from tributary_gateway.routes import health, workflows
+from tributary_gateway.settings import GatewaySettings
+from tributary_shared.kafka.publisher import KafkaEventPublisher, make_broker
+from tributary_shared.logs import configure_logging
+from tributary_shared.settings import HttpSettings, KafkaSettings, RedisSettings, load_settings
+from tributary_shared.state import WorkflowStore
+
+
+def create_app() -> FastAPI:
+    http = load_settings(HttpSettings)
+    kafka = load_settings(KafkaSettings)
+    redis_settings = load_settings(RedisSettings)
+    gateway = load_settings(GatewaySettings)
+    instance = http.service_instance or "gateway"
+    configure_logging("gateway", level=http.log_level, instance=instance)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(redis_settings.redis_url, health_check_interval=10)
+        # SSE readers block on XREAD; that client must not time out under them.
+        blocking = Redis.from_url(redis_settings.redis_url, socket_timeout=None)
+        broker = make_broker(
+            kafka.kafka_bootstrap_servers, client_id=f"{kafka.kafka_client_id}-{instance}"
+        )
+        await broker.start()
+        retention = redis_settings.workflow_retention_s
+        app.state.gateway = GatewayState(
+            settings=gateway,
+            store=WorkflowStore(redis, retention_s=retention),
+            blocking_store=WorkflowStore(blocking, retention_s=retention),
+            publisher=KafkaEventPublisher(broker),
+            broker=broker,
+            redis=redis,
+        )
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await blocking.aclose()
+            await redis.aclose()
+
+    app = FastAPI(
+        title="Tributary gateway",
+        version="0.1.0",
+        description="Start agentic workflows, follow them live, read their results.",
+        lifespan=lifespan,
+    )
+    app.include_router(health.router)
+    app.include_router(workflows.router)
+    app.mount("/metrics", make_asgi_app())
+    return app

@@ -1,0 +1,32 @@
+"""Request dependencies: the shared clients live on ``app.state`` (set in the lifespan)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from faststream.kafka import KafkaBroker
+from redis.asyncio import Redis
+
+from tributary_gateway.settings import GatewaySettings
+from tributary_shared.kafka.publisher import KafkaEventPublisher
+from tributary_shared.state import WorkflowStore
+
+
+@dataclass(frozen=True)
+class GatewayState:
+    settings: GatewaySettings
+    store: WorkflowStore
+    blocking_store: WorkflowStore
+    publisher: KafkaEventPublisher
+    broker: KafkaBroker
+    redis: Redis
+
+
+def get_state(request: Request) -> GatewayState:
+    state: GatewayState = request.app.state.gateway
+    return state
+
+
+State = Annotated[GatewayState, Depends(get_state)]

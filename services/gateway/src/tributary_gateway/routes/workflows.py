@@ -1,0 +1,187 @@
+"""Workflows: start one, read its state, follow its events live (SSE)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
+from fastapi.responses import JSONResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from tributary_gateway.deps import State
+from tributary_gateway.schemas import (
+    CreateWorkflow,
+    Problem,
+    WorkflowAccepted,
+    WorkflowLinks,
+    WorkflowView,
+)
+from tributary_shared.events import (
+    TERMINAL_EVENT_TYPES,
+    ErrorInfo,
+    WorkflowFailed,
+    WorkflowRequested,
+)
+from tributary_shared.logs import workflow_context
+from tributary_shared.state import TransitionConflict, WorkflowStore
+from tributary_shared.state.status import WorkflowStatus
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+
+WorkflowId = Annotated[str, Path(description="The id returned when the workflow was started.")]
+_WORKFLOW_ID = re.compile(r"^wf_[0-9a-f]{32}$")
+_STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"model": Problem, "description": "No workflow with this id."}
+}
+
+
+def _links(workflow_id: str) -> WorkflowLinks:
+    return WorkflowLinks(
+        self=f"/v1/workflows/{workflow_id}", events=f"/v1/workflows/{workflow_id}/events"
+    )
+
+
+def _not_found(workflow_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_404_NOT_FOUND, f"workflow {workflow_id!r} not found")
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=WorkflowAccepted,
+    responses={
+        422: {"description": "The request body is malformed; the detail says what is wrong."},
+        503: {"model": Problem, "description": "Kafka could not take the request; retry."},
+    },
+    summary="Start a workflow",
+)
+async def create_workflow(
+    body: CreateWorkflow,
+    state: State,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            max_length=200,
+            description="Retries with the same key return the first workflow, not a new one.",
+        ),
+    ] = None,
+) -> WorkflowAccepted | JSONResponse:
+    task = body.task.strip()
+    if not task:
+        raise HTTPException(422, "task must not be blank")
+    if len(task) > state.settings.max_task_chars:
+        raise HTTPException(422, f"task is longer than {state.settings.max_task_chars} characters")
+    workflow_id = f"wf_{uuid.uuid4().hex}"
+    request = WorkflowRequested(workflow_id=workflow_id, task=task, options=body.options)
+    existing = await state.store.create_workflow(request, idempotency_key_value=idempotency_key)
+    if existing is not None:
+        response.headers["Location"] = f"/v1/workflows/{existing}"
+        response.headers["Idempotent-Replayed"] = "true"
+        record = await state.store.get_workflow(existing)
+        current = record.status if record else "pending"
+        return WorkflowAccepted.model_validate(
+            {"workflow_id": existing, "status": current, "links": _links(existing)}
+        )
+    with workflow_context(workflow_id):
+        try:
+            await state.publisher.publish([request])
+        except Exception:
+            log.exception("publishing the workflow request failed")
+            await _fail_unpublished(state.store, request)
+            return JSONResponse(
+                {"detail": "the workflow could not be queued; please retry"},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        log.info("workflow accepted")
+    response.headers["Location"] = f"/v1/workflows/{workflow_id}"
+    return WorkflowAccepted(
+        workflow_id=workflow_id, status=WorkflowStatus.PENDING, links=_links(workflow_id)
+    )
+
+
+async def _fail_unpublished(store: WorkflowStore, request: WorkflowRequested) -> None:
+    failed = WorkflowFailed(
+        workflow_id=request.workflow_id,
+        tenant_id=request.tenant_id,
+        causation_id=request.event_id,
+        error=ErrorInfo(
+            code="broker_unavailable",
+            message="the workflow could not be queued",
+            error_class="transient",
+            retryable=True,
+        ),
+    )
+    try:
+        await store.fail_workflow(failed)
+    except TransitionConflict:
+        pass
+    except Exception:
+        log.exception("recording the failed request failed")
+
+
+@router.get(
+    "/{workflow_id}",
+    response_model=WorkflowView,
+    responses=_NOT_FOUND,
+    summary="A workflow's status, plan, steps, result and token usage",
+)
+async def get_workflow(workflow_id: WorkflowId, state: State) -> WorkflowView:
+    if not _WORKFLOW_ID.match(workflow_id):
+        raise _not_found(workflow_id)
+    record = await state.store.get_workflow(workflow_id)
+    if record is None:
+        raise _not_found(workflow_id)
+    return WorkflowView.of(record, _links(workflow_id))
+
+
+@router.get(
+    "/{workflow_id}/events",
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events."},
+        400: {"model": Problem, "description": "Malformed Last-Event-ID."},
+        **_NOT_FOUND,
+    },
+    summary="Follow a workflow's events live (Server-Sent Events)",
+    description="Each event's `id` is its position in the workflow's log: reconnect with "
+    "`Last-Event-ID` to resume after it, on any gateway replica. The stream ends after "
+    "`workflow.completed` or `workflow.failed`.",
+)
+async def stream_events(
+    workflow_id: WorkflowId,
+    state: State,
+    request: Request,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    if not _WORKFLOW_ID.match(workflow_id):
+        raise _not_found(workflow_id)
+    if last_event_id is not None and not _STREAM_ID.match(last_event_id):
+        raise HTTPException(400, "Last-Event-ID must be an event id from this stream")
+    if await state.store.get_workflow(workflow_id) is None:
+        raise _not_found(workflow_id)
+    return EventSourceResponse(
+        _follow(state, workflow_id, after=last_event_id or "0"),
+        ping=int(state.settings.sse_ping_s),
+    )
+
+
+async def _follow(state: State, workflow_id: str, *, after: str) -> AsyncIterator[ServerSentEvent]:
+    block_ms = int(state.settings.sse_ping_s * 1000)
+    while True:
+        entries = await state.blocking_store.read_log(workflow_id, after=after, block_ms=block_ms)
+        if not entries:
+            record = await state.store.get_workflow(workflow_id)
+            if record is None or record.status.terminal:
+                return
+            continue
+        for entry in entries:
+            yield ServerSentEvent(data=entry.event_json, event=entry.type, id=entry.stream_id)
+            after = entry.stream_id
+            if entry.type in TERMINAL_EVENT_TYPES:
+                return

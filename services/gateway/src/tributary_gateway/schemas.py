@@ -1,0 +1,107 @@
+"""The HTTP API's request and response bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tributary_shared.events import ErrorInfo, TokenUsage, WorkflowOptions
+from tributary_shared.state import StepRecord, WorkflowRecord
+from tributary_shared.state.status import StepStatus, WorkflowStatus
+
+
+class CreateWorkflow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, description="What the workflow should accomplish.")
+    options: WorkflowOptions = Field(default_factory=WorkflowOptions)
+
+
+class WorkflowLinks(BaseModel):
+    self: str
+    events: str
+
+
+class WorkflowAccepted(BaseModel):
+    workflow_id: str
+    status: WorkflowStatus
+    links: WorkflowLinks
+
+
+class UsageView(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def of(cls, usage: TokenUsage) -> UsageView:
+        return cls(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
+
+
+class StepView(BaseModel):
+    step_id: str
+    index: int
+    title: str
+    instruction: str
+    status: StepStatus
+    result: str | None
+    error: ErrorInfo | None
+    iterations: int
+    attempt: int
+    usage: UsageView
+
+    @classmethod
+    def of(cls, step: StepRecord) -> StepView:
+        return cls(
+            step_id=step.step_id,
+            index=step.index,
+            title=step.title,
+            instruction=step.instruction,
+            status=step.status,
+            result=step.result,
+            error=ErrorInfo.model_validate(step.error) if step.error else None,
+            iterations=step.iterations,
+            attempt=step.attempt,
+            usage=UsageView.of(step.usage),
+        )
+
+
+class WorkflowView(BaseModel):
+    workflow_id: str
+    status: WorkflowStatus
+    task: str
+    options: dict[str, Any]
+    created_at: str
+    updated_at: str
+    steps: list[StepView]
+    result: str | None
+    partial: bool
+    error: ErrorInfo | None
+    usage: UsageView
+    links: WorkflowLinks
+
+    @classmethod
+    def of(cls, record: WorkflowRecord, links: WorkflowLinks) -> WorkflowView:
+        return cls(
+            workflow_id=record.workflow_id,
+            status=record.status,
+            task=record.task,
+            options=record.options,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+            steps=[StepView.of(step) for step in record.steps],
+            result=record.result,
+            partial=record.partial,
+            error=ErrorInfo.model_validate(record.error) if record.error else None,
+            usage=UsageView.of(record.usage),
+            links=links,
+        )
+
+
+class Problem(BaseModel):
+    detail: str

@@ -1,0 +1,151 @@
+"""The planner: turns a workflow request into a validated plan and dispatches its steps."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from tributary_planner.planning import (
+    PLAN_SCHEMA_NAME,
+    PlanDraft,
+    correction_messages,
+    plan_problems,
+    planned_steps,
+    planning_messages,
+)
+from tributary_planner.settings import PlannerSettings
+from tributary_shared.errors import ModelError, TributaryError
+from tributary_shared.events import (
+    AnyEvent,
+    PlanCreated,
+    StepDispatched,
+    TokenUsage,
+    WorkflowFailed,
+    WorkflowRequested,
+    derived_event_id,
+)
+from tributary_shared.llm import LLMClient
+from tributary_shared.metrics import WORKFLOW_STATUS_TOTAL
+from tributary_shared.state import TransitionConflict, WorkflowRecord
+from tributary_shared.state.status import WorkflowStatus
+from tributary_shared.worker import WorkerResources
+
+log = logging.getLogger(__name__)
+
+
+class Planner:
+    def __init__(
+        self, resources: WorkerResources, *, llm: LLMClient, settings: PlannerSettings
+    ) -> None:
+        self._store = resources.store
+        self._publisher = resources.publisher
+        self._llm = llm
+        self._settings = settings
+
+    async def close(self) -> None:
+        await self._llm.close()
+
+    async def handle(self, event: AnyEvent) -> None:
+        if isinstance(event, WorkflowRequested):
+            await self._plan(event)
+
+    async def _plan(self, request: WorkflowRequested) -> None:
+        record = await self._store.get_workflow(request.workflow_id)
+        if record is None:
+            # Integrations may produce requests straight onto the ingress topic.
+            with contextlib.suppress(TransitionConflict):
+                await self._store.create_workflow(request)
+        try:
+            await self._store.start_planning(request.workflow_id)
+        except TransitionConflict:
+            record = await self._store.get_workflow(request.workflow_id)
+            if record is not None and record.status is WorkflowStatus.RUNNING:
+                # Planned before a crash; the step events may not have left.
+                await self._publisher.publish(self._dispatches(request, record))
+            return
+
+        max_steps = min(
+            request.options.max_steps or self._settings.max_steps, self._settings.max_steps
+        )
+        try:
+            draft, usage = await self._draft_plan(request.task, max_steps=max_steps)
+        except TributaryError as error:
+            failed = WorkflowFailed(
+                event_id=derived_event_id(request.event_id, "failed"),
+                workflow_id=request.workflow_id,
+                tenant_id=request.tenant_id,
+                causation_id=request.event_id,
+                error=error.to_info(),
+            )
+            log.warning("planning failed: %s", error.code, extra={"error_code": error.code})
+            try:
+                await self._store.fail_workflow(failed)
+            except TransitionConflict:
+                return
+            WORKFLOW_STATUS_TOTAL.labels("failed").inc()
+            await self._publisher.publish([failed])
+            return
+
+        steps = planned_steps(draft)
+        plan = PlanCreated(
+            event_id=derived_event_id(request.event_id, "plan"),
+            workflow_id=request.workflow_id,
+            tenant_id=request.tenant_id,
+            causation_id=request.event_id,
+            steps=steps,
+        )
+        dispatches = [
+            StepDispatched(
+                event_id=derived_event_id(request.event_id, "dispatch", step.step_id),
+                workflow_id=request.workflow_id,
+                tenant_id=request.tenant_id,
+                causation_id=plan.event_id,
+                step=step,
+                task=request.task,
+            )
+            for step in steps
+        ]
+        try:
+            await self._store.record_plan(plan, dispatches, usage=usage)
+        except TransitionConflict:
+            return  # cancelled or failed meanwhile
+        log.info("planned %d steps", len(steps))
+        await self._publisher.publish([plan, *dispatches])
+
+    async def _draft_plan(self, task: str, *, max_steps: int) -> tuple[PlanDraft, TokenUsage]:
+        """A plan from the model; one corrective re-plan if it is unusable."""
+        messages = planning_messages(task, max_steps=max_steps)
+        usage = TokenUsage()
+        for attempt in (1, 2):
+            draft, used = await self._llm.structured(
+                role="planner", messages=messages, output=PlanDraft, schema_name=PLAN_SCHEMA_NAME
+            )
+            usage = usage + used
+            problems = plan_problems(draft, max_steps=max_steps)
+            if not problems:
+                return draft, usage
+            if attempt == 2:
+                raise ModelError(
+                    "the plan was invalid: " + "; ".join(problems), code="plan_invalid"
+                )
+            messages = [*messages, {"role": "assistant", "content": draft.model_dump_json()}]
+            messages += correction_messages(problems)
+        raise AssertionError("unreachable")
+
+    def _dispatches(
+        self, request: WorkflowRequested, record: WorkflowRecord
+    ) -> list[StepDispatched]:
+        """The same step events (same ids) as the original dispatch, for steps still pending."""
+        plan_event_id = derived_event_id(request.event_id, "plan")
+        return [
+            StepDispatched(
+                event_id=derived_event_id(request.event_id, "dispatch", step.step_id),
+                workflow_id=request.workflow_id,
+                tenant_id=request.tenant_id,
+                causation_id=plan_event_id,
+                step=step.as_planned(),
+                task=request.task,
+            )
+            for step in record.steps
+            if not step.status.terminal
+        ]

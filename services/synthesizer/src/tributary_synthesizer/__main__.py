@@ -1,0 +1,24 @@
+"""Entry point: ``python -m tributary_synthesizer``."""
+
+from __future__ import annotations
+
+from tributary_shared.llm import LLMClient
+from tributary_shared.settings import LLMSettings, load_settings
+from tributary_shared.topics import STEP_RESULTS
+from tributary_shared.worker import WorkerResources, WorkerSpec, run_worker
+from tributary_synthesizer.service import Synthesizer
+
+
+def build(resources: WorkerResources) -> Synthesizer:
+    return Synthesizer(resources, llm=LLMClient(load_settings(LLMSettings)))
+
+
+SPEC = WorkerSpec(
+    service="synthesizer",
+    group_id="tributary-synthesizer",
+    topics=(STEP_RESULTS.name,),
+    build=build,
+)
+
+if __name__ == "__main__":
+    run_worker(SPEC)

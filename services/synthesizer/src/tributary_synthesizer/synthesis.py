@@ -1,0 +1,42 @@
+"""Synthesis logic, free of I/O: the prompt that joins step results into one answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tributary_shared.llm.client import Message
+from tributary_shared.state import StepRecord
+from tributary_shared.state.status import StepStatus
+
+SYSTEM_PROMPT = """You write the final answer to a user's task from the results \
+of the agents that worked on its parts. Combine them into one clear, complete \
+answer. If some parts failed, say plainly what is missing."""
+
+
+def synthesis_messages(task: str, steps: Sequence[StepRecord]) -> list[Message]:
+    sections = []
+    for step in sorted(steps, key=lambda s: s.index):
+        if step.status is StepStatus.COMPLETED:
+            body = step.result or ""
+        else:
+            reason = (step.error or {}).get("message", "unknown error")
+            body = f"(this part failed: {reason})"
+        sections.append(f"## {step.index + 1}. {step.title}\n{body}")
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT},
+        {
+            "role": "user",
+            "content": f"Task: {task}\n\nResults of the parts:\n\n" + "\n\n".join(sections),
+        },
+    ]
+
+
+def is_partial(steps: Sequence[StepRecord]) -> bool:
+    return any(step.status is StepStatus.FAILED for step in steps)
+
+
+def first_failure(steps: Sequence[StepRecord]) -> dict[str, object] | None:
+    for step in sorted(steps, key=lambda s: s.index):
+        if step.status is StepStatus.FAILED:
+            return step.error or {}
+    return None

@@ -1,0 +1,206 @@
+"""The event contract: one envelope, frozen event models, one home topic each.
+
+Every event carries the same envelope fields (``EventEnvelope``) and a ``type``
+literal that discriminates the union ``AnyEvent``. Events are named in the past
+tense and are immutable once emitted. Schemas evolve by adding optional fields;
+a breaking change bumps ``schema_version``. Consumers ignore fields they do not
+know, so producers can be upgraded first.
+
+Event ids of events derived from another event are deterministic (see
+``derived_event_id``): re-emitting after a crash yields the same id, which is
+how consumers and the workflow log recognise a duplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from tributary_shared import topics
+
+SCHEMA_VERSION = 1
+_DERIVED_NAMESPACE = uuid.UUID("6f1f6a0e-5d2b-4c55-9a7e-2f4f3f1d9b10")
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def derived_event_id(*parts: str) -> str:
+    """A stable id for an event that is a deterministic consequence of ``parts``."""
+    return uuid.uuid5(_DERIVED_NAMESPACE, "/".join(parts)).hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(BaseModel):
+    """Base of every value object on the wire: immutable, tolerant of new fields."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class TokenUsage(Model):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class ErrorInfo(Model):
+    """What a user sees of a failure: a stable code and a clean message."""
+
+    code: str = Field(description="Stable machine-readable error code, e.g. 'llm_unavailable'.")
+    message: str = Field(description="Human-readable explanation without internal details.")
+    error_class: str = Field(description="transient, model, tool, logic, fatal or internal.")
+    retryable: bool = False
+
+
+class WorkflowOptions(Model):
+    max_steps: int | None = Field(
+        default=None, ge=1, le=50, description="Upper bound on the number of planned steps."
+    )
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="Opaque labels echoed back in the workflow state."
+    )
+
+
+class PlannedStep(Model):
+    step_id: str
+    index: int
+    title: str
+    instruction: str
+
+
+class EventEnvelope(Model):
+    event_id: str = Field(default_factory=new_event_id)
+    type: str
+    schema_version: int = SCHEMA_VERSION
+    workflow_id: str
+    tenant_id: str = "default"
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    causation_id: str | None = Field(
+        default=None, description="event_id of the event that caused this one."
+    )
+
+
+class WorkflowRequested(EventEnvelope):
+    """A client (HTTP or an integration on the ingress topic) asked for a workflow."""
+
+    type: Literal["workflow.requested"] = "workflow.requested"
+    task: str
+    options: WorkflowOptions = Field(default_factory=WorkflowOptions)
+
+
+class PlanCreated(EventEnvelope):
+    type: Literal["plan.created"] = "plan.created"
+    steps: tuple[PlannedStep, ...]
+
+
+class StepDispatched(EventEnvelope):
+    """A step is ready to run; agent-runners consume these."""
+
+    type: Literal["step.dispatched"] = "step.dispatched"
+    step: PlannedStep
+    task: str = Field(description="The workflow's task, for context.")
+
+
+class StepStarted(EventEnvelope):
+    type: Literal["step.started"] = "step.started"
+    step_id: str
+    attempt: int
+
+
+class StepCompleted(EventEnvelope):
+    type: Literal["step.completed"] = "step.completed"
+    step_id: str
+    result: str
+    iterations: int
+    attempt: int = 1
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class StepFailed(EventEnvelope):
+    type: Literal["step.failed"] = "step.failed"
+    step_id: str
+    error: ErrorInfo
+    iterations: int = 0
+    attempt: int = 1
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class SynthesisStarted(EventEnvelope):
+    type: Literal["synthesis.started"] = "synthesis.started"
+
+
+class WorkflowCompleted(EventEnvelope):
+    type: Literal["workflow.completed"] = "workflow.completed"
+    result: str
+    partial: bool = Field(
+        default=False, description="True when some steps failed and the answer covers the rest."
+    )
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class WorkflowFailed(EventEnvelope):
+    type: Literal["workflow.failed"] = "workflow.failed"
+    error: ErrorInfo
+
+
+AnyEvent = Annotated[
+    WorkflowRequested
+    | PlanCreated
+    | StepDispatched
+    | StepStarted
+    | StepCompleted
+    | StepFailed
+    | SynthesisStarted
+    | WorkflowCompleted
+    | WorkflowFailed,
+    Field(discriminator="type"),
+]
+ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+TERMINAL_EVENT_TYPES = frozenset({"workflow.completed", "workflow.failed"})
+
+_HOME_TOPIC: dict[str, topics.TopicSpec] = {
+    "workflow.requested": topics.WORKFLOW_REQUESTS,
+    "step.dispatched": topics.STEPS,
+    "step.completed": topics.STEP_RESULTS,
+    "step.failed": topics.STEP_RESULTS,
+}
+
+
+def home_topic(event: EventEnvelope) -> str:
+    """The one topic an event is published on; everything else is egress."""
+    return _HOME_TOPIC.get(event.type, topics.WORKFLOW_EVENTS).name
+
+
+def encode_event(event: EventEnvelope) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def decode_event(raw: bytes | str) -> AnyEvent:
+    """Parse any event; raises ``pydantic.ValidationError`` for malformed or unknown ones."""
+    return ANY_EVENT.validate_json(raw)
+
+
+def event_catalog() -> dict[str, type[EventEnvelope]]:
+    """Every event type by its ``type`` literal, for documentation and AsyncAPI."""
+    catalog: dict[str, type[EventEnvelope]] = {}
+    for cls in EventEnvelope.__subclasses__():
+        type_field: Any = cls.model_fields["type"].default
+        catalog[str(type_field)] = cls
+    return catalog

@@ -1,0 +1,1 @@
+"""Kafka transport: publishing events and consuming them with bounded parallelism."""

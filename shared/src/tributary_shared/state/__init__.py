@@ -1,0 +1,11 @@
+"""Workflow state in Redis: keys, atomic transitions and the per-workflow event log."""
+
+from tributary_shared.state.keys import WorkflowKeys
+from tributary_shared.state.store import (
+    StepRecord,
+    TransitionConflict,
+    WorkflowRecord,
+    WorkflowStore,
+)
+
+__all__ = ["StepRecord", "TransitionConflict", "WorkflowKeys", "WorkflowRecord", "WorkflowStore"]

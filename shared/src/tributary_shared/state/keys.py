@@ -1,0 +1,41 @@
+"""Redis key layout (version segment ``v1``; a layout change bumps it).
+
+All keys of one workflow share the hash tag ``{<workflow id>}`` so that a
+Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
+
+    tributary:v1:wf:{id}          HASH    workflow fields (status, task, result, usage...)
+    tributary:v1:wf:{id}:steps    HASH    "<step>:status" and "<step>:data" (JSON) per step
+    tributary:v1:wf:{id}:log      STREAM  every event of the workflow, in order; ids
+                                          serve as SSE ``Last-Event-ID``
+    tributary:v1:idem:{tenant}:{key}  STRING  Idempotency-Key -> workflow id
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PREFIX = "tributary:v1"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowKeys:
+    workflow_id: str
+
+    @property
+    def workflow(self) -> str:
+        return f"{PREFIX}:wf:{{{self.workflow_id}}}"
+
+    @property
+    def steps(self) -> str:
+        return f"{self.workflow}:steps"
+
+    @property
+    def log(self) -> str:
+        return f"{self.workflow}:log"
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.workflow, self.steps, self.log)
+
+
+def idempotency_key(tenant_id: str, key: str) -> str:
+    return f"{PREFIX}:idem:{tenant_id}:{key}"

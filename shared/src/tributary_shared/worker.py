@@ -1,0 +1,187 @@
+"""Assembly of a worker service: Redis, Kafka, the consumer runtime, /health, /metrics.
+
+A worker is an ``AsgiFastStream`` app served by uvicorn: FastStream's broker
+publishes events and the ASGI side serves health and Prometheus metrics. The
+consumer runtime (``EventConsumer``) starts after the broker and drains before
+it stops, so SIGTERM lets in-flight steps finish within the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import uvicorn
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import Scope
+from faststream.kafka import KafkaBroker
+from prometheus_client import make_asgi_app
+from redis.asyncio import Redis
+
+from tributary_shared.errors import ErrorClass
+from tributary_shared.events import AnyEvent, ErrorInfo, WorkflowFailed
+from tributary_shared.kafka.consumer import ConsumerConfig, EventConsumer, LaneKey
+from tributary_shared.kafka.deadletter import DeadLetter
+from tributary_shared.kafka.publisher import KafkaEventPublisher, make_broker
+from tributary_shared.logs import configure_logging
+from tributary_shared.settings import (
+    ConsumerSettings,
+    HttpSettings,
+    KafkaSettings,
+    RedisSettings,
+    load_settings,
+)
+from tributary_shared.state import TransitionConflict, WorkflowStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    redis: Redis
+    store: WorkflowStore
+    publisher: KafkaEventPublisher
+    broker: KafkaBroker
+
+
+class WorkerLogic(Protocol):
+    async def handle(self, event: AnyEvent) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    service: str
+    group_id: str
+    topics: tuple[str, ...]
+    build: Callable[[WorkerResources], WorkerLogic]
+    lane_of: LaneKey | None = None
+
+
+async def fail_workflow_for_dead_letter(
+    resources: WorkerResources, event: AnyEvent | None, letter: DeadLetter
+) -> None:
+    """A message that could not be processed fails its workflow with a clear reason."""
+    if event is None:
+        return
+    failed = WorkflowFailed(
+        workflow_id=event.workflow_id,
+        tenant_id=event.tenant_id,
+        causation_id=event.event_id,
+        error=ErrorInfo(
+            code="processing_failed",
+            message=f"{letter.consumer} could not process {event.type} after "
+            f"{letter.attempts} attempts ({letter.error_code})",
+            error_class=letter.error_class or ErrorClass.INTERNAL.value,
+        ),
+    )
+    try:
+        await resources.store.fail_workflow(failed)
+    except TransitionConflict:
+        return
+    await resources.publisher.publish([failed])
+
+
+def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
+    http = load_settings(HttpSettings)
+    kafka = load_settings(KafkaSettings)
+    redis_settings = load_settings(RedisSettings)
+    consumer_settings = load_settings(ConsumerSettings)
+    instance = http.service_instance or spec.service
+    configure_logging(spec.service, level=http.log_level, instance=instance)
+
+    broker = make_broker(
+        kafka.kafka_bootstrap_servers, client_id=f"{kafka.kafka_client_id}-{instance}"
+    )
+    redis = Redis.from_url(redis_settings.redis_url, health_check_interval=10)
+    resources = WorkerResources(
+        redis=redis,
+        store=WorkflowStore(redis, retention_s=redis_settings.workflow_retention_s),
+        publisher=KafkaEventPublisher(broker),
+        broker=broker,
+    )
+    logic = spec.build(resources)
+
+    async def on_dead_letter(event: AnyEvent | None, letter: DeadLetter) -> None:
+        await fail_workflow_for_dead_letter(resources, event, letter)
+
+    async def publish_raw(
+        topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
+    ) -> None:
+        await resources.publisher.publish_raw(topic, value, key=key, headers=headers)
+
+    consumer = EventConsumer(
+        ConsumerConfig(
+            group_id=spec.group_id,
+            topics=spec.topics,
+            bootstrap_servers=kafka.kafka_bootstrap_servers,
+            client_id=f"{kafka.kafka_client_id}-{instance}",
+            max_in_flight=consumer_settings.max_in_flight,
+            attempts=consumer_settings.handler_attempts,
+            shutdown_grace_s=consumer_settings.shutdown_grace_s,
+        ),
+        handler=logic.handle,
+        publish_raw=publish_raw,
+        on_dead_letter=on_dead_letter,
+        lane_of=spec.lane_of,
+    )
+
+    @get(include_in_schema=False)
+    async def health(scope: Scope) -> AsgiResponse:
+        redis_ok = await _redis_ok(redis)
+        ok = consumer.healthy and redis_ok
+        body = {
+            "status": "ok" if ok else "unhealthy",
+            "service": spec.service,
+            "instance": instance,
+            "consumer": "running" if consumer.healthy else "stopped",
+            "redis": "ok" if redis_ok else "unreachable",
+            "in_flight": consumer.in_flight,
+        }
+        return AsgiResponse(
+            json.dumps(body).encode(),
+            200 if ok else 503,
+            headers={"content-type": "application/json"},
+        )
+
+    async def start_consuming() -> None:
+        await consumer.start()
+        log.info("%s consuming %s as group %s", instance, ",".join(spec.topics), spec.group_id)
+
+    async def drain() -> None:
+        await consumer.stop()
+        await logic.close()
+        await redis.aclose()
+
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=[("/health", health), ("/metrics", make_asgi_app())],
+        after_startup=[start_consuming],
+        on_shutdown=[drain],
+        logger=None,
+    )
+    return app, http
+
+
+async def _redis_ok(redis: Redis) -> bool:
+    try:
+        return bool(await asyncio.wait_for(redis.ping(), timeout=2))
+    except Exception:
+        return False
+
+
+def run_worker(spec: WorkerSpec) -> None:
+    app, http = build_app(spec)
+    uvicorn.run(
+        app,
+        host=http.http_host,
+        port=http.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )

@@ -1,0 +1,135 @@
+"""The agent loop's recovery rules, driven by a scripted stand-in for the LLM port."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from tributary_agent_runner.loop import run_agent
+from tributary_agent_runner.tools.calculator import calculator_tool
+from tributary_agent_runner.tools.registry import ToolRegistry
+from tributary_shared.errors import FatalError, ModelError, TributaryError
+from tributary_shared.events import PlannedStep, TokenUsage
+from tributary_shared.llm.client import Completion, Message, Role, ToolCall
+
+STEP = PlannedStep(step_id="s1", index=0, title="Multiply", instruction="What is 6 * 7?")
+
+
+class ScriptedPort:
+    def __init__(self, *replies: Completion | TributaryError) -> None:
+        self._replies = list(replies)
+        self.seen: list[list[Message]] = []
+
+    async def complete(
+        self,
+        *,
+        role: Role,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None = None,
+    ) -> Completion:
+        self.seen.append(list(messages))
+        reply = self._replies.pop(0)
+        if isinstance(reply, TributaryError):
+            raise reply
+        return reply
+
+
+def answer(text: str) -> Completion:
+    return Completion(
+        content=text,
+        tool_calls=(),
+        finish_reason="stop",
+        model="m",
+        usage=TokenUsage(prompt_tokens=10, completion_tokens=5),
+    )
+
+
+def call(arguments: str, name: str = "calculator") -> Completion:
+    return Completion(
+        content=None,
+        tool_calls=(ToolCall(id="c1", name=name, arguments=arguments),),
+        finish_reason="tool_calls",
+        model="m",
+        usage=TokenUsage(prompt_tokens=10, completion_tokens=5),
+    )
+
+
+async def run(port: ScriptedPort, max_iterations: int = 5) -> Any:
+    return await run_agent(
+        llm=port,
+        tools=ToolRegistry([calculator_tool]),
+        step=STEP,
+        task="math",
+        max_iterations=max_iterations,
+    )
+
+
+async def test_a_tool_result_goes_back_to_the_model_before_it_answers() -> None:
+    port = ScriptedPort(call('{"expression": "6 * 7"}'), answer("42"))
+    outcome = await run(port)
+    assert outcome.result == "42"
+    assert outcome.error is None
+    assert outcome.iterations == 2
+    assert outcome.usage == TokenUsage(prompt_tokens=20, completion_tokens=10)
+    tool_message = port.seen[1][-1]
+    assert tool_message == {"role": "tool", "tool_call_id": "c1", "content": "6 * 7 = 42"}
+
+
+async def test_a_failing_tool_is_reported_to_the_model_which_can_adapt() -> None:
+    port = ScriptedPort(call('{"expression": "1/0"}'), answer("undefined"))
+    outcome = await run(port)
+    assert outcome.result == "undefined"
+    assert outcome.tool_failures == 1
+    assert "division by zero" in port.seen[1][-1]["content"]
+
+
+async def test_malformed_arguments_get_one_correction_then_fail_the_step() -> None:
+    port = ScriptedPort(call('{"expression": '), call("{oops"))
+    outcome = await run(port)
+    assert outcome.result is None
+    assert isinstance(outcome.error, ModelError)
+    assert outcome.error.code == "tool_arguments_invalid"
+
+
+async def test_malformed_arguments_then_a_good_call_succeeds() -> None:
+    port = ScriptedPort(call('{"expression": '), call('{"expression": "6*7"}'), answer("42"))
+    assert (await run(port)).result == "42"
+
+
+async def test_unusable_output_gets_one_corrective_reprompt() -> None:
+    port = ScriptedPort(ModelError("cut off", code="llm_truncated"), answer("42"))
+    outcome = await run(port)
+    assert outcome.result == "42"
+    assert "could not be used (cut off)" in port.seen[1][-1]["content"]
+
+
+async def test_a_second_unusable_output_fails_the_step_with_its_code() -> None:
+    port = ScriptedPort(
+        ModelError("refused", code="llm_refused"), ModelError("refused", code="llm_refused")
+    )
+    outcome = await run(port)
+    assert outcome.error is not None
+    assert outcome.error.code == "llm_refused"
+
+
+async def test_a_fatal_error_fails_at_once() -> None:
+    port = ScriptedPort(FatalError("bad key", code="llm_auth_failed"))
+    outcome = await run(port)
+    assert outcome.error is not None
+    assert outcome.error.code == "llm_auth_failed"
+    assert outcome.iterations == 1
+
+
+async def test_the_iteration_limit_stops_the_step_with_a_logic_error() -> None:
+    port = ScriptedPort(*[call('{"expression": "1+1"}') for _ in range(3)])
+    outcome = await run(port, max_iterations=3)
+    assert outcome.error is not None
+    assert outcome.error.code == "iteration_limit"
+    assert outcome.error.error_class.value == "logic"
+
+
+async def test_an_unknown_tool_is_reported_to_the_model() -> None:
+    port = ScriptedPort(call("{}", name="teleport"), answer("ok"))
+    outcome = await run(port)
+    assert outcome.result == "ok"
+    assert "unknown tool 'teleport'" in port.seen[1][-1]["content"]

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from tributary_shared.logs import JsonFormatter, redact, workflow_context
+from tributary_shared.settings import (
+    ConfigurationError,
+    ConsumerSettings,
+    LLMSettings,
+    load_settings,
+)
+
+
+def test_a_bad_variable_is_named_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIBUTARY_MAX_IN_FLIGHT", "lots")
+    with pytest.raises(ConfigurationError, match="TRIBUTARY_MAX_IN_FLIGHT"):
+        load_settings(ConsumerSettings)
+
+
+def test_llm_settings_fall_back_to_openai_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TRIBUTARY_LLM_BASE_URL", "TRIBUTARY_LLM_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://llm.example/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fallbackkey123")
+    monkeypatch.setenv("TRIBUTARY_PLANNER_MODEL", "big-model")
+    settings = load_settings(LLMSettings)
+    assert settings.base_url == "http://llm.example/v1"
+    assert settings.model_for("planner") == "big-model"
+    assert "fallbackkey" not in repr(settings)
+
+
+def test_tributary_llm_variables_win_over_openai_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://a.example/v1")
+    monkeypatch.setenv("TRIBUTARY_LLM_BASE_URL", "http://b.example/v1")
+    assert load_settings(LLMSettings).base_url == "http://b.example/v1"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Authorization: Bearer abcdef1234567890",
+        "api_key=sk-live-0123456789abcdef",
+        '{"api_key": "0123456789abcdef"}',
+    ],
+)
+def test_secrets_are_redacted(line: str) -> None:
+    cleaned = redact(line)
+    assert "0123456789abcdef" not in cleaned
+    assert "1234567890" not in cleaned
+    assert "[REDACTED]" in cleaned
+
+
+def test_log_lines_are_json_and_carry_the_workflow_id() -> None:
+    formatter = JsonFormatter("planner", "planner-0")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "planned %d steps", (3,), None)
+    with workflow_context("wf_abc"):
+        entry = json.loads(formatter.format(record))
+    assert entry["message"] == "planned 3 steps"
+    assert entry["workflow_id"] == "wf_abc"
+    assert entry["service"] == "planner"
