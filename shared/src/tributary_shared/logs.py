@@ -69,7 +69,7 @@ def configure_logging(service: str, *, level: str = "INFO", instance: str = "") 
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Library chatter at INFO drowns the workflow lines that matter.
-    for noisy in ("aiokafka", "httpx", "openai", "uvicorn.access", "faststream"):
+    for noisy in ("aiokafka", "httpx", "httpx2", "openai", "uvicorn.access", "faststream"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
 
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tributary_agent_runner.service import AgentRunner
 from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.calculator import calculator_tool
-from tributary_agent_runner.tools.registry import ToolRegistry
+from tributary_agent_runner.tools.fetch_url import make_fetch_url_tool
+from tributary_agent_runner.tools.registry import Tool, ToolRegistry
+from tributary_agent_runner.tools.web_search import web_search_tool_from_settings
 from tributary_shared.events import AnyEvent, StepDispatched
 from tributary_shared.llm import LLMClient
 from tributary_shared.settings import LLMSettings, load_settings
@@ -19,11 +23,20 @@ def step_lane(event: AnyEvent) -> bytes:
     return f"{event.workflow_id}/{step_id}".encode()
 
 
+def builtin_tools() -> ToolRegistry:
+    """Calculator and fetch_url always; web_search when a provider is configured."""
+    tools: list[Tool[Any]] = [calculator_tool, make_fetch_url_tool()]
+    search = web_search_tool_from_settings()
+    if search is not None:
+        tools.append(search)
+    return ToolRegistry(tools)
+
+
 def build(resources: WorkerResources) -> AgentRunner:
     return AgentRunner(
         resources,
         llm=LLMClient(load_settings(LLMSettings)),
-        tools=ToolRegistry([calculator_tool]),
+        tools=builtin_tools(),
         settings=load_settings(AgentSettings),
     )
 

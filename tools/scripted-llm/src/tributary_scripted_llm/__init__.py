@@ -1,0 +1,40 @@
+"""Scripted OpenAI-compatible LLM server for Tributary's tests, demos and benchmarks.
+
+Without a script it answers deterministically (plans split on ';', calculator and
+fetch_url tool calls, quoted plain answers) so whole workflows run offline; rules added
+over the ``/_admin`` API (or :class:`ScriptedLLMAdmin`) script specific answers, errors,
+delays and hangs per test.
+"""
+
+from .admin_client import AdminError, ScriptedLLMAdmin
+from .app import create_app
+from .models import (
+    ErrorSpec,
+    Match,
+    RecordedRequest,
+    Response,
+    Rule,
+    RuleStatus,
+    ScriptedResponse,
+    ServerConfig,
+    ToolCallSpec,
+    UsageSpec,
+)
+from .server import ScriptedLLMServer
+
+__all__ = [
+    "AdminError",
+    "ErrorSpec",
+    "Match",
+    "RecordedRequest",
+    "Response",
+    "Rule",
+    "RuleStatus",
+    "ScriptedLLMAdmin",
+    "ScriptedLLMServer",
+    "ScriptedResponse",
+    "ServerConfig",
+    "ToolCallSpec",
+    "UsageSpec",
+    "create_app",
+]
