@@ -1,0 +1,61 @@
+"""Fixtures shared by the suite.
+
+Integration tests run against the real Kafka broker and Redis server that the
+project's own devstack starts (on test ports, under ``.run/test``), with the
+services as separate OS processes and the bundled scripted LLM over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from tests.support.client import GatewayClient
+from tests.support.stack import RunningServices, stack_config_for_tests, start_services
+from tributary_devstack.stack import Stack
+from tributary_scripted_llm import ScriptedLLMAdmin, ScriptedLLMServer
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    stack = Stack(stack_config_for_tests(), say=print)
+    stack.ensure_infra()
+    yield stack
+    if os.environ.get("TRIBUTARY_TEST_KEEP_STACK") != "1":
+        stack.stop_all()
+
+
+@pytest.fixture(scope="session")
+def llm() -> Iterator[ScriptedLLMServer]:
+    with ScriptedLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def llm_admin(llm: ScriptedLLMServer) -> Iterator[ScriptedLLMAdmin]:
+    admin = llm.admin
+    yield admin
+    admin.clear_rules()
+
+
+@pytest.fixture(scope="session")
+def services(stack: Stack, llm: ScriptedLLMServer) -> Iterator[RunningServices]:
+    running = start_services(stack, llm_base_url=llm.base_url, label="e2e")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+async def gateway(services: RunningServices) -> AsyncIterator[GatewayClient]:
+    client = GatewayClient(services.gateway_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def marker() -> str:
+    """A unique tag to put in a task so scripted LLM rules target only this test."""
+    return f"#t{uuid.uuid4().hex[:10]}"

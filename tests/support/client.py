@@ -1,0 +1,62 @@
+"""A small async client for the gateway's HTTP API, as a user would call it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from tributary_devstack.sse import SseParser
+
+TERMINAL = {"workflow.completed", "workflow.failed"}
+
+
+@dataclass(frozen=True)
+class StreamedEvent:
+    id: str | None
+    type: str
+    data: dict[str, Any]
+
+
+class GatewayClient:
+    def __init__(self, base_url: str) -> None:
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def start(self, task: str, **body: Any) -> str:
+        response = await self.http.post("/v1/workflows", json={"task": task, **body})
+        assert response.status_code == 202, response.text
+        workflow_id: str = response.json()["workflow_id"]
+        return workflow_id
+
+    async def get(self, workflow_id: str) -> dict[str, Any]:
+        response = await self.http.get(f"/v1/workflows/{workflow_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def follow(
+        self, workflow_id: str, *, last_event_id: str | None = None, read_timeout: float = 90
+    ) -> list[StreamedEvent]:
+        """Every event until the stream ends (it ends after the terminal event)."""
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        parser = SseParser()
+        events: list[StreamedEvent] = []
+        async with self.http.stream(
+            "GET", f"/v1/workflows/{workflow_id}/events", headers=headers, timeout=read_timeout
+        ) as response:
+            assert response.status_code == 200, await response.aread()
+            async for line in response.aiter_lines():
+                parsed = parser.feed(line)
+                if parsed is not None:
+                    events.append(StreamedEvent(parsed.id, parsed.event, json.loads(parsed.data)))
+        return events
+
+    async def run(self, task: str, **body: Any) -> tuple[str, list[StreamedEvent], dict[str, Any]]:
+        workflow_id = await self.start(task, **body)
+        events = await self.follow(workflow_id)
+        return workflow_id, events, await self.get(workflow_id)

@@ -1,0 +1,83 @@
+"""Test wiring: the real Kafka and Redis, and the services as real OS processes."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from tributary_devstack.config import StackConfig
+from tributary_devstack.process import ServiceProcess
+from tributary_devstack.stack import Stack
+
+REPO = Path(__file__).resolve().parents[2]
+WORKERS = ("planner", "agent-runner", "synthesizer")
+
+
+def stack_config_for_tests() -> StackConfig:
+    # Ports apart from the defaults so a developer's own stack keeps running.
+    return StackConfig(
+        run_dir=REPO / ".run" / "test",
+        kafka_port=19092,
+        kafka_controller_port=19093,
+        redis_port=16379,
+        llm_base_url="http://127.0.0.1:1/v1",  # every service gets the test's LLM instead
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServices:
+    """One set of service processes wired to the test infrastructure and an LLM."""
+
+    stack: Stack
+    processes: dict[str, ServiceProcess]
+    gateway_url: str
+
+    def process(self, name: str) -> ServiceProcess:
+        return self.processes[name]
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            proc.terminate(grace=10)
+
+
+def service_env(llm_base_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {
+        "TRIBUTARY_LLM_BASE_URL": llm_base_url,
+        "TRIBUTARY_LLM_API_KEY": "test-key-not-secret",
+        "TRIBUTARY_LLM_TIMEOUT_S": "5",
+        "TRIBUTARY_LLM_MAX_ATTEMPTS": "3",
+        "TRIBUTARY_LLM_MAX_BACKOFF_S": "2",
+        "TRIBUTARY_LOG_LEVEL": "INFO",
+    }
+    env.update(extra or {})
+    return env
+
+
+def start_services(
+    stack: Stack,
+    *,
+    llm_base_url: str,
+    label: str,
+    extra_env: Mapping[str, str] | None = None,
+    names: tuple[str, ...] = (*WORKERS, "gateway"),
+) -> RunningServices:
+    env = service_env(llm_base_url, extra_env)
+    processes: dict[str, ServiceProcess] = {}
+    for name in names:
+        processes[name] = stack.start_service(
+            name, port=free_port(), env=env, instance=f"{label}-{name}"
+        )
+    for proc in processes.values():
+        proc.wait_healthy(timeout=60)
+    gateway = processes.get("gateway")
+    url = f"http://127.0.0.1:{gateway.port}" if gateway is not None else ""
+    return RunningServices(stack=stack, processes=processes, gateway_url=url)

@@ -1,0 +1,149 @@
+"""Settings of the local stack, read once from the environment and passed down.
+
+Every knob has a default that works on a developer machine; tests build a
+``StackConfig`` with explicit keyword arguments (which win over the environment)
+so they never collide with a stack a developer is running on the default ports.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Pinned in tools/devstack/kafka/pom.xml as well; 4.1.x resolves cleanly from Maven Central.
+DEFAULT_KAFKA_VERSION = "4.1.1"
+
+
+def find_repo_root(start: Path | None = None) -> Path:
+    """Return the workspace root (the directory holding ``tools/devstack``).
+
+    Relative run and cache directories are resolved against it so that running
+    the CLI from a sub-directory does not scatter ``.run`` directories around.
+    Falls back to the current directory when the package is used outside the repo.
+    """
+    here = (start or Path(__file__)).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / "tools" / "devstack" / "kafka" / "pom.xml").is_file():
+            return candidate
+    return Path.cwd()
+
+
+class StackConfig(BaseSettings):
+    """Ports, directories and versions of one local stack.
+
+    Environment variables carry the ``TRIBUTARY_`` prefix (``TRIBUTARY_KAFKA_PORT``
+    and so on); the LLM endpoint also honours ``OPENAI_BASE_URL``.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRIBUTARY_", extra="ignore", frozen=True, populate_by_name=True
+    )
+
+    repo_root: Path = Field(default_factory=find_repo_root)
+    run_dir: Path = Path(".run")
+    cache_dir: Path = Path(".cache")
+
+    kafka_version: str = DEFAULT_KAFKA_VERSION
+    kafka_port: int = Field(default=9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
+    # Off on purpose: topics are created with explicit partition counts, and a
+    # typo'd topic name should fail loudly instead of getting one partition.
+    kafka_auto_create_topics: bool = False
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+
+    gateway_port: int = Field(default=8000, ge=1, le=65535)
+    planner_port: int = Field(default=8101, ge=1, le=65535)
+    agent_runner_port: int = Field(default=8102, ge=1, le=65535)
+    synthesizer_port: int = Field(default=8103, ge=1, le=65535)
+    scripted_llm_port: int = Field(default=8199, ge=1, le=65535)
+
+    # Replica i of a service listens on base port + i * stride. A stride of 1
+    # would put planner-1 on agent-runner-0's port with the default ports, so
+    # replicas step by 100, which keeps every default base port collision-free.
+    replica_port_stride: int = Field(default=100, ge=1)
+    replicas: int = Field(default=1, ge=1, le=32)
+
+    # None means "start the bundled scripted LLM". OPENAI_BASE_URL is accepted
+    # because the openai SDK users already have it exported.
+    llm_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TRIBUTARY_LLM_BASE_URL", "OPENAI_BASE_URL"),
+    )
+
+    java: str = "java"
+    mvn: str = "mvn"
+    redis_server: str = "redis-server"
+
+    startup_timeout_s: float = Field(default=120.0, gt=0)
+    stop_grace_s: float = Field(default=15.0, gt=0)
+
+    @field_validator("llm_base_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return value.strip() or None
+
+    @model_validator(mode="after")
+    def _absolute_dirs(self) -> StackConfig:
+        # Frozen model: bypass __setattr__ to normalise the paths once.
+        root = self.repo_root.resolve()
+        object.__setattr__(self, "repo_root", root)
+        for name in ("run_dir", "cache_dir"):
+            value: Path = getattr(self, name)
+            object.__setattr__(self, name, (root / value.expanduser()).resolve())
+        return self
+
+    # Derived locations. Kept here so every module agrees on the layout.
+
+    @property
+    def logs_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+    @property
+    def pids_dir(self) -> Path:
+        return self.run_dir / "pids"
+
+    @property
+    def kafka_dir(self) -> Path:
+        """Run-time state of the broker: rendered config and its data directory."""
+        return self.run_dir / "kafka"
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        return self.kafka_dir / "data"
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.run_dir / "redis"
+
+    @property
+    def kafka_home(self) -> Path:
+        """Cached jars of one Kafka version; shared by every run directory."""
+        return self.cache_dir / f"kafka-{self.kafka_version}"
+
+    @property
+    def kafka_libs_dir(self) -> Path:
+        return self.kafka_home / "libs"
+
+    @property
+    def kafka_pom(self) -> Path:
+        return self.repo_root / "tools" / "devstack" / "kafka" / "pom.xml"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def scripted_llm_url(self) -> str:
+        return f"http://127.0.0.1:{self.scripted_llm_port}/v1"

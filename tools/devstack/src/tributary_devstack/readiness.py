@@ -1,0 +1,94 @@
+"""Waiting for components to answer, with a deadline and a useful error."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import redis
+
+from tributary_devstack.procs import tail
+
+_POLL_S = 0.25
+TAIL_LINES = 40
+
+
+class ComponentStartError(RuntimeError):
+    """A component did not come up; the message names it and shows its log."""
+
+    def __init__(self, component: str, reason: str, log_path: Path | None) -> None:
+        self.component = component
+        self.reason = reason
+        self.log_path = log_path
+        self.log_tail = tail(log_path, TAIL_LINES) if log_path is not None else ""
+        message = f"{component} did not come up: {reason}"
+        if log_path is not None:
+            message += f"\nlog file: {log_path}"
+            if self.log_tail:
+                message += f"\n--- last {TAIL_LINES} lines of {log_path.name} ---\n"
+                message += self.log_tail
+        super().__init__(message)
+
+
+def wait_until(
+    probe: Callable[[], bool],
+    *,
+    component: str,
+    timeout: float,
+    log_path: Path | None,
+    exited: Callable[[], str | None] | None = None,
+) -> None:
+    """Call ``probe`` until it returns True or ``timeout`` seconds have passed.
+
+    ``exited`` describes how the component's process ended if it died, so a
+    crash fails fast instead of waiting for the whole deadline.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if probe():
+            return
+        if exited is not None:
+            reason = exited()
+            if reason is not None:
+                raise ComponentStartError(component, reason, log_path)
+        if time.monotonic() >= deadline:
+            raise ComponentStartError(component, f"not ready after {timeout:.0f}s", log_path)
+        time.sleep(_POLL_S)
+
+
+def describe_exit(returncode: int | None) -> str:
+    """Words for a Popen return code (negative means killed by that signal)."""
+    if returncode is None:
+        return "its process is gone (exit status unknown: not a child of this process)"
+    if returncode < 0:
+        try:
+            name = signal.Signals(-returncode).name
+        except ValueError:
+            name = f"signal {-returncode}"
+        return f"its process was killed by {name}"
+    return f"its process exited with code {returncode}"
+
+
+def http_ok(url: str, timeout: float = 2.0) -> bool:
+    """True if ``GET url`` answers 200."""
+    try:
+        response = httpx.get(url, timeout=timeout)
+    except httpx.HTTPError:
+        return False
+    return response.status_code == 200
+
+
+def redis_ping(port: int, timeout: float = 2.0) -> bool:
+    """True if the Redis on 127.0.0.1:``port`` answers PING."""
+    client = redis.Redis(
+        host="127.0.0.1", port=port, socket_timeout=timeout, socket_connect_timeout=timeout
+    )
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
