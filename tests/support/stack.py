@@ -57,6 +57,7 @@ def service_env(llm_base_url: str, extra: Mapping[str, str] | None = None) -> di
         "TRIBUTARY_LLM_MAX_ATTEMPTS": "3",
         "TRIBUTARY_LLM_MAX_BACKOFF_S": "2",
         "TRIBUTARY_LOG_LEVEL": "INFO",
+        "TRIBUTARY_FALLBACK_MODEL": "fallback-model",
     }
     env.update(extra or {})
     return env

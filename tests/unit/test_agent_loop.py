@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tributary_agent_runner.call_history import MemoryCallHistory
 from tributary_agent_runner.loop import run_agent
 from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.registry import ToolRegistry
@@ -26,6 +27,7 @@ class ScriptedPort:
         role: Role,
         messages: Sequence[Message],
         tools: Sequence[dict[str, Any]] | None = None,
+        iteration: int | None = None,
     ) -> Completion:
         self.seen.append(list(messages))
         reply = self._replies.pop(0)
@@ -61,6 +63,7 @@ async def run(port: ScriptedPort, max_iterations: int = 5) -> Any:
         step=STEP,
         task="math",
         max_iterations=max_iterations,
+        history=MemoryCallHistory(),
     )
 
 
@@ -121,7 +124,7 @@ async def test_a_fatal_error_fails_at_once() -> None:
 
 
 async def test_the_iteration_limit_stops_the_step_with_a_logic_error() -> None:
-    port = ScriptedPort(*[call('{"expression": "1+1"}') for _ in range(3)])
+    port = ScriptedPort(*[call(f'{{"expression": "1+{i}"}}') for i in range(3)])
     outcome = await run(port, max_iterations=3)
     assert outcome.error is not None
     assert outcome.error.code == "iteration_limit"
@@ -133,3 +136,40 @@ async def test_an_unknown_tool_is_reported_to_the_model() -> None:
     outcome = await run(port)
     assert outcome.result == "ok"
     assert "unknown tool 'teleport'" in port.seen[1][-1]["content"]
+
+
+async def test_a_repeated_call_is_pointed_out_once_then_stops_the_step() -> None:
+    same = '{"expression": "2+2"}'
+    port = ScriptedPort(*[call(same) for _ in range(6)])
+    outcome = await run(port, max_iterations=10)
+    assert outcome.error is not None
+    assert outcome.error.code == "loop_detected"
+    assert outcome.iterations == 4  # 3rd identical call warned, 4th stopped
+    warning = port.seen[3][-1]
+    assert warning["role"] == "tool"
+    assert "Loop detected" in warning["content"]
+
+
+async def test_argument_order_and_spacing_do_not_hide_a_repeat() -> None:
+    port = ScriptedPort(
+        call('{"expression": "2+2"}'),
+        call('{ "expression":"2+2" }'),
+        call('{"expression":  "2+2"}'),
+        answer("4"),
+    )
+    outcome = await run(port)
+    assert outcome.result == "4"
+    assert "Loop detected" in port.seen[3][-1]["content"]
+
+
+async def test_the_model_can_recover_after_the_warning() -> None:
+    same = '{"expression": "2+2"}'
+    port = ScriptedPort(call(same), call(same), call(same), answer("4"))
+    outcome = await run(port)
+    assert outcome.result == "4"
+    assert outcome.error is None
+
+
+async def test_the_models_that_served_the_step_are_recorded() -> None:
+    port = ScriptedPort(call('{"expression": "1+1"}'), answer("2"))
+    assert (await run(port)).models == ["m"]

@@ -5,6 +5,7 @@
     ├── ModelError       one corrective re-prompt, then fail the step
     ├── ToolFailure      returned to the model as a tool result so it can adapt
     ├── LogicError       circuit breaker: the step stops with a clear reason
+    │   └── BudgetExceeded   no further LLM call starts
     ├── FatalError       no retry: the workflow fails at once
     └── PoisonMessage    an event that can never be processed: dead-lettered
 
@@ -18,7 +19,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import ClassVar
 
-from tributary_shared.events import ErrorInfo
+from tributary_shared.events import BudgetExhausted, ErrorInfo
 
 
 class ErrorClass(StrEnum):
@@ -90,6 +91,17 @@ class LogicError(TributaryError):
     error_class = ErrorClass.LOGIC
     policy = Policy.STOP_STEP
     default_code = "logic_error"
+
+
+class BudgetExceeded(LogicError):
+    """No further LLM call may start: the workflow's budget cannot cover it."""
+
+    default_code = "budget_exhausted"
+
+    def __init__(self, message: str, *, announcement: BudgetExhausted | None = None) -> None:
+        super().__init__(message)
+        # Set only for the first refusal: the event to publish about it.
+        self.announcement = announcement
 
 
 class FatalError(TributaryError):

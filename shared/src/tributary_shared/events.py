@@ -44,6 +44,10 @@ class Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
+Complexity = Literal["low", "medium", "high"]
+BudgetPolicy = Literal["partial", "fail"]
+
+
 class TokenUsage(Model):
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -75,6 +79,22 @@ class WorkflowOptions(Model):
     metadata: dict[str, str] = Field(
         default_factory=dict, description="Opaque labels echoed back in the workflow state."
     )
+    token_budget: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most tokens (prompt + completion) all LLM calls of the workflow may use; "
+        "defaults to TRIBUTARY_DEFAULT_TOKEN_BUDGET.",
+    )
+    cost_budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Most the workflow's LLM calls may cost, priced by TRIBUTARY_MODEL_PRICES.",
+    )
+    on_budget_exhausted: BudgetPolicy | None = Field(
+        default=None,
+        description="'partial': answer from the steps that finished, marked partial; "
+        "'fail': the workflow fails. Defaults to TRIBUTARY_ON_BUDGET_EXHAUSTED.",
+    )
 
 
 class PlannedStep(Model):
@@ -82,6 +102,9 @@ class PlannedStep(Model):
     index: int
     title: str
     instruction: str
+    complexity: Complexity = Field(
+        default="medium", description="The planner's estimate; routes the step to a model."
+    )
 
 
 class EventEnvelope(Model):
@@ -130,6 +153,7 @@ class StepCompleted(EventEnvelope):
     iterations: int
     attempt: int = 1
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    models: tuple[str, ...] = Field(default=(), description="Models that served the step's calls.")
 
 
 class StepFailed(EventEnvelope):
@@ -139,6 +163,7 @@ class StepFailed(EventEnvelope):
     iterations: int = 0
     attempt: int = 1
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    models: tuple[str, ...] = Field(default=(), description="Models that served the step's calls.")
 
 
 class SynthesisStarted(EventEnvelope):
@@ -152,6 +177,17 @@ class WorkflowCompleted(EventEnvelope):
         default=False, description="True when some steps failed and the answer covers the rest."
     )
     usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class BudgetExhausted(EventEnvelope):
+    """The workflow's budget cannot cover another LLM call; none will start."""
+
+    type: Literal["budget.exhausted"] = "budget.exhausted"
+    limit_tokens: int | None = None
+    used_tokens: int = 0
+    limit_cost_usd: float | None = None
+    used_cost_usd: float = 0.0
+    policy: BudgetPolicy = "partial"
 
 
 class WorkflowFailed(EventEnvelope):
@@ -168,6 +204,7 @@ AnyEvent = Annotated[
     | StepFailed
     | SynthesisStarted
     | WorkflowCompleted
+    | BudgetExhausted
     | WorkflowFailed,
     Field(discriminator="type"),
 ]

@@ -44,3 +44,14 @@ EVENTS_CONSUMED_TOTAL = Counter(
 DEAD_LETTERS_TOTAL = Counter(
     "dead_letters_total", "Messages sent to the dead-letter topic.", ["consumer", "error_class"]
 )
+LLM_FALLBACKS_TOTAL = Counter(
+    "llm_fallbacks_total",
+    "Calls moved to the fallback model, by the error that moved them.",
+    ["role", "error_code"],
+)
+BUDGET_EXHAUSTED_TOTAL = Counter(
+    "budget_exhausted_total", "LLM calls refused because the workflow's budget ran out.", ["role"]
+)
+LOOPS_DETECTED_TOTAL = Counter(
+    "loops_detected_total", "Agent loops detected, by kind and outcome.", ["kind", "outcome"]
+)

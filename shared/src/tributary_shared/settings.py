@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PREFIXED = SettingsConfigDict(env_prefix="TRIBUTARY_", extra="ignore", frozen=True)
@@ -73,6 +73,33 @@ class LLMSettings(BaseSettings):
     timeout_s: float = Field(default=60.0, gt=0, validation_alias="TRIBUTARY_LLM_TIMEOUT_S")
     max_attempts: int = Field(default=4, ge=1, le=10, validation_alias="TRIBUTARY_LLM_MAX_ATTEMPTS")
     max_backoff_s: float = Field(default=30.0, gt=0, validation_alias="TRIBUTARY_LLM_MAX_BACKOFF_S")
+    max_completion_tokens: int = Field(
+        default=2048,
+        ge=16,
+        validation_alias="TRIBUTARY_LLM_MAX_COMPLETION_TOKENS",
+        description="Cap on each call's completion; budgets reserve it before the call.",
+    )
+    agent_model_simple: str | None = Field(
+        default=None,
+        validation_alias="TRIBUTARY_AGENT_MODEL_SIMPLE",
+        description="Cheaper model for steps the planner rates low complexity.",
+    )
+    agent_model_complex: str | None = Field(
+        default=None,
+        validation_alias="TRIBUTARY_AGENT_MODEL_COMPLEX",
+        description="Stronger model for high-complexity steps and long-running agent loops.",
+    )
+    escalate_after_iterations: int = Field(
+        default=4,
+        ge=1,
+        validation_alias="TRIBUTARY_ESCALATE_AFTER_ITERATIONS",
+        description="Agent iterations after which calls go to the complex model.",
+    )
+    fallback_model: str | None = Field(
+        default=None,
+        validation_alias="TRIBUTARY_FALLBACK_MODEL",
+        description="Secondary model after repeated transient failures or an unknown model.",
+    )
 
     def model_for(self, role: Literal["planner", "agent", "synthesizer"]) -> str:
         return {
@@ -80,6 +107,28 @@ class LLMSettings(BaseSettings):
             "agent": self.agent_model,
             "synthesizer": self.synthesizer_model,
         }[role]
+
+
+class ModelPrice(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prompt_per_1k_usd: float = Field(ge=0)
+    completion_per_1k_usd: float = Field(ge=0)
+
+
+class BudgetSettings(BaseSettings):
+    """Defaults for per-workflow budgets; a workflow's options override them."""
+
+    model_config = _PREFIXED
+
+    default_token_budget: int | None = Field(
+        default=200_000, ge=1, description="Tokens per workflow when the request sets none."
+    )
+    on_budget_exhausted: Literal["partial", "fail"] = "partial"
+    model_prices: dict[str, ModelPrice] = Field(
+        default_factory=dict,
+        description='JSON: {"model": {"prompt_per_1k_usd": 0.15, "completion_per_1k_usd": 0.6}}',
+    )
 
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)

@@ -22,16 +22,21 @@ from faststream.kafka import KafkaBroker
 from prometheus_client import make_asgi_app
 from redis.asyncio import Redis
 
+from tributary_shared.budget import BudgetLedger
 from tributary_shared.errors import ErrorClass
-from tributary_shared.events import AnyEvent, ErrorInfo, WorkflowFailed
+from tributary_shared.events import AnyEvent, BudgetExhausted, ErrorInfo, WorkflowFailed
 from tributary_shared.kafka.consumer import ConsumerConfig, EventConsumer, LaneKey
 from tributary_shared.kafka.deadletter import DeadLetter
 from tributary_shared.kafka.publisher import KafkaEventPublisher, make_broker
+from tributary_shared.llm.client import LLMClient
+from tributary_shared.llm.metered import WorkflowLLMs
 from tributary_shared.logs import configure_logging
 from tributary_shared.settings import (
+    BudgetSettings,
     ConsumerSettings,
     HttpSettings,
     KafkaSettings,
+    LLMSettings,
     RedisSettings,
     load_settings,
 )
@@ -44,8 +49,24 @@ log = logging.getLogger(__name__)
 class WorkerResources:
     redis: Redis
     store: WorkflowStore
+    ledger: BudgetLedger
     publisher: KafkaEventPublisher
     broker: KafkaBroker
+    retention_s: int
+
+    def workflow_llms(self) -> WorkflowLLMs:
+        """Budgeted, routed LLM access; reads the LLM and budget settings."""
+
+        async def announce(event: BudgetExhausted) -> None:
+            await self.publisher.publish([event])
+
+        return WorkflowLLMs(
+            LLMClient(load_settings(LLMSettings)),
+            self.ledger,
+            settings=load_settings(LLMSettings),
+            prices=load_settings(BudgetSettings).model_prices,
+            announce=announce,
+        )
 
 
 class WorkerLogic(Protocol):
@@ -102,8 +123,10 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     resources = WorkerResources(
         redis=redis,
         store=WorkflowStore(redis, retention_s=redis_settings.workflow_retention_s),
+        ledger=BudgetLedger(redis, ttl_s=redis_settings.workflow_retention_s),
         publisher=KafkaEventPublisher(broker),
         broker=broker,
+        retention_s=redis_settings.workflow_retention_s,
     )
     logic = spec.build(resources)
 

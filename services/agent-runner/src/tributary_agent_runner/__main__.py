@@ -11,8 +11,7 @@ from tributary_agent_runner.tools.fetch_url import make_fetch_url_tool
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_agent_runner.tools.web_search import web_search_tool_from_settings
 from tributary_shared.events import AnyEvent, StepDispatched
-from tributary_shared.llm import LLMClient
-from tributary_shared.settings import LLMSettings, load_settings
+from tributary_shared.settings import load_settings
 from tributary_shared.topics import STEPS
 from tributary_shared.worker import WorkerResources, WorkerSpec, run_worker
 
@@ -35,7 +34,7 @@ def builtin_tools() -> ToolRegistry:
 def build(resources: WorkerResources) -> AgentRunner:
     return AgentRunner(
         resources,
-        llm=LLMClient(load_settings(LLMSettings)),
+        llms=resources.workflow_llms(),
         tools=builtin_tools(),
         settings=load_settings(AgentSettings),
     )

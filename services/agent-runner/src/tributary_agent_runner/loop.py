@@ -10,7 +10,10 @@ the iteration limit is reached. Recovery follows the error taxonomy:
   re-prompt, then the step fails;
 * transient LLM errors are retried inside the LLM client; if they persist,
   or the error is fatal, the step fails with that error;
-* the iteration limit is a logic error: the step stops with a clear reason.
+* the iteration limit is a logic error: the step stops with a clear reason;
+* a loop (the same call repeated, or a cycle of calls) is first pointed out
+  to the model; if it goes on, the step stops as a logic error;
+* a budget that cannot cover the next call stops the step (BudgetExceeded).
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from tributary_agent_runner.call_history import CallHistory
+from tributary_agent_runner.loop_detection import detect_loop, fingerprint, loop_warning
 from tributary_agent_runner.tools.registry import ToolArgumentsInvalid, ToolError, ToolRegistry
 from tributary_shared.errors import LogicError, ModelError, TributaryError
 from tributary_shared.events import PlannedStep, TokenUsage
 from tributary_shared.llm.client import Completion, Message, Role, ToolCall
-from tributary_shared.metrics import TOOL_CALL_ERRORS_TOTAL
+from tributary_shared.metrics import LOOPS_DETECTED_TOTAL, TOOL_CALL_ERRORS_TOTAL
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +47,7 @@ class AgentLLM(Protocol):
         role: Role,
         messages: Sequence[Message],
         tools: Sequence[dict[str, Any]] | None = None,
+        iteration: int | None = None,
     ) -> Completion: ...
 
 
@@ -52,6 +58,7 @@ class StepOutcome:
     iterations: int
     usage: TokenUsage = field(default_factory=TokenUsage)
     tool_failures: int = 0
+    models: list[str] = field(default_factory=list)
 
 
 def step_messages(step: PlannedStep, task: str) -> list[Message]:
@@ -69,6 +76,8 @@ async def run_agent(
     step: PlannedStep,
     task: str,
     max_iterations: int,
+    history: CallHistory,
+    repeat_limit: int = 3,
 ) -> StepOutcome:
     messages = step_messages(step, task)
     schemas = tools.openai_schemas()
@@ -94,7 +103,12 @@ async def run_agent(
     while outcome.iterations < max_iterations:
         outcome.iterations += 1
         try:
-            completion = await llm.complete(role="agent", messages=messages, tools=schemas or None)
+            completion = await llm.complete(
+                role="agent",
+                messages=messages,
+                tools=schemas or None,
+                iteration=outcome.iterations,
+            )
         except ModelError as error:
             if correct_or_fail(error):
                 continue
@@ -103,6 +117,8 @@ async def run_agent(
             outcome.error = error
             return outcome
         outcome.usage = outcome.usage + completion.usage
+        if completion.model not in outcome.models:
+            outcome.models.append(completion.model)
 
         if not completion.tool_calls:
             answer = (completion.content or "").strip()
@@ -116,6 +132,21 @@ async def run_agent(
         messages.append(completion.as_assistant_message())
         invalid_arguments = False
         for call in completion.tool_calls:
+            seen = await history.record(fingerprint(call.name, call.arguments))
+            loop = detect_loop(seen, repeat_limit=repeat_limit)
+            if loop is not None:
+                if not await history.first_warning():
+                    LOOPS_DETECTED_TOTAL.labels(loop, "stopped").inc()
+                    outcome.error = LogicError(
+                        f"the agent kept repeating itself ({loop} of tool calls) after a warning",
+                        code="loop_detected",
+                    )
+                    return outcome
+                LOOPS_DETECTED_TOTAL.labels(loop, "warned").inc()
+                # The repeated call is not run again: its effects must not repeat.
+                warning = json.dumps({"error": loop_warning(loop, call.name)})
+                messages.append({"role": "tool", "tool_call_id": call.id, "content": warning})
+                continue
             content, failed, invalid = await _call_tool(tools, call)
             outcome.tool_failures += int(failed)
             invalid_arguments = invalid_arguments or invalid

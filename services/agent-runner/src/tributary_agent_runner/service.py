@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import logging
 
+from tributary_agent_runner.call_history import RedisCallHistory
 from tributary_agent_runner.loop import run_agent
 from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.registry import ToolRegistry
+from tributary_shared.errors import FatalError
 from tributary_shared.events import (
     AnyEvent,
     StepCompleted,
     StepDispatched,
     StepFailed,
     StepStarted,
+    WorkflowFailed,
     decode_event,
     derived_event_id,
 )
-from tributary_shared.llm import LLMClient
-from tributary_shared.metrics import AGENT_ITERATIONS_COUNT
+from tributary_shared.llm.metered import WorkflowLLMs
+from tributary_shared.metrics import AGENT_ITERATIONS_COUNT, WORKFLOW_STATUS_TOTAL
 from tributary_shared.state import TransitionConflict
 from tributary_shared.state.status import WorkflowStatus
 from tributary_shared.worker import WorkerResources
@@ -30,18 +33,19 @@ class AgentRunner:
         self,
         resources: WorkerResources,
         *,
-        llm: LLMClient,
+        llms: WorkflowLLMs,
         tools: ToolRegistry,
         settings: AgentSettings,
     ) -> None:
+        self._resources = resources
         self._store = resources.store
         self._publisher = resources.publisher
-        self._llm = llm
+        self._llms = llms
         self._tools = tools
         self._settings = settings
 
     async def close(self) -> None:
-        await self._llm.close()
+        await self._llms.close()
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, StepDispatched):
@@ -83,11 +87,22 @@ class AgentRunner:
         await self._publisher.publish([started])
 
         run = await run_agent(
-            llm=self._llm,
+            llm=self._llms.for_workflow(
+                dispatched.workflow_id,
+                dispatched.tenant_id,
+                complexity=dispatched.step.complexity,
+            ),
             tools=self._tools,
             step=dispatched.step,
             task=dispatched.task,
             max_iterations=self._settings.max_iterations,
+            history=RedisCallHistory(
+                self._resources.redis,
+                workflow_id=dispatched.workflow_id,
+                step_id=step_id,
+                ttl_s=self._resources.retention_s,
+            ),
+            repeat_limit=self._settings.loop_repeat_limit,
         )
         common = {
             "event_id": derived_event_id(dispatched.event_id, "outcome"),
@@ -98,6 +113,7 @@ class AgentRunner:
             "iterations": run.iterations,
             "attempt": attempt,
             "usage": run.usage,
+            "models": tuple(run.models),
         }
         outcome: StepCompleted | StepFailed
         if run.error is None and run.result is not None:
@@ -116,3 +132,21 @@ class AgentRunner:
             log.info("step outcome refused: the workflow moved on", extra=extra)
             return
         await self._publisher.publish([outcome])
+        if isinstance(run.error, FatalError):
+            await self._fail_workflow(dispatched, run.error)
+
+    async def _fail_workflow(self, dispatched: StepDispatched, error: FatalError) -> None:
+        """Fatal errors (bad key, unknown model) would fail every step: stop the workflow."""
+        failed = WorkflowFailed(
+            event_id=derived_event_id(dispatched.workflow_id, "final"),
+            workflow_id=dispatched.workflow_id,
+            tenant_id=dispatched.tenant_id,
+            causation_id=dispatched.event_id,
+            error=error.to_info(),
+        )
+        try:
+            await self._store.fail_workflow(failed)
+        except TransitionConflict:
+            return
+        WORKFLOW_STATUS_TOTAL.labels("failed").inc()
+        await self._publisher.publish([failed])

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.routes import health, workflows
 from tributary_gateway.settings import GatewaySettings
+from tributary_shared.budget import BudgetLedger
 from tributary_shared.kafka.publisher import KafkaEventPublisher, make_broker
 from tributary_shared.logs import configure_logging
 from tributary_shared.settings import HttpSettings, KafkaSettings, RedisSettings, load_settings
@@ -39,6 +40,7 @@ def create_app() -> FastAPI:
         app.state.gateway = GatewayState(
             settings=gateway,
             store=WorkflowStore(redis, retention_s=retention),
+            ledger=BudgetLedger(redis, ttl_s=retention),
             blocking_store=WorkflowStore(blocking, retention_s=retention),
             publisher=KafkaEventPublisher(broker),
             broker=broker,

@@ -10,6 +10,7 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from tributary_gateway.settings import GatewaySettings
+from tributary_shared.budget import BudgetLedger
 from tributary_shared.kafka.publisher import KafkaEventPublisher
 from tributary_shared.state import WorkflowStore
 
@@ -18,6 +19,7 @@ from tributary_shared.state import WorkflowStore
 class GatewayState:
     settings: GatewaySettings
     store: WorkflowStore
+    ledger: BudgetLedger
     blocking_store: WorkflowStore
     publisher: KafkaEventPublisher
     broker: KafkaBroker

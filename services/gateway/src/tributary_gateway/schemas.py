@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tributary_shared.budget import BudgetState
 from tributary_shared.events import ErrorInfo, TokenUsage, WorkflowOptions
 from tributary_shared.state import StepRecord, WorkflowRecord
 from tributary_shared.state.status import StepStatus, WorkflowStatus
@@ -54,6 +55,7 @@ class StepView(BaseModel):
     iterations: int
     attempt: int
     usage: UsageView
+    models: list[str]
 
     @classmethod
     def of(cls, step: StepRecord) -> StepView:
@@ -68,6 +70,27 @@ class StepView(BaseModel):
             iterations=step.iterations,
             attempt=step.attempt,
             usage=UsageView.of(step.usage),
+            models=list(step.models),
+        )
+
+
+class BudgetView(BaseModel):
+    limit_tokens: int | None
+    used_tokens: int
+    limit_cost_usd: float | None
+    used_cost_usd: float
+    exhausted: bool
+    on_exhausted: str
+
+    @classmethod
+    def of(cls, state: BudgetState) -> BudgetView:
+        return cls(
+            limit_tokens=state.limit_tokens,
+            used_tokens=state.used_tokens,
+            limit_cost_usd=state.limit_cost_usd,
+            used_cost_usd=state.used_cost_usd,
+            exhausted=state.exhausted,
+            on_exhausted=state.policy,
         )
 
 
@@ -83,10 +106,11 @@ class WorkflowView(BaseModel):
     partial: bool
     error: ErrorInfo | None
     usage: UsageView
+    budget: BudgetView
     links: WorkflowLinks
 
     @classmethod
-    def of(cls, record: WorkflowRecord, links: WorkflowLinks) -> WorkflowView:
+    def of(cls, record: WorkflowRecord, budget: BudgetState, links: WorkflowLinks) -> WorkflowView:
         return cls(
             workflow_id=record.workflow_id,
             status=record.status,
@@ -99,6 +123,7 @@ class WorkflowView(BaseModel):
             partial=record.partial,
             error=ErrorInfo.model_validate(record.error) if record.error else None,
             usage=UsageView.of(record.usage),
+            budget=BudgetView.of(budget),
             links=links,
         )
 

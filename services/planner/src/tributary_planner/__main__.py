@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from tributary_planner.service import Planner
 from tributary_planner.settings import PlannerSettings
-from tributary_shared.llm import LLMClient
-from tributary_shared.settings import LLMSettings, load_settings
+from tributary_shared.settings import BudgetSettings, load_settings
 from tributary_shared.topics import WORKFLOW_REQUESTS
 from tributary_shared.worker import WorkerResources, WorkerSpec, run_worker
 
@@ -13,8 +12,9 @@ from tributary_shared.worker import WorkerResources, WorkerSpec, run_worker
 def build(resources: WorkerResources) -> Planner:
     return Planner(
         resources,
-        llm=LLMClient(load_settings(LLMSettings)),
+        llms=resources.workflow_llms(),
         settings=load_settings(PlannerSettings),
+        budgets=load_settings(BudgetSettings),
     )
 
 

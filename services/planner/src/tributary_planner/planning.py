@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tributary_shared.events import PlannedStep
+from tributary_shared.events import Complexity, PlannedStep
 from tributary_shared.llm.client import Message
 
 PLAN_SCHEMA_NAME = "tributary_plan"
@@ -13,7 +13,8 @@ SYSTEM_PROMPT = """You are the planner of a team of research agents.
 Split the user's task into independent subtasks that agents can carry out \
 separately; each agent has tools (such as a calculator) and answers one subtask.
 Use as few subtasks as the task needs, at most {max_steps}. Give each a short \
-title and a self-contained instruction. Reply with JSON only."""
+title, a self-contained instruction and its complexity (low, medium or high). \
+Reply with JSON only."""
 
 
 class DraftStep(BaseModel):
@@ -21,6 +22,10 @@ class DraftStep(BaseModel):
 
     title: str = Field(min_length=1, max_length=200)
     instruction: str = Field(min_length=1, max_length=4000)
+    complexity: Complexity = Field(
+        default="medium",
+        description="low: lookup or arithmetic; medium: ordinary research; high: hard reasoning.",
+    )
 
 
 class PlanDraft(BaseModel):
@@ -68,6 +73,7 @@ def planned_steps(draft: PlanDraft) -> tuple[PlannedStep, ...]:
             index=index,
             title=step.title.strip(),
             instruction=step.instruction.strip(),
+            complexity=step.complexity,
         )
         for index, step in enumerate(draft.steps)
     )

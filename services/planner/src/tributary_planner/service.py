@@ -14,6 +14,7 @@ from tributary_planner.planning import (
     planning_messages,
 )
 from tributary_planner.settings import PlannerSettings
+from tributary_shared.budget import budget_limits
 from tributary_shared.errors import ModelError, TributaryError
 from tributary_shared.events import (
     AnyEvent,
@@ -24,8 +25,9 @@ from tributary_shared.events import (
     WorkflowRequested,
     derived_event_id,
 )
-from tributary_shared.llm import LLMClient
+from tributary_shared.llm.metered import MeteredLLM, WorkflowLLMs
 from tributary_shared.metrics import WORKFLOW_STATUS_TOTAL
+from tributary_shared.settings import BudgetSettings
 from tributary_shared.state import TransitionConflict, WorkflowRecord
 from tributary_shared.state.status import WorkflowStatus
 from tributary_shared.worker import WorkerResources
@@ -35,15 +37,22 @@ log = logging.getLogger(__name__)
 
 class Planner:
     def __init__(
-        self, resources: WorkerResources, *, llm: LLMClient, settings: PlannerSettings
+        self,
+        resources: WorkerResources,
+        *,
+        llms: WorkflowLLMs,
+        settings: PlannerSettings,
+        budgets: BudgetSettings,
     ) -> None:
         self._store = resources.store
+        self._ledger = resources.ledger
         self._publisher = resources.publisher
-        self._llm = llm
+        self._llms = llms
         self._settings = settings
+        self._budgets = budgets
 
     async def close(self) -> None:
-        await self._llm.close()
+        await self._llms.close()
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, WorkflowRequested):
@@ -64,11 +73,13 @@ class Planner:
                 await self._publisher.publish(self._dispatches(request, record))
             return
 
+        await self._ledger.open(request.workflow_id, budget_limits(request.options, self._budgets))
         max_steps = min(
             request.options.max_steps or self._settings.max_steps, self._settings.max_steps
         )
         try:
-            draft, usage = await self._draft_plan(request.task, max_steps=max_steps)
+            llm = self._llms.for_workflow(request.workflow_id, request.tenant_id)
+            draft, usage = await self._draft_plan(llm, request.task, max_steps=max_steps)
         except TributaryError as error:
             failed = WorkflowFailed(
                 event_id=derived_event_id(request.event_id, "failed"),
@@ -112,12 +123,14 @@ class Planner:
         log.info("planned %d steps", len(steps))
         await self._publisher.publish([plan, *dispatches])
 
-    async def _draft_plan(self, task: str, *, max_steps: int) -> tuple[PlanDraft, TokenUsage]:
+    async def _draft_plan(
+        self, llm: MeteredLLM, task: str, *, max_steps: int
+    ) -> tuple[PlanDraft, TokenUsage]:
         """A plan from the model; one corrective re-plan if it is unusable."""
         messages = planning_messages(task, max_steps=max_steps)
         usage = TokenUsage()
         for attempt in (1, 2):
-            draft, used = await self._llm.structured(
+            draft, used = await llm.structured(
                 role="planner", messages=messages, output=PlanDraft, schema_name=PLAN_SCHEMA_NAME
             )
             usage = usage + used

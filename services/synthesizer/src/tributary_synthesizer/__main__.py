@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from tributary_shared.llm import LLMClient
-from tributary_shared.settings import LLMSettings, load_settings
 from tributary_shared.topics import STEP_RESULTS
 from tributary_shared.worker import WorkerResources, WorkerSpec, run_worker
 from tributary_synthesizer.service import Synthesizer
 
 
 def build(resources: WorkerResources) -> Synthesizer:
-    return Synthesizer(resources, llm=LLMClient(load_settings(LLMSettings)))
+    return Synthesizer(resources, llms=resources.workflow_llms())
 
 
 SPEC = WorkerSpec(

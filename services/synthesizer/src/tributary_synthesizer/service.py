@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from tributary_shared.errors import TributaryError
+from tributary_shared.errors import BudgetExceeded, TributaryError
 from tributary_shared.events import (
     AnyEvent,
     ErrorInfo,
@@ -18,24 +18,30 @@ from tributary_shared.events import (
     derived_event_id,
     utc_now,
 )
-from tributary_shared.llm import LLMClient
+from tributary_shared.llm.metered import WorkflowLLMs
 from tributary_shared.metrics import WORKFLOW_DURATION_SECONDS, WORKFLOW_STATUS_TOTAL
 from tributary_shared.state import TransitionConflict, WorkflowRecord
 from tributary_shared.state.status import StepStatus, WorkflowStatus
 from tributary_shared.worker import WorkerResources
-from tributary_synthesizer.synthesis import first_failure, is_partial, synthesis_messages
+from tributary_synthesizer.synthesis import (
+    first_failure,
+    is_partial,
+    partial_answer,
+    synthesis_messages,
+)
 
 log = logging.getLogger(__name__)
 
 
 class Synthesizer:
-    def __init__(self, resources: WorkerResources, *, llm: LLMClient) -> None:
+    def __init__(self, resources: WorkerResources, *, llms: WorkflowLLMs) -> None:
         self._store = resources.store
+        self._ledger = resources.ledger
         self._publisher = resources.publisher
-        self._llm = llm
+        self._llms = llms
 
     async def close(self) -> None:
-        await self._llm.close()
+        await self._llms.close()
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, StepCompleted | StepFailed):
@@ -68,14 +74,36 @@ class Synthesizer:
             return
         await self._synthesize(record, cause=event)
 
+    @staticmethod
+    def _out_of_budget(
+        record: WorkflowRecord, policy: str, common: dict[str, str | None]
+    ) -> WorkflowCompleted | WorkflowFailed:
+        """No LLM call may start: answer from the finished steps, or fail, as configured."""
+        event_id = derived_event_id(record.workflow_id, "final")
+        if policy == "fail":
+            return WorkflowFailed(
+                event_id=event_id,
+                error=ErrorInfo(
+                    code="budget_exhausted",
+                    message="the workflow's budget ran out before it finished",
+                    error_class="logic",
+                ),
+                **common,
+            )
+        return WorkflowCompleted(
+            event_id=event_id, result=partial_answer(record.steps), partial=True, **common
+        )
+
     async def _synthesize(self, record: WorkflowRecord, *, cause: AnyEvent) -> None:
-        common = {
+        common: dict[str, str | None] = {
             "workflow_id": record.workflow_id,
             "tenant_id": record.tenant_id,
             "causation_id": cause.event_id,
         }
         final: WorkflowCompleted | WorkflowFailed
-        if not any(step.status is StepStatus.COMPLETED for step in record.steps):
+        budget = await self._ledger.state(record.workflow_id)
+        completed = any(step.status is StepStatus.COMPLETED for step in record.steps)
+        if not completed:
             failure = first_failure(record.steps) or {}
             final = WorkflowFailed(
                 event_id=derived_event_id(record.workflow_id, "final"),
@@ -86,9 +114,12 @@ class Synthesizer:
                 ),
                 **common,
             )
+        elif budget.exhausted:
+            final = self._out_of_budget(record, budget.policy, common)
         else:
+            llm = self._llms.for_workflow(record.workflow_id, record.tenant_id)
             try:
-                completion = await self._llm.complete(
+                completion = await llm.complete(
                     role="synthesizer", messages=synthesis_messages(record.task, record.steps)
                 )
                 final = WorkflowCompleted(
@@ -98,6 +129,8 @@ class Synthesizer:
                     usage=completion.usage,
                     **common,
                 )
+            except BudgetExceeded:
+                final = self._out_of_budget(record, budget.policy, common)
             except TributaryError as error:
                 final = WorkflowFailed(
                     event_id=derived_event_id(record.workflow_id, "final"),

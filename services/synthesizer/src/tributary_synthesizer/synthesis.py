@@ -40,3 +40,21 @@ def first_failure(steps: Sequence[StepRecord]) -> dict[str, object] | None:
         if step.status is StepStatus.FAILED:
             return step.error or {}
     return None
+
+
+def partial_answer(steps: Sequence[StepRecord]) -> str:
+    """The finished steps' results joined without a model, when none may be called."""
+    parts = [
+        f"## {step.index + 1}. {step.title}\n{step.result or ''}"
+        for step in sorted(steps, key=lambda s: s.index)
+        if step.status is StepStatus.COMPLETED
+    ]
+    missing = [
+        step.title
+        for step in sorted(steps, key=lambda s: s.index)
+        if step.status is not StepStatus.COMPLETED
+    ]
+    note = "Partial answer: the budget ran out before the work was finished."
+    if missing:
+        note += " Not covered: " + "; ".join(missing) + "."
+    return note + "\n\n" + "\n\n".join(parts)

@@ -7,6 +7,7 @@ counted by error class. Every call carries an explicit timeout.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Sequence
@@ -15,14 +16,17 @@ from typing import Any, Literal, TypeVar
 
 import openai
 from openai import AsyncOpenAI
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
 from tributary_shared import metrics
-from tributary_shared.errors import ModelError, TransientError
+from tributary_shared.errors import FatalError, TransientError
 from tributary_shared.events import TokenUsage
 from tributary_shared.llm.errors import check_finish, classify_sdk_error
+from tributary_shared.llm.structured import complete_structured
 from tributary_shared.settings import ConfigurationError, LLMSettings
+
+log = logging.getLogger(__name__)
 
 Role = Literal["planner", "agent", "synthesizer"]
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -82,10 +86,68 @@ class LLMClient:
         messages: Sequence[Message],
         tools: Sequence[dict[str, Any]] | None = None,
         response_format: dict[str, Any] | None = None,
-        model: str | None = None,
+        models: Sequence[str] | None = None,
+        max_tokens: int | None = None,
     ) -> Completion:
-        """One completion, retried on transient errors; raises the taxonomy's errors."""
-        chosen = model or self._settings.model_for(role)
+        """One completion; raises the taxonomy's errors.
+
+        Each model in ``models`` (default: the role's model) is tried with
+        bounded retries on transient errors; the next one takes over when they
+        run out or when the endpoint does not know the model.
+        """
+        chain = list(models or [self._settings.model_for(role)])
+        for position, model in enumerate(chain):
+            try:
+                return await self._with_retries(
+                    role=role,
+                    model=model,
+                    messages=messages,
+                    tools=tools,
+                    response_format=response_format,
+                    max_tokens=max_tokens,
+                )
+            except (TransientError, FatalError) as error:
+                can_fall_back = (
+                    isinstance(error, TransientError) or error.code == "llm_model_not_found"
+                )
+                if not can_fall_back or position == len(chain) - 1:
+                    raise
+                metrics.LLM_FALLBACKS_TOTAL.labels(role, error.code).inc()
+                log.warning(
+                    "falling back from %s to %s after %s", model, chain[position + 1], error.code
+                )
+        raise AssertionError("unreachable")
+
+    async def structured(
+        self,
+        *,
+        role: Role,
+        messages: Sequence[Message],
+        output: type[OutputT],
+        schema_name: str,
+        models: Sequence[str] | None = None,
+    ) -> tuple[OutputT, TokenUsage]:
+        async def once(
+            conversation: Sequence[Message], response_format: dict[str, Any]
+        ) -> Completion:
+            return await self.complete(
+                role=role, messages=conversation, response_format=response_format, models=models
+            )
+
+        return await complete_structured(
+            once, messages=messages, output=output, schema_name=schema_name
+        )
+
+    async def _with_retries(
+        self,
+        *,
+        role: Role,
+        model: str,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None,
+        response_format: dict[str, Any] | None,
+        max_tokens: int | None,
+    ) -> Completion:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self._settings.max_attempts),
             wait=self._wait,
@@ -98,51 +160,14 @@ class LLMClient:
             with attempt:
                 completion = await self._once(
                     role=role,
-                    model=chosen,
+                    model=model,
                     messages=messages,
                     tools=tools,
                     response_format=response_format,
+                    max_tokens=max_tokens,
                 )
         assert completion is not None
         return completion
-
-    async def structured(
-        self,
-        *,
-        role: Role,
-        messages: Sequence[Message],
-        output: type[OutputT],
-        schema_name: str,
-    ) -> tuple[OutputT, TokenUsage]:
-        """A JSON-schema completion validated by ``output``; one corrective re-prompt."""
-        response_format = {
-            "type": "json_schema",
-            "json_schema": {"name": schema_name, "schema": output.model_json_schema()},
-        }
-        conversation = list(messages)
-        usage = TokenUsage()
-        for attempt in (1, 2):
-            completion = await self.complete(
-                role=role, messages=conversation, response_format=response_format
-            )
-            usage = usage + completion.usage
-            try:
-                return output.model_validate_json(completion.content or ""), usage
-            except ValidationError as exc:
-                if attempt == 2:
-                    raise ModelError(
-                        f"the model's {schema_name} did not match its schema",
-                        code="llm_schema_mismatch",
-                    ) from exc
-                conversation += [
-                    {"role": "assistant", "content": completion.content or ""},
-                    {
-                        "role": "user",
-                        "content": "Your reply did not match the required JSON schema: "
-                        f"{_summarise(exc)}. Reply again with JSON that matches it exactly.",
-                    },
-                ]
-        raise AssertionError("unreachable")
 
     async def _once(
         self,
@@ -152,8 +177,11 @@ class LLMClient:
         messages: Sequence[Message],
         tools: Sequence[dict[str, Any]] | None,
         response_format: dict[str, Any] | None,
+        max_tokens: int | None = None,
     ) -> Completion:
         kwargs: dict[str, Any] = {}
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
         if tools:
             kwargs["tools"] = list(tools)
         if response_format is not None:
@@ -214,11 +242,3 @@ def _count_retry(role: Role, state: RetryCallState) -> None:
     exc = state.outcome.exception() if state.outcome else None
     error_class = getattr(exc, "error_class", "internal")
     metrics.LLM_RETRIES_TOTAL.labels(role, str(error_class)).inc()
-
-
-def _summarise(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:5]:
-        where = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{where}: {err['msg']}")
-    return "; ".join(parts)

@@ -7,6 +7,8 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
     tributary:v1:wf:{id}:steps    HASH    "<step>:status" and "<step>:data" (JSON) per step
     tributary:v1:wf:{id}:log      STREAM  every event of the workflow, in order; ids
                                           serve as SSE ``Last-Event-ID``
+    tributary:v1:wf:{id}:budget   HASH    token/cost limits, reserved and used amounts
+    tributary:v1:wf:{id}:calls:{step}  LIST  tool-call fingerprints (loop detection)
     tributary:v1:idem:{tenant}:{key}  STRING  Idempotency-Key -> workflow id
 """
 
@@ -32,6 +34,14 @@ class WorkflowKeys:
     @property
     def log(self) -> str:
         return f"{self.workflow}:log"
+
+    @property
+    def budget(self) -> str:
+        return f"{self.workflow}:budget"
+
+    def tool_calls(self, step_id: str) -> str:
+        """Fingerprints of a step's tool calls, for loop detection."""
+        return f"{self.workflow}:calls:{step_id}"
 
     def all(self) -> tuple[str, str, str]:
         return (self.workflow, self.steps, self.log)

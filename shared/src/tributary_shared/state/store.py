@@ -18,6 +18,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from tributary_shared.events import (
+    Complexity,
     PlanCreated,
     PlannedStep,
     StepCompleted,
@@ -66,11 +67,17 @@ class StepRecord:
     iterations: int = 0
     attempt: int = 0
     usage: TokenUsage = field(default_factory=TokenUsage)
+    models: tuple[str, ...] = ()
+    complexity: Complexity = "medium"
     terminal_event: str | None = None
 
     def as_planned(self) -> PlannedStep:
         return PlannedStep(
-            step_id=self.step_id, index=self.index, title=self.title, instruction=self.instruction
+            step_id=self.step_id,
+            index=self.index,
+            title=self.title,
+            instruction=self.instruction,
+            complexity=self.complexity,
         )
 
 
@@ -219,6 +226,7 @@ class WorkflowStore:
         status = StepStatus.COMPLETED if isinstance(outcome, StepCompleted) else StepStatus.FAILED
         data: dict[str, Any] = {
             "attempt": outcome.attempt,
+            "models": list(outcome.models),
             "iterations": outcome.iterations,
             "usage": outcome.usage.model_dump(),
         }
@@ -386,5 +394,7 @@ def _step_record(step: PlannedStep, fields: dict[str, str]) -> StepRecord:
         iterations=int(data.get("iterations", 0)),
         attempt=int(data.get("attempt", 0)),
         usage=TokenUsage.model_validate(data.get("usage", {})),
+        models=tuple(data.get("models", ())),
+        complexity=step.complexity,
         terminal_event=fields.get(step_event_field(step.step_id)),
     )

@@ -138,7 +138,8 @@ async def get_workflow(workflow_id: WorkflowId, state: State) -> WorkflowView:
     record = await state.store.get_workflow(workflow_id)
     if record is None:
         raise _not_found(workflow_id)
-    return WorkflowView.of(record, _links(workflow_id))
+    budget = await state.ledger.state(workflow_id)
+    return WorkflowView.of(record, budget, _links(workflow_id))
 
 
 @router.get(
