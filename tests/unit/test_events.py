@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -74,3 +76,11 @@ def test_the_catalog_lists_every_event_type_by_its_literal() -> None:
     catalog = event_catalog()
     assert catalog["workflow.requested"] is WorkflowRequested
     assert {"plan.created", "step.failed", "workflow.completed", "workflow.failed"} <= set(catalog)
+
+
+@pytest.mark.parametrize("field", ["event_id", "occurred_at", "workflow_id"])
+def test_an_event_missing_envelope_fields_on_the_wire_is_rejected(field: str) -> None:
+    wire = WorkflowRequested(workflow_id="wf_1", task="t").model_dump(mode="json")
+    del wire[field]
+    with pytest.raises(ValidationError, match=field):
+        decode_event(json.dumps(wire))

@@ -17,7 +17,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    model_validator,
+)
 
 from tributary_shared import topics
 
@@ -107,16 +115,40 @@ class PlannedStep(Model):
     )
 
 
+_WIRE_REQUIRED = ("event_id", "type", "workflow_id", "occurred_at")
+
+
 class EventEnvelope(Model):
-    event_id: str = Field(default_factory=new_event_id)
-    type: str
-    schema_version: int = SCHEMA_VERSION
-    workflow_id: str
-    tenant_id: str = "default"
-    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    """Fields every event carries. On the wire, all but the optional ones are required."""
+
+    event_id: str = Field(
+        default_factory=new_event_id,
+        description="Unique id; the same id means the same event (duplicates are recognised).",
+    )
+    type: str = Field(description="The event type, e.g. 'step.completed'.")
+    schema_version: int = Field(
+        default=SCHEMA_VERSION, description="Bumped only for a breaking change of the type."
+    )
+    workflow_id: str = Field(description="The workflow; also the Kafka message key.")
+    tenant_id: str = Field(default="default", description="The tenant owning the workflow.")
+    occurred_at: AwareDatetime = Field(
+        default_factory=utc_now, description="When the event happened (timezone-aware, UTC)."
+    )
     causation_id: str | None = Field(
         default=None, description="event_id of the event that caused this one."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_on_the_wire(cls, data: Any, info: ValidationInfo) -> Any:
+        # Defaults are for building events in code. A decoded event lacking an
+        # id or a time would get fresh ones, and its redeliveries would no
+        # longer be recognised as duplicates: refuse it instead.
+        if info.context and info.context.get("wire") and isinstance(data, dict):
+            missing = [name for name in _WIRE_REQUIRED if name not in data]
+            if missing:
+                raise ValueError(f"missing envelope fields: {', '.join(missing)}")
+        return data
 
 
 class WorkflowRequested(EventEnvelope):
@@ -128,6 +160,8 @@ class WorkflowRequested(EventEnvelope):
 
 
 class PlanCreated(EventEnvelope):
+    """The planner split the task into steps; each is dispatched next."""
+
     type: Literal["plan.created"] = "plan.created"
     steps: tuple[PlannedStep, ...]
 
@@ -141,12 +175,16 @@ class StepDispatched(EventEnvelope):
 
 
 class StepStarted(EventEnvelope):
+    """An agent-runner began (or, after a crash, resumed) a step."""
+
     type: Literal["step.started"] = "step.started"
     step_id: str
     attempt: int
 
 
 class StepCompleted(EventEnvelope):
+    """A step's agent answered; ``result`` is its answer."""
+
     type: Literal["step.completed"] = "step.completed"
     step_id: str
     result: str
@@ -157,6 +195,8 @@ class StepCompleted(EventEnvelope):
 
 
 class StepFailed(EventEnvelope):
+    """A step stopped without an answer; ``error`` says why."""
+
     type: Literal["step.failed"] = "step.failed"
     step_id: str
     error: ErrorInfo
@@ -167,10 +207,14 @@ class StepFailed(EventEnvelope):
 
 
 class SynthesisStarted(EventEnvelope):
+    """Every step finished; the synthesizer is writing the final answer."""
+
     type: Literal["synthesis.started"] = "synthesis.started"
 
 
 class WorkflowCompleted(EventEnvelope):
+    """The workflow ended with an answer (terminal)."""
+
     type: Literal["workflow.completed"] = "workflow.completed"
     result: str
     partial: bool = Field(
@@ -191,6 +235,8 @@ class BudgetExhausted(EventEnvelope):
 
 
 class WorkflowFailed(EventEnvelope):
+    """The workflow ended without an answer; ``error`` says why (terminal)."""
+
     type: Literal["workflow.failed"] = "workflow.failed"
     error: ErrorInfo
 
@@ -231,7 +277,7 @@ def encode_event(event: EventEnvelope) -> bytes:
 
 def decode_event(raw: bytes | str) -> AnyEvent:
     """Parse any event; raises ``pydantic.ValidationError`` for malformed or unknown ones."""
-    return ANY_EVENT.validate_json(raw)
+    return ANY_EVENT.validate_json(raw, context={"wire": True})
 
 
 def event_catalog() -> dict[str, type[EventEnvelope]]:

@@ -24,7 +24,13 @@ from redis.asyncio import Redis
 
 from tributary_shared.budget import BudgetLedger
 from tributary_shared.errors import ErrorClass
-from tributary_shared.events import AnyEvent, BudgetExhausted, ErrorInfo, WorkflowFailed
+from tributary_shared.events import (
+    AnyEvent,
+    BudgetExhausted,
+    ErrorInfo,
+    WorkflowFailed,
+    derived_event_id,
+)
 from tributary_shared.kafka.consumer import ConsumerConfig, EventConsumer, LaneKey
 from tributary_shared.kafka.deadletter import DeadLetter
 from tributary_shared.kafka.publisher import KafkaEventPublisher, make_broker
@@ -91,6 +97,7 @@ async def fail_workflow_for_dead_letter(
     if event is None:
         return
     failed = WorkflowFailed(
+        event_id=derived_event_id(event.workflow_id, "final"),
         workflow_id=event.workflow_id,
         tenant_id=event.tenant_id,
         causation_id=event.event_id,

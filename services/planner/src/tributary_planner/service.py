@@ -23,6 +23,7 @@ from tributary_shared.events import (
     TokenUsage,
     WorkflowFailed,
     WorkflowRequested,
+    decode_event,
     derived_event_id,
 )
 from tributary_shared.llm.metered import MeteredLLM, WorkflowLLMs
@@ -71,6 +72,8 @@ class Planner:
             if record is not None and record.status is WorkflowStatus.RUNNING:
                 # Planned before a crash; the step events may not have left.
                 await self._publisher.publish(self._dispatches(request, record))
+            elif record is not None and record.status.terminal and record.final_event:
+                await self._publisher.publish([decode_event(record.final_event)])
             return
 
         await self._ledger.open(request.workflow_id, budget_limits(request.options, self._budgets))
@@ -82,7 +85,7 @@ class Planner:
             draft, usage = await self._draft_plan(llm, request.task, max_steps=max_steps)
         except TributaryError as error:
             failed = WorkflowFailed(
-                event_id=derived_event_id(request.event_id, "failed"),
+                event_id=derived_event_id(request.workflow_id, "final"),
                 workflow_id=request.workflow_id,
                 tenant_id=request.tenant_id,
                 causation_id=request.event_id,

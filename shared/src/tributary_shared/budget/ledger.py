@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from tributary_shared.budget.pricing import MICRO_USD
 from tributary_shared.errors import BudgetExceeded
-from tributary_shared.events import BudgetExhausted, BudgetPolicy, TokenUsage
+from tributary_shared.events import BudgetExhausted, BudgetPolicy, TokenUsage, derived_event_id
 from tributary_shared.state.keys import WorkflowKeys
 
 _LUA = resources.files("tributary_shared.budget").joinpath("budget.lua").read_text()
@@ -73,6 +73,7 @@ class BudgetLedger:
         """Reserve or raise ``BudgetExceeded`` (carrying the event when it is the first)."""
         state = await self.state(workflow_id)
         announcement = BudgetExhausted(
+            event_id=derived_event_id(workflow_id, "budget.exhausted"),
             workflow_id=workflow_id,
             tenant_id=tenant_id,
             limit_tokens=state.limit_tokens,
