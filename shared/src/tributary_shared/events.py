@@ -113,6 +113,17 @@ class PlannedStep(Model):
     complexity: Complexity = Field(
         default="medium", description="The planner's estimate; routes the step to a model."
     )
+    depends_on: tuple[str, ...] = Field(
+        default=(), description="Steps whose results this step needs; it starts after them."
+    )
+
+
+class StepInput(Model):
+    """The result of a step another step depends on."""
+
+    step_id: str
+    title: str
+    result: str
 
 
 _WIRE_REQUIRED = ("event_id", "type", "workflow_id", "occurred_at")
@@ -172,6 +183,9 @@ class StepDispatched(EventEnvelope):
     type: Literal["step.dispatched"] = "step.dispatched"
     step: PlannedStep
     task: str = Field(description="The workflow's task, for context.")
+    inputs: tuple[StepInput, ...] = Field(
+        default=(), description="Results of the steps this one depends on."
+    )
 
 
 class StepStarted(EventEnvelope):

@@ -28,7 +28,7 @@ from tributary_agent_runner.call_history import CallHistory
 from tributary_agent_runner.loop_detection import detect_loop, fingerprint, loop_warning
 from tributary_agent_runner.tools.registry import ToolArgumentsInvalid, ToolError, ToolRegistry
 from tributary_shared.errors import LogicError, ModelError, TributaryError
-from tributary_shared.events import PlannedStep, TokenUsage
+from tributary_shared.events import PlannedStep, StepInput, TokenUsage
 from tributary_shared.llm.client import Completion, Message, Role, ToolCall
 from tributary_shared.metrics import LOOPS_DETECTED_TOTAL, TOOL_CALL_ERRORS_TOTAL
 
@@ -61,12 +61,18 @@ class StepOutcome:
     models: list[str] = field(default_factory=list)
 
 
-def step_messages(step: PlannedStep, task: str) -> list[Message]:
-    return [
+def step_messages(step: PlannedStep, task: str, inputs: Sequence[StepInput] = ()) -> list[Message]:
+    messages: list[Message] = [
         {"role": "system", "content": SYSTEM_PROMPT},
         {"role": "user", "content": f"Overall task, for context only: {task}"},
-        {"role": "user", "content": f"Your step: {step.title}\n{step.instruction}"},
     ]
+    if inputs:
+        results = "\n\n".join(f"## {i.title}\n{i.result}" for i in inputs)
+        messages.append(
+            {"role": "user", "content": f"Results of the steps yours builds on:\n\n{results}"}
+        )
+    messages.append({"role": "user", "content": f"Your step: {step.title}\n{step.instruction}"})
+    return messages
 
 
 async def run_agent(
@@ -76,10 +82,11 @@ async def run_agent(
     step: PlannedStep,
     task: str,
     max_iterations: int,
+    inputs: Sequence[StepInput] = (),
     history: CallHistory,
     repeat_limit: int = 3,
 ) -> StepOutcome:
-    messages = step_messages(step, task)
+    messages = step_messages(step, task, inputs)
     schemas = tools.openai_schemas()
     outcome = StepOutcome(result=None, error=None, iterations=0)
     corrected = False

@@ -95,6 +95,7 @@ class AgentRunner:
             tools=self._tools,
             step=dispatched.step,
             task=dispatched.task,
+            inputs=dispatched.inputs,
             max_iterations=self._settings.max_iterations,
             history=RedisCallHistory(
                 self._resources.redis,

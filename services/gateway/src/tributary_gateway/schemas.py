@@ -56,6 +56,7 @@ class StepView(BaseModel):
     attempt: int
     usage: UsageView
     models: list[str]
+    depends_on: list[str]
 
     @classmethod
     def of(cls, step: StepRecord) -> StepView:
@@ -71,6 +72,7 @@ class StepView(BaseModel):
             attempt=step.attempt,
             usage=UsageView.of(step.usage),
             models=list(step.models),
+            depends_on=list(step.depends_on),
         )
 
 

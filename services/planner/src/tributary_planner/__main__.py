@@ -5,7 +5,7 @@ from __future__ import annotations
 from tributary_planner.service import Planner
 from tributary_planner.settings import PlannerSettings
 from tributary_shared.settings import BudgetSettings, load_settings
-from tributary_shared.topics import WORKFLOW_REQUESTS
+from tributary_shared.topics import STEP_RESULTS, WORKFLOW_REQUESTS
 from tributary_shared.worker import WorkerResources, WorkerSpec, run_worker
 
 
@@ -21,7 +21,7 @@ def build(resources: WorkerResources) -> Planner:
 SPEC = WorkerSpec(
     service="planner",
     group_id="tributary-planner",
-    topics=(WORKFLOW_REQUESTS.name,),
+    topics=(WORKFLOW_REQUESTS.name, STEP_RESULTS.name),
     build=build,
 )
 

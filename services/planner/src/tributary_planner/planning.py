@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tributary_planner.dag import dependency_problems
 from tributary_shared.events import Complexity, PlannedStep
 from tributary_shared.llm.client import Message
 
@@ -14,7 +15,8 @@ Split the user's task into independent subtasks that agents can carry out \
 separately; each agent has tools (such as a calculator) and answers one subtask.
 Use as few subtasks as the task needs, at most {max_steps}. Give each a short \
 title, a self-contained instruction and its complexity (low, medium or high). \
-Reply with JSON only."""
+Independent steps run in parallel; when a step needs the results of others, \
+list their numbers (1-based) in depends_on. Reply with JSON only."""
 
 
 class DraftStep(BaseModel):
@@ -25,6 +27,10 @@ class DraftStep(BaseModel):
     complexity: Complexity = Field(
         default="medium",
         description="low: lookup or arithmetic; medium: ordinary research; high: hard reasoning.",
+    )
+    depends_on: list[int] = Field(
+        default_factory=list,
+        description="Numbers (1-based) of the steps whose results this step needs.",
     )
 
 
@@ -51,6 +57,8 @@ def plan_problems(draft: PlanDraft, *, max_steps: int) -> list[str]:
     instructions = [s.instruction.strip().lower() for s in draft.steps]
     if len(set(instructions)) != len(instructions):
         problems.append("two steps have the same instruction")
+    dependencies = {i + 1: step.depends_on for i, step in enumerate(draft.steps)}
+    problems += dependency_problems(dependencies, len(draft.steps))
     return problems
 
 
@@ -74,6 +82,7 @@ def planned_steps(draft: PlanDraft) -> tuple[PlannedStep, ...]:
             title=step.title.strip(),
             instruction=step.instruction.strip(),
             complexity=step.complexity,
+            depends_on=tuple(f"s{need}" for need in sorted(set(step.depends_on))),
         )
         for index, step in enumerate(draft.steps)
     )

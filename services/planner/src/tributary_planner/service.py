@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from tributary_planner.dag import doomed, releasable
 from tributary_planner.planning import (
     PLAN_SCHEMA_NAME,
     PlanDraft,
@@ -18,8 +19,12 @@ from tributary_shared.budget import budget_limits
 from tributary_shared.errors import ModelError, TributaryError
 from tributary_shared.events import (
     AnyEvent,
+    ErrorInfo,
     PlanCreated,
+    StepCompleted,
     StepDispatched,
+    StepFailed,
+    StepInput,
     TokenUsage,
     WorkflowFailed,
     WorkflowRequested,
@@ -30,7 +35,7 @@ from tributary_shared.llm.metered import MeteredLLM, WorkflowLLMs
 from tributary_shared.metrics import WORKFLOW_STATUS_TOTAL
 from tributary_shared.settings import BudgetSettings
 from tributary_shared.state import TransitionConflict, WorkflowRecord
-from tributary_shared.state.status import WorkflowStatus
+from tributary_shared.state.status import StepStatus, WorkflowStatus
 from tributary_shared.worker import WorkerResources
 
 log = logging.getLogger(__name__)
@@ -58,6 +63,56 @@ class Planner:
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, WorkflowRequested):
             await self._plan(event)
+        elif isinstance(event, StepCompleted | StepFailed):
+            await self._advance(event)
+
+    async def _advance(self, finished: StepCompleted | StepFailed) -> None:
+        """Release the steps whose inputs are now complete; skip those that can never run."""
+        record = await self._store.get_workflow(finished.workflow_id)
+        if record is None or record.status is not WorkflowStatus.RUNNING:
+            return
+        completed = {s.step_id: s for s in record.steps if s.status is StepStatus.COMPLETED}
+        for step in releasable(record.steps):
+            dispatched = StepDispatched(
+                event_id=derived_event_id(record.workflow_id, "dispatch", step.step_id),
+                workflow_id=record.workflow_id,
+                tenant_id=record.tenant_id,
+                causation_id=finished.event_id,
+                step=step.as_planned(),
+                task=record.task,
+                inputs=tuple(
+                    StepInput(
+                        step_id=need,
+                        title=completed[need].title,
+                        result=completed[need].result or "",
+                    )
+                    for need in step.depends_on
+                ),
+            )
+            try:
+                await self._store.release_step(dispatched)
+            except TransitionConflict:
+                continue  # released by an earlier delivery
+            await self._publisher.publish([dispatched])
+        for step in doomed(record.steps):
+            skipped = StepFailed(
+                event_id=derived_event_id(record.workflow_id, "skip", step.step_id),
+                workflow_id=record.workflow_id,
+                tenant_id=record.tenant_id,
+                causation_id=finished.event_id,
+                step_id=step.step_id,
+                attempt=0,
+                error=ErrorInfo(
+                    code="dependency_failed",
+                    message="a step this one depends on failed",
+                    error_class="logic",
+                ),
+            )
+            try:
+                await self._store.skip_step(skipped)
+            except TransitionConflict:
+                continue
+            await self._publisher.publish([skipped])
 
     async def _plan(self, request: WorkflowRequested) -> None:
         record = await self._store.get_workflow(request.workflow_id)
@@ -110,7 +165,7 @@ class Planner:
         )
         dispatches = [
             StepDispatched(
-                event_id=derived_event_id(request.event_id, "dispatch", step.step_id),
+                event_id=derived_event_id(request.workflow_id, "dispatch", step.step_id),
                 workflow_id=request.workflow_id,
                 tenant_id=request.tenant_id,
                 causation_id=plan.event_id,
@@ -118,6 +173,7 @@ class Planner:
                 task=request.task,
             )
             for step in steps
+            if not step.depends_on
         ]
         try:
             await self._store.record_plan(plan, dispatches, usage=usage)
@@ -151,11 +207,15 @@ class Planner:
     def _dispatches(
         self, request: WorkflowRequested, record: WorkflowRecord
     ) -> list[StepDispatched]:
-        """The same step events (same ids) as the original dispatch, for steps still pending."""
+        """The same events (same ids) as the first dispatch, for root steps not yet started.
+
+        Released dependents are re-sent by ``_advance`` when the results they
+        build on are redelivered.
+        """
         plan_event_id = derived_event_id(request.event_id, "plan")
         return [
             StepDispatched(
-                event_id=derived_event_id(request.event_id, "dispatch", step.step_id),
+                event_id=derived_event_id(request.workflow_id, "dispatch", step.step_id),
                 workflow_id=request.workflow_id,
                 tenant_id=request.tenant_id,
                 causation_id=plan_event_id,
@@ -163,5 +223,5 @@ class Planner:
                 task=request.task,
             )
             for step in record.steps
-            if not step.status.terminal
+            if step.status is StepStatus.PENDING and not step.depends_on
         ]

@@ -26,7 +26,8 @@ ACTIVE_WORKFLOW_STATUSES = frozenset(set(WorkflowStatus) - TERMINAL_WORKFLOW_STA
 
 
 class StepStatus(StrEnum):
-    PENDING = "pending"
+    WAITING = "waiting"  # for the steps it depends on
+    PENDING = "pending"  # dispatched, not started
     RUNNING = "running"
     COMPLETED = "completed"
     FAILED = "failed"

@@ -69,6 +69,7 @@ class StepRecord:
     usage: TokenUsage = field(default_factory=TokenUsage)
     models: tuple[str, ...] = ()
     complexity: Complexity = "medium"
+    depends_on: tuple[str, ...] = ()
     terminal_event: str | None = None
 
     def as_planned(self) -> PlannedStep:
@@ -78,6 +79,7 @@ class StepRecord:
             title=self.title,
             instruction=self.instruction,
             complexity=self.complexity,
+            depends_on=self.depends_on,
         )
 
 
@@ -191,7 +193,8 @@ class WorkflowStore:
         )
         step_fields: dict[str, str] = {}
         for step in plan.steps:
-            step_fields[step_status_field(step.step_id)] = StepStatus.PENDING
+            status = StepStatus.WAITING if step.depends_on else StepStatus.PENDING
+            step_fields[step_status_field(step.step_id)] = status
             step_fields[step_data_field(step.step_id)] = json.dumps({"attempt": 0})
         program.hset(STEPS, step_fields)
         if usage is not None:
@@ -199,6 +202,28 @@ class WorkflowStore:
             program.hincrby(WF, "usage_completion", usage.completion_tokens)
         program.append_events([plan, *dispatches])
         await self._run(plan.workflow_id, program)
+
+    async def release_step(self, dispatched: StepDispatched) -> None:
+        """waiting -> pending: its inputs are done; refused if another replica released it."""
+        step_id = dispatched.step.step_id
+        program = (
+            Program()
+            .expect_field(WF, "status", [WorkflowStatus.RUNNING])
+            .expect_field(STEPS, step_status_field(step_id), [StepStatus.WAITING])
+            .hset(STEPS, {step_status_field(step_id): StepStatus.PENDING})
+            .hset(WF, {"updated_at": _now()})
+            .append_events([dispatched])
+        )
+        await self._run(dispatched.workflow_id, program)
+
+    async def skip_step(self, failed: StepFailed) -> tuple[int, int]:
+        """waiting -> failed: a step it depends on failed, so it can never run."""
+        program = (
+            Program()
+            .expect_field(WF, "status", [WorkflowStatus.RUNNING])
+            .expect_field(STEPS, step_status_field(failed.step_id), [StepStatus.WAITING])
+        )
+        return await self._record_outcome(program, failed)
 
     # -- agent-runner -----------------------------------------------------------
 
@@ -223,6 +248,16 @@ class WorkflowStore:
 
     async def finish_step(self, outcome: StepCompleted | StepFailed) -> tuple[int, int]:
         """running -> completed|failed, once. Returns (steps finished, steps total)."""
+        program = (
+            Program()
+            .expect_field(WF, "status", [WorkflowStatus.RUNNING])
+            .expect_field(STEPS, step_status_field(outcome.step_id), [StepStatus.RUNNING])
+        )
+        return await self._record_outcome(program, outcome)
+
+    async def _record_outcome(
+        self, program: Program, outcome: StepCompleted | StepFailed
+    ) -> tuple[int, int]:
         status = StepStatus.COMPLETED if isinstance(outcome, StepCompleted) else StepStatus.FAILED
         data: dict[str, Any] = {
             "attempt": outcome.attempt,
@@ -234,21 +269,16 @@ class WorkflowStore:
             data["result"] = outcome.result
         else:
             data["error"] = outcome.error.model_dump()
-        program = (
-            Program()
-            .expect_field(WF, "status", [WorkflowStatus.RUNNING])
-            .expect_field(STEPS, step_status_field(outcome.step_id), [StepStatus.RUNNING])
-            .hset(
-                STEPS,
-                {
-                    step_status_field(outcome.step_id): status,
-                    step_data_field(outcome.step_id): json.dumps(data),
-                    step_event_field(outcome.step_id): outcome.model_dump_json(),
-                },
-            )
-            .hincrby(WF, "usage_prompt", outcome.usage.prompt_tokens)
-            .hincrby(WF, "usage_completion", outcome.usage.completion_tokens)
+        program.hset(
+            STEPS,
+            {
+                step_status_field(outcome.step_id): status,
+                step_data_field(outcome.step_id): json.dumps(data),
+                step_event_field(outcome.step_id): outcome.model_dump_json(),
+            },
         )
+        program.hincrby(WF, "usage_prompt", outcome.usage.prompt_tokens)
+        program.hincrby(WF, "usage_completion", outcome.usage.completion_tokens)
         finished_at = len(program.ops)
         program.hincrby(WF, "steps_finished", 1).hset(WF, {"updated_at": _now()})
         program.append_events([outcome])
@@ -396,5 +426,6 @@ def _step_record(step: PlannedStep, fields: dict[str, str]) -> StepRecord:
         usage=TokenUsage.model_validate(data.get("usage", {})),
         models=tuple(data.get("models", ())),
         complexity=step.complexity,
+        depends_on=step.depends_on,
         terminal_event=fields.get(step_event_field(step.step_id)),
     )
