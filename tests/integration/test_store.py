@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -48,7 +49,9 @@ def steps(n: int) -> tuple[PlannedStep, ...]:
 
 async def planned(store: WorkflowStore, n: int = 2) -> str:
     workflow_id = f"wf_{uuid.uuid4().hex}"
-    await store.create_workflow(WorkflowRequested(workflow_id=workflow_id, task="t"))
+    await store.create_workflow(
+        WorkflowRequested(workflow_id=workflow_id, task="t"), deadline_at=time.time() + 600
+    )
     await store.start_planning(workflow_id)
     plan = PlanCreated(workflow_id=workflow_id, steps=steps(n))
     dispatches = [StepDispatched(workflow_id=workflow_id, step=s, task="t") for s in plan.steps]
@@ -71,17 +74,25 @@ async def run_step(store: WorkflowStore, workflow_id: str, step_id: str) -> tupl
 
 async def test_a_workflow_is_created_once(store: WorkflowStore) -> None:
     event = WorkflowRequested(workflow_id=f"wf_{uuid.uuid4().hex}", task="t")
-    assert await store.create_workflow(event) is None
+    assert await store.create_workflow(event, deadline_at=time.time() + 600) is None
     with pytest.raises(TransitionConflict):
-        await store.create_workflow(event)
+        await store.create_workflow(event, deadline_at=time.time() + 600)
 
 
 async def test_an_idempotency_key_maps_to_the_first_workflow(store: WorkflowStore) -> None:
     key = uuid.uuid4().hex
     first = WorkflowRequested(workflow_id=f"wf_{uuid.uuid4().hex}", task="t")
     second = WorkflowRequested(workflow_id=f"wf_{uuid.uuid4().hex}", task="t")
-    assert await store.create_workflow(first, idempotency_key_value=key) is None
-    assert await store.create_workflow(second, idempotency_key_value=key) == first.workflow_id
+    assert (
+        await store.create_workflow(first, deadline_at=time.time() + 600, idempotency_key_value=key)
+        is None
+    )
+    assert (
+        await store.create_workflow(
+            second, deadline_at=time.time() + 600, idempotency_key_value=key
+        )
+        == first.workflow_id
+    )
     assert await store.get_workflow(second.workflow_id) is None
 
 

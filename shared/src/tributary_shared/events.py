@@ -98,6 +98,13 @@ class WorkflowOptions(Model):
         gt=0,
         description="Most the workflow's LLM calls may cost, priced by TRIBUTARY_MODEL_PRICES.",
     )
+    deadline_s: int | None = Field(
+        default=None,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Seconds the workflow may take from acceptance; past it, it fails with "
+        "deadline_exceeded. Defaults to TRIBUTARY_DEFAULT_DEADLINE_S.",
+    )
     on_budget_exhausted: BudgetPolicy | None = Field(
         default=None,
         description="'partial': answer from the steps that finished, marked partial; "
@@ -248,6 +255,20 @@ class BudgetExhausted(EventEnvelope):
     policy: BudgetPolicy = "partial"
 
 
+class WorkflowCancelRequested(EventEnvelope):
+    """An integration asks (on the ingress topic) for a workflow to be cancelled."""
+
+    type: Literal["workflow.cancel_requested"] = "workflow.cancel_requested"
+    reason: str = Field(default="cancelled by request", max_length=500)
+
+
+class WorkflowCancelled(EventEnvelope):
+    """The workflow was cancelled; running steps stop, no result follows (terminal)."""
+
+    type: Literal["workflow.cancelled"] = "workflow.cancelled"
+    reason: str = "cancelled by request"
+
+
 class WorkflowFailed(EventEnvelope):
     """The workflow ended without an answer; ``error`` says why (terminal)."""
 
@@ -265,15 +286,18 @@ AnyEvent = Annotated[
     | SynthesisStarted
     | WorkflowCompleted
     | BudgetExhausted
+    | WorkflowCancelRequested
+    | WorkflowCancelled
     | WorkflowFailed,
     Field(discriminator="type"),
 ]
 ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
 
-TERMINAL_EVENT_TYPES = frozenset({"workflow.completed", "workflow.failed"})
+TERMINAL_EVENT_TYPES = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
 
 _HOME_TOPIC: dict[str, topics.TopicSpec] = {
     "workflow.requested": topics.WORKFLOW_REQUESTS,
+    "workflow.cancel_requested": topics.WORKFLOW_REQUESTS,
     "step.dispatched": topics.STEPS,
     "step.completed": topics.STEP_RESULTS,
     "step.failed": topics.STEP_RESULTS,

@@ -109,6 +109,16 @@ class LLMSettings(BaseSettings):
         }[role]
 
 
+class WorkflowDefaults(BaseSettings):
+    """Defaults a workflow's own options override."""
+
+    model_config = _PREFIXED
+
+    default_deadline_s: int = Field(
+        default=3600, ge=1, description="Seconds a workflow may take when it sets no deadline."
+    )
+
+
 class ModelPrice(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

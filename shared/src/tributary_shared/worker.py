@@ -23,6 +23,7 @@ from prometheus_client import make_asgi_app
 from redis.asyncio import Redis
 
 from tributary_shared.budget import BudgetLedger
+from tributary_shared.control import WorkflowControl
 from tributary_shared.errors import ErrorClass
 from tributary_shared.events import (
     AnyEvent,
@@ -54,11 +55,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class WorkerResources:
     redis: Redis
+    listener_redis: Redis  # no socket timeout: for subscriptions that wait indefinitely
     store: WorkflowStore
     ledger: BudgetLedger
     publisher: KafkaEventPublisher
     broker: KafkaBroker
     retention_s: int
+
+    def control(self) -> WorkflowControl:
+        return WorkflowControl(self.store, self.publisher, self.redis)
 
     def workflow_llms(self) -> WorkflowLLMs:
         """Budgeted, routed LLM access; reads the LLM and budget settings."""
@@ -76,6 +81,10 @@ class WorkerResources:
 
 
 class WorkerLogic(Protocol):
+    async def start(self) -> None:
+        """Background work of the service (listeners, sweepers), started after the broker."""
+        ...
+
     async def handle(self, event: AnyEvent) -> None: ...
 
     async def close(self) -> None: ...
@@ -127,8 +136,10 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         kafka.kafka_bootstrap_servers, client_id=f"{kafka.kafka_client_id}-{instance}"
     )
     redis = Redis.from_url(redis_settings.redis_url, health_check_interval=10)
+    listener_redis = Redis.from_url(redis_settings.redis_url, socket_timeout=None)
     resources = WorkerResources(
         redis=redis,
+        listener_redis=listener_redis,
         store=WorkflowStore(redis, retention_s=redis_settings.workflow_retention_s),
         ledger=BudgetLedger(redis, ttl_s=redis_settings.workflow_retention_s),
         publisher=KafkaEventPublisher(broker),
@@ -180,12 +191,14 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         )
 
     async def start_consuming() -> None:
+        await logic.start()
         await consumer.start()
         log.info("%s consuming %s as group %s", instance, ",".join(spec.topics), spec.group_id)
 
     async def drain() -> None:
         await consumer.stop()
         await logic.close()
+        await listener_redis.aclose()
         await redis.aclose()
 
     app = AsgiFastStream(

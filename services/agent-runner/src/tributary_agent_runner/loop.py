@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +49,10 @@ class AgentLLM(Protocol):
         tools: Sequence[dict[str, Any]] | None = None,
         iteration: int | None = None,
     ) -> Completion: ...
+
+
+Checkpoint = Callable[[], Awaitable[None]]
+"""Called before every LLM call; raises a TributaryError when the step must stop."""
 
 
 @dataclass
@@ -85,6 +89,7 @@ async def run_agent(
     inputs: Sequence[StepInput] = (),
     history: CallHistory,
     repeat_limit: int = 3,
+    checkpoint: Checkpoint | None = None,
 ) -> StepOutcome:
     messages = step_messages(step, task, inputs)
     schemas = tools.openai_schemas()
@@ -108,6 +113,12 @@ async def run_agent(
         return True
 
     while outcome.iterations < max_iterations:
+        if checkpoint is not None:
+            try:
+                await checkpoint()
+            except TributaryError as error:
+                outcome.error = error
+                return outcome
         outcome.iterations += 1
         try:
             completion = await llm.complete(

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 
 from tributary_agent_runner.call_history import RedisCallHistory
-from tributary_agent_runner.loop import run_agent
+from tributary_agent_runner.loop import StepOutcome, run_agent
 from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.registry import ToolRegistry
-from tributary_shared.errors import FatalError
+from tributary_shared.errors import FatalError, LogicError
 from tributary_shared.events import (
     AnyEvent,
     StepCompleted,
@@ -22,6 +25,7 @@ from tributary_shared.events import (
 from tributary_shared.llm.metered import WorkflowLLMs
 from tributary_shared.metrics import AGENT_ITERATIONS_COUNT, WORKFLOW_STATUS_TOTAL
 from tributary_shared.state import TransitionConflict
+from tributary_shared.state.keys import CANCELLATIONS_CHANNEL
 from tributary_shared.state.status import WorkflowStatus
 from tributary_shared.worker import WorkerResources
 
@@ -43,9 +47,46 @@ class AgentRunner:
         self._llms = llms
         self._tools = tools
         self._settings = settings
+        self._running: dict[str, set[asyncio.Task[StepOutcome]]] = {}
+        self._listener: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._listener = asyncio.create_task(
+            self._listen_for_cancellations(), name="cancellation-listener"
+        )
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         await self._llms.close()
+
+    async def _listen_for_cancellations(self) -> None:
+        """Stop a cancelled or timed-out workflow's running steps at once."""
+        while True:
+            try:
+                async with self._resources.listener_redis.pubsub() as pubsub:
+                    await pubsub.subscribe(CANCELLATIONS_CHANNEL)
+                    async for message in pubsub.listen():
+                        if message.get("type") != "message":
+                            continue
+                        data = message["data"]
+                        workflow_id = data.decode() if isinstance(data, bytes) else str(data)
+                        for task in list(self._running.get(workflow_id, ())):
+                            task.cancel()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("cancellation listener lost Redis; resubscribing", exc_info=True)
+                await asyncio.sleep(1.0)
+
+    async def _checkpoint(self, workflow_id: str) -> None:
+        status, deadline = await self._store.status(workflow_id)
+        if status is not WorkflowStatus.RUNNING:
+            raise LogicError(f"the workflow is {status or 'gone'}", code="workflow_ended")
+        if deadline is not None and time.time() > deadline:
+            raise LogicError("the workflow's deadline has passed", code="deadline_exceeded")
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, StepDispatched):
@@ -86,25 +127,43 @@ class AgentRunner:
             return
         await self._publisher.publish([started])
 
-        run = await run_agent(
-            llm=self._llms.for_workflow(
-                dispatched.workflow_id,
-                dispatched.tenant_id,
-                complexity=dispatched.step.complexity,
-            ),
-            tools=self._tools,
-            step=dispatched.step,
-            task=dispatched.task,
-            inputs=dispatched.inputs,
-            max_iterations=self._settings.max_iterations,
-            history=RedisCallHistory(
-                self._resources.redis,
-                workflow_id=dispatched.workflow_id,
-                step_id=step_id,
-                ttl_s=self._resources.retention_s,
-            ),
-            repeat_limit=self._settings.loop_repeat_limit,
+        agent = asyncio.create_task(
+            run_agent(
+                llm=self._llms.for_workflow(
+                    dispatched.workflow_id,
+                    dispatched.tenant_id,
+                    complexity=dispatched.step.complexity,
+                ),
+                tools=self._tools,
+                step=dispatched.step,
+                task=dispatched.task,
+                inputs=dispatched.inputs,
+                max_iterations=self._settings.max_iterations,
+                history=RedisCallHistory(
+                    self._resources.redis,
+                    workflow_id=dispatched.workflow_id,
+                    step_id=step_id,
+                    ttl_s=self._resources.retention_s,
+                ),
+                repeat_limit=self._settings.loop_repeat_limit,
+                checkpoint=lambda: self._checkpoint(dispatched.workflow_id),
+            )
         )
+        running = self._running.setdefault(dispatched.workflow_id, set())
+        running.add(agent)
+        try:
+            run = await agent
+        except asyncio.CancelledError:
+            this_task = asyncio.current_task()
+            if this_task is not None and this_task.cancelling():
+                raise  # this process is shutting down: the step is redelivered
+            log.info("step stopped: the workflow was cancelled or timed out", extra=extra)
+            return
+        finally:
+            running.discard(agent)
+            if not running:
+                self._running.pop(dispatched.workflow_id, None)
+
         common = {
             "event_id": derived_event_id(dispatched.event_id, "outcome"),
             "workflow_id": dispatched.workflow_id,

@@ -13,9 +13,16 @@ from tributary_gateway.deps import GatewayState
 from tributary_gateway.routes import health, workflows
 from tributary_gateway.settings import GatewaySettings
 from tributary_shared.budget import BudgetLedger
+from tributary_shared.control import WorkflowControl
 from tributary_shared.kafka.publisher import KafkaEventPublisher, make_broker
 from tributary_shared.logs import configure_logging
-from tributary_shared.settings import HttpSettings, KafkaSettings, RedisSettings, load_settings
+from tributary_shared.settings import (
+    HttpSettings,
+    KafkaSettings,
+    RedisSettings,
+    WorkflowDefaults,
+    load_settings,
+)
 from tributary_shared.state import WorkflowStore
 
 
@@ -24,6 +31,7 @@ def create_app() -> FastAPI:
     kafka = load_settings(KafkaSettings)
     redis_settings = load_settings(RedisSettings)
     gateway = load_settings(GatewaySettings)
+    defaults = load_settings(WorkflowDefaults)
     instance = http.service_instance or "gateway"
     configure_logging("gateway", level=http.log_level, instance=instance)
 
@@ -37,14 +45,18 @@ def create_app() -> FastAPI:
         )
         await broker.start()
         retention = redis_settings.workflow_retention_s
+        store = WorkflowStore(redis, retention_s=retention)
+        publisher = KafkaEventPublisher(broker)
         app.state.gateway = GatewayState(
             settings=gateway,
-            store=WorkflowStore(redis, retention_s=retention),
+            store=store,
             ledger=BudgetLedger(redis, ttl_s=retention),
             blocking_store=WorkflowStore(blocking, retention_s=retention),
-            publisher=KafkaEventPublisher(broker),
+            publisher=publisher,
             broker=broker,
             redis=redis,
+            control=WorkflowControl(store, publisher, redis),
+            defaults=defaults,
         )
         try:
             yield

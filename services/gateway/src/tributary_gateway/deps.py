@@ -11,7 +11,9 @@ from redis.asyncio import Redis
 
 from tributary_gateway.settings import GatewaySettings
 from tributary_shared.budget import BudgetLedger
+from tributary_shared.control import WorkflowControl
 from tributary_shared.kafka.publisher import KafkaEventPublisher
+from tributary_shared.settings import WorkflowDefaults
 from tributary_shared.state import WorkflowStore
 
 
@@ -24,6 +26,8 @@ class GatewayState:
     publisher: KafkaEventPublisher
     broker: KafkaBroker
     redis: Redis
+    control: WorkflowControl
+    defaults: WorkflowDefaults
 
 
 def get_state(request: Request) -> GatewayState:

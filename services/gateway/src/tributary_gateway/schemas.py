@@ -19,6 +19,18 @@ class CreateWorkflow(BaseModel):
     options: WorkflowOptions = Field(default_factory=WorkflowOptions)
 
 
+class CancelWorkflow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class WorkflowCancelledView(BaseModel):
+    workflow_id: str
+    status: WorkflowStatus
+    reason: str
+
+
 class WorkflowLinks(BaseModel):
     self: str
     events: str

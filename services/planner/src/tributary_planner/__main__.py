@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tributary_planner.service import Planner
 from tributary_planner.settings import PlannerSettings
-from tributary_shared.settings import BudgetSettings, load_settings
+from tributary_shared.settings import BudgetSettings, WorkflowDefaults, load_settings
 from tributary_shared.topics import STEP_RESULTS, WORKFLOW_REQUESTS
 from tributary_shared.worker import WorkerResources, WorkerSpec, run_worker
 
@@ -15,6 +15,7 @@ def build(resources: WorkerResources) -> Planner:
         llms=resources.workflow_llms(),
         settings=load_settings(PlannerSettings),
         budgets=load_settings(BudgetSettings),
+        defaults=load_settings(WorkflowDefaults),
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 
 from tributary_planner.dag import doomed, releasable
 from tributary_planner.planning import (
@@ -16,6 +18,7 @@ from tributary_planner.planning import (
 )
 from tributary_planner.settings import PlannerSettings
 from tributary_shared.budget import budget_limits
+from tributary_shared.control import deadline_at
 from tributary_shared.errors import ModelError, TributaryError
 from tributary_shared.events import (
     AnyEvent,
@@ -26,6 +29,7 @@ from tributary_shared.events import (
     StepFailed,
     StepInput,
     TokenUsage,
+    WorkflowCancelRequested,
     WorkflowFailed,
     WorkflowRequested,
     decode_event,
@@ -33,7 +37,7 @@ from tributary_shared.events import (
 )
 from tributary_shared.llm.metered import MeteredLLM, WorkflowLLMs
 from tributary_shared.metrics import WORKFLOW_STATUS_TOTAL
-from tributary_shared.settings import BudgetSettings
+from tributary_shared.settings import BudgetSettings, WorkflowDefaults
 from tributary_shared.state import TransitionConflict, WorkflowRecord
 from tributary_shared.state.status import StepStatus, WorkflowStatus
 from tributary_shared.worker import WorkerResources
@@ -49,7 +53,11 @@ class Planner:
         llms: WorkflowLLMs,
         settings: PlannerSettings,
         budgets: BudgetSettings,
+        defaults: WorkflowDefaults,
     ) -> None:
+        self._control = resources.control()
+        self._defaults = defaults
+        self._sweeper: asyncio.Task[None] | None = None
         self._store = resources.store
         self._ledger = resources.ledger
         self._publisher = resources.publisher
@@ -57,12 +65,45 @@ class Planner:
         self._settings = settings
         self._budgets = budgets
 
+    async def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_deadlines(), name="deadline-sweeper")
+
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
         await self._llms.close()
+
+    async def _sweep_deadlines(self) -> None:
+        """Fail workflows past their deadline, whatever state they are stuck in."""
+        while True:
+            try:
+                for workflow_id in await self._store.overdue(time.time()):
+                    record = await self._store.get_workflow(workflow_id)
+                    if record is None:
+                        await self._store.forget_deadline(workflow_id)
+                        continue
+                    deadline_s = (
+                        record.options.get("deadline_s") or self._defaults.default_deadline_s
+                    )
+                    await self._control.expire(
+                        workflow_id, tenant_id=record.tenant_id, deadline_s=deadline_s
+                    )
+            except Exception:
+                log.exception("deadline sweep failed; retrying")
+            await asyncio.sleep(self._settings.deadline_sweep_interval_s)
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, WorkflowRequested):
             await self._plan(event)
+        elif isinstance(event, WorkflowCancelRequested):
+            await self._control.cancel(
+                event.workflow_id,
+                tenant_id=event.tenant_id,
+                reason=event.reason,
+                causation_id=event.event_id,
+            )
         elif isinstance(event, StepCompleted | StepFailed):
             await self._advance(event)
 
@@ -119,7 +160,9 @@ class Planner:
         if record is None:
             # Integrations may produce requests straight onto the ingress topic.
             with contextlib.suppress(TransitionConflict):
-                await self._store.create_workflow(request)
+                await self._store.create_workflow(
+                    request, deadline_at=deadline_at(request, self._defaults)
+                )
         try:
             await self._store.start_planning(request.workflow_id)
         except TransitionConflict:

@@ -40,6 +40,9 @@ class Synthesizer:
         self._publisher = resources.publisher
         self._llms = llms
 
+    async def start(self) -> None:
+        return None
+
     async def close(self) -> None:
         await self._llms.close()
 

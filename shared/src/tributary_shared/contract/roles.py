@@ -42,19 +42,36 @@ class ServiceRole:
 # budget.exhausted: every LLM-calling worker announces it through
 # WorkerResources.workflow_llms when the workflow's budget refuses a call.
 ROLES: tuple[ServiceRole, ...] = (
-    ServiceRole(service="gateway", sends=("workflow.requested",)),
+    # Integrations produce onto the ingress topic directly; the planner accepts
+    # their requests exactly like the gateway's.
+    ServiceRole(service="integrations", sends=("workflow.requested", "workflow.cancel_requested")),
+    ServiceRole(service="gateway", sends=("workflow.requested", "workflow.cancelled")),
     ServiceRole(
         service="planner",
         group_id="tributary-planner",
-        receives=("workflow.requested",),
-        sends=("plan.created", "step.dispatched", "budget.exhausted", "workflow.failed"),
+        receives=(
+            "workflow.requested",
+            "workflow.cancel_requested",
+            "step.completed",
+            "step.failed",
+        ),
+        # step.dispatched also for dependents whose inputs completed; step.failed
+        # for dependents of a failed step; workflow.failed for deadlines too.
+        sends=(
+            "plan.created",
+            "step.dispatched",
+            "step.failed",
+            "budget.exhausted",
+            "workflow.cancelled",
+            "workflow.failed",
+        ),
     ),
     ServiceRole(
         service="agent-runner",
         group_id="tributary-agent-runner",
         receives=("step.dispatched",),
-        # workflow.failed: the worker's dead-letter hook fails the workflow of
-        # an event it had to give up on (tributary_shared.worker).
+        # workflow.failed: fatal LLM errors, and the worker's dead-letter hook
+        # fails the workflow of an event it had to give up on.
         sends=(
             "step.started",
             "step.completed",

@@ -23,8 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import errors as kafka_errors
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
+from redis import exceptions as redis_errors
 
 from tributary_shared import metrics
 from tributary_shared.errors import ErrorClass, PoisonMessage, TributaryError
@@ -55,6 +57,7 @@ class ConsumerConfig:
     backoff_max_s: float = 5.0
     commit_interval_s: float = 0.5
     shutdown_grace_s: float = 20.0
+    outage_patience_s: float = 600.0
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -236,18 +239,28 @@ class EventConsumer:
 
     async def _handle_with_retries(self, record: ConsumerRecord[Any, Any], event: AnyEvent) -> None:
         consumer_name = self._config.group_id
-        for attempt in range(1, self._config.attempts + 1):
+        extra = {"event_type": event.type, "event_id": event.event_id}
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        outage_started: float | None = None
+        while True:
             try:
                 await self._handler(event)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if is_outage(exc):
+                    # Kafka or Redis is briefly away (a restart, a failover): wait for
+                    # it without using up the attempts meant for broken messages.
+                    outage_started = outage_started or loop.time()
+                    if loop.time() - outage_started < self._config.outage_patience_s:
+                        log.warning("infrastructure unavailable (%r); retrying", exc, extra=extra)
+                        await asyncio.sleep(self._backoff(4))
+                        continue
+                attempt += 1
                 if attempt >= self._config.attempts:
                     log.exception(
-                        "giving up on %s after %d attempts",
-                        event.type,
-                        attempt,
-                        extra={"event_type": event.type, "event_id": event.event_id},
+                        "giving up on %s after %d attempts", event.type, attempt, extra=extra
                     )
                     metrics.EVENTS_CONSUMED_TOTAL.labels(
                         consumer_name, event.type, "dead_lettered"
@@ -260,7 +273,7 @@ class EventConsumer:
                     attempt,
                     self._config.attempts,
                     exc,
-                    extra={"event_type": event.type, "event_id": event.event_id},
+                    extra=extra,
                 )
                 await asyncio.sleep(self._backoff(attempt))
             else:
@@ -328,6 +341,32 @@ class EventConsumer:
                 await self._on_dead_letter(event, letter)
             except Exception:
                 log.exception("the dead-letter hook failed for %s", code)
+
+
+_OUTAGES: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    kafka_errors.KafkaConnectionError,
+    kafka_errors.KafkaTimeoutError,
+    kafka_errors.NodeNotReadyError,
+    kafka_errors.NotLeaderForPartitionError,
+    kafka_errors.LeaderNotAvailableError,
+    kafka_errors.RequestTimedOutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Errors that mean the infrastructure is away, not that the message is bad."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _OUTAGES):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def workflow_lane(event: AnyEvent) -> bytes:

@@ -10,6 +10,8 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
     tributary:v1:wf:{id}:budget   HASH    token/cost limits, reserved and used amounts
     tributary:v1:wf:{id}:calls:{step}  LIST  tool-call fingerprints (loop detection)
     tributary:v1:idem:{tenant}:{key}  STRING  Idempotency-Key -> workflow id
+    tributary:v1:deadlines        ZSET    workflow id by deadline (epoch seconds)
+    tributary:v1:cancellations    PUB/SUB workflow ids whose running steps must stop now
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PREFIX = "tributary:v1"
+DEADLINES_KEY = f"{PREFIX}:deadlines"
+CANCELLATIONS_CHANNEL = f"{PREFIX}:cancellations"
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,12 +27,13 @@ from tributary_shared.events import (
     StepStarted,
     SynthesisStarted,
     TokenUsage,
+    WorkflowCancelled,
     WorkflowCompleted,
     WorkflowFailed,
     WorkflowRequested,
     utc_now,
 )
-from tributary_shared.state.keys import WorkflowKeys, idempotency_key
+from tributary_shared.state.keys import DEADLINES_KEY, WorkflowKeys, idempotency_key
 from tributary_shared.state.program import (
     STEPS,
     WF,
@@ -100,6 +101,7 @@ class WorkflowRecord:
     error: dict[str, Any] | None
     usage: TokenUsage
     final_event: str | None
+    deadline_at: float | None = None
 
     @property
     def all_steps_finished(self) -> bool:
@@ -131,7 +133,11 @@ class WorkflowStore:
     # -- gateway --------------------------------------------------------------
 
     async def create_workflow(
-        self, event: WorkflowRequested, *, idempotency_key_value: str | None = None
+        self,
+        event: WorkflowRequested,
+        *,
+        deadline_at: float,
+        idempotency_key_value: str | None = None,
     ) -> str | None:
         """Record a new workflow. With an idempotency key already used, return its workflow id."""
         if idempotency_key_value is not None:
@@ -155,11 +161,15 @@ class WorkflowStore:
                     "updated_at": now,
                     "steps_total": "0",
                     "steps_finished": "0",
+                    "deadline_at": repr(deadline_at),
                 },
             )
             .append_events([event])
         )
         await self._run(event.workflow_id, program)
+        # Outside the script so the index may live on another cluster slot; a
+        # lost entry only means the agent loop, not the sweeper, enforces it.
+        await self._redis.zadd(DEADLINES_KEY, {event.workflow_id: deadline_at})
         return None
 
     # -- planner --------------------------------------------------------------
@@ -320,6 +330,45 @@ class WorkflowStore:
             .expire_all(self._retention_s)
         )
         await self._run(completed.workflow_id, program)
+        await self._redis.zrem(DEADLINES_KEY, completed.workflow_id)
+
+    async def cancel_workflow(self, cancelled: WorkflowCancelled) -> None:
+        """Any active status -> cancelled, once; later step results are refused."""
+        program = (
+            Program()
+            .expect_field(WF, "status", sorted(ACTIVE_WORKFLOW_STATUSES))
+            .hset(
+                WF,
+                {
+                    "status": WorkflowStatus.CANCELLED,
+                    "updated_at": _now(),
+                    "final_event": cancelled.model_dump_json(),
+                },
+            )
+            .append_events([cancelled])
+            .expire_all(self._retention_s)
+        )
+        await self._run(cancelled.workflow_id, program)
+        await self._redis.zrem(DEADLINES_KEY, cancelled.workflow_id)
+
+    async def overdue(self, now: float, *, limit: int = 100) -> list[str]:
+        """Workflows past their deadline that may still be running."""
+        ids: list[Any] = await self._redis.zrangebyscore(
+            DEADLINES_KEY, "-inf", now, start=0, num=limit
+        )
+        return [_text(i) for i in ids]
+
+    async def forget_deadline(self, workflow_id: str) -> None:
+        await self._redis.zrem(DEADLINES_KEY, workflow_id)
+
+    async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
+        """The workflow's status and deadline (epoch seconds), in one cheap read."""
+        raw = await self._redis.hmget(WorkflowKeys(workflow_id).workflow, ["status", "deadline_at"])
+        status, deadline = (_text(v) if v is not None else None for v in raw)
+        return (
+            WorkflowStatus(status) if status else None,
+            float(deadline) if deadline else None,
+        )
 
     async def fail_workflow(
         self, failed: WorkflowFailed, *, usage: TokenUsage | None = None
@@ -344,6 +393,7 @@ class WorkflowStore:
             .expire_all(self._retention_s)
         )
         await self._run(failed.workflow_id, program)
+        await self._redis.zrem(DEADLINES_KEY, failed.workflow_id)
 
     # -- reads ----------------------------------------------------------------
 
@@ -377,6 +427,7 @@ class WorkflowStore:
                 completion_tokens=int(wf.get("usage_completion", "0")),
             ),
             final_event=wf.get("final_event"),
+            deadline_at=float(wf["deadline_at"]) if "deadline_at" in wf else None,
         )
 
     async def read_log(

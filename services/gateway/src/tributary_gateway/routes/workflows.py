@@ -14,12 +14,15 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from tributary_gateway.deps import State
 from tributary_gateway.schemas import (
+    CancelWorkflow,
     CreateWorkflow,
     Problem,
     WorkflowAccepted,
+    WorkflowCancelledView,
     WorkflowLinks,
     WorkflowView,
 )
+from tributary_shared.control import deadline_at
 from tributary_shared.events import (
     TERMINAL_EVENT_TYPES,
     ErrorInfo,
@@ -80,7 +83,11 @@ async def create_workflow(
         raise HTTPException(422, f"task is longer than {state.settings.max_task_chars} characters")
     workflow_id = f"wf_{uuid.uuid4().hex}"
     request = WorkflowRequested(workflow_id=workflow_id, task=task, options=body.options)
-    existing = await state.store.create_workflow(request, idempotency_key_value=idempotency_key)
+    existing = await state.store.create_workflow(
+        request,
+        deadline_at=deadline_at(request, state.defaults),
+        idempotency_key_value=idempotency_key,
+    )
     if existing is not None:
         response.headers["Location"] = f"/v1/workflows/{existing}"
         response.headers["Idempotent-Replayed"] = "true"
@@ -142,6 +149,37 @@ async def get_workflow(workflow_id: WorkflowId, state: State) -> WorkflowView:
     return WorkflowView.of(record, budget, _links(workflow_id))
 
 
+@router.post(
+    "/{workflow_id}/cancel",
+    response_model=WorkflowCancelledView,
+    responses={
+        **_NOT_FOUND,
+        409: {"model": Problem, "description": "The workflow has already ended."},
+    },
+    summary="Cancel a workflow: running steps stop, pending ones never start",
+)
+async def cancel_workflow(
+    workflow_id: WorkflowId, state: State, body: CancelWorkflow | None = None
+) -> WorkflowCancelledView:
+    if not _WORKFLOW_ID.match(workflow_id):
+        raise _not_found(workflow_id)
+    record = await state.store.get_workflow(workflow_id)
+    if record is None:
+        raise _not_found(workflow_id)
+    reason = body.reason if body and body.reason else "cancelled by request"
+    with workflow_context(workflow_id):
+        cancelled = await state.control.cancel(
+            workflow_id, tenant_id=record.tenant_id, reason=reason
+        )
+    if not cancelled:
+        current = await state.store.get_workflow(workflow_id)
+        ended = current.status if current else record.status
+        raise HTTPException(status.HTTP_409_CONFLICT, f"workflow has already ended: {ended}")
+    return WorkflowCancelledView(
+        workflow_id=workflow_id, status=WorkflowStatus.CANCELLED, reason=reason
+    )
+
+
 @router.get(
     "/{workflow_id}/events",
     responses={
@@ -152,7 +190,7 @@ async def get_workflow(workflow_id: WorkflowId, state: State) -> WorkflowView:
     summary="Follow a workflow's events live (Server-Sent Events)",
     description="Each event's `id` is its position in the workflow's log: reconnect with "
     "`Last-Event-ID` to resume after it, on any gateway replica. The stream ends after "
-    "`workflow.completed` or `workflow.failed`.",
+    "`workflow.completed`, `workflow.failed` or `workflow.cancelled`.",
 )
 async def stream_events(
     workflow_id: WorkflowId,
