@@ -95,6 +95,12 @@ class LLMSettings(BaseSettings):
         validation_alias="TRIBUTARY_ESCALATE_AFTER_ITERATIONS",
         description="Agent iterations after which calls go to the complex model.",
     )
+    max_connections: int = Field(
+        default=1000,
+        ge=1,
+        validation_alias="TRIBUTARY_LLM_MAX_CONNECTIONS",
+        description="Concurrent HTTP connections to the LLM endpoint per process.",
+    )
     fallback_model: str | None = Field(
         default=None,
         validation_alias="TRIBUTARY_FALLBACK_MODEL",

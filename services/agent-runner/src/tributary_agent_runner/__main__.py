@@ -8,6 +8,7 @@ from tributary_agent_runner.service import AgentRunner
 from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.fetch_url import make_fetch_url_tool
+from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_agent_runner.tools.web_search import web_search_tool_from_settings
 from tributary_shared.events import AnyEvent, StepDispatched
@@ -32,10 +33,12 @@ def builtin_tools() -> ToolRegistry:
 
 
 def build(resources: WorkerResources) -> AgentRunner:
+    tools = builtin_tools()
     return AgentRunner(
         resources,
         llms=resources.workflow_llms(),
-        tools=builtin_tools(),
+        tools=tools,
+        mcp=McpToolset.from_env(tools),  # adds the MCP servers' tools to the registry
         settings=load_settings(AgentSettings),
     )
 

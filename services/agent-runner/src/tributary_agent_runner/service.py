@@ -10,6 +10,7 @@ import time
 from tributary_agent_runner.call_history import RedisCallHistory
 from tributary_agent_runner.loop import StepOutcome, run_agent
 from tributary_agent_runner.settings import AgentSettings
+from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import ToolRegistry
 from tributary_shared.errors import FatalError, LogicError
 from tributary_shared.events import (
@@ -40,7 +41,9 @@ class AgentRunner:
         llms: WorkflowLLMs,
         tools: ToolRegistry,
         settings: AgentSettings,
+        mcp: McpToolset | None = None,
     ) -> None:
+        self._mcp = mcp
         self._resources = resources
         self._store = resources.store
         self._publisher = resources.publisher
@@ -51,6 +54,8 @@ class AgentRunner:
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self._mcp is not None:
+            await self._mcp.start()
         self._listener = asyncio.create_task(
             self._listen_for_cancellations(), name="cancellation-listener"
         )
@@ -60,6 +65,8 @@ class AgentRunner:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._listener
+        if self._mcp is not None:
+            await self._mcp.aclose()
         await self._llms.close()
 
     async def _listen_for_cancellations(self) -> None:

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
+import httpx2
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from pydantic import BaseModel
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
@@ -74,6 +75,15 @@ class LLMClient:
             api_key=settings.api_key.get_secret_value(),
             max_retries=0,
             timeout=settings.timeout_s,
+            # Agent steps wait on the model most of the time: the pool, not the
+            # CPU, bounds how many run at once.
+            http_client=DefaultAsyncHttpxClient(
+                limits=httpx2.Limits(
+                    max_connections=settings.max_connections,
+                    max_keepalive_connections=settings.max_connections,
+                ),
+                timeout=settings.timeout_s,
+            ),
         )
 
     async def close(self) -> None:
