@@ -1,0 +1,414 @@
+"""deploy/k8s against the Kubernetes schemas (kubernetes-validate, offline) and the code:
+probes, ports, security, secrets, the gateway's disruption budget and KEDA scaling."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import httpx
+import kubernetes_validate
+import pytest
+from kubernetes_validate.utils import all_versions
+
+from tests.unit.test_deploy_settings import (
+    K8S_DIR,
+    SERVICES,
+    WORKERS,
+    Doc,
+    build_gateway_app,
+    build_worker_app,
+    configmap_data,
+    k8s_docs,
+    k8s_manifest_files,
+    load_yaml_docs,
+    served_paths,
+    worker_spec,
+)
+from tributary_shared.settings import ConsumerSettings
+from tributary_shared.topics import ALL_TOPICS
+
+#: Oldest Kubernetes the manifests target (the preStop ``sleep`` action is on by default
+#: from 1.30) and the newest the bundled schemas know.
+K8S_VERSIONS = ("1.30", all_versions()[-1])
+#: Custom resources, checked by hand below (no bundled schema).
+CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("kafka.strimzi.io/v1", "KafkaTopic")}
+APP_SERVICES = ("gateway", *WORKERS)
+PARTITIONS = {topic.name: topic.partitions for topic in ALL_TOPICS}
+SECRET_NAME, SECRET_KEY = "tributary-llm", "api-key"
+
+
+def kustomization() -> Doc:
+    return load_yaml_docs(K8S_DIR / "kustomization.yaml")[0]
+
+
+@cache
+def applied_docs() -> list[Doc]:
+    """What ``kubectl apply -k deploy/k8s`` creates (generated ConfigMap aside)."""
+    return [doc for name in kustomization()["resources"] for doc in load_yaml_docs(K8S_DIR / name)]
+
+
+def of_kind(kind: str) -> dict[str, Doc]:
+    return {doc["metadata"]["name"]: doc for doc in applied_docs() if doc["kind"] == kind}
+
+
+def pod_spec(service: str) -> Doc:
+    spec = of_kind("Deployment")[service]["spec"]["template"]["spec"]
+    assert isinstance(spec, dict)
+    return spec
+
+
+def container(service: str) -> Doc:
+    (main,) = pod_spec(service)["containers"]
+    assert isinstance(main, dict)
+    return main
+
+
+def env_of(main: Doc) -> dict[str, Doc]:
+    return {item["name"]: item for item in main.get("env", [])}
+
+
+def http_port(main: Doc) -> int:
+    env = env_of(main)
+    return int(env["TRIBUTARY_HTTP_PORT"]["value"])
+
+
+def probe_port(main: Doc, probe: Doc) -> int:
+    port = probe["httpGet"]["port"]
+    if isinstance(port, int):
+        return port
+    (named,) = [p for p in main["ports"] if p["name"] == port]
+    return int(named["containerPort"])
+
+
+def probes(main: Doc) -> Iterator[tuple[str, Doc]]:
+    for kind in ("startupProbe", "livenessProbe", "readinessProbe"):
+        if kind in main:
+            yield kind, main[kind]
+
+
+# --- files and schemas --------------------------------------------------------------------
+
+
+def test_kustomization_lists_every_top_level_manifest() -> None:
+    resources = kustomization()["resources"]
+    assert len(resources) == len(set(resources))
+    for name in resources:
+        assert (K8S_DIR / name).is_file(), name
+    top_level = {path.name for path in K8S_DIR.glob("*.yaml") if path.name != "kustomization.yaml"}
+    assert set(resources) == top_level
+    assert kustomization()["namespace"] == "tributary"
+    for generator in kustomization().get("configMapGenerator", []):
+        for file in generator["files"]:
+            assert (K8S_DIR / file).is_file(), file
+
+
+def test_manifests_exist_for_every_expected_kind() -> None:
+    kinds = {doc["kind"] for doc in applied_docs()}
+    expected = {"Namespace", "ConfigMap", "Deployment", "Service"}
+    assert expected | {"PodDisruptionBudget", "ScaledObject", "Job"} <= kinds
+    assert set(of_kind("Deployment")) == set(APP_SERVICES)
+    assert set(of_kind("Service")) == set(APP_SERVICES)
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_manifest_validates_against_the_kubernetes_schemas(version: str) -> None:
+    checked = 0
+    for path, doc in k8s_docs():
+        key = (doc["apiVersion"], doc["kind"])
+        if key in CUSTOM_KINDS:
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            where = ".".join(str(part) for part in exc.path)
+            pytest.fail(f"{path.name}: {doc['kind']}/{doc['metadata']['name']}: {where}: {exc}")
+        checked += 1
+    # Namespace, ConfigMap, 4 Deployments, 4 Services, PDB, Job, example Secret.
+    assert checked >= 13
+
+
+def test_only_known_custom_resources_skip_the_schemas() -> None:
+    for path, doc in k8s_docs():
+        key = (doc["apiVersion"], doc["kind"])
+        try:
+            kubernetes_validate.validate(doc, K8S_VERSIONS[-1], strict=True)
+        except kubernetes_validate.SchemaNotFoundError:
+            assert key in CUSTOM_KINDS, f"{path.name}: no schema for {key}"
+        else:
+            assert key not in CUSTOM_KINDS
+
+
+def test_the_validator_rejects_a_mistyped_manifest() -> None:
+    deployment = copy.deepcopy(of_kind("Deployment")["planner"])
+    main = deployment["spec"]["template"]["spec"]["containers"][0]
+    main["livenesProbe"] = main.pop("livenessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(deployment, K8S_VERSIONS[-1], strict=True)
+
+
+def test_namespaced_resources_live_in_the_tributary_namespace() -> None:
+    for path, doc in k8s_docs():
+        if "strimzi" in path.parts or doc["kind"] == "Namespace":
+            continue
+        assert doc["metadata"].get("namespace") == "tributary", (path.name, doc["kind"])
+
+
+# --- deployments ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_deployment_runs_the_service_image(service: str) -> None:
+    main = container(service)
+    assert main["image"].rpartition(":")[0] == f"tributary/{service}"
+    images = {entry["name"] for entry in kustomization()["images"]}
+    assert f"tributary/{service}" in images
+    assert SERVICES[service].module  # the image's CMD is checked in test_deploy_dockerfiles
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_probes_use_served_paths_on_the_service_port(service: str) -> None:
+    main = container(service)
+    port = http_port(main)
+    assert [p["containerPort"] for p in main["ports"]] == [port]
+    found = dict(probes(main))
+    assert {"livenessProbe", "readinessProbe"} <= set(found)
+    for kind, probe in found.items():
+        assert probe["httpGet"]["path"] in served_paths(service), (service, kind)
+        assert probe_port(main, probe) == port, (service, kind)
+    if service == "gateway":
+        assert found["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert found["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    else:
+        assert all(probe["httpGet"]["path"] == "/health" for probe in found.values())
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_pods_are_locked_down(service: str) -> None:
+    pod = pod_spec(service)
+    security = pod["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["runAsUser"] != 0
+    assert security["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["automountServiceAccountToken"] is False
+    # Service links would add variables such as GATEWAY_PORT to the environment.
+    assert pod["enableServiceLinks"] is False
+    main = container(service)
+    context = main["securityContext"]
+    assert context["readOnlyRootFilesystem"] is True
+    assert context["allowPrivilegeEscalation"] is False
+    assert context["capabilities"]["drop"] == ["ALL"]
+    mounts = {mount["mountPath"] for mount in main["volumeMounts"]}
+    assert "/tmp" in mounts
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_resources_have_requests_and_limits(service: str) -> None:
+    resources = container(service)["resources"]
+    for section in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(resources[section]), (service, section)
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_termination_grace_outlasts_the_consumer_drain(service: str) -> None:
+    configured = float(configmap_data().get("TRIBUTARY_SHUTDOWN_GRACE_S", "nan"))
+    assert configured == configured, "the ConfigMap sets TRIBUTARY_SHUTDOWN_GRACE_S"
+    grace = pod_spec(service)["terminationGracePeriodSeconds"]
+    assert grace > configured
+    if service in WORKERS:
+        # uvicorn's own graceful stop (5 s) comes before the consumer drain.
+        assert grace >= configured + 10
+    assert ConsumerSettings.model_fields["shutdown_grace_s"].default <= configured
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_configuration_and_the_api_key_come_from_configmap_and_secret(service: str) -> None:
+    main = container(service)
+    assert {"configMapRef": {"name": "tributary-config"}} in main["envFrom"]
+    env = env_of(main)
+    instance = env["TRIBUTARY_SERVICE_INSTANCE"]["valueFrom"]["fieldRef"]["fieldPath"]
+    assert instance == "metadata.name"
+    for name, item in env.items():
+        if re.search(r"KEY|TOKEN|SECRET|PASSWORD", name):
+            assert "value" not in item, f"{service}: {name} must come from a Secret"
+    if service in WORKERS:
+        ref = env["TRIBUTARY_LLM_API_KEY"]["valueFrom"]["secretKeyRef"]
+        assert (ref["name"], ref["key"]) == (SECRET_NAME, SECRET_KEY)
+        assert ref.get("optional") is not True
+    else:
+        assert "TRIBUTARY_LLM_API_KEY" not in env
+
+
+def test_the_secret_is_not_applied_and_the_example_is_a_placeholder() -> None:
+    assert not of_kind("Secret"), "the Secret is created out of band"
+    (secret,) = load_yaml_docs(K8S_DIR / "examples" / "llm-api-key.secret.example.yaml")
+    assert secret["kind"] == "Secret"
+    assert secret["metadata"]["name"] == SECRET_NAME
+    value = secret["stringData"][SECRET_KEY]
+    assert "REPLACE" in value
+    assert "data" not in secret
+    for path in k8s_manifest_files():
+        if "examples" not in path.parts:
+            assert "kind: Secret" not in path.read_text(), path.name
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_service_selects_the_deployment_pods(service: str) -> None:
+    svc = of_kind("Service")[service]
+    deployment = of_kind("Deployment")[service]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert svc["spec"]["selector"].items() <= labels.items()
+    main = container(service)
+    port_names = {p["name"]: p["containerPort"] for p in main["ports"]}
+    for port in svc["spec"]["ports"]:
+        target = port["targetPort"]
+        assert target in port_names or target in port_names.values()
+    # Another app's pods must not match: the name label tells them apart.
+    for other in APP_SERVICES:
+        if other != service:
+            other_labels = of_kind("Deployment")[other]["spec"]["template"]["metadata"]["labels"]
+            assert not svc["spec"]["selector"].items() <= other_labels.items()
+
+
+# --- gateway availability -------------------------------------------------------------------
+
+
+def test_gateway_has_a_fixed_replica_count_and_a_disruption_budget() -> None:
+    gateway = of_kind("Deployment")["gateway"]
+    replicas = gateway["spec"]["replicas"]
+    assert isinstance(replicas, int)
+    assert replicas >= 2
+    autoscalers = [*of_kind("ScaledObject").values(), *of_kind("HorizontalPodAutoscaler").values()]
+    targets = [doc["spec"]["scaleTargetRef"]["name"] for doc in autoscalers]
+    assert "gateway" not in targets
+    (pdb,) = of_kind("PodDisruptionBudget").values()
+    labels = gateway["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert 1 <= pdb["spec"]["minAvailable"] < replicas
+
+
+# --- KEDA -----------------------------------------------------------------------------------
+
+SCALED_OBJECT_SPEC_KEYS = {
+    "scaleTargetRef",
+    "pollingInterval",
+    "cooldownPeriod",
+    "initialCooldownPeriod",
+    "idleReplicaCount",
+    "minReplicaCount",
+    "maxReplicaCount",
+    "advanced",
+    "fallback",
+    "triggers",
+}
+KAFKA_TRIGGER_KEYS = {
+    "bootstrapServers",
+    "consumerGroup",
+    "topic",
+    "lagThreshold",
+    "activationLagThreshold",
+    "offsetResetPolicy",
+    "allowIdleConsumers",
+    "excludePersistentLag",
+    "scaleToZeroOnInvalidOffset",
+    "limitToPartitionsWithLag",
+    "partitionLimitation",
+    "version",
+}
+
+
+def scaled_objects() -> dict[str, Doc]:
+    found = of_kind("ScaledObject")
+    assert found, "ScaledObjects are part of the kustomization"
+    return found
+
+
+def test_every_worker_has_exactly_one_scaled_object() -> None:
+    targets = [doc["spec"]["scaleTargetRef"]["name"] for doc in scaled_objects().values()]
+    assert sorted(targets) == sorted(WORKERS)
+
+
+@pytest.mark.parametrize("service", WORKERS)
+def test_scaled_object_matches_the_workers_group_and_topic(service: str) -> None:
+    (scaled,) = [
+        doc for doc in scaled_objects().values() if doc["spec"]["scaleTargetRef"]["name"] == service
+    ]
+    assert scaled["apiVersion"] == "keda.sh/v1alpha1"
+    spec = scaled["spec"]
+    assert set(spec) <= SCALED_OBJECT_SPEC_KEYS, set(spec) - SCALED_OBJECT_SPEC_KEYS
+    target = spec["scaleTargetRef"]
+    assert target.get("kind", "Deployment") == "Deployment"
+    assert target.get("apiVersion", "apps/v1") == "apps/v1"
+    assert target["name"] in of_kind("Deployment")
+    worker = worker_spec(service)
+    assert spec["triggers"], "at least one trigger"
+    triggered = []
+    for trigger in spec["triggers"]:
+        assert trigger["type"] == "kafka"
+        metadata = trigger["metadata"]
+        assert set(metadata) <= KAFKA_TRIGGER_KEYS, set(metadata) - KAFKA_TRIGGER_KEYS
+        assert all(isinstance(value, str) for value in metadata.values()), "KEDA wants strings"
+        assert metadata["consumerGroup"] == worker.group_id
+        assert int(metadata["lagThreshold"]) >= 1
+        assert metadata["bootstrapServers"] == configmap_data()["TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS"]
+        assert metadata.get("offsetResetPolicy", "latest") == "earliest"
+        triggered.append(metadata["topic"])
+    # One trigger per topic the group reads: lag on any of them must count.
+    assert sorted(triggered) == sorted(worker.topics)
+    # No replica beyond any of its topics' partition counts.
+    assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
+    assert all(spec["maxReplicaCount"] <= PARTITIONS[topic] for topic in worker.topics)
+    # KEDA owns the replica count.
+    assert "replicas" not in of_kind("Deployment")[service]["spec"]
+
+
+def test_worker_specs_are_the_real_consumer_groups() -> None:
+    groups = {service: worker_spec(service).group_id for service in WORKERS}
+    assert groups == {
+        "planner": "tributary-planner",
+        "agent-runner": "tributary-agent-runner",
+        "synthesizer": "tributary-synthesizer",
+    }
+    for service in WORKERS:
+        assert all(topic in PARTITIONS for topic in worker_spec(service).topics)
+
+
+# --- the probe paths answer ------------------------------------------------------------------
+
+
+async def _get(app: Any, path: str) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+        return await client.get(path)
+
+
+@pytest.mark.parametrize("service", WORKERS)
+async def test_worker_health_answers_and_reports_a_stopped_consumer(
+    service: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Nothing listens on port 9: the Redis ping fails fast.
+    monkeypatch.setenv("TRIBUTARY_REDIS_URL", "redis://127.0.0.1:9/0")
+    app = build_worker_app(service)
+    health = await _get(app, "/health")
+    assert health.status_code == 503
+    assert health.json()["service"] == service
+    assert health.json()["consumer"] == "stopped"
+    metrics = await _get(app, "/metrics")
+    assert metrics.status_code == 200
+    missing = await _get(app, "/healthz")
+    assert missing.status_code == 404
+
+
+async def test_gateway_liveness_answers_without_dependencies() -> None:
+    app = build_gateway_app()
+    assert (await _get(app, "/healthz")).status_code == 200
+    assert (await _get(app, "/health")).status_code == 404
+
+
+def test_probe_files_are_inside_the_repo() -> None:
+    assert all(Path(path).is_relative_to(K8S_DIR) for path in k8s_manifest_files())
