@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.support.client import GatewayClient
-from tests.support.stack import RunningServices, stack_config_for_tests, start_services
+from tests.support.stack import ACTIVE, RunningServices, stack_config_for_tests, start_services
 from tributary_devstack.stack import Stack
 from tributary_scripted_llm import ScriptedLLMAdmin, ScriptedLLMServer
 
@@ -46,6 +46,21 @@ def services(stack: Stack, llm: ScriptedLLMServer) -> Iterator[RunningServices]:
     running = start_services(stack, llm_base_url=llm.base_url, label="e2e")
     yield running
     running.stop()
+
+
+@pytest.fixture(scope="module")
+def exclusive_topics(stack: Stack) -> Iterator[Stack]:
+    """Pause every running service set, so a module's own processes alone do the work.
+
+    Crash and scaling tests count which process handled what; services of
+    other tests in the same consumer groups would take part of the work.
+    """
+    paused = list(ACTIVE)
+    for running in paused:
+        running.stop()
+    yield stack
+    for running in paused:
+        running.restart_all()
 
 
 @pytest.fixture

@@ -238,3 +238,19 @@ async def test_one_workflows_events_are_handled_in_order(harness: Harness) -> No
     finally:
         await consumer.stop()
     assert order == [e.event_id for e in events]
+
+
+async def test_work_cut_off_at_shutdown_is_not_committed(harness: Harness) -> None:
+    started = asyncio.Event()
+
+    async def handler(event: AnyEvent) -> None:
+        started.set()
+        await asyncio.sleep(60)  # far past the grace period
+
+    event = request()
+    offset = await harness.send(encode_event(event), key=event.workflow_id)
+    consumer = harness.consumer(handler, shutdown_grace_s=0.2)
+    await consumer.start()
+    await asyncio.wait_for(started.wait(), 20)
+    await consumer.stop()
+    assert await harness.committed(consumer._config.group_id) in (None, offset)

@@ -40,13 +40,38 @@ class RunningServices:
     stack: Stack
     processes: dict[str, ServiceProcess]
     gateway_url: str
+    llm_base_url: str
+    label: str
+    env: dict[str, str]
 
     def process(self, name: str) -> ServiceProcess:
         return self.processes[name]
 
+    def start(self, name: str) -> ServiceProcess:
+        """Start (or restart) one service and wait until it is healthy."""
+        proc = self.stack.start_service(
+            name, port=free_port(), env=self.env, instance=f"{self.label}-{name}"
+        )
+        proc.wait_healthy(timeout=60)
+        self.processes[name] = proc
+        if name == "gateway":
+            self.gateway_url = f"http://127.0.0.1:{proc.port}"
+        return proc
+
     def stop(self) -> None:
         for proc in self.processes.values():
             proc.terminate(grace=10)
+        if self in ACTIVE:
+            ACTIVE.remove(self)
+
+    def restart_all(self) -> None:
+        for name in list(self.processes):
+            self.start(name)
+        ACTIVE.append(self)
+
+
+ACTIVE: list[RunningServices] = []
+"""Service sets now running; tests that need the topics to themselves pause them."""
 
 
 def service_env(llm_base_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -58,6 +83,7 @@ def service_env(llm_base_url: str, extra: Mapping[str, str] | None = None) -> di
         "TRIBUTARY_LLM_MAX_BACKOFF_S": "2",
         "TRIBUTARY_LOG_LEVEL": "INFO",
         "TRIBUTARY_FALLBACK_MODEL": "fallback-model",
+        "TRIBUTARY_KAFKA_SESSION_TIMEOUT_MS": "6000",
     }
     env.update(extra or {})
     return env
@@ -71,14 +97,22 @@ def start_services(
     extra_env: Mapping[str, str] | None = None,
     names: tuple[str, ...] = (*WORKERS, "gateway"),
 ) -> RunningServices:
-    env = service_env(llm_base_url, extra_env)
-    processes: dict[str, ServiceProcess] = {}
+    running = RunningServices(
+        stack=stack,
+        processes={},
+        gateway_url="",
+        llm_base_url=llm_base_url,
+        label=label,
+        env=service_env(llm_base_url, extra_env),
+    )
     for name in names:
-        processes[name] = stack.start_service(
-            name, port=free_port(), env=env, instance=f"{label}-{name}"
+        running.processes[name] = stack.start_service(
+            name, port=free_port(), env=running.env, instance=f"{label}-{name}"
         )
-    for proc in processes.values():
+    for proc in running.processes.values():
         proc.wait_healthy(timeout=60)
-    gateway = processes.get("gateway")
-    url = f"http://127.0.0.1:{gateway.port}" if gateway is not None else ""
-    return RunningServices(stack=stack, processes=processes, gateway_url=url)
+    gateway = running.processes.get("gateway")
+    if gateway is not None:
+        running.gateway_url = f"http://127.0.0.1:{gateway.port}"
+    ACTIVE.append(running)
+    return running

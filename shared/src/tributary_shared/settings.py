@@ -48,6 +48,11 @@ class ConsumerSettings(BaseSettings):
         default=3, ge=1, le=20, description="Tries per message before it is dead-lettered."
     )
     shutdown_grace_s: float = Field(default=20.0, ge=0)
+    kafka_session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,
+        description="How long a crashed replica keeps its partitions before they move.",
+    )
 
 
 class LLMSettings(BaseSettings):

@@ -165,6 +165,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
             max_in_flight=consumer_settings.max_in_flight,
             attempts=consumer_settings.handler_attempts,
             shutdown_grace_s=consumer_settings.shutdown_grace_s,
+            session_timeout_ms=consumer_settings.kafka_session_timeout_ms,
         ),
         handler=logic.handle,
         publish_raw=publish_raw,

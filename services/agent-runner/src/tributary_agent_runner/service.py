@@ -199,6 +199,7 @@ class AgentRunner:
             log.info("step outcome refused: the workflow moved on", extra=extra)
             return
         await self._publisher.publish([outcome])
+        log.info("step %s after %d iterations", outcome.type, run.iterations, extra=extra)
         if isinstance(run.error, FatalError):
             await self._fail_workflow(dispatched, run.error)
 

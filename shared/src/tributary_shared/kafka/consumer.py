@@ -58,6 +58,7 @@ class ConsumerConfig:
     commit_interval_s: float = 0.5
     shutdown_grace_s: float = 20.0
     outage_patience_s: float = 600.0
+    session_timeout_ms: int = 10_000
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -110,8 +111,8 @@ class EventConsumer:
             # Handlers never run inside the poll loop, so polls stay frequent
             # however long a step takes; this bound only catches a stuck loop.
             max_poll_interval_ms=300_000,
-            session_timeout_ms=15_000,
-            heartbeat_interval_ms=3_000,
+            session_timeout_ms=self._config.session_timeout_ms,
+            heartbeat_interval_ms=max(1_000, self._config.session_timeout_ms // 5),
         )
         consumer.subscribe(topics=list(self._config.topics), listener=_Rebalance(self))
         await consumer.start()
@@ -217,25 +218,24 @@ class EventConsumer:
     # -- one record --------------------------------------------------------------
 
     async def _process(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> None:
+        # A record whose handling is cancelled (shutdown past the grace period)
+        # is never marked finished: its offset stays uncommitted and the record
+        # is redelivered to whichever replica takes the partition over.
         try:
-            try:
-                event = decode_event(record.value or b"")
-            except ValidationError as exc:
-                metrics.EVENTS_CONSUMED_TOTAL.labels(
-                    self._config.group_id, "unknown", "poison"
-                ).inc()
-                reason = PoisonMessage(
-                    f"undecodable event: {_first_error(exc)}", code="event_malformed"
-                )
-                await self._dead_letter(record, None, reason, attempts=1)
-                return
+            event = decode_event(record.value or b"")
+        except ValidationError as exc:
+            metrics.EVENTS_CONSUMED_TOTAL.labels(self._config.group_id, "unknown", "poison").inc()
+            reason = PoisonMessage(
+                f"undecodable event: {_first_error(exc)}", code="event_malformed"
+            )
+            await self._dead_letter(record, None, reason, attempts=1)
+        else:
             async with self._lanes.lane(self._lane_of(event)):
                 with workflow_context(event.workflow_id):
                     await self._handle_with_retries(record, event)
-        finally:
-            offsets = self._offsets.get(tp)
-            if offsets is not None:
-                offsets.finished(record.offset)
+        offsets = self._offsets.get(tp)
+        if offsets is not None:
+            offsets.finished(record.offset)
 
     async def _handle_with_retries(self, record: ConsumerRecord[Any, Any], event: AnyEvent) -> None:
         consumer_name = self._config.group_id
