@@ -13,20 +13,12 @@ from tributary_scripted_llm import ScriptedLLMAdmin
 pytestmark = pytest.mark.integration
 
 
-async def wait_for_status(gateway: GatewayClient, workflow_id: str, status: str) -> None:
-    for _ in range(200):
-        if (await gateway.get(workflow_id))["status"] == status:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"workflow never reached {status}")
-
-
 async def test_cancelling_stops_running_steps_and_their_llm_calls_promptly(
     gateway: GatewayClient, llm_admin: ScriptedLLMAdmin, marker: str
 ) -> None:
     llm_admin.add_rule(contains=marker, has_tools=True, responses=[{"hang": True}])
     workflow_id = await gateway.start(f"Part one {marker}; part two")
-    await wait_for_status(gateway, workflow_id, "running")
+    await gateway.wait_for_status(workflow_id, "running")
     await asyncio.sleep(0.5)  # the steps' LLM calls are in flight
     started = time.monotonic()
     response = await gateway.http.post(
@@ -57,7 +49,7 @@ async def test_a_workflow_cancelled_while_planning_never_runs_steps(
         contains=marker, schema_name="tributary_plan", responses=[{"delay_ms": 1500}]
     )
     workflow_id = await gateway.start(f"Slow plan {marker}")
-    await wait_for_status(gateway, workflow_id, "planning")
+    await gateway.wait_for_status(workflow_id, "planning")
     assert (await gateway.http.post(f"/v1/workflows/{workflow_id}/cancel")).status_code == 200
     await asyncio.sleep(2.5)
     state = await gateway.get(workflow_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,13 @@ class GatewayClient:
         assert response.status_code == 200, response.text
         body: dict[str, Any] = response.json()
         return body
+
+    async def wait_for_status(self, workflow_id: str, status: str, *, within: float = 20) -> None:
+        for _ in range(int(within / 0.05)):
+            if (await self.get(workflow_id))["status"] == status:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"workflow {workflow_id} never reached {status}")
 
     async def follow(
         self, workflow_id: str, *, last_event_id: str | None = None, read_timeout: float = 90

@@ -102,25 +102,30 @@ class WorkerSpec:
 async def fail_workflow_for_dead_letter(
     resources: WorkerResources, event: AnyEvent | None, letter: DeadLetter
 ) -> None:
-    """A message that could not be processed fails its workflow with a clear reason."""
-    if event is None:
+    """A message that could not be processed fails its workflow with a clear reason.
+
+    An undecodable message still names its workflow: the Kafka key.
+    """
+    workflow_id = event.workflow_id if event is not None else letter.key
+    if not workflow_id:
         return
+    what = event.type if event is not None else "a malformed event"
     failed = WorkflowFailed(
-        event_id=derived_event_id(event.workflow_id, "final"),
-        workflow_id=event.workflow_id,
-        tenant_id=event.tenant_id,
-        causation_id=event.event_id,
+        event_id=derived_event_id(workflow_id, "final"),
+        workflow_id=workflow_id,
+        tenant_id=event.tenant_id if event is not None else "default",
+        causation_id=event.event_id if event is not None else None,
         error=ErrorInfo(
             code="processing_failed",
-            message=f"{letter.consumer} could not process {event.type} after "
-            f"{letter.attempts} attempts ({letter.error_code})",
+            message=f"{letter.consumer} could not process {what} after "
+            f"{letter.attempts} attempt(s) ({letter.error_code}); it was dead-lettered",
             error_class=letter.error_class or ErrorClass.INTERNAL.value,
         ),
     )
     try:
         await resources.store.fail_workflow(failed)
     except TransitionConflict:
-        return
+        return  # ended already, or no such workflow
     await resources.publisher.publish([failed])
 
 
