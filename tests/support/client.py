@@ -64,6 +64,25 @@ class GatewayClient:
                     events.append(StreamedEvent(parsed.id, parsed.event, json.loads(parsed.data)))
         return events
 
+    async def follow_until(
+        self, workflow_id: str, event_type: str, *, count: int = 1, within: float = 30
+    ) -> list[StreamedEvent]:
+        """Events from the start until ``count`` events of ``event_type`` have arrived."""
+        parser = SseParser()
+        events: list[StreamedEvent] = []
+        async with asyncio.timeout(within):
+            async with self.http.stream(
+                "GET", f"/v1/workflows/{workflow_id}/events", timeout=within
+            ) as response:
+                async for line in response.aiter_lines():
+                    parsed = parser.feed(line)
+                    if parsed is None:
+                        continue
+                    events.append(StreamedEvent(parsed.id, parsed.event, json.loads(parsed.data)))
+                    if sum(e.type == event_type for e in events) >= count:
+                        break
+        return events
+
     async def run(self, task: str, **body: Any) -> tuple[str, list[StreamedEvent], dict[str, Any]]:
         workflow_id = await self.start(task, **body)
         events = await self.follow(workflow_id)

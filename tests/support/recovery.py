@@ -19,8 +19,10 @@ def standard_task(index: int, marker: str) -> str:
     return f"compute {index} + 1 {marker}; compute {index} + 2; compute {index} + 3"
 
 
-async def start_many(client: GatewayClient, count: int, marker: str) -> list[str]:
-    return [await client.start(standard_task(i, marker)) for i in range(count)]
+async def start_many(
+    client: GatewayClient, count: int, marker: str, *, first: int = 0
+) -> list[str]:
+    return [await client.start(standard_task(i, marker)) for i in range(first, first + count)]
 
 
 async def wait_until_all_end(
@@ -48,8 +50,9 @@ async def assert_each_completed_exactly_once(
     client: GatewayClient, workflow_ids: list[str]
 ) -> None:
     states = await wait_until_all_end(client, workflow_ids)
-    for index, workflow_id in enumerate(workflow_ids):
+    for workflow_id in workflow_ids:
         state = states[workflow_id]
+        index = int(str(state["task"]).split()[1])  # "compute <index> + 1 ..."
         assert state["status"] == "completed", (workflow_id, state.get("error"))
         steps = state["steps"]
         assert isinstance(steps, list)
