@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel
+
 from tributary_agent_runner.call_history import MemoryCallHistory
 from tributary_agent_runner.loop import run_agent
 from tributary_agent_runner.tools.calculator import calculator_tool
-from tributary_agent_runner.tools.registry import ToolRegistry
+from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_shared.errors import FatalError, ModelError, TributaryError
 from tributary_shared.events import PlannedStep, TokenUsage
 from tributary_shared.llm.client import Completion, Message, Role, ToolCall
@@ -173,3 +175,31 @@ async def test_the_model_can_recover_after_the_warning() -> None:
 async def test_the_models_that_served_the_step_are_recorded() -> None:
     port = ScriptedPort(call('{"expression": "1+1"}'), answer("2"))
     assert (await run(port)).models == ["m"]
+
+
+class SendArgs(BaseModel):
+    to: str
+
+
+async def test_a_side_effect_runs_once_even_when_the_step_runs_again() -> None:
+    sent: list[str] = []
+
+    async def send(args: SendArgs) -> str:
+        sent.append(args.to)
+        return f"sent to {args.to}"
+
+    mailer = Tool(name="send_mail", description="", args_model=SendArgs, run=send, read_only=False)
+    history = MemoryCallHistory()
+    for _attempt in (1, 2):  # the second run is the step redelivered after a crash
+        port = ScriptedPort(call('{"to": "ops@example.org"}', name="send_mail"), answer("done"))
+        outcome = await run_agent(
+            llm=port,
+            tools=ToolRegistry([mailer]),
+            step=STEP,
+            task="mail",
+            max_iterations=5,
+            history=history,
+        )
+        assert outcome.result == "done"
+        assert port.seen[1][-1]["content"] == "sent to ops@example.org"
+    assert sent == ["ops@example.org"]

@@ -150,7 +150,8 @@ async def run_agent(
         messages.append(completion.as_assistant_message())
         invalid_arguments = False
         for call in completion.tool_calls:
-            seen = await history.record(fingerprint(call.name, call.arguments))
+            call_fingerprint = fingerprint(call.name, call.arguments)
+            seen = await history.record(call_fingerprint)
             loop = detect_loop(seen, repeat_limit=repeat_limit)
             if loop is not None:
                 if not await history.first_warning():
@@ -165,7 +166,7 @@ async def run_agent(
                 warning = json.dumps({"error": loop_warning(loop, call.name)})
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": warning})
                 continue
-            content, failed, invalid = await _call_tool(tools, call)
+            content, failed, invalid = await _call_once(tools, call, call_fingerprint, history)
             outcome.tool_failures += int(failed)
             invalid_arguments = invalid_arguments or invalid
             messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
@@ -184,6 +185,21 @@ async def run_agent(
         f"the step did not finish within {max_iterations} iterations", code="iteration_limit"
     )
     return outcome
+
+
+async def _call_once(
+    tools: ToolRegistry, call: ToolCall, call_fingerprint: str, history: CallHistory
+) -> tuple[str, bool, bool]:
+    """Run a call, unless it has side effects and already ran in an earlier attempt."""
+    side_effects = call.name in tools.names() and not tools.get(call.name).read_only
+    if side_effects:
+        recorded = await history.recall_effect(call_fingerprint)
+        if recorded is not None:
+            return recorded, False, False
+    content, failed, invalid = await _call_tool(tools, call)
+    if side_effects and not failed:
+        await history.record_effect(call_fingerprint, content)
+    return content, failed, invalid
 
 
 async def _call_tool(tools: ToolRegistry, call: ToolCall) -> tuple[str, bool, bool]:
