@@ -184,3 +184,31 @@ async def test_a_budget_can_fail_the_workflow_instead(
     assert state["status"] == "failed"
     assert state["error"]["code"] == "budget_exhausted"
     assert state["budget"]["used_tokens"] <= 6000
+
+
+async def test_a_hung_llm_call_times_out_and_is_retried(
+    gateway: GatewayClient, llm_admin: ScriptedLLMAdmin, marker: str
+) -> None:
+    llm_admin.add_rule(
+        contains=marker, has_tools=True, repeat_last=False, responses=[{"hang": True}]
+    )
+    _, _, state = await gateway.run(f"What is 9 * 9? {marker}")
+    assert state["status"] == "completed"
+    assert "81" in state["result"]
+    assert len(llm_admin.requests(contains=marker)) >= 4  # plan, hung call, retry, answer
+
+
+async def test_repeated_transient_failures_move_to_the_fallback_model(
+    gateway: GatewayClient, llm_admin: ScriptedLLMAdmin, marker: str
+) -> None:
+    llm_admin.add_rule(
+        contains=marker, model="gpt-4o-mini", has_tools=True, responses=[{"status": 503}]
+    )
+    _, _, state = await gateway.run(f"What is 6 * 6? {marker}")
+    assert state["status"] == "completed"
+    [step] = state["steps"]
+    assert step["models"] == ["fallback-model"]
+    primary_attempts = [
+        r for r in llm_admin.requests(contains=marker) if r.model == "gpt-4o-mini" and r.tools
+    ]
+    assert len(primary_attempts) >= 3  # TRIBUTARY_LLM_MAX_ATTEMPTS in the suite

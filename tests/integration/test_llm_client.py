@@ -16,18 +16,22 @@ from tributary_shared.settings import LLMSettings
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def client(llm: ScriptedLLMServer) -> AsyncIterator[LLMClient]:
-    settings = LLMSettings.model_validate(
+def client_settings(llm: ScriptedLLMServer, **extra: object) -> LLMSettings:
+    return LLMSettings.model_validate(
         {
             "TRIBUTARY_LLM_BASE_URL": llm.base_url,
             "TRIBUTARY_LLM_API_KEY": SecretStr("test-key"),
             "TRIBUTARY_LLM_TIMEOUT_S": 1.0,
             "TRIBUTARY_LLM_MAX_ATTEMPTS": 3,
             "TRIBUTARY_LLM_MAX_BACKOFF_S": 2.0,
+            **extra,
         }
     )
-    llm_client = LLMClient(settings)
+
+
+@pytest.fixture
+async def client(llm: ScriptedLLMServer) -> AsyncIterator[LLMClient]:
+    llm_client = LLMClient(client_settings(llm))
     yield llm_client
     await llm_client.close()
 
@@ -153,3 +157,20 @@ async def test_structured_output_that_stays_invalid_fails_clearly(
             role="planner", messages=ask(marker), output=Answer, schema_name="answer"
         )
     assert caught.value.code == "llm_schema_mismatch"
+
+
+async def test_a_failing_model_is_skipped_for_a_while_after_its_retries_run_out(
+    llm: ScriptedLLMServer, llm_admin: ScriptedLLMAdmin, marker: str
+) -> None:
+    llm_admin.add_rule(contains=marker, model="primary", responses=[{"status": 503}])
+    breaker = LLMClient(client_settings(llm, TRIBUTARY_LLM_FALLBACK_COOLDOWN_S=60))
+    try:
+        for _ in range(2):
+            completion = await breaker.complete(
+                role="agent", messages=ask(marker), models=["primary", "backup"]
+            )
+            assert completion.model == "backup"
+    finally:
+        await breaker.close()
+    models = [r.model for r in llm_admin.requests(contains=marker)]
+    assert models == ["primary"] * 3 + ["backup", "backup"]

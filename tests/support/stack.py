@@ -83,6 +83,9 @@ def service_env(llm_base_url: str, extra: Mapping[str, str] | None = None) -> di
         "TRIBUTARY_LLM_MAX_BACKOFF_S": "2",
         "TRIBUTARY_LOG_LEVEL": "INFO",
         "TRIBUTARY_FALLBACK_MODEL": "fallback-model",
+        # Tests share these processes: a model one test breaks must not be
+        # skipped in the next (the circuit breaker has its own test).
+        "TRIBUTARY_LLM_FALLBACK_COOLDOWN_S": "0",
         "TRIBUTARY_KAFKA_SESSION_TIMEOUT_MS": "6000",
     }
     env.update(extra or {})

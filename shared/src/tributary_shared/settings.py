@@ -106,6 +106,12 @@ class LLMSettings(BaseSettings):
         validation_alias="TRIBUTARY_LLM_MAX_CONNECTIONS",
         description="Concurrent HTTP connections to the LLM endpoint per process.",
     )
+    fallback_cooldown_s: float = Field(
+        default=30.0,
+        ge=0,
+        validation_alias="TRIBUTARY_LLM_FALLBACK_COOLDOWN_S",
+        description="After a model's retries run out, calls skip it for this long.",
+    )
     fallback_model: str | None = Field(
         default=None,
         validation_alias="TRIBUTARY_FALLBACK_MODEL",

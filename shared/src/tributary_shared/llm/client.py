@@ -70,6 +70,7 @@ class LLMClient:
                 "invalid configuration: TRIBUTARY_LLM_API_KEY (or OPENAI_API_KEY) is not set"
             )
         self._settings = settings
+        self._cooling_until: dict[str, float] = {}
         self._client = AsyncOpenAI(
             base_url=settings.base_url,
             api_key=settings.api_key.get_secret_value(),
@@ -89,6 +90,13 @@ class LLMClient:
     async def close(self) -> None:
         await self._client.close()
 
+    def _skip_cooling(self, chain: list[str]) -> list[str]:
+        """A model that just failed over is skipped for a while (a circuit breaker),
+        unless it is the last one left."""
+        now = time.monotonic()
+        healthy = [m for m in chain if self._cooling_until.get(m, 0.0) <= now]
+        return healthy or chain[-1:]
+
     async def complete(
         self,
         *,
@@ -105,7 +113,7 @@ class LLMClient:
         bounded retries on transient errors; the next one takes over when they
         run out or when the endpoint does not know the model.
         """
-        chain = list(models or [self._settings.model_for(role)])
+        chain = self._skip_cooling(list(models or [self._settings.model_for(role)]))
         for position, model in enumerate(chain):
             try:
                 return await self._with_retries(
@@ -122,6 +130,7 @@ class LLMClient:
                 )
                 if not can_fall_back or position == len(chain) - 1:
                     raise
+                self._cooling_until[model] = time.monotonic() + self._settings.fallback_cooldown_s
                 metrics.LLM_FALLBACKS_TOTAL.labels(role, error.code).inc()
                 log.warning(
                     "falling back from %s to %s after %s", model, chain[position + 1], error.code
