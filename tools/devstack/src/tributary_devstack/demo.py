@@ -15,9 +15,11 @@ from tributary_devstack.llm import resolve_llm
 from tributary_devstack.sse import SseParser, parse_lines
 from tributary_shared.events import TERMINAL_EVENT_TYPES
 
-# Three parts separated by ';': the bundled scripted LLM plans one step per part.
+# Three parts separated by ';': the bundled scripted LLM plans one step per part,
+# and a part with arithmetic in it makes its agent call the calculator tool.
 DEFAULT_TASK = (
-    "Research the three largest rivers of Europe; compare their lengths; summarise the findings"
+    "Name the longest river of Europe; convert its 3530 km to miles with 3530 * 0.621371; "
+    "summarise the findings"
 )
 _TERMINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 

@@ -57,7 +57,7 @@ class EventFormatter:
                 if isinstance(step, Mapping):
                     title = str(step.get("title", ""))
                     self.step_titles.setdefault(str(step.get("step_id")), title)
-                    return f"step {step.get('index', '?')}: {shorten(title)}"
+                    return f"{step.get('step_id', '?')}: {shorten(title)}"
             case "step.started":
                 return f"{self._step(data)} (attempt {data.get('attempt', 1)})"
             case "step.completed":
