@@ -184,7 +184,9 @@ def test_probes_use_served_paths_on_the_service_port(service: str) -> None:
         assert found["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert found["readinessProbe"]["httpGet"]["path"] == "/readyz"
     else:
-        assert all(probe["httpGet"]["path"] == "/health" for probe in found.values())
+        assert found["livenessProbe"]["httpGet"]["path"] == "/livez"
+        others = [probe for kind, probe in found.items() if kind != "livenessProbe"]
+        assert all(probe["httpGet"]["path"] == "/health" for probe in others)
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -398,6 +400,8 @@ async def test_worker_health_answers_and_reports_a_stopped_consumer(
     assert health.status_code == 503
     assert health.json()["service"] == service
     assert health.json()["consumer"] == "stopped"
+    live = await _get(app, "/livez")
+    assert live.status_code == 200  # Redis being away is no reason to restart
     metrics = await _get(app, "/metrics")
     assert metrics.status_code == 200
     missing = await _get(app, "/healthz")

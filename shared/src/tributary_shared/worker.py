@@ -196,6 +196,13 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
             headers={"content-type": "application/json"},
         )
 
+    @get(include_in_schema=False)
+    async def live(scope: Scope) -> AsgiResponse:
+        # Liveness must not depend on Redis or Kafka: restarting a worker
+        # does not bring them back, and the consumer waits their outages out.
+        ok = not consumer.crashed
+        return AsgiResponse(b"ok" if ok else b"consumer loop ended", 200 if ok else 503)
+
     async def start_consuming() -> None:
         await logic.start()
         await consumer.start()
@@ -209,7 +216,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
 
     app = AsgiFastStream(
         broker,
-        asgi_routes=[("/health", health), ("/metrics", make_asgi_app())],
+        asgi_routes=[("/health", health), ("/livez", live), ("/metrics", make_asgi_app())],
         after_startup=[start_consuming],
         on_shutdown=[drain],
         logger=None,

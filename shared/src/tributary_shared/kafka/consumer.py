@@ -126,6 +126,13 @@ class EventConsumer:
         return self._loop_task is not None and not self._loop_task.done()
 
     @property
+    def crashed(self) -> bool:
+        """The poll loop ended without being stopped: only a restart helps."""
+        return (
+            self._loop_task is not None and self._loop_task.done() and not self._stopping.is_set()
+        )
+
+    @property
     def in_flight(self) -> int:
         return len(self._tasks)
 
