@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from tributary_shared import topics
 from tributary_shared.events import (
+    ErrorInfo,
     PlannedStep,
     StepCompleted,
     StepDispatched,
@@ -84,3 +85,15 @@ def test_an_event_missing_envelope_fields_on_the_wire_is_rejected(field: str) ->
     del wire[field]
     with pytest.raises(ValidationError, match=field):
         decode_event(json.dumps(wire))
+
+
+def test_an_event_of_a_newer_schema_version_is_refused_not_misread() -> None:
+    wire = WorkflowRequested(workflow_id="wf_1", task="t").model_dump(mode="json")
+    wire["schema_version"] = 2
+    with pytest.raises(ValidationError, match="schema_version"):
+        decode_event(json.dumps(wire))
+
+
+def test_error_classes_are_the_taxonomy_s() -> None:
+    with pytest.raises(ValidationError):
+        ErrorInfo(code="x", message="x", error_class="mysterious")

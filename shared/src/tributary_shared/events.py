@@ -53,6 +53,7 @@ class Model(BaseModel):
 
 
 Complexity = Literal["low", "medium", "high"]
+ErrorClassName = Literal["transient", "model", "tool", "logic", "fatal", "internal"]
 BudgetPolicy = Literal["partial", "fail"]
 
 
@@ -76,7 +77,9 @@ class ErrorInfo(Model):
 
     code: str = Field(description="Stable machine-readable error code, e.g. 'llm_unavailable'.")
     message: str = Field(description="Human-readable explanation without internal details.")
-    error_class: str = Field(description="transient, model, tool, logic, fatal or internal.")
+    error_class: ErrorClassName = Field(
+        description="transient, model, tool, logic, fatal or internal."
+    )
     retryable: bool = False
 
 
@@ -145,7 +148,11 @@ class EventEnvelope(Model):
     )
     type: str = Field(description="The event type, e.g. 'step.completed'.")
     schema_version: int = Field(
-        default=SCHEMA_VERSION, description="Bumped only for a breaking change of the type."
+        default=SCHEMA_VERSION,
+        ge=1,
+        le=SCHEMA_VERSION,
+        description="Bumped only for a breaking change of the type; a consumer refuses "
+        "(dead-letters) a version newer than it knows rather than misread it.",
     )
     workflow_id: str = Field(description="The workflow; also the Kafka message key.")
     tenant_id: str = Field(default="default", description="The tenant owning the workflow.")
