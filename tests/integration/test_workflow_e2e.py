@@ -65,6 +65,7 @@ async def test_three_subtasks_run_and_their_events_are_readable_from_kafka(
     assert found[topics.STEP_RESULTS.name] == ["step.completed"] * 3
     assert found[topics.WORKFLOW_EVENTS.name][0] == "plan.created"
     assert found[topics.WORKFLOW_EVENTS.name][-1] == "workflow.completed"
+    assert found[topics.WORKFLOW_EVENTS.name].count("workflow.completed") == 1
 
 
 async def _events_on_kafka(services: RunningServices, workflow_id: str) -> dict[str, list[str]]:

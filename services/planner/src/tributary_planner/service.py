@@ -171,7 +171,9 @@ class Planner:
                 # Planned before a crash; the step events may not have left.
                 await self._publisher.publish(self._dispatches(request, record))
             elif record is not None and record.status.terminal and record.final_event:
-                await self._publisher.publish([decode_event(record.final_event)])
+                final = decode_event(record.final_event)
+                if final.causation_id == request.event_id:  # planning failed before a crash
+                    await self._publisher.publish([final])
             return
 
         await self._ledger.open(request.workflow_id, budget_limits(request.options, self._budgets))

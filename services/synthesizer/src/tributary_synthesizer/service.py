@@ -55,9 +55,7 @@ class Synthesizer:
         if record is None:
             return
         if record.status.terminal:
-            # Finished before a crash: make sure the final event left.
-            if record.final_event is not None:
-                await self._publisher.publish([decode_event(record.final_event)])
+            await self._republish_final(record, cause=event)
             return
         if not record.all_steps_finished:
             return
@@ -76,6 +74,16 @@ class Synthesizer:
         elif record.status is not WorkflowStatus.SYNTHESIZING:
             return
         await self._synthesize(record, cause=event)
+
+    async def _republish_final(self, record: WorkflowRecord, *, cause: AnyEvent) -> None:
+        """If this very event led to the final result before a crash, the final event
+        may not have left: send it again (same id). Other step results are not
+        redeliveries and change nothing."""
+        if record.final_event is None:
+            return
+        final = decode_event(record.final_event)
+        if final.causation_id == cause.event_id:
+            await self._publisher.publish([final])
 
     @staticmethod
     def _out_of_budget(
