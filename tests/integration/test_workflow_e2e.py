@@ -116,6 +116,11 @@ async def test_an_idempotency_key_returns_the_first_workflow(
     assert first.json()["workflow_id"] == second.json()["workflow_id"]
     assert second.headers["Idempotent-Replayed"] == "true"
     await gateway.follow(first.json()["workflow_id"])
+    other = await gateway.http.post(
+        "/v1/workflows", json={"task": f"Something else {marker}"}, headers=headers
+    )
+    assert other.status_code == 422
+    assert "already used for a different request" in other.json()["detail"]
 
 
 async def test_a_step_that_fails_leaves_a_partial_answer(

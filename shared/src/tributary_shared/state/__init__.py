@@ -2,10 +2,18 @@
 
 from tributary_shared.state.keys import WorkflowKeys
 from tributary_shared.state.store import (
+    IdempotencyKeyReused,
     StepRecord,
     TransitionConflict,
     WorkflowRecord,
     WorkflowStore,
 )
 
-__all__ = ["StepRecord", "TransitionConflict", "WorkflowKeys", "WorkflowRecord", "WorkflowStore"]
+__all__ = [
+    "IdempotencyKeyReused",
+    "StepRecord",
+    "TransitionConflict",
+    "WorkflowKeys",
+    "WorkflowRecord",
+    "WorkflowStore",
+]

@@ -9,11 +9,12 @@ with ``TransitionConflict`` and change nothing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -45,6 +46,21 @@ from tributary_shared.state.program import (
 from tributary_shared.state.status import ACTIVE_WORKFLOW_STATUSES, StepStatus, WorkflowStatus
 
 _LUA = resources.files("tributary_shared.state").joinpath("atomic.lua").read_text()
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was first used for a different request."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"the key was first used for workflow {workflow_id}")
+        self.workflow_id = workflow_id
+
+
+def request_fingerprint(event: WorkflowRequested) -> str:
+    body = json.dumps(
+        {"task": event.task, "options": event.options.model_dump(mode="json")}, sort_keys=True
+    )
+    return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 
 class TransitionConflict(Exception):
@@ -139,13 +155,22 @@ class WorkflowStore:
         deadline_at: float,
         idempotency_key_value: str | None = None,
     ) -> str | None:
-        """Record a new workflow. With an idempotency key already used, return its workflow id."""
+        """Record a new workflow. With an idempotency key already used, return its workflow id.
+
+        Raises ``IdempotencyKeyReused`` when the key was used for a different request.
+        """
         if idempotency_key_value is not None:
             key = idempotency_key(event.tenant_id, idempotency_key_value)
-            claimed = await self._redis.set(key, event.workflow_id, nx=True, ex=self._retention_s)
+            request = request_fingerprint(event)
+            claimed = await self._redis.set(
+                key, f"{event.workflow_id} {request}", nx=True, ex=self._retention_s
+            )
             if not claimed:
-                existing = await self._redis.get(key)
-                return existing.decode() if isinstance(existing, bytes) else cast(str, existing)
+                existing = _text(await self._redis.get(key) or b"")
+                workflow_id, _, first_request = existing.partition(" ")
+                if first_request != request:
+                    raise IdempotencyKeyReused(workflow_id)
+                return workflow_id
         now = event.occurred_at.isoformat()
         program = (
             Program()

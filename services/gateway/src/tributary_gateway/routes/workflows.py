@@ -30,7 +30,7 @@ from tributary_shared.events import (
     WorkflowRequested,
 )
 from tributary_shared.logs import workflow_context
-from tributary_shared.state import TransitionConflict, WorkflowStore
+from tributary_shared.state import IdempotencyKeyReused, TransitionConflict, WorkflowStore
 from tributary_shared.state.status import WorkflowStatus
 
 log = logging.getLogger(__name__)
@@ -83,11 +83,18 @@ async def create_workflow(
         raise HTTPException(422, f"task is longer than {state.settings.max_task_chars} characters")
     workflow_id = f"wf_{uuid.uuid4().hex}"
     request = WorkflowRequested(workflow_id=workflow_id, task=task, options=body.options)
-    existing = await state.store.create_workflow(
-        request,
-        deadline_at=deadline_at(request, state.defaults),
-        idempotency_key_value=idempotency_key,
-    )
+    try:
+        existing = await state.store.create_workflow(
+            request,
+            deadline_at=deadline_at(request, state.defaults),
+            idempotency_key_value=idempotency_key,
+        )
+    except IdempotencyKeyReused as reused:
+        raise HTTPException(
+            422,
+            f"Idempotency-Key was already used for a different request "
+            f"(workflow {reused.workflow_id})",
+        ) from None
     if existing is not None:
         response.headers["Location"] = f"/v1/workflows/{existing}"
         response.headers["Idempotent-Replayed"] = "true"
