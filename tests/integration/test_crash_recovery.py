@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
@@ -124,37 +124,34 @@ async def test_work_past_the_grace_period_is_picked_up_elsewhere_once(
         running.stop()
 
 
+async def restart_mid_flight(
+    running: RunningServices, marker: str, stop: Callable[[], None], start: Callable[[], object]
+) -> None:
+    client = GatewayClient(running.gateway_url)
+    try:
+        ids = await start_many(client, 6, marker)
+        await asyncio.sleep(0.8)
+        await asyncio.to_thread(stop)
+        await asyncio.sleep(2)
+        await asyncio.to_thread(start)
+        await assert_each_completed_exactly_once(client, ids)
+    finally:
+        await client.aclose()
+    await assert_results_published_once(running, ids)
+
+
 async def test_a_broker_restart_mid_flight_loses_nothing(
     crash_services: RunningServices, marker: str
 ) -> None:
     stack = crash_services.stack
-    client = GatewayClient(crash_services.gateway_url)
-    try:
-        ids = await start_many(client, 6, marker)
-        await asyncio.sleep(0.8)
-        await asyncio.to_thread(stack.stop_kafka)
-        await asyncio.sleep(2)
-        await asyncio.to_thread(stack.start_kafka)
-        await assert_each_completed_exactly_once(client, ids)
-    finally:
-        await client.aclose()
-    await assert_results_published_once(crash_services, ids)
+    await restart_mid_flight(crash_services, marker, stack.stop_kafka, stack.start_kafka)
 
 
 async def test_a_redis_restart_mid_flight_loses_nothing(
     crash_services: RunningServices, marker: str
 ) -> None:
     stack = crash_services.stack
-    client = GatewayClient(crash_services.gateway_url)
-    try:
-        ids = await start_many(client, 6, marker)
-        await asyncio.sleep(0.8)
-        await asyncio.to_thread(stack.stop_redis)
-        await asyncio.sleep(1)
-        await asyncio.to_thread(stack.ensure_redis)
-        await assert_each_completed_exactly_once(client, ids)
-    finally:
-        await client.aclose()
+    await restart_mid_flight(crash_services, marker, stack.stop_redis, stack.ensure_redis)
 
 
 def _steps(state: dict[str, object]) -> list[dict[str, object]]:

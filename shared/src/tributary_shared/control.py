@@ -61,29 +61,44 @@ class WorkflowControl:
         log.info("workflow cancelled", extra={"workflow_id": workflow_id})
         return True
 
-    async def expire(self, workflow_id: str, *, tenant_id: str, deadline_s: float | None) -> bool:
-        """Fail a workflow that ran past its deadline; False when it had already ended."""
-        limit = f" of {deadline_s:g}s" if deadline_s is not None else ""
+    async def fail(
+        self,
+        workflow_id: str,
+        *,
+        tenant_id: str,
+        error: ErrorInfo,
+        causation_id: str | None = None,
+    ) -> bool:
+        """Fail an active workflow and stop its running steps; False when it had ended."""
         failed = WorkflowFailed(
             event_id=derived_event_id(workflow_id, "final"),
             workflow_id=workflow_id,
             tenant_id=tenant_id,
-            error=ErrorInfo(
-                code="deadline_exceeded",
-                message=f"the workflow did not finish within its deadline{limit}",
-                error_class="logic",
-            ),
+            causation_id=causation_id,
+            error=error,
         )
         try:
             await self._store.fail_workflow(failed)
         except TransitionConflict:
-            await self._store.forget_deadline(workflow_id)
             return False
         WORKFLOW_STATUS_TOTAL.labels("failed").inc()
         await self._stop_running_steps(workflow_id)
         await self._publisher.publish([failed])
-        log.info("workflow timed out", extra={"workflow_id": workflow_id})
+        log.info("workflow failed: %s", error.code, extra={"workflow_id": workflow_id})
         return True
+
+    async def expire(self, workflow_id: str, *, tenant_id: str, deadline_s: float | None) -> bool:
+        """Fail a workflow that ran past its deadline; False when it had already ended."""
+        limit = f" of {deadline_s:g}s" if deadline_s is not None else ""
+        error = ErrorInfo(
+            code="deadline_exceeded",
+            message=f"the workflow did not finish within its deadline{limit}",
+            error_class="logic",
+        )
+        failed = await self.fail(workflow_id, tenant_id=tenant_id, error=error)
+        if not failed:
+            await self._store.forget_deadline(workflow_id)
+        return failed
 
     async def _stop_running_steps(self, workflow_id: str) -> None:
         await self._redis.publish(CANCELLATIONS_CHANNEL, workflow_id)

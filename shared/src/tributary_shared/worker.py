@@ -29,8 +29,6 @@ from tributary_shared.events import (
     AnyEvent,
     BudgetExhausted,
     ErrorInfo,
-    WorkflowFailed,
-    derived_event_id,
 )
 from tributary_shared.kafka.consumer import ConsumerConfig, EventConsumer, LaneKey
 from tributary_shared.kafka.deadletter import DeadLetter
@@ -47,7 +45,7 @@ from tributary_shared.settings import (
     RedisSettings,
     load_settings,
 )
-from tributary_shared.state import TransitionConflict, WorkflowStore
+from tributary_shared.state import WorkflowStore
 
 log = logging.getLogger(__name__)
 
@@ -110,23 +108,18 @@ async def fail_workflow_for_dead_letter(
     if not workflow_id:
         return
     what = event.type if event is not None else "a malformed event"
-    failed = WorkflowFailed(
-        event_id=derived_event_id(workflow_id, "final"),
-        workflow_id=workflow_id,
-        tenant_id=event.tenant_id if event is not None else "default",
-        causation_id=event.event_id if event is not None else None,
-        error=ErrorInfo(
-            code="processing_failed",
-            message=f"{letter.consumer} could not process {what} after "
-            f"{letter.attempts} attempt(s) ({letter.error_code}); it was dead-lettered",
-            error_class=letter.error_class or ErrorClass.INTERNAL.value,
-        ),
+    error = ErrorInfo(
+        code="processing_failed",
+        message=f"{letter.consumer} could not process {what} after "
+        f"{letter.attempts} attempt(s) ({letter.error_code}); it was dead-lettered",
+        error_class=letter.error_class or ErrorClass.INTERNAL.value,
     )
-    try:
-        await resources.store.fail_workflow(failed)
-    except TransitionConflict:
-        return  # ended already, or no such workflow
-    await resources.publisher.publish([failed])
+    await resources.control().fail(
+        workflow_id,
+        tenant_id=event.tenant_id if event is not None else "default",
+        error=error,
+        causation_id=event.event_id if event is not None else None,
+    )
 
 
 def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:

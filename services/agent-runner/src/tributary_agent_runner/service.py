@@ -19,12 +19,11 @@ from tributary_shared.events import (
     StepDispatched,
     StepFailed,
     StepStarted,
-    WorkflowFailed,
     decode_event,
     derived_event_id,
 )
 from tributary_shared.llm.metered import WorkflowLLMs
-from tributary_shared.metrics import AGENT_ITERATIONS_COUNT, WORKFLOW_STATUS_TOTAL
+from tributary_shared.metrics import AGENT_ITERATIONS_COUNT
 from tributary_shared.state import TransitionConflict
 from tributary_shared.state.keys import CANCELLATIONS_CHANNEL
 from tributary_shared.state.status import WorkflowStatus
@@ -45,6 +44,7 @@ class AgentRunner:
     ) -> None:
         self._mcp = mcp
         self._resources = resources
+        self._control = resources.control()
         self._store = resources.store
         self._publisher = resources.publisher
         self._llms = llms
@@ -201,20 +201,10 @@ class AgentRunner:
         await self._publisher.publish([outcome])
         log.info("step %s after %d iterations", outcome.type, run.iterations, extra=extra)
         if isinstance(run.error, FatalError):
-            await self._fail_workflow(dispatched, run.error)
-
-    async def _fail_workflow(self, dispatched: StepDispatched, error: FatalError) -> None:
-        """Fatal errors (bad key, unknown model) would fail every step: stop the workflow."""
-        failed = WorkflowFailed(
-            event_id=derived_event_id(dispatched.workflow_id, "final"),
-            workflow_id=dispatched.workflow_id,
-            tenant_id=dispatched.tenant_id,
-            causation_id=dispatched.event_id,
-            error=error.to_info(),
-        )
-        try:
-            await self._store.fail_workflow(failed)
-        except TransitionConflict:
-            return
-        WORKFLOW_STATUS_TOTAL.labels("failed").inc()
-        await self._publisher.publish([failed])
+            # A bad key or an unknown model would fail every step: stop the workflow.
+            await self._control.fail(
+                dispatched.workflow_id,
+                tenant_id=dispatched.tenant_id,
+                error=run.error.to_info(),
+                causation_id=dispatched.event_id,
+            )

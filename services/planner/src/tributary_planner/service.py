@@ -30,13 +30,11 @@ from tributary_shared.events import (
     StepInput,
     TokenUsage,
     WorkflowCancelRequested,
-    WorkflowFailed,
     WorkflowRequested,
     decode_event,
     derived_event_id,
 )
 from tributary_shared.llm.metered import MeteredLLM, WorkflowLLMs
-from tributary_shared.metrics import WORKFLOW_STATUS_TOTAL
 from tributary_shared.settings import BudgetSettings, WorkflowDefaults
 from tributary_shared.state import TransitionConflict, WorkflowRecord
 from tributary_shared.state.status import StepStatus, WorkflowStatus
@@ -184,20 +182,13 @@ class Planner:
             llm = self._llms.for_workflow(request.workflow_id, request.tenant_id)
             draft, usage = await self._draft_plan(llm, request.task, max_steps=max_steps)
         except TributaryError as error:
-            failed = WorkflowFailed(
-                event_id=derived_event_id(request.workflow_id, "final"),
-                workflow_id=request.workflow_id,
-                tenant_id=request.tenant_id,
-                causation_id=request.event_id,
-                error=error.to_info(),
-            )
             log.warning("planning failed: %s", error.code, extra={"error_code": error.code})
-            try:
-                await self._store.fail_workflow(failed)
-            except TransitionConflict:
-                return
-            WORKFLOW_STATUS_TOTAL.labels("failed").inc()
-            await self._publisher.publish([failed])
+            await self._control.fail(
+                request.workflow_id,
+                tenant_id=request.tenant_id,
+                error=error.to_info(),
+                causation_id=request.event_id,
+            )
             return
 
         steps = planned_steps(draft)
