@@ -28,6 +28,14 @@ class KafkaSettings(BaseSettings):
 class RedisSettings(BaseSettings):
     model_config = _PREFIXED
     redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_max_connections: int = Field(
+        default=512,
+        ge=1,
+        description="Redis connections per pool; callers wait for a free one when all are busy.",
+    )
+    redis_pool_timeout_s: float = Field(
+        default=20.0, gt=0, description="How long a caller waits for a free Redis connection."
+    )
     workflow_retention_s: int = Field(
         default=7 * 24 * 3600, ge=60, description="How long finished workflows stay readable."
     )

@@ -36,6 +36,7 @@ from tributary_shared.kafka.publisher import KafkaEventPublisher, make_broker
 from tributary_shared.llm.client import LLMClient
 from tributary_shared.llm.metered import WorkflowLLMs
 from tributary_shared.logs import configure_logging
+from tributary_shared.redis_client import redis_client
 from tributary_shared.settings import (
     BudgetSettings,
     ConsumerSettings,
@@ -133,8 +134,8 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     broker = make_broker(
         kafka.kafka_bootstrap_servers, client_id=f"{kafka.kafka_client_id}-{instance}"
     )
-    redis = Redis.from_url(redis_settings.redis_url, health_check_interval=10)
-    listener_redis = Redis.from_url(redis_settings.redis_url, socket_timeout=None)
+    redis = redis_client(redis_settings)
+    listener_redis = redis_client(redis_settings, for_blocking_reads=True)
     resources = WorkerResources(
         redis=redis,
         listener_redis=listener_redis,

@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import make_asgi_app
-from redis.asyncio import Redis
 
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.routes import health, workflows
@@ -16,6 +15,7 @@ from tributary_shared.budget import BudgetLedger
 from tributary_shared.control import WorkflowControl
 from tributary_shared.kafka.publisher import KafkaEventPublisher, make_broker
 from tributary_shared.logs import configure_logging
+from tributary_shared.redis_client import redis_client
 from tributary_shared.settings import (
     HttpSettings,
     KafkaSettings,
@@ -37,9 +37,9 @@ def create_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(redis_settings.redis_url, health_check_interval=10)
+        redis = redis_client(redis_settings)
         # SSE readers block on XREAD; that client must not time out under them.
-        blocking = Redis.from_url(redis_settings.redis_url, socket_timeout=None)
+        blocking = redis_client(redis_settings, for_blocking_reads=True)
         broker = make_broker(
             kafka.kafka_bootstrap_servers, client_id=f"{kafka.kafka_client_id}-{instance}"
         )
