@@ -61,3 +61,17 @@ def test_log_lines_are_json_and_carry_the_workflow_id() -> None:
     assert entry["message"] == "planned 3 steps"
     assert entry["workflow_id"] == "wf_abc"
     assert entry["service"] == "planner"
+
+
+def test_a_large_llm_connection_budget_is_split_over_small_pools() -> None:
+    from pydantic import SecretStr
+
+    from tributary_shared.llm import LLMClient
+
+    settings = LLMSettings.model_validate(
+        {"TRIBUTARY_LLM_API_KEY": SecretStr("k"), "TRIBUTARY_LLM_MAX_CONNECTIONS": 6000}
+    )
+    client = LLMClient(settings)
+    assert len(client._clients) == 24
+    small = LLMClient(LLMSettings.model_validate({"TRIBUTARY_LLM_API_KEY": SecretStr("k")}))
+    assert len(small._clients) == 4

@@ -7,7 +7,9 @@ counted by error class. Every call carries an explicit timeout.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import random
 import time
 from collections.abc import Sequence
@@ -28,6 +30,7 @@ from tributary_shared.llm.structured import complete_structured
 from tributary_shared.settings import ConfigurationError, LLMSettings
 
 log = logging.getLogger(__name__)
+_CONNECTIONS_PER_POOL = 250
 
 Role = Literal["planner", "agent", "synthesizer"]
 OutputT = TypeVar("OutputT", bound=BaseModel)
@@ -71,24 +74,32 @@ class LLMClient:
             )
         self._settings = settings
         self._cooling_until: dict[str, float] = {}
-        self._client = AsyncOpenAI(
-            base_url=settings.base_url,
-            api_key=settings.api_key.get_secret_value(),
-            max_retries=0,
-            timeout=settings.timeout_s,
-            # Agent steps wait on the model most of the time: the pool, not the
-            # CPU, bounds how many run at once.
-            http_client=DefaultAsyncHttpxClient(
-                limits=httpx2.Limits(
-                    max_connections=settings.max_connections,
-                    max_keepalive_connections=settings.max_connections,
-                ),
+        # Agent steps wait on the model most of the time: the connection pool,
+        # not the CPU, bounds how many run at once. The HTTP pool does work in
+        # proportion to its size on every request, so a large budget of
+        # connections is split over several small pools, used in turn.
+        shards = max(1, math.ceil(settings.max_connections / _CONNECTIONS_PER_POOL))
+        per_pool = math.ceil(settings.max_connections / shards)
+        self._clients = [
+            AsyncOpenAI(
+                base_url=settings.base_url,
+                api_key=settings.api_key.get_secret_value(),
+                max_retries=0,
                 timeout=settings.timeout_s,
-            ),
-        )
+                http_client=DefaultAsyncHttpxClient(
+                    limits=httpx2.Limits(
+                        max_connections=per_pool, max_keepalive_connections=per_pool
+                    ),
+                    timeout=settings.timeout_s,
+                ),
+            )
+            for _ in range(shards)
+        ]
+        self._next_client = itertools.cycle(self._clients)
 
     async def close(self) -> None:
-        await self._client.close()
+        for client in self._clients:
+            await client.close()
 
     def _skip_cooling(self, chain: list[str]) -> list[str]:
         """A model that just failed over is skipped for a while (a circuit breaker),
@@ -207,7 +218,7 @@ class LLMClient:
             kwargs["response_format"] = response_format
         started = time.perf_counter()
         try:
-            response = await self._client.chat.completions.create(
+            response = await next(self._next_client).chat.completions.create(
                 model=model,
                 messages=list(messages),  # type: ignore[arg-type]
                 timeout=self._settings.timeout_s,

@@ -1,0 +1,121 @@
+"""``python -m bench.report [results dir]``: Markdown tables from the latest results.
+
+Reads the newest ``<scenario>-*.json`` of each scenario in the results directory
+(default ``.run/bench/results``) and prints the targets table and the CPU and
+memory breakdowns used in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+from tributary_devstack.config import find_repo_root
+
+COMPONENTS = (
+    "gateway-0",
+    "planner-0",
+    "agent-runner-0",
+    "synthesizer-0",
+    "kafka",
+    "redis",
+    "scripted-llm",
+    "bench-driver",
+)
+
+
+def latest(results: Path, scenario: str) -> dict[str, Any] | None:
+    found = sorted(results.glob(f"{scenario}-2*.json"))
+    if not found:
+        return None
+    data: dict[str, Any] = json.loads(found[-1].read_text())
+    data["_file"] = found[-1].name
+    return data
+
+
+def _f(value: Any, digits: int = 1) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def targets(results: Path) -> list[str]:
+    rows = ["| Target | Measured | Met |", "| --- | --- | --- |"]
+    tp = latest(results, "throughput")
+    if tp is not None:
+        sustained = [step for step in tp.get("steps", []) if step["sustained"]]
+        best: dict[str, Any] = max(sustained, key=lambda s: s["achieved_rate"], default={})
+        bound = tp.get("client_bound_workflows_per_s")
+        fraction = best["achieved_rate"] / bound if best and bound else None
+        rows.append(
+            "| (1) sustained throughput at 0 ms LLM latency >= 60% of the LLM-client bound | "
+            f"{_f(best.get('achieved_rate'), 2)} workflows/s sustained vs "
+            f"{_f(tp.get('client_bound_workflows_per_s'), 2)} workflows/s bound = "
+            f"{_f((fraction or math.nan) * 100, 0)}% | "
+            f"{'yes' if fraction is not None and fraction >= 0.6 else 'no'} |"
+        )
+    lat = latest(results, "latency")
+    if lat is not None:
+        t = lat["targets"]
+        rows.append(
+            f"| (2a) p50 end-to-end within 40 ms of 4 x {lat['latency_ms']} ms "
+            f"at {lat['rate']} workflows/s | p50 overhead {_f(t['p50_overhead_ms'])} ms | "
+            f"{'yes' if t['p50_met'] else 'no'} |"
+        )
+        rows.append(
+            f"| (2b) p99 end-to-end within 150 ms of 4 x {lat['latency_ms']} ms | "
+            f"p99 overhead {_f(t['p99_overhead_ms'])} ms | {'yes' if t['p99_met'] else 'no'} |"
+        )
+    inf = latest(results, "inflight")
+    if inf is not None:
+        wf = inf["workflows"]
+        rows.append(
+            f"| (3) {inf['workflows_requested']} workflows in flight at "
+            f"{inf['latency_ms'] // 1000} s per LLM call, each within 10% of "
+            f"{_f(wf['critical_path_s'], 0)} s | in flight max {inf['in_flight_max']}; "
+            f"completed {wf['completed']}/{wf['started']}, within 10%: {wf['within_10pct']} | "
+            f"{'yes' if inf['targets']['all_within_10pct'] else 'no'} |"
+        )
+    return rows
+
+
+def cpu_table(title: str, cpu: dict[str, Any]) -> list[str]:
+    per = cpu["cpu_ms_per_workflow"]
+    header = "| " + title + " | " + " | ".join(c for c in COMPONENTS if c in per) + " |"
+    rule = "| --- " * (1 + sum(1 for c in COMPONENTS if c in per)) + "|"
+    row = "| CPU ms / workflow | " + " | ".join(_f(per[c]) for c in COMPONENTS if c in per) + " |"
+    return [header, rule, row]
+
+
+def main(argv: list[str]) -> int:
+    results = Path(argv[0]) if argv else find_repo_root() / ".run" / "bench" / "results"
+    print("\n".join(targets(results)))
+    for scenario in ("throughput", "latency", "inflight"):
+        data = latest(results, scenario)
+        if data is None:
+            continue
+        if scenario == "throughput":
+            sustained = [step for step in data.get("steps", []) if step["sustained"]]
+            best: dict[str, Any] = max(sustained, key=lambda s: s["achieved_rate"], default={})
+            cpu = best.get("cpu")
+        else:
+            cpu = data["cpu"]
+        if cpu:
+            print()
+            print(f"{scenario} ({data['_file']}):")
+            print("\n".join(cpu_table(scenario, cpu)))
+            print(
+                f"stack (services + Kafka + Redis): {cpu['stack_cpu_ms_per_workflow']} ms/wf; "
+                f"machine busy {cpu['cores_busy_machine']} cores, of which other processes "
+                f"{cpu['other_processes_cpu_s']} CPU-s over {cpu['seconds']} s"
+            )
+        if scenario == "inflight" and "memory" in data:
+            print(json.dumps(data["memory"], indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

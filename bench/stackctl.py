@@ -1,0 +1,187 @@
+"""The stack under test: started through the devstack API on ports of its own.
+
+Everything lives under its own run directory (default ``.run/bench``) and on
+ports far from the developer (8000, 9092, 6379) and test (19092, 16379)
+stacks, so a benchmark can run next to them. The bundled scripted LLM is
+started by the stack as its own process; its latency is then set through its
+admin API, which also switches its request recording off (recording every
+request would cost the LLM process CPU that is not part of the workload).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tributary_devstack.config import StackConfig
+from tributary_devstack.services import SERVICES, replica_port
+from tributary_devstack.stack import SCRIPTED_LLM, Stack
+
+DEFAULT_RUN_DIR = Path(".run/bench")
+
+
+@dataclass(frozen=True)
+class BenchPorts:
+    kafka: int = 39092
+    kafka_controller: int = 39093
+    redis: int = 36379
+    gateway: int = 38000
+    planner: int = 38101
+    agent_runner: int = 38102
+    synthesizer: int = 38103
+    scripted_llm: int = 38199
+
+
+@dataclass
+class BenchStack:
+    """One stack for one scenario: fresh state on ``up``, everything stopped on ``down``."""
+
+    run_dir: Path = DEFAULT_RUN_DIR
+    ports: BenchPorts = field(default_factory=BenchPorts)
+    tuning: Mapping[str, str] = field(default_factory=dict)
+    #: Query string appended to the services' Redis URL (e.g. "max_connections=5000"),
+    #: which redis-py reads as connection-pool options. Empty: the stack's own URL.
+    redis_url_query: str = ""
+    say: Any = print
+    _stack: Stack | None = None
+
+    def config(self) -> StackConfig:
+        p = self.ports
+        return StackConfig(
+            run_dir=self.run_dir,
+            kafka_port=p.kafka,
+            kafka_controller_port=p.kafka_controller,
+            redis_port=p.redis,
+            gateway_port=p.gateway,
+            planner_port=p.planner,
+            agent_runner_port=p.agent_runner,
+            synthesizer_port=p.synthesizer,
+            scripted_llm_port=p.scripted_llm,
+            llm_base_url=None,  # the bundled scripted LLM, whatever the environment says
+            replicas=1,
+        )
+
+    @property
+    def stack(self) -> Stack:
+        if self._stack is None:
+            environ = {
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("OPENAI_BASE_URL", "TRIBUTARY_LLM_BASE_URL")
+            }
+            environ.update(self.tuning)
+            self._stack = Stack(self.config(), say=self.say, environ=environ)
+        return self._stack
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.gateway}"
+
+    @property
+    def llm_root_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.scripted_llm}"
+
+    @property
+    def llm_base_url(self) -> str:
+        return f"{self.llm_root_url}/v1"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports.redis}/0"
+
+    def down(self) -> list[str]:
+        return self.stack.down()
+
+    def wipe(self) -> None:
+        """Stop whatever runs in the run dir and delete its state (Kafka log, Redis AOF)."""
+        self.down()
+        for sub in ("kafka", "redis", "logs", "pids"):
+            shutil.rmtree(self.stack.config.run_dir / sub, ignore_errors=True)
+
+    def up(self, *, fresh: bool = True) -> None:
+        if fresh:
+            self.wipe()
+        if not self.redis_url_query:
+            self.stack.up(replicas=1)
+            return
+        # The stack's wiring sets TRIBUTARY_REDIS_URL after the caller's environment;
+        # only a service's own ``env`` (applied last) can change it.
+        stack = self.stack
+        stack.ensure_scripted_llm()
+        stack.ensure_infra()
+        url = f"{stack.config.redis_url}?{self.redis_url_query}"
+        handles = [
+            stack.start_service(
+                spec.name,
+                port=replica_port(stack.config, spec, 0),
+                env={"TRIBUTARY_REDIS_URL": url},
+                instance=f"{spec.name}-0",
+            )
+            for spec in SERVICES
+        ]
+        for handle in handles:
+            handle.wait_healthy(stack.config.startup_timeout_s)
+
+    def up_llm_only(self, *, fresh: bool = True) -> None:
+        if fresh:
+            self.wipe()
+        self.stack.ensure_scripted_llm()
+
+    def pids(self) -> dict[str, int]:
+        """Running components by name (kafka, redis, scripted-llm, gateway-0, ...)."""
+        return {row.name: row.pid for row in self.stack.status() if row.pid is not None}
+
+    def component_ports(self) -> dict[str, int]:
+        return {row.name: row.port for row in self.stack.status() if row.port is not None}
+
+    # -- the scripted LLM's admin API ------------------------------------------------
+
+    def llm_config(self, **changes: int) -> dict[str, Any]:
+        with httpx.Client(base_url=self.llm_root_url, timeout=10) as client:
+            response = client.post("/_admin/config", json=changes)
+            response.raise_for_status()
+            result: dict[str, Any] = response.json()
+            return result
+
+    def llm_clear_requests(self) -> None:
+        with httpx.Client(base_url=self.llm_root_url, timeout=10) as client:
+            client.delete("/_admin/requests").raise_for_status()
+
+    def llm_requests(self) -> list[dict[str, Any]]:
+        with httpx.Client(base_url=self.llm_root_url, timeout=30) as client:
+            response = client.get("/_admin/requests")
+            response.raise_for_status()
+            result: list[dict[str, Any]] = response.json()
+            return result
+
+    def log_problems(self, *, top: int = 6) -> dict[str, dict[str, int]]:
+        """WARNING and worse log lines of each service, counted by message."""
+        out: dict[str, dict[str, int]] = {}
+        for path in sorted(self.stack.config.logs_dir.glob("*.log")):
+            counts: dict[str, int] = {}
+            with path.open(errors="replace") as lines:
+                for line in lines:
+                    if not line.startswith("{"):
+                        continue
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        continue
+                    level = str(entry.get("level", ""))
+                    if level in ("WARNING", "ERROR", "CRITICAL"):
+                        key = f"{level} {str(entry.get('message', ''))[:100]}"
+                        counts[key] = counts.get(key, 0) + 1
+            if counts:
+                ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+                out[path.stem] = dict(ranked)
+        return out
+
+    def llm_pid(self) -> int | None:
+        return self.pids().get(SCRIPTED_LLM)
