@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="QUERY",
         help="appended to the services' Redis URL as pool options, e.g. max_connections=5000",
     )
+    common.add_argument(
+        "--port-offset",
+        type=int,
+        default=0,
+        help="add this to every port (39092, 36379, 38000, ...) when one is taken",
+    )
     sub = parser.add_subparsers(dest="scenario", required=True)
 
     sub.add_parser("verify", parents=[common], help="count the LLM calls of one workflow")
@@ -140,6 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         keep_up=args.keep_up,
         tuning=_tuning(args.env),
         redis_url_query=args.redis_url_query,
+        port_offset=args.port_offset,
     )
     # The broker readiness probe logs every refused connection while Kafka starts.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

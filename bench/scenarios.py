@@ -19,7 +19,7 @@ import httpx
 
 from bench import clientbound, machine, procstat, profile, timeline
 from bench.driver import Driver, Monitor, Sample, Watch
-from bench.stackctl import BenchStack
+from bench.stackctl import BenchPorts, BenchStack
 from bench.stats import percentile, summary
 
 DRIVER = "bench-driver"
@@ -37,10 +37,12 @@ class Options:
     keep_up: bool = False
     tuning: dict[str, str] = field(default_factory=dict)
     redis_url_query: str = ""
+    port_offset: int = 0
 
     def stack(self, tuning: Mapping[str, str] | None = None) -> BenchStack:
         return BenchStack(
             self.run_dir,
+            ports=BenchPorts().shifted(self.port_offset),
             tuning=self.tuning if tuning is None else tuning,
             redis_url_query=self.redis_url_query,
             say=say,
@@ -697,6 +699,6 @@ def run_verify(options: Options, _args: Any) -> dict[str, Any]:
 
 
 def run_down(options: Options, _args: Any) -> dict[str, Any]:
-    stopped = BenchStack(options.run_dir, say=say).down()
+    stopped = options.stack().down()
     say("stopped: " + (", ".join(stopped) or "nothing was running"))
     return {"stopped": stopped}

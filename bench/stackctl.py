@@ -10,6 +10,7 @@ request would cost the LLM process CPU that is not part of the workload).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -37,6 +38,12 @@ class BenchPorts:
     agent_runner: int = 38102
     synthesizer: int = 38103
     scripted_llm: int = 38199
+
+    def shifted(self, offset: int) -> BenchPorts:
+        """Every port moved by ``offset`` (when one of them is taken on this host)."""
+        return BenchPorts(
+            **{name: port + offset for name, port in dataclasses.asdict(self).items()}
+        )
 
 
 @dataclass

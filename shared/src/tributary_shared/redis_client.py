@@ -20,5 +20,9 @@ def redis_client(settings: RedisSettings, *, for_blocking_reads: bool = False) -
         timeout=settings.redis_pool_timeout_s,
         health_check_interval=10,
         socket_timeout=None if for_blocking_reads else 5.0,
+        # Redis 7.0 does not know CLIENT SETINFO, which redis-py sends on every
+        # new connection unless told not to.
+        lib_name=None,
+        lib_version=None,
     )
     return Redis(connection_pool=pool)

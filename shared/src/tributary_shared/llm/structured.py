@@ -6,6 +6,7 @@ was wrong; a second failure is a model error.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -22,7 +23,9 @@ Message = dict[str, Any]
 CompleteOnce = Callable[[Sequence[Message], dict[str, Any]], Awaitable["Completion"]]
 
 
+@functools.cache
 def json_schema_format(output: type[BaseModel], schema_name: str) -> dict[str, Any]:
+    """Rendered once per model: every structured call sends it."""
     return {
         "type": "json_schema",
         "json_schema": {"name": schema_name, "schema": output.model_json_schema()},

@@ -187,6 +187,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool[Any]] = ()) -> None:
         self._tools: dict[str, Tool[Any]] = {}
+        self._schemas: list[dict[str, Any]] | None = None
         for tool in tools:
             self.register(tool)
 
@@ -194,6 +195,7 @@ class ToolRegistry:
         if tool.name in self._tools:
             raise ValueError(f"tool {tool.name!r} is registered twice")
         self._tools[tool.name] = tool
+        self._schemas = None
 
     def get(self, name: str) -> Tool[Any]:
         try:
@@ -205,4 +207,7 @@ class ToolRegistry:
         return sorted(self._tools)
 
     def openai_schemas(self) -> list[dict[str, Any]]:
-        return [tool.openai_schema() for tool in self._tools.values()]
+        # Rendered once: every agent call offers them, and rendering is costly.
+        if self._schemas is None:
+            self._schemas = [tool.openai_schema() for tool in self._tools.values()]
+        return self._schemas
