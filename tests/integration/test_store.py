@@ -11,6 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from tributary_devstack.stack import Stack
+from tributary_shared.budget import BudgetLedger, BudgetLimits
+from tributary_shared.errors import BudgetExceeded
 from tributary_shared.events import (
     ErrorInfo,
     PlanCreated,
@@ -192,3 +194,28 @@ async def test_a_refused_transition_writes_nothing(store: WorkflowStore) -> None
     assert record.status is WorkflowStatus.RUNNING
     assert record.result is None
     assert len(await store.read_log(workflow_id)) == len(before)
+
+
+async def test_the_first_refused_reservation_announces_the_budget_once(
+    store: WorkflowStore, stack: Stack
+) -> None:
+    workflow_id = await planned(store, n=1)
+    redis = Redis.from_url(f"redis://127.0.0.1:{stack.config.redis_port}/0")
+    ledger = BudgetLedger(redis, ttl_s=600)
+    try:
+        await ledger.open(workflow_id, BudgetLimits(tokens=100, micro_usd=None, policy="fail"))
+        held = await ledger.reserve(workflow_id, tenant_id="default", tokens=80, micro_usd=0)
+        await ledger.settle(workflow_id, held, TokenUsage(prompt_tokens=30), 0)
+        with pytest.raises(BudgetExceeded) as first:
+            await ledger.reserve(workflow_id, tenant_id="default", tokens=80, micro_usd=0)
+        with pytest.raises(BudgetExceeded) as second:
+            await ledger.reserve(workflow_id, tenant_id="default", tokens=80, micro_usd=0)
+    finally:
+        await redis.aclose()
+    announced = first.value.announcement
+    assert announced is not None
+    assert (announced.limit_tokens, announced.used_tokens, announced.policy) == (100, 30, "fail")
+    assert announced.limit_cost_usd is None
+    assert second.value.announcement is None
+    logged = [e for e in await store.read_log(workflow_id) if e.type == "budget.exhausted"]
+    assert [json.loads(e.event_json)["used_tokens"] for e in logged] == [30]

@@ -70,10 +70,11 @@ class WorkerResources:
         async def announce(event: BudgetExhausted) -> None:
             await self.publisher.publish([event])
 
+        settings = load_settings(LLMSettings)
         return WorkflowLLMs(
-            LLMClient(load_settings(LLMSettings)),
+            LLMClient(settings),
             self.ledger,
-            settings=load_settings(LLMSettings),
+            settings=settings,
             prices=load_settings(BudgetSettings).model_prices,
             announce=announce,
         )

@@ -3,11 +3,11 @@
 -- ARGV[1] = operation:
 --   "open", limit_tokens, limit_micro_usd, policy, ttl
 --       set the limits once (later calls keep the first ones).
---   "reserve", tokens, micro_usd, ttl, exhausted_event_json
+--   "reserve", tokens, micro_usd, ttl, exhausted_event_json, event_id
 --       reserve before a call; refused when used + reserved + this would pass a
---       limit (0 = no limit). The first refusal marks the budget exhausted and
---       appends exhausted_event_json (with the figures filled in by the
---       caller's template placeholders) to the log. Returns {1} or {0, first}.
+--       limit (0 = no limit). The first refusal marks the budget exhausted,
+--       fills the limits and amounts into exhausted_event_json, appends it to
+--       the log and returns it. Returns {1}, {0, 0} or {0, 1, event_json}.
 --   "settle", -reserved_tokens, used_tokens, -reserved_micro, used_micro
 --       replace a reservation by the real usage.
 local key, log = KEYS[1], KEYS[2]
@@ -30,10 +30,18 @@ elseif op == "reserve" then
   local over_c = limit_c > 0 and num("used_micro_usd") + num("reserved_micro_usd") + micro > limit_c
   if over_t or over_c then
     local first = redis.call("HSETNX", key, "exhausted", "1")
-    if first == 1 then
-      redis.call("XADD", log, "*", "type", "budget.exhausted", "event_id", ARGV[6], "event", ARGV[5])
+    if first == 0 then
+      return {0, 0}
     end
-    return {0, first}
+    local event = cjson.decode(ARGV[5])
+    event.limit_tokens = limit_t > 0 and limit_t or cjson.null
+    event.used_tokens = num("used_tokens")
+    event.limit_cost_usd = limit_c > 0 and limit_c / 1000000 or cjson.null
+    event.used_cost_usd = num("used_micro_usd") / 1000000
+    event.policy = redis.call("HGET", key, "policy") or "partial"
+    local encoded = cjson.encode(event)
+    redis.call("XADD", log, "*", "type", "budget.exhausted", "event_id", ARGV[6], "event", encoded)
+    return {0, 1, encoded}
   end
   redis.call("HINCRBY", key, "reserved_tokens", tokens)
   redis.call("HINCRBY", key, "reserved_micro_usd", micro)

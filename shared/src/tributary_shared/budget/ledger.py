@@ -70,17 +70,15 @@ class BudgetLedger:
     async def reserve(
         self, workflow_id: str, *, tenant_id: str, tokens: int, micro_usd: int
     ) -> Reservation:
-        """Reserve or raise ``BudgetExceeded`` (carrying the event when it is the first)."""
-        state = await self.state(workflow_id)
-        announcement = BudgetExhausted(
+        """Reserve or raise ``BudgetExceeded`` (carrying the event when it is the first).
+
+        One round trip: the script fills the budget's figures into the
+        announcement itself, so nothing is read beforehand on this hot path.
+        """
+        template = BudgetExhausted(
             event_id=derived_event_id(workflow_id, "budget.exhausted"),
             workflow_id=workflow_id,
             tenant_id=tenant_id,
-            limit_tokens=state.limit_tokens,
-            used_tokens=state.used_tokens,
-            limit_cost_usd=state.limit_cost_usd,
-            used_cost_usd=state.used_cost_usd,
-            policy=state.policy,
         )
         result = await self._call(
             workflow_id,
@@ -88,14 +86,15 @@ class BudgetLedger:
             tokens,
             micro_usd,
             self._ttl_s,
-            announcement.model_dump_json(),
-            announcement.event_id,
+            template.model_dump_json(),
+            template.event_id,
         )
         if int(result[0]) == 1:
             return Reservation(tokens=tokens, micro_usd=micro_usd)
+        first = int(result[1]) == 1
         raise BudgetExceeded(
             "the workflow's budget cannot cover another LLM call",
-            announcement=announcement if int(result[1]) == 1 else None,
+            announcement=BudgetExhausted.model_validate_json(result[2]) if first else None,
         )
 
     async def settle(
