@@ -32,10 +32,10 @@ from tributary_planner.planning import (
     planning_messages,
 )
 from tributary_planner.settings import PlannerSettings
-from tributary_shared.llm.structured import json_schema_format
-from tributary_shared.settings import LLMSettings
-from tributary_shared.state import StepRecord
-from tributary_shared.state.status import StepStatus
+from tributary_shared.core.status import StepStatus
+from tributary_shared.runtime.llm.structured import json_schema_format
+from tributary_shared.runtime.settings import LLMSettings
+from tributary_shared.runtime.state import StepRecord
 from tributary_synthesizer.synthesis import synthesis_messages
 
 

@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from bench import procstat
 from tributary_devstack.sse import SseParser
-from tributary_shared.state.keys import WorkflowKeys
+from tributary_shared.core.keys import WorkflowKeys
 
 STANDARD_TASK = "compute 1+1; compute 2+2; compute 3+3"
 TERMINAL_EVENTS = {

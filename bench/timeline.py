@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from bench.driver import Sample
 from bench.stats import summary
-from tributary_shared.state.keys import WorkflowKeys
+from tributary_shared.core.keys import WorkflowKeys
 
 PHASES = (
     ("post_to_requested", "client POST sent -> workflow.requested logged (gateway)"),

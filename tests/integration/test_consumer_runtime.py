@@ -14,10 +14,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tributary_devstack.stack import Stack
-from tributary_shared.events import AnyEvent, WorkflowRequested, encode_event
-from tributary_shared.kafka.consumer import ConsumerConfig, EventConsumer
-from tributary_shared.kafka.deadletter import DeadLetter
-from tributary_shared.topics import DEAD_LETTERS
+from tributary_shared.core.events import AnyEvent, WorkflowRequested, encode_event
+from tributary_shared.core.topics import DEAD_LETTERS
+from tributary_shared.runtime.kafka.consumer import ConsumerConfig, EventConsumer
+from tributary_shared.runtime.kafka.deadletter import DeadLetter
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from tests.support.client import GatewayClient
 from tests.support.stack import RunningServices
+from tributary_devtools.admin.deadletters import REDRIVEN_HEADER
 from tributary_scripted_llm import ScriptedLLMAdmin
-from tributary_shared import topics
-from tributary_shared.admin.deadletters import REDRIVEN_HEADER
+from tributary_shared.core import topics
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,14 @@ def bootstrap(services: RunningServices) -> str:
 
 def admin_cli(services: RunningServices, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tributary_shared.admin", "--bootstrap", bootstrap(services), *args],
+        [
+            sys.executable,
+            "-m",
+            "tributary_devtools.admin",
+            "--bootstrap",
+            bootstrap(services),
+            *args,
+        ],
         capture_output=True,
         text=True,
         timeout=60,

@@ -15,7 +15,7 @@ import redis
 from tributary_devstack import Stack, StackConfig, procs
 from tributary_devstack.kafka_admin import describe_partitions, ensure_topics
 from tributary_devstack.pidfiles import list_records
-from tributary_shared.topics import ALL_TOPICS
+from tributary_shared.core.topics import ALL_TOPICS
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from tests.support.stack import RunningServices, free_port, start_services
 from tributary_devstack.process import ServiceProcess
 from tributary_devstack.stack import Stack
 from tributary_scripted_llm import ScriptedLLMAdmin, ScriptedLLMServer
-from tributary_shared.events import decode_event, home_topic
+from tributary_shared.core.events import decode_event, home_topic
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ import pytest
 from pydantic import BaseModel, SecretStr
 
 from tributary_scripted_llm import ScriptedLLMAdmin, ScriptedLLMServer
-from tributary_shared.errors import FatalError, ModelError, TransientError
-from tributary_shared.llm import LLMClient
-from tributary_shared.settings import LLMSettings
+from tributary_shared.core.errors import FatalError, ModelError, TransientError
+from tributary_shared.runtime.llm import LLMClient
+from tributary_shared.runtime.settings import LLMSettings
 
 pytestmark = pytest.mark.integration
 

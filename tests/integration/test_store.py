@@ -11,9 +11,8 @@ import pytest
 from redis.asyncio import Redis
 
 from tributary_devstack.stack import Stack
-from tributary_shared.budget import BudgetLedger, BudgetLimits
-from tributary_shared.errors import BudgetExceeded
-from tributary_shared.events import (
+from tributary_shared.core.errors import BudgetExceeded
+from tributary_shared.core.events import (
     ErrorInfo,
     PlanCreated,
     PlannedStep,
@@ -27,8 +26,9 @@ from tributary_shared.events import (
     WorkflowFailed,
     WorkflowRequested,
 )
-from tributary_shared.state import TransitionConflict, WorkflowKeys, WorkflowStore
-from tributary_shared.state.status import StepStatus, WorkflowStatus
+from tributary_shared.core.status import StepStatus, WorkflowStatus
+from tributary_shared.runtime.budget import BudgetLedger, BudgetLimits
+from tributary_shared.runtime.state import TransitionConflict, WorkflowKeys, WorkflowStore
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer
 from tests.support.client import GatewayClient
 from tests.support.stack import RunningServices
 from tributary_scripted_llm import ScriptedLLMAdmin
-from tributary_shared import topics
+from tributary_shared.core import topics
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 from aiokafka import AIOKafkaConsumer
 
 from tests.support.client import GatewayClient
-from tributary_shared import topics
+from tributary_shared.core import topics
 
 TERMINAL = {"completed", "failed", "cancelled"}
 

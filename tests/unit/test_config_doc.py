@@ -74,7 +74,7 @@ def test_rendering_ignores_the_environment(doc: str, monkeypatch: pytest.MonkeyP
 def test_every_settings_class_is_in_the_readers_table() -> None:
     found = {qualified_name(cls) for cls in settings_classes()}
     # A walk that found nothing would make this vacuous.
-    assert "tributary_shared.settings.LLMSettings" in found
+    assert "tributary_shared.runtime.settings.LLMSettings" in found
     assert "tributary_agent_runner.tools.mcp_config.McpSettings" in found
     assert "tributary_agent_runner.tools.web_search.WebSearchSettings" in found
     missing = sorted(found - set(READERS))
@@ -163,7 +163,7 @@ def test_env_names_are_the_ones_pydantic_settings_reads(
         if name.startswith(("TRIBUTARY_", "OPENAI_")):
             monkeypatch.delenv(name)
     from tributary_agent_runner.settings import AgentSettings
-    from tributary_shared.settings import HttpSettings, LLMSettings
+    from tributary_shared.runtime.settings import HttpSettings, LLMSettings
 
     llm = LLMSettings.model_fields["base_url"]
     assert env_names(LLMSettings, "base_url", llm) == ("TRIBUTARY_LLM_BASE_URL", "OPENAI_BASE_URL")
@@ -239,7 +239,7 @@ def test_the_doc_shows_no_secret_default(doc: str) -> None:
 
 def test_descriptions_table_names_real_fields_without_their_own_text() -> None:
     from tributary_agent_runner.tools.mcp_config import McpHttpServer, McpStdioServer
-    from tributary_shared.settings import ModelPrice
+    from tributary_shared.runtime.settings import ModelPrice
 
     classes: list[type[BaseModel]] = [
         *_documented_classes(),

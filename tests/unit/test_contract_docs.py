@@ -11,16 +11,16 @@ import pytest
 import yaml
 
 from tributary_agent_runner.__main__ import SPEC as AGENT_RUNNER_SPEC
+from tributary_devtools.contract import GENERATED_FILES, build_asyncapi, render_asyncapi
+from tributary_devtools.contract.__main__ import main
+from tributary_devtools.contract.events_doc import REGENERATE, render_events_doc
+from tributary_devtools.contract.topology import topic_of
 from tributary_planner.__main__ import SPEC as PLANNER_SPEC
-from tributary_shared.contract import GENERATED_FILES, build_asyncapi, render_asyncapi
-from tributary_shared.contract.__main__ import main
-from tributary_shared.contract.events_doc import REGENERATE, render_events_doc
-from tributary_shared.contract.roles import ROLES
-from tributary_shared.contract.topology import topic_of
-from tributary_shared.events import AnyEvent, event_catalog, home_topic
-from tributary_shared.kafka.publisher import event_headers
-from tributary_shared.topics import ALL_TOPICS, DEAD_LETTERS
-from tributary_shared.worker import WorkerSpec
+from tributary_shared.core.events import AnyEvent, event_catalog, home_topic
+from tributary_shared.core.topics import ALL_TOPICS, DEAD_LETTERS
+from tributary_shared.core.topology import ROLES
+from tributary_shared.runtime.kafka.publisher import event_headers
+from tributary_shared.runtime.worker import WorkerSpec
 from tributary_synthesizer.__main__ import SPEC as SYNTHESIZER_SPEC
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,8 +18,8 @@ from tests.unit.test_deploy_settings import (
     served_paths,
 )
 from tests.unit.test_deploy_topics import script_topics
-from tributary_shared.settings import ConsumerSettings
-from tributary_shared.topics import ALL_TOPICS
+from tributary_shared.core.topics import ALL_TOPICS
+from tributary_shared.runtime.settings import ConsumerSettings
 
 PYTHON_SERVICES = ("gateway", *WORKERS, "scripted-llm")
 LONG_RUNNING = ("kafka", "redis", *PYTHON_SERVICES)

@@ -29,8 +29,8 @@ from tests.unit.test_deploy_settings import (
     served_paths,
     worker_spec,
 )
-from tributary_shared.settings import ConsumerSettings
-from tributary_shared.topics import ALL_TOPICS
+from tributary_shared.core.topics import ALL_TOPICS
+from tributary_shared.runtime.settings import ConsumerSettings
 
 #: Oldest Kubernetes the manifests target (the preStop ``sleep`` action is on by default
 #: from 1.30) and the newest the bundled schemas know.

@@ -26,7 +26,7 @@ from pydantic import AliasChoices, ValidationError
 from pydantic_settings import BaseSettings
 from starlette.routing import Mount
 
-from tributary_shared.worker import WorkerLogic, WorkerResources, WorkerSpec
+from tributary_shared.runtime.worker import WorkerLogic, WorkerResources, WorkerSpec
 
 REPO = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO / "deploy" / "k8s"
@@ -179,10 +179,10 @@ def _no_logic(resources: WorkerResources) -> WorkerLogic:
 
 def build_worker_app(service: str) -> Any:
     """The worker's real ASGI app (shared ``build_app``), without its LLM-backed logic."""
-    from tributary_shared.worker import build_app
+    from tributary_shared.runtime.worker import build_app
 
     spec = replace(worker_spec(service), build=_no_logic)
-    with mock.patch("tributary_shared.worker.configure_logging"):
+    with mock.patch("tributary_shared.runtime.worker.configure_logging"):
         app, _http = build_app(spec)
     return app
 

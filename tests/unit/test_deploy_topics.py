@@ -19,7 +19,7 @@ from tests.unit.test_deploy_settings import (
     k8s_docs,
     load_yaml_docs,
 )
-from tributary_shared.topics import ALL_TOPICS
+from tributary_shared.core.topics import ALL_TOPICS
 
 ENSURE_LINE = re.compile(r"^ensure_topic\s+(?P<name>\S+)\s+(?P<partitions>\d+)\s*$", re.MULTILINE)
 WANTED = {topic.name: topic.partitions for topic in ALL_TOPICS}

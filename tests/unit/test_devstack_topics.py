@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tributary_devstack.topics import create_errors, partition_counts, plan_topics
-from tributary_shared.topics import ALL_TOPICS, TopicSpec
+from tributary_shared.core.topics import ALL_TOPICS, TopicSpec
 
 A = TopicSpec("a", 12, "")
 B = TopicSpec("b", 3, "")

@@ -5,8 +5,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from tributary_shared import topics
-from tributary_shared.events import (
+from tributary_shared.core import topics
+from tributary_shared.core.events import (
     ErrorInfo,
     PlannedStep,
     StepCompleted,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from tributary_shared.kafka.lanes import KeyLanes
+from tributary_shared.runtime.kafka.lanes import KeyLanes
 
 
 async def test_same_key_runs_in_order_and_other_keys_in_parallel() -> None:

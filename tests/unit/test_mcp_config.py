@@ -14,7 +14,7 @@ from tributary_agent_runner.tools.mcp_config import (
     McpStdioServer,
     Redactor,
 )
-from tributary_shared.settings import ConfigurationError, load_settings
+from tributary_shared.runtime.settings import ConfigurationError, load_settings
 
 TOKEN = "tok-0123456789abcdef"
 URL_KEY = "urlkey-abcdef123456"

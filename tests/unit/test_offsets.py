@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from tributary_shared.kafka.offsets import PartitionOffsets
+from tributary_shared.runtime.kafka.offsets import PartitionOffsets
 
 
 def test_nothing_to_commit_before_any_record() -> None:

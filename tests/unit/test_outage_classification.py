@@ -4,8 +4,8 @@ import pytest
 from aiokafka import errors as kafka_errors
 from redis import exceptions as redis_errors
 
-from tributary_shared.errors import TransientError
-from tributary_shared.kafka.consumer import is_outage
+from tributary_shared.core.errors import TransientError
+from tributary_shared.runtime.kafka.consumer import is_outage
 
 
 @pytest.mark.parametrize(

@@ -2,15 +2,15 @@ from __future__ import annotations
 
 import pytest
 
-from tributary_shared.budget import budget_limits
-from tributary_shared.budget.pricing import (
+from tributary_shared.core.events import TokenUsage, WorkflowOptions
+from tributary_shared.runtime.budget import budget_limits
+from tributary_shared.runtime.budget.pricing import (
     cost_micro_usd,
     estimate_prompt_tokens,
     worst_case_micro_usd,
 )
-from tributary_shared.events import TokenUsage, WorkflowOptions
-from tributary_shared.llm.routing import model_chain
-from tributary_shared.settings import BudgetSettings, LLMSettings, ModelPrice
+from tributary_shared.runtime.llm.routing import model_chain
+from tributary_shared.runtime.settings import BudgetSettings, LLMSettings, ModelPrice
 
 
 def llm_settings(**values: object) -> LLMSettings:

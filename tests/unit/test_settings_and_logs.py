@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from tributary_shared.logs import JsonFormatter, redact, workflow_context
-from tributary_shared.settings import (
+from tributary_shared.runtime.logs import JsonFormatter, redact, workflow_context
+from tributary_shared.runtime.settings import (
     ConfigurationError,
     ConsumerSettings,
     LLMSettings,
@@ -66,7 +66,7 @@ def test_log_lines_are_json_and_carry_the_workflow_id() -> None:
 def test_a_large_llm_connection_budget_is_split_over_small_pools() -> None:
     from pydantic import SecretStr
 
-    from tributary_shared.llm import LLMClient
+    from tributary_shared.runtime.llm import LLMClient
 
     settings = LLMSettings.model_validate(
         {"TRIBUTARY_LLM_API_KEY": SecretStr("k"), "TRIBUTARY_LLM_MAX_CONNECTIONS": 6000}

@@ -55,7 +55,7 @@ ensure_topic() {
   fi
 }
 
-# name                          partitions   (keep in step with tributary_shared.topics)
+# name                          partitions   (keep in step with tributary_shared.core.topics)
 ensure_topic tributary.workflow.requests 12
 ensure_topic tributary.steps 24
 ensure_topic tributary.step.results 12

@@ -11,10 +11,10 @@ from tributary_agent_runner.tools.fetch_url import make_fetch_url_tool
 from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_agent_runner.tools.web_search import web_search_tool_from_settings
-from tributary_shared.events import AnyEvent, StepDispatched
-from tributary_shared.settings import load_settings
-from tributary_shared.topics import STEPS
-from tributary_shared.worker import WorkerResources, WorkerSpec, run_worker
+from tributary_shared.core.events import AnyEvent, StepDispatched
+from tributary_shared.core.topics import STEPS
+from tributary_shared.runtime.settings import load_settings
+from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_worker
 
 
 def step_lane(event: AnyEvent) -> bytes:

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from redis.asyncio import Redis
 
-from tributary_shared.state.keys import WorkflowKeys
+from tributary_shared.core.keys import WorkflowKeys
 
 _MAX_HISTORY = 64
 

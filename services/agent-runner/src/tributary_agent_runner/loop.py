@@ -27,10 +27,10 @@ from typing import Any, Protocol
 from tributary_agent_runner.call_history import CallHistory
 from tributary_agent_runner.loop_detection import detect_loop, fingerprint, loop_warning
 from tributary_agent_runner.tools.registry import ToolArgumentsInvalid, ToolError, ToolRegistry
-from tributary_shared.errors import LogicError, ModelError, TributaryError
-from tributary_shared.events import PlannedStep, StepInput, TokenUsage
-from tributary_shared.llm.client import Completion, Message, Role, ToolCall
-from tributary_shared.metrics import LOOPS_DETECTED_TOTAL, TOOL_CALL_ERRORS_TOTAL
+from tributary_shared.core.errors import LogicError, ModelError, TributaryError
+from tributary_shared.core.events import PlannedStep, StepInput, TokenUsage
+from tributary_shared.runtime.llm.client import Completion, Message, Role, ToolCall
+from tributary_shared.runtime.metrics import LOOPS_DETECTED_TOTAL, TOOL_CALL_ERRORS_TOTAL
 
 log = logging.getLogger(__name__)
 

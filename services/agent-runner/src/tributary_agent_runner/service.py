@@ -12,8 +12,8 @@ from tributary_agent_runner.loop import StepOutcome, run_agent
 from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import ToolRegistry
-from tributary_shared.errors import FatalError, LogicError
-from tributary_shared.events import (
+from tributary_shared.core.errors import FatalError, LogicError
+from tributary_shared.core.events import (
     AnyEvent,
     StepCompleted,
     StepDispatched,
@@ -22,12 +22,12 @@ from tributary_shared.events import (
     decode_event,
     derived_event_id,
 )
-from tributary_shared.llm.metered import WorkflowLLMs
-from tributary_shared.metrics import AGENT_ITERATIONS_COUNT
-from tributary_shared.state import TransitionConflict
-from tributary_shared.state.keys import CANCELLATIONS_CHANNEL
-from tributary_shared.state.status import WorkflowStatus
-from tributary_shared.worker import WorkerResources
+from tributary_shared.core.keys import CANCELLATIONS_CHANNEL
+from tributary_shared.core.status import WorkflowStatus
+from tributary_shared.runtime.llm.metered import WorkflowLLMs
+from tributary_shared.runtime.metrics import AGENT_ITERATIONS_COUNT
+from tributary_shared.runtime.state import TransitionConflict
+from tributary_shared.runtime.worker import WorkerResources
 
 log = logging.getLogger(__name__)
 

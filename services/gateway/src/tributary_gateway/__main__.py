@@ -5,7 +5,7 @@ from __future__ import annotations
 import uvicorn
 
 from tributary_gateway.app import create_app
-from tributary_shared.settings import HttpSettings, load_settings
+from tributary_shared.runtime.settings import HttpSettings, load_settings
 
 
 def main() -> None:

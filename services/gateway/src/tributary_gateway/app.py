@@ -11,19 +11,19 @@ from prometheus_client import make_asgi_app
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.routes import health, workflows
 from tributary_gateway.settings import GatewaySettings
-from tributary_shared.budget import BudgetLedger
-from tributary_shared.control import WorkflowControl
-from tributary_shared.kafka.publisher import KafkaEventPublisher, make_broker
-from tributary_shared.logs import configure_logging
-from tributary_shared.redis_client import redis_client
-from tributary_shared.settings import (
+from tributary_shared.runtime.budget import BudgetLedger
+from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
+from tributary_shared.runtime.logs import configure_logging
+from tributary_shared.runtime.redis_client import redis_client
+from tributary_shared.runtime.settings import (
     HttpSettings,
     KafkaSettings,
     RedisSettings,
     WorkflowDefaults,
     load_settings,
 )
-from tributary_shared.state import WorkflowStore
+from tributary_shared.runtime.state import WorkflowStore
 
 
 def create_app() -> FastAPI:

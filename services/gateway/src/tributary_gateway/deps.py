@@ -10,11 +10,11 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from tributary_gateway.settings import GatewaySettings
-from tributary_shared.budget import BudgetLedger
-from tributary_shared.control import WorkflowControl
-from tributary_shared.kafka.publisher import KafkaEventPublisher
-from tributary_shared.settings import WorkflowDefaults
-from tributary_shared.state import WorkflowStore
+from tributary_shared.runtime.budget import BudgetLedger
+from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher
+from tributary_shared.runtime.settings import WorkflowDefaults
+from tributary_shared.runtime.state import WorkflowStore
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tributary_shared.budget import BudgetState
-from tributary_shared.events import ErrorInfo, TokenUsage, WorkflowOptions
-from tributary_shared.state import StepRecord, WorkflowRecord
-from tributary_shared.state.status import StepStatus, WorkflowStatus
+from tributary_shared.core.events import ErrorInfo, TokenUsage, WorkflowOptions
+from tributary_shared.core.status import StepStatus, WorkflowStatus
+from tributary_shared.runtime.budget import BudgetState
+from tributary_shared.runtime.state import StepRecord, WorkflowRecord
 
 
 class CreateWorkflow(BaseModel):

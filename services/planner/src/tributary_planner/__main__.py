@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from tributary_planner.service import Planner
 from tributary_planner.settings import PlannerSettings
-from tributary_shared.settings import BudgetSettings, WorkflowDefaults, load_settings
-from tributary_shared.topics import STEP_RESULTS, WORKFLOW_REQUESTS
-from tributary_shared.worker import WorkerResources, WorkerSpec, run_worker
+from tributary_shared.core.topics import STEP_RESULTS, WORKFLOW_REQUESTS
+from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults, load_settings
+from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_worker
 
 
 def build(resources: WorkerResources) -> Planner:

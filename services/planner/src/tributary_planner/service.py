@@ -17,10 +17,8 @@ from tributary_planner.planning import (
     planning_messages,
 )
 from tributary_planner.settings import PlannerSettings
-from tributary_shared.budget import budget_limits
-from tributary_shared.control import deadline_at
-from tributary_shared.errors import ModelError, TributaryError
-from tributary_shared.events import (
+from tributary_shared.core.errors import ModelError, TributaryError
+from tributary_shared.core.events import (
     AnyEvent,
     ErrorInfo,
     PlanCreated,
@@ -34,11 +32,13 @@ from tributary_shared.events import (
     decode_event,
     derived_event_id,
 )
-from tributary_shared.llm.metered import MeteredLLM, WorkflowLLMs
-from tributary_shared.settings import BudgetSettings, WorkflowDefaults
-from tributary_shared.state import TransitionConflict, WorkflowRecord
-from tributary_shared.state.status import StepStatus, WorkflowStatus
-from tributary_shared.worker import WorkerResources
+from tributary_shared.core.status import StepStatus, WorkflowStatus
+from tributary_shared.runtime.budget import budget_limits
+from tributary_shared.runtime.control import deadline_at
+from tributary_shared.runtime.llm.metered import MeteredLLM, WorkflowLLMs
+from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
+from tributary_shared.runtime.state import TransitionConflict, WorkflowRecord
+from tributary_shared.runtime.worker import WorkerResources
 
 log = logging.getLogger(__name__)
 

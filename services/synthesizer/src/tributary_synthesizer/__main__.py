@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tributary_shared.topics import STEP_RESULTS
-from tributary_shared.worker import WorkerResources, WorkerSpec, run_worker
+from tributary_shared.core.topics import STEP_RESULTS
+from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_worker
 from tributary_synthesizer.service import Synthesizer
 
 

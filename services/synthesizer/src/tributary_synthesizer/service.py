@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from tributary_shared.errors import BudgetExceeded, TributaryError
-from tributary_shared.events import (
+from tributary_shared.core.errors import BudgetExceeded, TributaryError
+from tributary_shared.core.events import (
     AnyEvent,
     ErrorInfo,
     StepCompleted,
@@ -18,11 +18,11 @@ from tributary_shared.events import (
     derived_event_id,
     utc_now,
 )
-from tributary_shared.llm.metered import WorkflowLLMs
-from tributary_shared.metrics import WORKFLOW_DURATION_SECONDS, WORKFLOW_STATUS_TOTAL
-from tributary_shared.state import TransitionConflict, WorkflowRecord
-from tributary_shared.state.status import StepStatus, WorkflowStatus
-from tributary_shared.worker import WorkerResources
+from tributary_shared.core.status import StepStatus, WorkflowStatus
+from tributary_shared.runtime.llm.metered import WorkflowLLMs
+from tributary_shared.runtime.metrics import WORKFLOW_DURATION_SECONDS, WORKFLOW_STATUS_TOTAL
+from tributary_shared.runtime.state import TransitionConflict, WorkflowRecord
+from tributary_shared.runtime.worker import WorkerResources
 from tributary_synthesizer.synthesis import (
     first_failure,
     is_partial,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from tributary_shared.llm.client import Message
-from tributary_shared.state import StepRecord
-from tributary_shared.state.status import StepStatus
+from tributary_shared.core.status import StepStatus
+from tributary_shared.runtime.llm.client import Message
+from tributary_shared.runtime.state import StepRecord
 
 SYSTEM_PROMPT = """You write the final answer to a user's task from the results \
 of the agents that worked on its parts. Combine them into one clear, complete \

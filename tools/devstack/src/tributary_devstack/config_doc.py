@@ -57,13 +57,13 @@ WORKERS = ("planner", "agent-runner", "synthesizer")
 #: Settings class -> the services that load it at start (``load_settings(cls)`` or
 #: ``cls()``). A bad value of any of its variables stops each of these services.
 READERS: dict[str, tuple[str, ...]] = {
-    "tributary_shared.settings.KafkaSettings": ALL_SERVICES,
-    "tributary_shared.settings.RedisSettings": ALL_SERVICES,
-    "tributary_shared.settings.HttpSettings": ALL_SERVICES,
-    "tributary_shared.settings.ConsumerSettings": WORKERS,
-    "tributary_shared.settings.LLMSettings": WORKERS,
-    "tributary_shared.settings.BudgetSettings": WORKERS,
-    "tributary_shared.settings.WorkflowDefaults": ("gateway", "planner"),
+    "tributary_shared.runtime.settings.KafkaSettings": ALL_SERVICES,
+    "tributary_shared.runtime.settings.RedisSettings": ALL_SERVICES,
+    "tributary_shared.runtime.settings.HttpSettings": ALL_SERVICES,
+    "tributary_shared.runtime.settings.ConsumerSettings": WORKERS,
+    "tributary_shared.runtime.settings.LLMSettings": WORKERS,
+    "tributary_shared.runtime.settings.BudgetSettings": WORKERS,
+    "tributary_shared.runtime.settings.WorkflowDefaults": ("gateway", "planner"),
     "tributary_gateway.settings.GatewaySettings": ("gateway",),
     "tributary_planner.settings.PlannerSettings": ("planner",),
     "tributary_agent_runner.settings.AgentSettings": ("agent-runner",),
@@ -74,7 +74,7 @@ READERS: dict[str, tuple[str, ...]] = {
 #: Descriptions of fields that carry none in the code (``Class.field``). A field that
 #: gains a ``description`` or a ``#:`` comment must be removed from here (tested).
 DESCRIPTIONS: dict[str, str] = {
-    # tributary_shared.settings
+    # tributary_shared.runtime.settings
     "KafkaSettings.kafka_bootstrap_servers": "Kafka brokers, comma-separated `host:port`.",
     "KafkaSettings.kafka_client_id": "Prefix of the Kafka client ids; the instance name is "
     "appended.",

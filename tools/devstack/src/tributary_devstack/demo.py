@@ -13,7 +13,7 @@ from tributary_devstack.config import StackConfig
 from tributary_devstack.demo_format import EventFormatter, parse_data
 from tributary_devstack.llm import resolve_llm
 from tributary_devstack.sse import SseParser, parse_lines
-from tributary_shared.events import TERMINAL_EVENT_TYPES
+from tributary_shared.core.events import TERMINAL_EVENT_TYPES
 
 # Three parts separated by ';': the bundled scripted LLM plans one step per part,
 # and a part with arithmetic in it makes its agent call the calculator tool.

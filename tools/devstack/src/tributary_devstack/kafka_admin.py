@@ -22,7 +22,7 @@ from tributary_devstack.topics import (
     partition_counts,
     plan_topics,
 )
-from tributary_shared.topics import TopicSpec
+from tributary_shared.core.topics import TopicSpec
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -55,7 +55,7 @@ from tributary_devstack.services import (
     service_env,
 )
 from tributary_devstack.topics import TopicPlan
-from tributary_shared.topics import ALL_TOPICS, TopicSpec
+from tributary_shared.core.topics import ALL_TOPICS, TopicSpec
 
 KAFKA = "kafka"
 REDIS = "redis"

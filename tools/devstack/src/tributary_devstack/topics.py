@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from tributary_shared.topics import TopicSpec
+from tributary_shared.core.topics import TopicSpec
 
 # Kafka protocol error codes that mean "nothing to do" for an idempotent create.
 TOPIC_ALREADY_EXISTS = 36

@@ -31,7 +31,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import REQUEST_TIMEOUT
 from mcp.types import Tool as McpToolInfo
 
-from tributary_shared.settings import load_settings
+from tributary_shared.runtime.settings import load_settings
 
 from .mcp_config import McpHttpServer, McpSettings, McpStdioServer
 from .mcp_connection import McpConnection, McpUnavailable, clip

@@ -22,16 +22,16 @@ from tributary_gateway.schemas import (
     WorkflowLinks,
     WorkflowView,
 )
-from tributary_shared.control import deadline_at
-from tributary_shared.events import (
+from tributary_shared.core.events import (
     TERMINAL_EVENT_TYPES,
     ErrorInfo,
     WorkflowFailed,
     WorkflowRequested,
 )
-from tributary_shared.logs import workflow_context
-from tributary_shared.state import IdempotencyKeyReused, TransitionConflict, WorkflowStore
-from tributary_shared.state.status import WorkflowStatus
+from tributary_shared.core.status import WorkflowStatus
+from tributary_shared.runtime.control import deadline_at
+from tributary_shared.runtime.logs import workflow_context
+from tributary_shared.runtime.state import IdempotencyKeyReused, TransitionConflict, WorkflowStore
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])

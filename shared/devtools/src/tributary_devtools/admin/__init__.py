@@ -1,0 +1,1 @@
+"""Operator commands: ``python -m tributary_devtools.admin --help``."""

@@ -1,1 +1,0 @@
-"""Operator commands: ``python -m tributary_shared.admin --help``."""

@@ -1,6 +1,0 @@
-"""Per-workflow token and cost budgets, shared by every service and replica."""
-
-from tributary_shared.budget.ledger import BudgetLedger, BudgetLimits, BudgetState, Reservation
-from tributary_shared.budget.limits import budget_limits
-
-__all__ = ["BudgetLedger", "BudgetLimits", "BudgetState", "Reservation", "budget_limits"]

@@ -1,0 +1,334 @@
+"""The event contract: one envelope, frozen event models, one home topic each.
+
+Every event carries the same envelope fields (``EventEnvelope``) and a ``type``
+literal that discriminates the union ``AnyEvent``. Events are named in the past
+tense and are immutable once emitted. Schemas evolve by adding optional fields;
+a breaking change bumps ``schema_version``. Consumers ignore fields they do not
+know, so producers can be upgraded first.
+
+Event ids of events derived from another event are deterministic (see
+``derived_event_id``): re-emitting after a crash yields the same id, which is
+how consumers and the workflow log recognise a duplicate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    model_validator,
+)
+
+from tributary_shared.core import topics
+
+SCHEMA_VERSION = 1
+_DERIVED_NAMESPACE = uuid.UUID("6f1f6a0e-5d2b-4c55-9a7e-2f4f3f1d9b10")
+
+
+def new_event_id() -> str:
+    return uuid.uuid4().hex
+
+
+def derived_event_id(*parts: str) -> str:
+    """A stable id for an event that is a deterministic consequence of ``parts``."""
+    return uuid.uuid5(_DERIVED_NAMESPACE, "/".join(parts)).hex
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Model(BaseModel):
+    """Base of every value object on the wire: immutable, tolerant of new fields."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+Complexity = Literal["low", "medium", "high"]
+ErrorClassName = Literal["transient", "model", "tool", "logic", "fatal", "internal"]
+BudgetPolicy = Literal["partial", "fail"]
+
+
+class TokenUsage(Model):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+        )
+
+
+class ErrorInfo(Model):
+    """What a user sees of a failure: a stable code and a clean message."""
+
+    code: str = Field(description="Stable machine-readable error code, e.g. 'llm_unavailable'.")
+    message: str = Field(description="Human-readable explanation without internal details.")
+    error_class: ErrorClassName = Field(
+        description="transient, model, tool, logic, fatal or internal."
+    )
+    retryable: bool = False
+
+
+class WorkflowOptions(Model):
+    max_steps: int | None = Field(
+        default=None, ge=1, le=50, description="Upper bound on the number of planned steps."
+    )
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="Opaque labels echoed back in the workflow state."
+    )
+    token_budget: int | None = Field(
+        default=None,
+        ge=1,
+        description="Most tokens (prompt + completion) all LLM calls of the workflow may use; "
+        "defaults to TRIBUTARY_DEFAULT_TOKEN_BUDGET.",
+    )
+    cost_budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Most the workflow's LLM calls may cost, priced by TRIBUTARY_MODEL_PRICES.",
+    )
+    deadline_s: int | None = Field(
+        default=None,
+        ge=1,
+        le=7 * 24 * 3600,
+        description="Seconds the workflow may take from acceptance; past it, it fails with "
+        "deadline_exceeded. Defaults to TRIBUTARY_DEFAULT_DEADLINE_S.",
+    )
+    on_budget_exhausted: BudgetPolicy | None = Field(
+        default=None,
+        description="'partial': answer from the steps that finished, marked partial; "
+        "'fail': the workflow fails. Defaults to TRIBUTARY_ON_BUDGET_EXHAUSTED.",
+    )
+
+
+class PlannedStep(Model):
+    step_id: str
+    index: int
+    title: str
+    instruction: str
+    complexity: Complexity = Field(
+        default="medium", description="The planner's estimate; routes the step to a model."
+    )
+    depends_on: tuple[str, ...] = Field(
+        default=(), description="Steps whose results this step needs; it starts after them."
+    )
+
+
+class StepInput(Model):
+    """The result of a step another step depends on."""
+
+    step_id: str
+    title: str
+    result: str
+
+
+_WIRE_REQUIRED = ("event_id", "type", "workflow_id", "occurred_at")
+
+
+class EventEnvelope(Model):
+    """Fields every event carries. On the wire, all but the optional ones are required."""
+
+    event_id: str = Field(
+        default_factory=new_event_id,
+        description="Unique id; the same id means the same event (duplicates are recognised).",
+    )
+    type: str = Field(description="The event type, e.g. 'step.completed'.")
+    schema_version: int = Field(
+        default=SCHEMA_VERSION,
+        ge=1,
+        le=SCHEMA_VERSION,
+        description="Bumped only for a breaking change of the type; a consumer refuses "
+        "(dead-letters) a version newer than it knows rather than misread it.",
+    )
+    workflow_id: str = Field(description="The workflow; also the Kafka message key.")
+    tenant_id: str = Field(default="default", description="The tenant owning the workflow.")
+    occurred_at: AwareDatetime = Field(
+        default_factory=utc_now, description="When the event happened (timezone-aware, UTC)."
+    )
+    causation_id: str | None = Field(
+        default=None, description="event_id of the event that caused this one."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _complete_on_the_wire(cls, data: Any, info: ValidationInfo) -> Any:
+        # Defaults are for building events in code. A decoded event lacking an
+        # id or a time would get fresh ones, and its redeliveries would no
+        # longer be recognised as duplicates: refuse it instead.
+        if info.context and info.context.get("wire") and isinstance(data, dict):
+            missing = [name for name in _WIRE_REQUIRED if name not in data]
+            if missing:
+                raise ValueError(f"missing envelope fields: {', '.join(missing)}")
+        return data
+
+
+class WorkflowRequested(EventEnvelope):
+    """A client (HTTP or an integration on the ingress topic) asked for a workflow."""
+
+    type: Literal["workflow.requested"] = "workflow.requested"
+    task: str
+    options: WorkflowOptions = Field(default_factory=WorkflowOptions)
+
+
+class PlanCreated(EventEnvelope):
+    """The planner split the task into steps; each is dispatched next."""
+
+    type: Literal["plan.created"] = "plan.created"
+    steps: tuple[PlannedStep, ...]
+
+
+class StepDispatched(EventEnvelope):
+    """A step is ready to run; agent-runners consume these."""
+
+    type: Literal["step.dispatched"] = "step.dispatched"
+    step: PlannedStep
+    task: str = Field(description="The workflow's task, for context.")
+    inputs: tuple[StepInput, ...] = Field(
+        default=(), description="Results of the steps this one depends on."
+    )
+
+
+class StepStarted(EventEnvelope):
+    """An agent-runner began (or, after a crash, resumed) a step."""
+
+    type: Literal["step.started"] = "step.started"
+    step_id: str
+    attempt: int
+
+
+class StepCompleted(EventEnvelope):
+    """A step's agent answered; ``result`` is its answer."""
+
+    type: Literal["step.completed"] = "step.completed"
+    step_id: str
+    result: str
+    iterations: int
+    attempt: int = 1
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    models: tuple[str, ...] = Field(default=(), description="Models that served the step's calls.")
+
+
+class StepFailed(EventEnvelope):
+    """A step stopped without an answer; ``error`` says why."""
+
+    type: Literal["step.failed"] = "step.failed"
+    step_id: str
+    error: ErrorInfo
+    iterations: int = 0
+    attempt: int = 1
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    models: tuple[str, ...] = Field(default=(), description="Models that served the step's calls.")
+
+
+class SynthesisStarted(EventEnvelope):
+    """Every step finished; the synthesizer is writing the final answer."""
+
+    type: Literal["synthesis.started"] = "synthesis.started"
+
+
+class WorkflowCompleted(EventEnvelope):
+    """The workflow ended with an answer (terminal)."""
+
+    type: Literal["workflow.completed"] = "workflow.completed"
+    result: str
+    partial: bool = Field(
+        default=False, description="True when some steps failed and the answer covers the rest."
+    )
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class BudgetExhausted(EventEnvelope):
+    """The workflow's budget cannot cover another LLM call; none will start."""
+
+    type: Literal["budget.exhausted"] = "budget.exhausted"
+    limit_tokens: int | None = None
+    used_tokens: int = 0
+    limit_cost_usd: float | None = None
+    used_cost_usd: float = 0.0
+    policy: BudgetPolicy = "partial"
+
+
+class WorkflowCancelRequested(EventEnvelope):
+    """An integration asks (on the ingress topic) for a workflow to be cancelled."""
+
+    type: Literal["workflow.cancel_requested"] = "workflow.cancel_requested"
+    reason: str = Field(default="cancelled by request", max_length=500)
+
+
+class WorkflowCancelled(EventEnvelope):
+    """The workflow was cancelled; running steps stop, no result follows (terminal)."""
+
+    type: Literal["workflow.cancelled"] = "workflow.cancelled"
+    reason: str = "cancelled by request"
+
+
+class WorkflowFailed(EventEnvelope):
+    """The workflow ended without an answer; ``error`` says why (terminal)."""
+
+    type: Literal["workflow.failed"] = "workflow.failed"
+    error: ErrorInfo
+
+
+AnyEvent = Annotated[
+    WorkflowRequested
+    | PlanCreated
+    | StepDispatched
+    | StepStarted
+    | StepCompleted
+    | StepFailed
+    | SynthesisStarted
+    | WorkflowCompleted
+    | BudgetExhausted
+    | WorkflowCancelRequested
+    | WorkflowCancelled
+    | WorkflowFailed,
+    Field(discriminator="type"),
+]
+ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+TERMINAL_EVENT_TYPES = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
+
+_HOME_TOPIC: dict[str, topics.TopicSpec] = {
+    "workflow.requested": topics.WORKFLOW_REQUESTS,
+    "workflow.cancel_requested": topics.WORKFLOW_REQUESTS,
+    "step.dispatched": topics.STEPS,
+    "step.completed": topics.STEP_RESULTS,
+    "step.failed": topics.STEP_RESULTS,
+}
+
+
+def home_topic(event: EventEnvelope) -> str:
+    """The one topic an event is published on; everything else is egress."""
+    return _HOME_TOPIC.get(event.type, topics.WORKFLOW_EVENTS).name
+
+
+def encode_event(event: EventEnvelope) -> bytes:
+    return event.model_dump_json().encode()
+
+
+def decode_event(raw: bytes | str) -> AnyEvent:
+    """Parse any event; raises ``pydantic.ValidationError`` for malformed or unknown ones."""
+    return ANY_EVENT.validate_json(raw, context={"wire": True})
+
+
+def event_catalog() -> dict[str, type[EventEnvelope]]:
+    """Every event type by its ``type`` literal, for documentation and AsyncAPI."""
+    catalog: dict[str, type[EventEnvelope]] = {}
+    for cls in EventEnvelope.__subclasses__():
+        type_field: Any = cls.model_fields["type"].default
+        catalog[str(type_field)] = cls
+    return catalog

@@ -1,0 +1,129 @@
+"""The Redis adapter for budgets: reserve before an LLM call, settle after it.
+
+Reservation and the limit check are one Lua script, so parallel steps on
+different replicas cannot together pass the limit: each reserves the worst
+case (estimated prompt + the completion cap the call is sent with) and the
+reservation is replaced by the real usage when the call returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+
+from tributary_shared.core.errors import BudgetExceeded
+from tributary_shared.core.events import BudgetExhausted, BudgetPolicy, TokenUsage, derived_event_id
+from tributary_shared.core.keys import WorkflowKeys
+from tributary_shared.runtime.budget.pricing import MICRO_USD
+
+_LUA = resources.files("tributary_shared.runtime.budget").joinpath("budget.lua").read_text()
+
+
+@dataclass(frozen=True)
+class BudgetLimits:
+    tokens: int | None
+    micro_usd: int | None
+    policy: BudgetPolicy
+
+
+@dataclass(frozen=True)
+class Reservation:
+    tokens: int
+    micro_usd: int
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    limit_tokens: int | None
+    used_tokens: int
+    reserved_tokens: int
+    limit_cost_usd: float | None
+    used_cost_usd: float
+    exhausted: bool
+    policy: BudgetPolicy
+
+
+class BudgetLedger:
+    def __init__(self, redis: Redis, *, ttl_s: int) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+        self._script = redis.register_script(_LUA)
+
+    async def _call(self, workflow_id: str, *args: Any) -> Any:
+        keys = WorkflowKeys(workflow_id)
+        return await self._script(keys=[keys.budget, keys.log], args=list(args))
+
+    async def open(self, workflow_id: str, limits: BudgetLimits) -> None:
+        """Set the limits; idempotent (a redelivered request keeps the first ones)."""
+        await self._call(
+            workflow_id,
+            "open",
+            limits.tokens or 0,
+            limits.micro_usd or 0,
+            limits.policy,
+            self._ttl_s,
+        )
+
+    async def reserve(
+        self, workflow_id: str, *, tenant_id: str, tokens: int, micro_usd: int
+    ) -> Reservation:
+        """Reserve or raise ``BudgetExceeded`` (carrying the event when it is the first).
+
+        One round trip: the script fills the budget's figures into the
+        announcement itself, so nothing is read beforehand on this hot path.
+        """
+        template = BudgetExhausted(
+            event_id=derived_event_id(workflow_id, "budget.exhausted"),
+            workflow_id=workflow_id,
+            tenant_id=tenant_id,
+        )
+        result = await self._call(
+            workflow_id,
+            "reserve",
+            tokens,
+            micro_usd,
+            self._ttl_s,
+            template.model_dump_json(),
+            template.event_id,
+        )
+        if int(result[0]) == 1:
+            return Reservation(tokens=tokens, micro_usd=micro_usd)
+        first = int(result[1]) == 1
+        raise BudgetExceeded(
+            "the workflow's budget cannot cover another LLM call",
+            announcement=BudgetExhausted.model_validate_json(result[2]) if first else None,
+        )
+
+    async def settle(
+        self, workflow_id: str, reservation: Reservation, usage: TokenUsage, micro_usd: int
+    ) -> None:
+        await self._call(
+            workflow_id,
+            "settle",
+            str(-reservation.tokens),
+            str(usage.total_tokens),
+            str(-reservation.micro_usd),
+            str(micro_usd),
+        )
+
+    async def state(self, workflow_id: str) -> BudgetState:
+        raw = await self._redis.hgetall(WorkflowKeys(workflow_id).budget)
+        fields = {
+            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+            for k, v in raw.items()
+        }
+        limit_tokens = int(fields.get("limit_tokens", "0"))
+        limit_micro = int(fields.get("limit_micro_usd", "0"))
+        policy = fields.get("policy", "partial")
+        return BudgetState(
+            limit_tokens=limit_tokens or None,
+            used_tokens=int(fields.get("used_tokens", "0")),
+            reserved_tokens=int(fields.get("reserved_tokens", "0")),
+            limit_cost_usd=limit_micro / MICRO_USD if limit_micro else None,
+            used_cost_usd=int(fields.get("used_micro_usd", "0")) / MICRO_USD,
+            exhausted=fields.get("exhausted") == "1",
+            policy="fail" if policy == "fail" else "partial",
+        )

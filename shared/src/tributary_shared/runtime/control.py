@@ -1,0 +1,110 @@
+"""Ending a workflow from outside its normal flow: cancellation and deadlines.
+
+Both are one atomic transition (refused once the workflow has ended), a
+signal on Redis pub/sub so agent-runners stop the workflow's running steps
+at once (in-flight LLM calls included), and the terminal event on Kafka.
+Replicas that miss the signal still stop: the agent loop checks the
+workflow's status before every LLM call.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from redis.asyncio import Redis
+
+from tributary_shared.core.events import (
+    ErrorInfo,
+    WorkflowCancelled,
+    WorkflowFailed,
+    WorkflowRequested,
+    derived_event_id,
+)
+from tributary_shared.core.keys import CANCELLATIONS_CHANNEL
+from tributary_shared.runtime.kafka.publisher import EventPublisher
+from tributary_shared.runtime.metrics import WORKFLOW_STATUS_TOTAL
+from tributary_shared.runtime.settings import WorkflowDefaults
+from tributary_shared.runtime.state import TransitionConflict, WorkflowStore
+
+log = logging.getLogger(__name__)
+
+
+class WorkflowControl:
+    def __init__(self, store: WorkflowStore, publisher: EventPublisher, redis: Redis) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._redis = redis
+
+    async def cancel(
+        self,
+        workflow_id: str,
+        *,
+        tenant_id: str,
+        reason: str,
+        causation_id: str | None = None,
+    ) -> bool:
+        """True when this call cancelled it; False when it had already ended."""
+        cancelled = WorkflowCancelled(
+            event_id=derived_event_id(workflow_id, "final"),
+            workflow_id=workflow_id,
+            tenant_id=tenant_id,
+            causation_id=causation_id,
+            reason=reason,
+        )
+        try:
+            await self._store.cancel_workflow(cancelled)
+        except TransitionConflict:
+            return False
+        WORKFLOW_STATUS_TOTAL.labels("cancelled").inc()
+        await self._stop_running_steps(workflow_id)
+        await self._publisher.publish([cancelled])
+        log.info("workflow cancelled", extra={"workflow_id": workflow_id})
+        return True
+
+    async def fail(
+        self,
+        workflow_id: str,
+        *,
+        tenant_id: str,
+        error: ErrorInfo,
+        causation_id: str | None = None,
+    ) -> bool:
+        """Fail an active workflow and stop its running steps; False when it had ended."""
+        failed = WorkflowFailed(
+            event_id=derived_event_id(workflow_id, "final"),
+            workflow_id=workflow_id,
+            tenant_id=tenant_id,
+            causation_id=causation_id,
+            error=error,
+        )
+        try:
+            await self._store.fail_workflow(failed)
+        except TransitionConflict:
+            return False
+        WORKFLOW_STATUS_TOTAL.labels("failed").inc()
+        await self._stop_running_steps(workflow_id)
+        await self._publisher.publish([failed])
+        log.info("workflow failed: %s", error.code, extra={"workflow_id": workflow_id})
+        return True
+
+    async def expire(self, workflow_id: str, *, tenant_id: str, deadline_s: float | None) -> bool:
+        """Fail a workflow that ran past its deadline; False when it had already ended."""
+        limit = f" of {deadline_s:g}s" if deadline_s is not None else ""
+        error = ErrorInfo(
+            code="deadline_exceeded",
+            message=f"the workflow did not finish within its deadline{limit}",
+            error_class="logic",
+        )
+        failed = await self.fail(workflow_id, tenant_id=tenant_id, error=error)
+        if not failed:
+            await self._store.forget_deadline(workflow_id)
+        return failed
+
+    async def _stop_running_steps(self, workflow_id: str) -> None:
+        await self._redis.publish(CANCELLATIONS_CHANNEL, workflow_id)
+
+
+def deadline_at(request: WorkflowRequested, defaults: WorkflowDefaults) -> float:
+    """Epoch seconds by which the workflow must end, counted from its acceptance."""
+    seconds = request.options.deadline_s or defaults.default_deadline_s
+    return request.occurred_at.timestamp() + seconds

@@ -1,0 +1,390 @@
+"""A consumer runtime with bounded parallelism beyond partitions.
+
+Why not a framework subscriber: committing a Kafka message commits its whole
+partition up to that point, so a framework that commits per handled message
+either processes a partition one message at a time (one slow LLM call blocks
+every workflow behind it) or commits work that has not finished. Here each
+record runs in its own task; ``PartitionOffsets`` commits only the contiguous
+prefix of finished records; ``KeyLanes`` keeps one workflow's events in order.
+
+Delivery is at least once. A record whose handler keeps failing is retried
+with backoff a bounded number of times, then dead-lettered (with its error
+class, attempt count and original bytes) so the partition keeps moving; the
+service's ``on_dead_letter`` hook then fails the affected workflow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import errors as kafka_errors
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+from redis import exceptions as redis_errors
+
+from tributary_shared.core.errors import ErrorClass, PoisonMessage, TributaryError
+from tributary_shared.core.events import AnyEvent, decode_event
+from tributary_shared.core.topics import DEAD_LETTERS
+from tributary_shared.runtime import metrics
+from tributary_shared.runtime.kafka.deadletter import DeadLetter
+from tributary_shared.runtime.kafka.lanes import KeyLanes
+from tributary_shared.runtime.kafka.offsets import PartitionOffsets
+from tributary_shared.runtime.logs import workflow_context
+
+log = logging.getLogger(__name__)
+
+EventHandler = Callable[[AnyEvent], Awaitable[None]]
+DeadLetterHook = Callable[[AnyEvent | None, DeadLetter], Awaitable[None]]
+LaneKey = Callable[[AnyEvent], bytes | None]
+RawPublisher = Callable[[str, bytes, bytes | None, dict[str, str]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    group_id: str
+    topics: tuple[str, ...]
+    bootstrap_servers: str
+    client_id: str
+    max_in_flight: int = 64
+    attempts: int = 3
+    backoff_base_s: float = 0.2
+    backoff_max_s: float = 5.0
+    commit_interval_s: float = 0.5
+    shutdown_grace_s: float = 20.0
+    outage_patience_s: float = 600.0
+    session_timeout_ms: int = 10_000
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runtime: EventConsumer) -> None:
+        self._runtime = runtime
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self._runtime.commit(only=set(revoked))
+        for tp in revoked:
+            self._runtime.forget(tp)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        log.info(
+            "partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)
+        )
+
+
+class EventConsumer:
+    def __init__(
+        self,
+        config: ConsumerConfig,
+        *,
+        handler: EventHandler,
+        publish_raw: RawPublisher,
+        on_dead_letter: DeadLetterHook | None = None,
+        lane_of: LaneKey | None = None,
+    ) -> None:
+        self._config = config
+        self._lane_of: LaneKey = lane_of or workflow_lane
+        self._handler = handler
+        self._publish_raw = publish_raw
+        self._on_dead_letter = on_dead_letter
+        self._offsets: dict[TopicPartition, PartitionOffsets] = {}
+        self._lanes = KeyLanes()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._loop_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._paused = False
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._config.bootstrap_servers,
+            group_id=self._config.group_id,
+            client_id=self._config.client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            # Handlers never run inside the poll loop, so polls stay frequent
+            # however long a step takes; this bound only catches a stuck loop.
+            max_poll_interval_ms=300_000,
+            session_timeout_ms=self._config.session_timeout_ms,
+            heartbeat_interval_ms=max(1_000, self._config.session_timeout_ms // 5),
+        )
+        consumer.subscribe(topics=list(self._config.topics), listener=_Rebalance(self))
+        await consumer.start()
+        self._consumer = consumer
+        self._loop_task = asyncio.create_task(
+            self._poll_loop(), name=f"poll:{self._config.group_id}"
+        )
+
+    @property
+    def healthy(self) -> bool:
+        return self._loop_task is not None and not self._loop_task.done()
+
+    @property
+    def crashed(self) -> bool:
+        """The poll loop ended without being stopped: only a restart helps."""
+        return (
+            self._loop_task is not None and self._loop_task.done() and not self._stopping.is_set()
+        )
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def stop(self) -> None:
+        """Drain: stop fetching, give in-flight work a grace period, commit, leave the group.
+
+        Work that does not finish in time is cancelled without committing its
+        offset, so another replica picks it up after the rebalance.
+        """
+        self._stopping.set()
+        if self._loop_task is not None:
+            await self._loop_task
+        if self._tasks:
+            _done, pending = await asyncio.wait(
+                set(self._tasks), timeout=self._config.shutdown_grace_s
+            )
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+                log.warning(
+                    "%d records left unfinished at shutdown; they will be redelivered", len(pending)
+                )
+        await self.commit()
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def forget(self, tp: TopicPartition) -> None:
+        self._offsets.pop(tp, None)
+
+    # -- polling ---------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        loop = asyncio.get_running_loop()
+        next_commit = loop.time() + self._config.commit_interval_s
+        while not self._stopping.is_set():
+            self._apply_backpressure(consumer)
+            capacity = max(self._config.max_in_flight - len(self._tasks), 1)
+            try:
+                batches = await consumer.getmany(timeout_ms=200, max_records=capacity)
+            except Exception:
+                log.exception("fetching records failed; retrying")
+                await asyncio.sleep(1.0)
+                continue
+            for tp, records in batches.items():
+                offsets = self._offsets.setdefault(tp, PartitionOffsets())
+                for record in records:
+                    offsets.started(record.offset)
+                    task = asyncio.create_task(self._process(tp, record))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            if loop.time() >= next_commit:
+                await self.commit()
+                next_commit = loop.time() + self._config.commit_interval_s
+
+    def _apply_backpressure(self, consumer: AIOKafkaConsumer) -> None:
+        # Pausing (rather than not polling) keeps the group membership alive.
+        full = len(self._tasks) >= self._config.max_in_flight
+        if full and not self._paused:
+            consumer.pause(*consumer.assignment())
+            self._paused = True
+        elif not full and self._paused:
+            consumer.resume(*consumer.assignment())
+            self._paused = False
+
+    async def commit(self, only: set[TopicPartition] | None = None) -> None:
+        if self._consumer is None:
+            return
+        to_commit: dict[TopicPartition, int] = {}
+        for tp, offsets in self._offsets.items():
+            if only is not None and tp not in only:
+                continue
+            offset = offsets.committable()
+            if offset is not None:
+                to_commit[tp] = offset
+        if not to_commit:
+            return
+        try:
+            await self._consumer.commit(to_commit)
+        except Exception:
+            # Not fatal: the next commit carries the same offsets or later ones.
+            log.warning("offset commit failed; will retry", exc_info=True)
+            return
+        for tp, offset in to_commit.items():
+            if tp in self._offsets:
+                self._offsets[tp].mark_committed(offset)
+
+    # -- one record --------------------------------------------------------------
+
+    async def _process(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> None:
+        # A record whose handling is cancelled (shutdown past the grace period)
+        # is never marked finished: its offset stays uncommitted and the record
+        # is redelivered to whichever replica takes the partition over.
+        try:
+            event = decode_event(record.value or b"")
+        except ValidationError as exc:
+            metrics.EVENTS_CONSUMED_TOTAL.labels(self._config.group_id, "unknown", "poison").inc()
+            reason = PoisonMessage(
+                f"undecodable event: {_first_error(exc)}", code="event_malformed"
+            )
+            await self._dead_letter(record, None, reason, attempts=1)
+        else:
+            async with self._lanes.lane(self._lane_of(event)):
+                with workflow_context(event.workflow_id):
+                    await self._handle_with_retries(record, event)
+        offsets = self._offsets.get(tp)
+        if offsets is not None:
+            offsets.finished(record.offset)
+
+    async def _handle_with_retries(self, record: ConsumerRecord[Any, Any], event: AnyEvent) -> None:
+        consumer_name = self._config.group_id
+        extra = {"event_type": event.type, "event_id": event.event_id}
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        outage_started: float | None = None
+        while True:
+            try:
+                await self._handler(event)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if is_outage(exc):
+                    # Kafka or Redis is briefly away (a restart, a failover): wait for
+                    # it without using up the attempts meant for broken messages.
+                    outage_started = outage_started or loop.time()
+                    if loop.time() - outage_started < self._config.outage_patience_s:
+                        log.warning("infrastructure unavailable (%r); retrying", exc, extra=extra)
+                        await asyncio.sleep(self._backoff(4))
+                        continue
+                attempt += 1
+                if attempt >= self._config.attempts:
+                    log.exception(
+                        "giving up on %s after %d attempts", event.type, attempt, extra=extra
+                    )
+                    metrics.EVENTS_CONSUMED_TOTAL.labels(
+                        consumer_name, event.type, "dead_lettered"
+                    ).inc()
+                    await self._dead_letter(record, event, exc, attempts=attempt)
+                    return
+                log.warning(
+                    "handling %s failed (attempt %d/%d): %s",
+                    event.type,
+                    attempt,
+                    self._config.attempts,
+                    exc,
+                    extra=extra,
+                )
+                await asyncio.sleep(self._backoff(attempt))
+            else:
+                metrics.EVENTS_CONSUMED_TOTAL.labels(consumer_name, event.type, "ok").inc()
+                return
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self._config.backoff_max_s, self._config.backoff_base_s * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord[Any, Any],
+        event: AnyEvent | None,
+        error: BaseException,
+        *,
+        attempts: int,
+    ) -> None:
+        if isinstance(error, TributaryError):
+            error_class, code, message = error.error_class.value, error.code, error.message
+        else:
+            error_class, code = ErrorClass.INTERNAL.value, "handler_failed"
+            message = f"{type(error).__name__}: {error}"
+        letter = DeadLetter.of(
+            consumer=self._config.group_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
+            error_class=error_class,
+            error_code=code,
+            error_message=message,
+            attempts=attempts,
+        )
+        metrics.DEAD_LETTERS_TOTAL.labels(self._config.group_id, error_class).inc()
+        # Keep trying: losing a dead letter would lose the message itself.
+        delay = 0.5
+        while True:
+            try:
+                await self._publish_raw(
+                    DEAD_LETTERS.name,
+                    letter.model_dump_json().encode(),
+                    record.key,
+                    {"error_class": error_class, "error_code": code},
+                )
+                break
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("publishing a dead letter failed; retrying")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        log.error(
+            "dead-lettered %s[%d]@%d: %s",
+            record.topic,
+            record.partition,
+            record.offset,
+            code,
+            extra={"error_code": code, "topic": record.topic},
+        )
+        if self._on_dead_letter is not None:
+            try:
+                await self._on_dead_letter(event, letter)
+            except Exception:
+                log.exception("the dead-letter hook failed for %s", code)
+
+
+_OUTAGES: tuple[type[BaseException], ...] = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    kafka_errors.KafkaConnectionError,
+    kafka_errors.KafkaTimeoutError,
+    kafka_errors.NodeNotReadyError,
+    kafka_errors.NotLeaderForPartitionError,
+    kafka_errors.LeaderNotAvailableError,
+    kafka_errors.RequestTimedOutError,
+    ConnectionError,
+    TimeoutError,
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Errors that mean the infrastructure is away, not that the message is bad."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, _OUTAGES):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def workflow_lane(event: AnyEvent) -> bytes:
+    """Default lane: one workflow's events are handled one at a time, in order."""
+    return event.workflow_id.encode()
+
+
+def _first_error(exc: ValidationError) -> str:
+    errors = exc.errors()
+    if not errors:
+        return "invalid"
+    err = errors[0]
+    where = ".".join(str(p) for p in err["loc"]) or "<root>"
+    return f"{where}: {err['msg']}"

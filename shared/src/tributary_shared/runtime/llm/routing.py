@@ -1,0 +1,31 @@
+"""Which model serves a call: by role, step complexity and iteration, with a fallback.
+
+Pure: the chain it returns is tried in order by the LLM client, which moves to
+the next model after repeated transient failures or when a model is unknown.
+"""
+
+from __future__ import annotations
+
+from tributary_shared.core.events import Complexity
+from tributary_shared.runtime.llm.client import Role
+from tributary_shared.runtime.settings import LLMSettings
+
+
+def model_chain(
+    settings: LLMSettings,
+    role: Role,
+    *,
+    complexity: Complexity | None = None,
+    iteration: int | None = None,
+) -> tuple[str, ...]:
+    primary = settings.model_for(role)
+    if role == "agent":
+        long_running = iteration is not None and iteration > settings.escalate_after_iterations
+        if (complexity == "high" or long_running) and settings.agent_model_complex:
+            primary = settings.agent_model_complex
+        elif complexity == "low" and settings.agent_model_simple:
+            primary = settings.agent_model_simple
+    chain = [primary]
+    if settings.fallback_model and settings.fallback_model != primary:
+        chain.append(settings.fallback_model)
+    return tuple(chain)

@@ -1,0 +1,72 @@
+"""Structured output: a JSON-schema completion validated by a pydantic model.
+
+A reply that does not validate gets one corrective re-prompt that says what
+was wrong; a second failure is a model error.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from tributary_shared.core.errors import ModelError
+from tributary_shared.core.events import TokenUsage
+
+if TYPE_CHECKING:
+    from tributary_shared.runtime.llm.client import Completion
+
+OutputT = TypeVar("OutputT", bound=BaseModel)
+Message = dict[str, Any]
+CompleteOnce = Callable[[Sequence[Message], dict[str, Any]], Awaitable["Completion"]]
+
+
+@functools.cache
+def json_schema_format(output: type[BaseModel], schema_name: str) -> dict[str, Any]:
+    """Rendered once per model: every structured call sends it."""
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": schema_name, "schema": output.model_json_schema()},
+    }
+
+
+async def complete_structured(
+    complete: CompleteOnce,
+    *,
+    messages: Sequence[Message],
+    output: type[OutputT],
+    schema_name: str,
+) -> tuple[OutputT, TokenUsage]:
+    response_format = json_schema_format(output, schema_name)
+    conversation = list(messages)
+    usage = TokenUsage()
+    for attempt in (1, 2):
+        completion = await complete(conversation, response_format)
+        usage = usage + completion.usage
+        try:
+            return output.model_validate_json(completion.content or ""), usage
+        except ValidationError as exc:
+            if attempt == 2:
+                raise ModelError(
+                    f"the model's {schema_name} did not match its schema",
+                    code="llm_schema_mismatch",
+                ) from exc
+            conversation += [
+                {"role": "assistant", "content": completion.content or ""},
+                {
+                    "role": "user",
+                    "content": "Your reply did not match the required JSON schema: "
+                    f"{_summarise(exc)}. Reply again with JSON that matches it exactly.",
+                },
+            ]
+    raise AssertionError("unreachable")
+
+
+def _summarise(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:5]:
+        where = ".".join(str(p) for p in err["loc"]) or "<root>"
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)

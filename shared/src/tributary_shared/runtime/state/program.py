@@ -1,0 +1,71 @@
+"""Builders for the atomic compare-and-write programs run by ``atomic.lua``.
+
+Pure functions: they decide what a transition expects and writes; the store
+only ships the program to Redis. Key indexes: 1 = workflow hash, 2 = steps
+hash, 3 = event log stream (see ``WorkflowKeys.all``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from tributary_shared.core.events import EventEnvelope
+
+WF, STEPS, LOG = 1, 2, 3
+
+
+@dataclass
+class Program:
+    expect: list[dict[str, Any]] = field(default_factory=list)
+    ops: list[dict[str, Any]] = field(default_factory=list)
+
+    def expect_field(self, key: int, name: str, allowed: Iterable[str]) -> Program:
+        self.expect.append({"k": key, "f": name, "in": list(allowed)})
+        return self
+
+    def hset(self, key: int, mapping: Mapping[str, str]) -> Program:
+        if mapping:
+            self.ops.append({"op": "hset", "k": key, "m": dict(mapping)})
+        return self
+
+    def hincrby(self, key: int, name: str, by: int) -> Program:
+        self.ops.append({"op": "hincrby", "k": key, "f": name, "by": by})
+        return self
+
+    def append_events(self, events: Iterable[EventEnvelope]) -> Program:
+        for event in events:
+            self.ops.append(
+                {
+                    "op": "xadd",
+                    "k": LOG,
+                    "m": {
+                        "type": event.type,
+                        "event_id": event.event_id,
+                        "event": event.model_dump_json(),
+                    },
+                }
+            )
+        return self
+
+    def expire_all(self, seconds: int) -> Program:
+        for key in (WF, STEPS, LOG):
+            self.ops.append({"op": "expire", "k": key, "s": seconds})
+        return self
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"expect": self.expect, "ops": self.ops}
+
+
+def step_status_field(step_id: str) -> str:
+    return f"{step_id}:status"
+
+
+def step_data_field(step_id: str) -> str:
+    return f"{step_id}:data"
+
+
+def step_event_field(step_id: str) -> str:
+    """The step's terminal event, kept so a redelivery can re-publish it."""
+    return f"{step_id}:event"

@@ -1,0 +1,238 @@
+"""Assembly of a worker service: Redis, Kafka, the consumer runtime, /health, /metrics.
+
+A worker is an ``AsgiFastStream`` app served by uvicorn: FastStream's broker
+publishes events and the ASGI side serves health and Prometheus metrics. The
+consumer runtime (``EventConsumer``) starts after the broker and drains before
+it stops, so SIGTERM lets in-flight steps finish within the grace period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import uvicorn
+from faststream.asgi import AsgiFastStream, AsgiResponse, get
+from faststream.asgi.types import Scope
+from faststream.kafka import KafkaBroker
+from prometheus_client import make_asgi_app
+from redis.asyncio import Redis
+
+from tributary_shared.core.errors import ErrorClass
+from tributary_shared.core.events import (
+    AnyEvent,
+    BudgetExhausted,
+    ErrorInfo,
+)
+from tributary_shared.runtime.budget import BudgetLedger
+from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.kafka.consumer import ConsumerConfig, EventConsumer, LaneKey
+from tributary_shared.runtime.kafka.deadletter import DeadLetter
+from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
+from tributary_shared.runtime.llm.client import LLMClient
+from tributary_shared.runtime.llm.metered import WorkflowLLMs
+from tributary_shared.runtime.logs import configure_logging
+from tributary_shared.runtime.redis_client import redis_client
+from tributary_shared.runtime.settings import (
+    BudgetSettings,
+    ConsumerSettings,
+    HttpSettings,
+    KafkaSettings,
+    LLMSettings,
+    RedisSettings,
+    load_settings,
+)
+from tributary_shared.runtime.state import WorkflowStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    redis: Redis
+    listener_redis: Redis  # no socket timeout: for subscriptions that wait indefinitely
+    store: WorkflowStore
+    ledger: BudgetLedger
+    publisher: KafkaEventPublisher
+    broker: KafkaBroker
+    retention_s: int
+
+    def control(self) -> WorkflowControl:
+        return WorkflowControl(self.store, self.publisher, self.redis)
+
+    def workflow_llms(self) -> WorkflowLLMs:
+        """Budgeted, routed LLM access; reads the LLM and budget settings."""
+
+        async def announce(event: BudgetExhausted) -> None:
+            await self.publisher.publish([event])
+
+        settings = load_settings(LLMSettings)
+        return WorkflowLLMs(
+            LLMClient(settings),
+            self.ledger,
+            settings=settings,
+            prices=load_settings(BudgetSettings).model_prices,
+            announce=announce,
+        )
+
+
+class WorkerLogic(Protocol):
+    async def start(self) -> None:
+        """Background work of the service (listeners, sweepers), started after the broker."""
+        ...
+
+    async def handle(self, event: AnyEvent) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    service: str
+    group_id: str
+    topics: tuple[str, ...]
+    build: Callable[[WorkerResources], WorkerLogic]
+    lane_of: LaneKey | None = None
+
+
+async def fail_workflow_for_dead_letter(
+    resources: WorkerResources, event: AnyEvent | None, letter: DeadLetter
+) -> None:
+    """A message that could not be processed fails its workflow with a clear reason.
+
+    An undecodable message still names its workflow: the Kafka key.
+    """
+    workflow_id = event.workflow_id if event is not None else letter.key
+    if not workflow_id:
+        return
+    what = event.type if event is not None else "a malformed event"
+    error = ErrorInfo(
+        code="processing_failed",
+        message=f"{letter.consumer} could not process {what} after "
+        f"{letter.attempts} attempt(s) ({letter.error_code}); it was dead-lettered",
+        error_class=letter.error_class or ErrorClass.INTERNAL.value,
+    )
+    await resources.control().fail(
+        workflow_id,
+        tenant_id=event.tenant_id if event is not None else "default",
+        error=error,
+        causation_id=event.event_id if event is not None else None,
+    )
+
+
+def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
+    http = load_settings(HttpSettings)
+    kafka = load_settings(KafkaSettings)
+    redis_settings = load_settings(RedisSettings)
+    consumer_settings = load_settings(ConsumerSettings)
+    instance = http.service_instance or spec.service
+    configure_logging(spec.service, level=http.log_level, instance=instance)
+
+    broker = make_broker(
+        kafka.kafka_bootstrap_servers, client_id=f"{kafka.kafka_client_id}-{instance}"
+    )
+    redis = redis_client(redis_settings)
+    listener_redis = redis_client(redis_settings, for_blocking_reads=True)
+    resources = WorkerResources(
+        redis=redis,
+        listener_redis=listener_redis,
+        store=WorkflowStore(redis, retention_s=redis_settings.workflow_retention_s),
+        ledger=BudgetLedger(redis, ttl_s=redis_settings.workflow_retention_s),
+        publisher=KafkaEventPublisher(broker),
+        broker=broker,
+        retention_s=redis_settings.workflow_retention_s,
+    )
+    logic = spec.build(resources)
+
+    async def on_dead_letter(event: AnyEvent | None, letter: DeadLetter) -> None:
+        await fail_workflow_for_dead_letter(resources, event, letter)
+
+    async def publish_raw(
+        topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
+    ) -> None:
+        await resources.publisher.publish_raw(topic, value, key=key, headers=headers)
+
+    consumer = EventConsumer(
+        ConsumerConfig(
+            group_id=spec.group_id,
+            topics=spec.topics,
+            bootstrap_servers=kafka.kafka_bootstrap_servers,
+            client_id=f"{kafka.kafka_client_id}-{instance}",
+            max_in_flight=consumer_settings.max_in_flight,
+            attempts=consumer_settings.handler_attempts,
+            shutdown_grace_s=consumer_settings.shutdown_grace_s,
+            session_timeout_ms=consumer_settings.kafka_session_timeout_ms,
+        ),
+        handler=logic.handle,
+        publish_raw=publish_raw,
+        on_dead_letter=on_dead_letter,
+        lane_of=spec.lane_of,
+    )
+
+    @get(include_in_schema=False)
+    async def health(scope: Scope) -> AsgiResponse:
+        redis_ok = await _redis_ok(redis)
+        ok = consumer.healthy and redis_ok
+        body = {
+            "status": "ok" if ok else "unhealthy",
+            "service": spec.service,
+            "instance": instance,
+            "consumer": "running" if consumer.healthy else "stopped",
+            "redis": "ok" if redis_ok else "unreachable",
+            "in_flight": consumer.in_flight,
+        }
+        return AsgiResponse(
+            json.dumps(body).encode(),
+            200 if ok else 503,
+            headers={"content-type": "application/json"},
+        )
+
+    @get(include_in_schema=False)
+    async def live(scope: Scope) -> AsgiResponse:
+        # Liveness must not depend on Redis or Kafka: restarting a worker
+        # does not bring them back, and the consumer waits their outages out.
+        ok = not consumer.crashed
+        return AsgiResponse(b"ok" if ok else b"consumer loop ended", 200 if ok else 503)
+
+    async def start_consuming() -> None:
+        await logic.start()
+        await consumer.start()
+        log.info("%s consuming %s as group %s", instance, ",".join(spec.topics), spec.group_id)
+
+    async def drain() -> None:
+        await consumer.stop()
+        await logic.close()
+        await listener_redis.aclose()
+        await redis.aclose()
+
+    app = AsgiFastStream(
+        broker,
+        asgi_routes=[("/health", health), ("/livez", live), ("/metrics", make_asgi_app())],
+        after_startup=[start_consuming],
+        on_shutdown=[drain],
+        logger=None,
+    )
+    return app, http
+
+
+async def _redis_ok(redis: Redis) -> bool:
+    try:
+        return bool(await asyncio.wait_for(redis.ping(), timeout=2))
+    except Exception:
+        return False
+
+
+def run_worker(spec: WorkerSpec) -> None:
+    app, http = build_app(spec)
+    uvicorn.run(
+        app,
+        host=http.http_host,
+        port=http.http_port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
