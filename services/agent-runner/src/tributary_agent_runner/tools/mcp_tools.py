@@ -31,6 +31,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import REQUEST_TIMEOUT
 from mcp.types import Tool as McpToolInfo
 
+from tributary_shared.runtime.retry import retry_forever
 from tributary_shared.runtime.settings import load_settings
 
 from .mcp_config import McpHttpServer, McpSettings, McpStdioServer
@@ -284,9 +285,17 @@ class McpToolset:
         return True
 
     async def _retry(self, connection: McpConnection) -> None:
-        delay = self._settings.retry_interval_s
-        while not self._closed:
-            await asyncio.sleep(delay)
-            if await self._add_server(connection):
-                return
-            delay = min(delay * 2, self._settings.retry_max_interval_s)
+        """Try a server that failed at start again, with growing pauses, until it answers."""
+
+        async def add_or_raise() -> None:
+            if not await self._add_server(connection):  # which logged the reason
+                raise McpUnavailable("no usable tool list yet")
+
+        await asyncio.sleep(self._settings.retry_interval_s)
+        await retry_forever(
+            add_or_raise,
+            what=f"{connection.label}: listing its tools",
+            first_wait_s=self._settings.retry_interval_s,
+            max_wait_s=self._settings.retry_max_interval_s,
+            logger=log,
+        )

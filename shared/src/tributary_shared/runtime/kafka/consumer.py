@@ -36,6 +36,7 @@ from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.kafka.lanes import KeyLanes
 from tributary_shared.runtime.kafka.offsets import PartitionOffsets
 from tributary_shared.runtime.logs import workflow_context
+from tributary_shared.runtime.retry import retry_forever
 
 log = logging.getLogger(__name__)
 
@@ -318,23 +319,20 @@ class EventConsumer:
             attempts=attempts,
         )
         metrics.DEAD_LETTERS_TOTAL.labels(self._config.group_id, error_class).inc()
-        # Keep trying: losing a dead letter would lose the message itself.
-        delay = 0.5
-        while True:
-            try:
-                await self._publish_raw(
-                    DEAD_LETTERS.name,
-                    letter.model_dump_json().encode(),
-                    record.key,
-                    {"error_class": error_class, "error_code": code},
-                )
-                break
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("publishing a dead letter failed; retrying")
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        # Keep trying while Kafka is away: losing a dead letter would lose the
+        # message itself, and its offset is committed only once this returns.
+        await retry_forever(
+            lambda: self._publish_raw(
+                DEAD_LETTERS.name,
+                letter.model_dump_json().encode(),
+                record.key,
+                {"error_class": error_class, "error_code": code},
+            ),
+            what=f"publishing a dead letter for {record.topic}[{record.partition}]@{record.offset}",
+            first_wait_s=self._config.backoff_base_s,
+            max_wait_s=self._config.backoff_max_s,
+            logger=log,
+        )
         log.error(
             "dead-lettered %s[%d]@%d: %s",
             record.topic,
