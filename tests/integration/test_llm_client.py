@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 from pydantic import BaseModel, SecretStr
 
 from tributary_scripted_llm import ScriptedLLMAdmin, ScriptedLLMServer
 from tributary_shared.core.errors import FatalError, ModelError, TransientError
-from tributary_shared.runtime.llm import LLMClient
+from tributary_shared.core.events import TokenUsage
+from tributary_shared.runtime.llm import Completion, LLMClient, Message
+from tributary_shared.runtime.llm.structured import complete_structured
 from tributary_shared.runtime.settings import LLMSettings
 
 pytestmark = pytest.mark.integration
@@ -133,15 +136,24 @@ class Answer(BaseModel):
     value: int
 
 
+async def structured(client: LLMClient, marker: str) -> tuple[Answer, TokenUsage]:
+    async def once(conversation: Sequence[Message], response_format: dict[str, Any]) -> Completion:
+        return await client.complete(
+            role="planner", messages=conversation, response_format=response_format
+        )
+
+    return await complete_structured(
+        once, messages=ask(marker), output=Answer, schema_name="answer"
+    )
+
+
 async def test_structured_output_gets_one_corrective_reprompt(
     client: LLMClient, llm_admin: ScriptedLLMAdmin, marker: str
 ) -> None:
     llm_admin.add_rule(
         contains=marker, responses=[{"content": "{not json"}, {"json": {"value": 7}}]
     )
-    answer, usage = await client.structured(
-        role="planner", messages=ask(marker), output=Answer, schema_name="answer"
-    )
+    answer, usage = await structured(client, marker)
     assert answer == Answer(value=7)
     assert usage.total_tokens > 0
     second = llm_admin.requests(contains=marker)[-1]
@@ -153,9 +165,7 @@ async def test_structured_output_that_stays_invalid_fails_clearly(
 ) -> None:
     llm_admin.add_rule(contains=marker, responses=[{"json": {"value": "seven"}}])
     with pytest.raises(ModelError) as caught:
-        await client.structured(
-            role="planner", messages=ask(marker), output=Answer, schema_name="answer"
-        )
+        await structured(client, marker)
     assert caught.value.code == "llm_schema_mismatch"
 
 

@@ -13,7 +13,7 @@ from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_shared.core.errors import FatalError, ModelError, TributaryError
 from tributary_shared.core.events import PlannedStep, TokenUsage
-from tributary_shared.runtime.llm.client import Completion, Message, Role, ToolCall
+from tributary_shared.runtime.llm import Completion, Message, Role, ToolCall
 
 STEP = PlannedStep(step_id="s1", index=0, title="Multiply", instruction="What is 6 * 7?")
 

@@ -2,18 +2,21 @@
 
 The model is called with the step's instruction and the offered tools; tool
 calls run and their results go back to the model, until it answers in text or
-the iteration limit is reached. Recovery follows the error taxonomy:
+the iteration limit is reached. Errors recover as the error table
+(``tributary_shared.core.errors.recovery_for``) says:
 
-* tool failures (including arguments that fail validation) go back to the
-  model as a structured tool result, so it can adapt;
-* unusable model output (truncated, refused, empty) gets one corrective
-  re-prompt, then the step fails;
-* transient LLM errors are retried inside the LLM client; if they persist,
-  or the error is fatal, the step fails with that error;
-* the iteration limit is a logic error: the step stops with a clear reason;
+* unusable model output (truncated, refused, empty, tool arguments that fail
+  validation) is a model error: it gets the table's corrective re-prompts
+  (one), then the step fails;
+* transient LLM errors were already retried, and handed to the fallback
+  model, inside the LLM client: when they still surface, the step fails;
+* logic errors (the iteration limit, a loop, a deadline, a budget that cannot
+  cover the next call) stop the step with a clear reason;
+* fatal errors fail the step, and the service then fails the workflow;
+* tool failures are not errors of the step: they go back to the model as the
+  tool's result, so it can adapt;
 * a loop (the same call repeated, or a cycle of calls) is first pointed out
-  to the model; if it goes on, the step stops as a logic error;
-* a budget that cannot cover the next call stops the step (BudgetExceeded).
+  to the model; if it goes on, the step stops as a logic error.
 """
 
 from __future__ import annotations
@@ -27,9 +30,15 @@ from typing import Any, Protocol
 from tributary_agent_runner.call_history import CallHistory
 from tributary_agent_runner.loop_detection import detect_loop, fingerprint, loop_warning
 from tributary_agent_runner.tools.registry import ToolArgumentsInvalid, ToolError, ToolRegistry
-from tributary_shared.core.errors import LogicError, ModelError, TributaryError
+from tributary_shared.core.errors import (
+    ErrorClass,
+    LogicError,
+    ModelError,
+    TributaryError,
+    recovery_for,
+)
 from tributary_shared.core.events import PlannedStep, StepInput, TokenUsage
-from tributary_shared.runtime.llm.client import Completion, Message, Role, ToolCall
+from tributary_shared.runtime.llm.types import Completion, Message, Role, ToolCall
 from tributary_shared.runtime.metrics import LOOPS_DETECTED_TOTAL, TOOL_CALL_ERRORS_TOTAL
 
 log = logging.getLogger(__name__)
@@ -94,15 +103,16 @@ async def run_agent(
     messages = step_messages(step, task, inputs)
     schemas = tools.openai_schemas()
     outcome = StepOutcome(result=None, error=None, iterations=0)
-    corrected = False
+    corrections = 0
 
-    def correct_or_fail(error: ModelError) -> bool:
-        """True when a corrective re-prompt was added; False when the step must fail."""
-        nonlocal corrected
-        if corrected:
+    def recover(error: TributaryError) -> bool:
+        """True when the step goes on after a corrective re-prompt; False when it ends
+        with ``error``."""
+        nonlocal corrections
+        if corrections >= recovery_for(error).reprompts:
             outcome.error = error
             return False
-        corrected = True
+        corrections += 1
         messages.append(
             {
                 "role": "user",
@@ -127,12 +137,9 @@ async def run_agent(
                 tools=schemas or None,
                 iteration=outcome.iterations,
             )
-        except ModelError as error:
-            if correct_or_fail(error):
-                continue
-            return outcome
         except TributaryError as error:
-            outcome.error = error
+            if recover(error):
+                continue
             return outcome
         outcome.usage = outcome.usage + completion.usage
         if completion.model not in outcome.models:
@@ -143,7 +150,7 @@ async def run_agent(
             if answer:
                 outcome.result = answer
                 return outcome
-            if correct_or_fail(ModelError("the reply was empty", code="llm_empty_answer")):
+            if recover(ModelError("the reply was empty", code="llm_empty_answer")):
                 continue
             return outcome
 
@@ -171,15 +178,16 @@ async def run_agent(
             invalid_arguments = invalid_arguments or invalid
             messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
         if invalid_arguments:
-            # The tool result already told the model what was wrong: that is
-            # the one correction; a second invalid call fails the step.
-            if corrected:
-                outcome.error = ModelError(
-                    "the model kept calling tools with invalid arguments",
-                    code="tool_arguments_invalid",
-                )
+            # The tool result already told the model what was wrong: it counts
+            # as the correction, so no re-prompt is added.
+            misuse = ModelError(
+                "the model kept calling tools with invalid arguments",
+                code="tool_arguments_invalid",
+            )
+            if corrections >= recovery_for(misuse).reprompts:
+                outcome.error = misuse
                 return outcome
-            corrected = True
+            corrections += 1
 
     outcome.error = LogicError(
         f"the step did not finish within {max_iterations} iterations", code="iteration_limit"
@@ -208,14 +216,14 @@ async def _call_tool(tools: ToolRegistry, call: ToolCall) -> tuple[str, bool, bo
         tool = tools.get(call.name)
         output = await tool.invoke(call.arguments)
     except ToolArgumentsInvalid as error:
-        TOOL_CALL_ERRORS_TOTAL.labels(call.name, "model").inc()
+        TOOL_CALL_ERRORS_TOTAL.labels(call.name, ErrorClass.MODEL.value).inc()
         return _tool_error(str(error)), True, True
     except ToolError as error:
-        TOOL_CALL_ERRORS_TOTAL.labels(_label(tools, call.name), "tool").inc()
+        TOOL_CALL_ERRORS_TOTAL.labels(_label(tools, call.name), ErrorClass.TOOL.value).inc()
         return _tool_error(str(error)), True, False
     except Exception:
         log.exception("tool %s raised", call.name)
-        TOOL_CALL_ERRORS_TOTAL.labels(call.name, "tool").inc()
+        TOOL_CALL_ERRORS_TOTAL.labels(call.name, ErrorClass.TOOL.value).inc()
         return _tool_error(f"{call.name} failed unexpectedly"), True, False
     return output, False, False
 

@@ -1,13 +1,23 @@
-"""One error taxonomy for every service, each class carrying its recovery policy.
+"""One error tree for every service, and the one table that says how each class recovers.
 
-    TributaryError
-    ├── TransientError   retry with backoff (429, 5xx, timeouts, connection errors)
-    ├── ModelError       one corrective re-prompt, then fail the step
-    ├── ToolFailure      returned to the model as a tool result so it can adapt
-    ├── LogicError       circuit breaker: the step stops with a clear reason
-    │   └── BudgetExceeded   no further LLM call starts
-    ├── FatalError       no retry: the workflow fails at once
-    └── PoisonMessage    an event that can never be processed: dead-lettered
+    TributaryError          internal: the step fails
+    ├── TransientError      retry with backoff (Retry-After honoured up to the cap),
+    │                       then the next model of the chain, then the step fails
+    ├── ModelError          one corrective re-prompt, then the step fails
+    ├── LogicError          the step stops with a clear reason
+    │   └── BudgetExceeded      no further LLM call starts
+    ├── FatalError          no retry: the workflow fails at once
+    └── PoisonMessage       the message can never be handled: dead-lettered at once
+
+``RECOVERY`` is that table and ``recovery_for`` reads it, along the error's
+class hierarchy (``BudgetExceeded`` recovers as a ``LogicError``). A code in
+``FALLBACK_CODES`` may also hand the call to the next model, whatever its
+class: a model the endpoint does not know may be known to the next one. The
+LLM client, structured output, the agent loop and the services act on what
+``recovery_for`` returns; none of them decides by class on its own.
+
+Tool failures are not raised: the agent loop hands them back to the model as
+the tool's result, so it can adapt (error class ``tool`` in the metrics).
 
 The ``code`` is stable and appears in the API, SSE events and metric labels;
 the ``message`` is safe to show a user (no stack traces, provider bodies or
@@ -16,10 +26,31 @@ internal hostnames). Details belong in logs, next to the workflow id.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from types import MappingProxyType
 from typing import ClassVar
 
 from tributary_shared.core.events import BudgetExhausted, ErrorInfo
+
+__all__ = [
+    "FALLBACK_CODES",
+    "RECOVERY",
+    "Backoff",
+    "BudgetExceeded",
+    "ErrorClass",
+    "FatalError",
+    "LogicError",
+    "ModelError",
+    "Outcome",
+    "PoisonMessage",
+    "Recovery",
+    "TransientError",
+    "TributaryError",
+    "recovery_for",
+    "retry_delay",
+]
 
 
 class ErrorClass(StrEnum):
@@ -31,18 +62,8 @@ class ErrorClass(StrEnum):
     INTERNAL = "internal"
 
 
-class Policy(StrEnum):
-    RETRY = "retry"
-    REPROMPT = "reprompt"
-    SURFACE_TO_MODEL = "surface_to_model"
-    STOP_STEP = "stop_step"
-    FAIL_WORKFLOW = "fail_workflow"
-    DEAD_LETTER = "dead_letter"
-
-
 class TributaryError(Exception):
     error_class: ClassVar[ErrorClass] = ErrorClass.INTERNAL
-    policy: ClassVar[Policy] = Policy.FAIL_WORKFLOW
     default_code: ClassVar[str] = "internal_error"
 
     def __init__(self, message: str, *, code: str | None = None) -> None:
@@ -52,7 +73,7 @@ class TributaryError(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.policy is Policy.RETRY
+        return recovery_for(self).retry is not None
 
     def to_info(self) -> ErrorInfo:
         return ErrorInfo(
@@ -65,31 +86,23 @@ class TributaryError(Exception):
 
 class TransientError(TributaryError):
     error_class = ErrorClass.TRANSIENT
-    policy = Policy.RETRY
     default_code = "transient_error"
 
     def __init__(
         self, message: str, *, code: str | None = None, retry_after_s: float | None = None
     ) -> None:
         super().__init__(message, code=code)
+        # The server's Retry-After, when it sent one.
         self.retry_after_s = retry_after_s
 
 
 class ModelError(TributaryError):
     error_class = ErrorClass.MODEL
-    policy = Policy.REPROMPT
     default_code = "model_output_invalid"
-
-
-class ToolFailure(TributaryError):
-    error_class = ErrorClass.TOOL
-    policy = Policy.SURFACE_TO_MODEL
-    default_code = "tool_failed"
 
 
 class LogicError(TributaryError):
     error_class = ErrorClass.LOGIC
-    policy = Policy.STOP_STEP
     default_code = "logic_error"
 
 
@@ -106,21 +119,118 @@ class BudgetExceeded(LogicError):
 
 class FatalError(TributaryError):
     error_class = ErrorClass.FATAL
-    policy = Policy.FAIL_WORKFLOW
     default_code = "fatal_error"
 
 
 class PoisonMessage(TributaryError):
     error_class = ErrorClass.INTERNAL
-    policy = Policy.DEAD_LETTER
     default_code = "poison_message"
 
 
-def internal_error_info() -> ErrorInfo:
-    """What users see of an unexpected exception: nothing of its internals."""
-    return ErrorInfo(
-        code="internal_error",
-        message="an internal error occurred; the operator's logs have the details",
-        error_class=ErrorClass.INTERNAL.value,
-        retryable=False,
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with jitter; a server's Retry-After is waited out, up to the cap.
+
+    Attempt ``n`` waits between half and all of ``base_s * 2 ** (n - 1)``,
+    never more than the cap. The jitter spreads out clients that failed
+    together, so they do not all come back at the same instant.
+    """
+
+    base_s: float
+    cap_s: float
+    honours_retry_after: bool = True
+
+    def delay(
+        self,
+        attempt: int,
+        *,
+        jitter: float,
+        retry_after_s: float | None = None,
+        cap_s: float | None = None,
+    ) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based).
+
+        ``jitter`` is a draw from [0, 1] (the caller owns the randomness, so
+        this stays pure); ``cap_s`` replaces the table's cap when an operator
+        configured one.
+        """
+        cap = self.cap_s if cap_s is None else cap_s
+        exponential = min(cap, self.base_s * 2.0 ** (attempt - 1))
+        jittered = exponential / 2 + jitter * exponential / 2
+        if self.honours_retry_after and retry_after_s is not None:
+            return min(cap, max(retry_after_s, jittered))
+        return jittered
+
+
+class Outcome(StrEnum):
+    """Where an error ends once its retries, re-prompts and fallbacks are spent."""
+
+    STEP_FAILS = "step_fails"
+    """The step ends with the error; the workflow's other steps go on."""
+    WORKFLOW_FAILS = "workflow_fails"
+    """The workflow fails at once: its other steps would fail the same way."""
+    DEAD_LETTER = "dead_letter"
+    """The message is dead-lettered at once: handling it again cannot succeed."""
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """How to recover from one class of error, in the order the steps are tried."""
+
+    retry: Backoff | None = None
+    """Repeat the same call after this backoff (the LLM client; attempts are configured)."""
+    falls_back: bool = False
+    """When the retries are spent, the next model of the chain takes the call over."""
+    reprompts: int = 0
+    """Corrective re-prompts that tell the model what was wrong with its reply."""
+    outcome: Outcome = Outcome.STEP_FAILS
+
+    @property
+    def fails_workflow(self) -> bool:
+        return self.outcome is Outcome.WORKFLOW_FAILS
+
+    @property
+    def dead_letters(self) -> bool:
+        return self.outcome is Outcome.DEAD_LETTER
+
+
+RECOVERY: Mapping[type[TributaryError], Recovery] = MappingProxyType(
+    {
+        TributaryError: Recovery(),
+        TransientError: Recovery(retry=Backoff(base_s=0.5, cap_s=30.0), falls_back=True),
+        ModelError: Recovery(reprompts=1),
+        LogicError: Recovery(),
+        FatalError: Recovery(outcome=Outcome.WORKFLOW_FAILS),
+        PoisonMessage: Recovery(outcome=Outcome.DEAD_LETTER),
+    }
+)
+
+FALLBACK_CODES: frozenset[str] = frozenset({"llm_model_not_found"})
+"""Codes that may hand a call to the next model whatever their class."""
+
+
+def recovery_for(error: BaseException) -> Recovery:
+    """The table's entry for ``error``: its class's, or its nearest ancestor's.
+
+    Exceptions from outside the tree recover as internal errors.
+    """
+    recovery = next(
+        (RECOVERY[cls] for cls in type(error).__mro__ if cls in RECOVERY),
+        RECOVERY[TributaryError],
     )
+    code = getattr(error, "code", None)
+    if code in FALLBACK_CODES and not recovery.falls_back:
+        return replace(recovery, falls_back=True)
+    return recovery
+
+
+def retry_delay(
+    error: BaseException, attempt: int, *, jitter: float, cap_s: float | None = None
+) -> float | None:
+    """Seconds to wait before repeating the call that failed with ``error`` on
+    attempt ``attempt``, or None when its class is not retried."""
+    backoff = recovery_for(error).retry
+    if backoff is None:
+        return None
+    retry_after_s = error.retry_after_s if isinstance(error, TransientError) else None
+    return backoff.delay(attempt, jitter=jitter, retry_after_s=retry_after_s, cap_s=cap_s)

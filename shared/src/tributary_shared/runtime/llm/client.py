@@ -1,103 +1,69 @@
 """The LLM client every service uses: one AsyncOpenAI per process, retries here.
 
-The SDK's own retries are off (``max_retries=0``) so that retries happen in one
-place, with backoff and jitter that honour ``Retry-After`` (bounded), and are
-counted by error class. Every call carries an explicit timeout.
+The SDK's own retries are off (``max_retries=0``) so that recovery happens in
+one place and follows the error table (``tributary_shared.core.errors``):
+which errors are retried and with what backoff (``Retry-After`` honoured up
+to the cap), and which hand the call to the next model. Retries and
+fallbacks are counted by error class. Every call carries an explicit timeout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import math
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 import httpx2
 import openai
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
-from pydantic import BaseModel
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
-from tributary_shared.core.errors import FatalError, TransientError
+from tributary_shared.core.errors import TransientError, TributaryError, recovery_for, retry_delay
 from tributary_shared.core.events import TokenUsage
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.llm.errors import check_finish, classify_sdk_error
-from tributary_shared.runtime.llm.structured import complete_structured
+from tributary_shared.runtime.llm.types import Completion, Message, Role, ToolCall
 from tributary_shared.runtime.settings import ConfigurationError, LLMSettings
+
+__all__ = ["Completion", "LLMClient", "Message", "Role", "ToolCall"]
 
 log = logging.getLogger(__name__)
 _CONNECTIONS_PER_POOL = 250
 
-Role = Literal["planner", "agent", "synthesizer"]
-OutputT = TypeVar("OutputT", bound=BaseModel)
-Message = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class Completion:
-    content: str | None
-    tool_calls: tuple[ToolCall, ...]
-    finish_reason: str
-    model: str
-    usage: TokenUsage = field(default_factory=TokenUsage)
-
-    def as_assistant_message(self) -> Message:
-        message: Message = {"role": "assistant", "content": self.content}
-        if self.tool_calls:
-            message["tool_calls"] = [
-                {
-                    "id": call.id,
-                    "type": "function",
-                    "function": {"name": call.name, "arguments": call.arguments},
-                }
-                for call in self.tool_calls
-            ]
-        return message
-
 
 class LLMClient:
-    def __init__(self, settings: LLMSettings) -> None:
+    def __init__(
+        self, settings: LLMSettings, *, http_client: httpx2.AsyncClient | None = None
+    ) -> None:
+        """``http_client``, when given, carries every request instead of the pooled
+        clients (tests pass one over an in-process transport); it stays the
+        caller's to close."""
         if settings.api_key is None:
             raise ConfigurationError(
                 "invalid configuration: TRIBUTARY_LLM_API_KEY (or OPENAI_API_KEY) is not set"
             )
         self._settings = settings
         self._cooling_until: dict[str, float] = {}
-        # Agent steps wait on the model most of the time: the connection pool,
-        # not the CPU, bounds how many run at once. The HTTP pool does work in
-        # proportion to its size on every request, so a large budget of
-        # connections is split over several small pools, used in turn.
-        shards = max(1, math.ceil(settings.max_connections / _CONNECTIONS_PER_POOL))
-        per_pool = math.ceil(settings.max_connections / shards)
+        self._owns_http_clients = http_client is None
         self._clients = [
             AsyncOpenAI(
                 base_url=settings.base_url,
                 api_key=settings.api_key.get_secret_value(),
                 max_retries=0,
                 timeout=settings.timeout_s,
-                http_client=DefaultAsyncHttpxClient(
-                    limits=httpx2.Limits(
-                        max_connections=per_pool, max_keepalive_connections=per_pool
-                    ),
-                    timeout=settings.timeout_s,
-                ),
+                http_client=pool,
             )
-            for _ in range(shards)
+            for pool in ([http_client] if http_client is not None else _pools(settings))
         ]
         self._next_client = itertools.cycle(self._clients)
 
     async def close(self) -> None:
+        if not self._owns_http_clients:
+            return
         for client in self._clients:
             await client.close()
 
@@ -118,11 +84,11 @@ class LLMClient:
         models: Sequence[str] | None = None,
         max_tokens: int | None = None,
     ) -> Completion:
-        """One completion; raises the taxonomy's errors.
+        """One completion; raises the error tree's errors.
 
-        Each model in ``models`` (default: the role's model) is tried with
-        bounded retries on transient errors; the next one takes over when they
-        run out or when the endpoint does not know the model.
+        Each model in ``models`` (default: the role's model) is tried with the
+        retries its errors allow; the next one takes over when the error
+        table says the failure may fall back.
         """
         chain = self._skip_cooling(list(models or [self._settings.model_for(role)]))
         for position, model in enumerate(chain):
@@ -135,11 +101,8 @@ class LLMClient:
                     response_format=response_format,
                     max_tokens=max_tokens,
                 )
-            except (TransientError, FatalError) as error:
-                can_fall_back = (
-                    isinstance(error, TransientError) or error.code == "llm_model_not_found"
-                )
-                if not can_fall_back or position == len(chain) - 1:
+            except TributaryError as error:
+                if not recovery_for(error).falls_back or position == len(chain) - 1:
                     raise
                 self._cooling_until[model] = time.monotonic() + self._settings.fallback_cooldown_s
                 metrics.LLM_FALLBACKS_TOTAL.labels(role, error.code).inc()
@@ -147,26 +110,6 @@ class LLMClient:
                     "falling back from %s to %s after %s", model, chain[position + 1], error.code
                 )
         raise AssertionError("unreachable")
-
-    async def structured(
-        self,
-        *,
-        role: Role,
-        messages: Sequence[Message],
-        output: type[OutputT],
-        schema_name: str,
-        models: Sequence[str] | None = None,
-    ) -> tuple[OutputT, TokenUsage]:
-        async def once(
-            conversation: Sequence[Message], response_format: dict[str, Any]
-        ) -> Completion:
-            return await self.complete(
-                role=role, messages=conversation, response_format=response_format, models=models
-            )
-
-        return await complete_structured(
-            once, messages=messages, output=output, schema_name=schema_name
-        )
 
     async def _with_retries(
         self,
@@ -178,17 +121,10 @@ class LLMClient:
         response_format: dict[str, Any] | None,
         max_tokens: int | None,
     ) -> Completion:
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._settings.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception_type(TransientError),
-            before_sleep=lambda state: _count_retry(role, state),
-            reraise=True,
-        )
-        completion: Completion | None = None
-        async for attempt in retrying:
-            with attempt:
-                completion = await self._once(
+        attempt = 1
+        while True:
+            try:
+                return await self._once(
                     role=role,
                     model=model,
                     messages=messages,
@@ -196,8 +132,15 @@ class LLMClient:
                     response_format=response_format,
                     max_tokens=max_tokens,
                 )
-        assert completion is not None
-        return completion
+            except TributaryError as error:
+                delay = retry_delay(
+                    error, attempt, jitter=random.random(), cap_s=self._settings.max_backoff_s
+                )
+                if delay is None or attempt >= self._settings.max_attempts:
+                    raise
+                metrics.LLM_RETRIES_TOTAL.labels(role, error.error_class.value).inc()
+                await asyncio.sleep(delay)
+                attempt += 1
 
     async def _once(
         self,
@@ -255,20 +198,18 @@ class LLMClient:
             usage=usage,
         )
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        exponential = min(self._settings.max_backoff_s, 0.5 * 2 ** (state.attempt_number - 1))
-        jittered = exponential / 2 + _jitter(exponential / 2)
-        if isinstance(exc, TransientError) and exc.retry_after_s is not None:
-            return float(min(self._settings.max_backoff_s, max(exc.retry_after_s, jittered)))
-        return float(jittered)
 
-
-def _jitter(upper: float) -> float:
-    return random.uniform(0, upper)
-
-
-def _count_retry(role: Role, state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    error_class = getattr(exc, "error_class", "internal")
-    metrics.LLM_RETRIES_TOTAL.labels(role, str(error_class)).inc()
+def _pools(settings: LLMSettings) -> list[httpx2.AsyncClient]:
+    """Agent steps wait on the model most of the time: the connection pool, not
+    the CPU, bounds how many run at once. The HTTP pool does work in proportion
+    to its size on every request, so a large budget of connections is split
+    over several small pools, used in turn."""
+    shards = max(1, math.ceil(settings.max_connections / _CONNECTIONS_PER_POOL))
+    per_pool = math.ceil(settings.max_connections / shards)
+    return [
+        DefaultAsyncHttpxClient(
+            limits=httpx2.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
+            timeout=settings.timeout_s,
+        )
+        for _ in range(shards)
+    ]

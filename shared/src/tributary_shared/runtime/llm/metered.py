@@ -20,9 +20,10 @@ from tributary_shared.runtime.budget.pricing import (
     estimate_prompt_tokens,
     worst_case_micro_usd,
 )
-from tributary_shared.runtime.llm.client import Completion, LLMClient, Message, OutputT, Role
+from tributary_shared.runtime.llm.client import LLMClient
 from tributary_shared.runtime.llm.routing import model_chain
-from tributary_shared.runtime.llm.structured import complete_structured
+from tributary_shared.runtime.llm.structured import OutputT, complete_structured
+from tributary_shared.runtime.llm.types import Completion, Message, Role
 from tributary_shared.runtime.settings import LLMSettings, ModelPrice
 
 Announce = Callable[[BudgetExhausted], Awaitable[None]]

@@ -1,13 +1,14 @@
 """Which model serves a call: by role, step complexity and iteration, with a fallback.
 
 Pure: the chain it returns is tried in order by the LLM client, which moves to
-the next model after repeated transient failures or when a model is unknown.
+the next model when the error table lets a failure fall back (transient
+failures once their retries are spent, a model the endpoint does not know).
 """
 
 from __future__ import annotations
 
 from tributary_shared.core.events import Complexity
-from tributary_shared.runtime.llm.client import Role
+from tributary_shared.runtime.llm.types import Role
 from tributary_shared.runtime.settings import LLMSettings
 
 

@@ -1,26 +1,27 @@
 """Structured output: a JSON-schema completion validated by a pydantic model.
 
-A reply that does not validate gets one corrective re-prompt that says what
-was wrong; a second failure is a model error.
+A reply that does not validate is a model error: it gets the corrective
+re-prompts the error table allows (each says what was wrong); once they are
+spent, the error is raised.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from tributary_shared.core.errors import ModelError
+from tributary_shared.core.errors import ModelError, recovery_for
 from tributary_shared.core.events import TokenUsage
+from tributary_shared.runtime.llm.types import Completion, Message
 
-if TYPE_CHECKING:
-    from tributary_shared.runtime.llm.client import Completion
+__all__ = ["CompleteOnce", "OutputT", "complete_structured", "json_schema_format"]
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
-Message = dict[str, Any]
-CompleteOnce = Callable[[Sequence[Message], dict[str, Any]], Awaitable["Completion"]]
+CompleteOnce = Callable[[Sequence[Message], dict[str, Any]], Awaitable[Completion]]
+"""One completion of ``(conversation, response_format)``."""
 
 
 @functools.cache
@@ -42,17 +43,19 @@ async def complete_structured(
     response_format = json_schema_format(output, schema_name)
     conversation = list(messages)
     usage = TokenUsage()
-    for attempt in (1, 2):
+    reprompts = 0
+    while True:
         completion = await complete(conversation, response_format)
         usage = usage + completion.usage
         try:
             return output.model_validate_json(completion.content or ""), usage
         except ValidationError as exc:
-            if attempt == 2:
-                raise ModelError(
-                    f"the model's {schema_name} did not match its schema",
-                    code="llm_schema_mismatch",
-                ) from exc
+            error = ModelError(
+                f"the model's {schema_name} did not match its schema", code="llm_schema_mismatch"
+            )
+            if reprompts >= recovery_for(error).reprompts:
+                raise error from exc
+            reprompts += 1
             conversation += [
                 {"role": "assistant", "content": completion.content or ""},
                 {
@@ -61,7 +64,6 @@ async def complete_structured(
                     f"{_summarise(exc)}. Reply again with JSON that matches it exactly.",
                 },
             ]
-    raise AssertionError("unreachable")
 
 
 def _summarise(exc: ValidationError) -> str:

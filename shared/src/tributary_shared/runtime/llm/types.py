@@ -1,0 +1,47 @@
+"""The values an LLM call takes and returns, apart from the client that makes it.
+
+The client, structured output and the agent loop all speak these; keeping
+them here lets each import them without importing the others.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tributary_shared.core.events import TokenUsage
+
+__all__ = ["Completion", "Message", "Role", "ToolCall"]
+
+Role = Literal["planner", "agent", "synthesizer"]
+Message = dict[str, Any]
+"""One chat message in the OpenAI wire shape."""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    content: str | None
+    tool_calls: tuple[ToolCall, ...]
+    finish_reason: str
+    model: str
+    usage: TokenUsage = field(default_factory=TokenUsage)
+
+    def as_assistant_message(self) -> Message:
+        message: Message = {"role": "assistant", "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments},
+                }
+                for call in self.tool_calls
+            ]
+        return message
