@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tributary_agent_runner.call_history import MemoryCallHistory
+from tests.support.twins import memory_step_history
 from tributary_agent_runner.loop import run_agent
 from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.mcp_config import McpSettings
@@ -260,7 +260,7 @@ async def test_the_agent_loop_offers_and_calls_mcp_tools(arith: ToolRegistry) ->
         step=step,
         task="math",
         max_iterations=5,
-        history=MemoryCallHistory(),
+        history=memory_step_history(),
     )
     assert outcome.result == "42"
     offered = {schema["function"]["name"] for schema in model.tools[0] or ()}

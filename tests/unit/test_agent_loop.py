@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from tributary_agent_runner.call_history import MemoryCallHistory
+from tests.support.twins import memory_step_history
 from tributary_agent_runner.loop import run_agent
 from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
@@ -65,7 +65,7 @@ async def run(port: ScriptedPort, max_iterations: int = 5) -> Any:
         step=STEP,
         task="math",
         max_iterations=max_iterations,
-        history=MemoryCallHistory(),
+        history=memory_step_history(),
     )
 
 
@@ -189,7 +189,7 @@ async def test_a_side_effect_runs_once_even_when_the_step_runs_again() -> None:
         return f"sent to {args.to}"
 
     mailer = Tool(name="send_mail", description="", args_model=SendArgs, run=send, read_only=False)
-    history = MemoryCallHistory()
+    history = memory_step_history()
     for _attempt in (1, 2):  # the second run is the step redelivered after a crash
         port = ScriptedPort(call('{"to": "ops@example.org"}', name="send_mail"), answer("done"))
         outcome = await run_agent(

@@ -7,11 +7,12 @@ import contextlib
 import logging
 import time
 
-from tributary_agent_runner.call_history import RedisCallHistory
+from tributary_agent_runner.call_history import StepCallHistory
 from tributary_agent_runner.loop import StepOutcome, run_agent
 from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import ToolRegistry
+from tributary_shared.core import machine
 from tributary_shared.core.errors import FatalError, LogicError
 from tributary_shared.core.events import (
     AnyEvent,
@@ -19,15 +20,14 @@ from tributary_shared.core.events import (
     StepDispatched,
     StepFailed,
     StepStarted,
-    decode_event,
     derived_event_id,
 )
-from tributary_shared.core.keys import CANCELLATIONS_CHANNEL
+from tributary_shared.core.machine import TransitionConflict
+from tributary_shared.core.ports import Ports
 from tributary_shared.core.status import WorkflowStatus
+from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.metrics import AGENT_ITERATIONS_COUNT
-from tributary_shared.runtime.state import TransitionConflict
-from tributary_shared.runtime.worker import WorkerResources
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 class AgentRunner:
     def __init__(
         self,
-        resources: WorkerResources,
+        ports: Ports,
         *,
         llms: WorkflowLLMs,
         tools: ToolRegistry,
@@ -43,10 +43,10 @@ class AgentRunner:
         mcp: McpToolset | None = None,
     ) -> None:
         self._mcp = mcp
-        self._resources = resources
-        self._control = resources.control()
-        self._store = resources.store
-        self._publisher = resources.publisher
+        self._ports = ports
+        self._control = WorkflowControl.over(ports)
+        self._store = ports.store
+        self._publisher = ports.publisher
         self._llms = llms
         self._tools = tools
         self._settings = settings
@@ -71,22 +71,9 @@ class AgentRunner:
 
     async def _listen_for_cancellations(self) -> None:
         """Stop a cancelled or timed-out workflow's running steps at once."""
-        while True:
-            try:
-                async with self._resources.listener_redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CANCELLATIONS_CHANNEL)
-                    async for message in pubsub.listen():
-                        if message.get("type") != "message":
-                            continue
-                        data = message["data"]
-                        workflow_id = data.decode() if isinstance(data, bytes) else str(data)
-                        for task in list(self._running.get(workflow_id, ())):
-                            task.cancel()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("cancellation listener lost Redis; resubscribing", exc_info=True)
-                await asyncio.sleep(1.0)
+        async for workflow_id in self._ports.cancellations.listen():
+            for task in list(self._running.get(workflow_id, ())):
+                task.cancel()
 
     async def _checkpoint(self, workflow_id: str) -> None:
         status, deadline = await self._store.status(workflow_id)
@@ -112,8 +99,8 @@ class AgentRunner:
             return
         if current.status.terminal:
             # Finished before a crash: make sure its outcome left, then stop.
-            if current.terminal_event is not None:
-                await self._publisher.publish([decode_event(current.terminal_event)])
+            if current.outcome is not None:
+                await self._publisher.publish([current.outcome])
             return
         if record.status is not WorkflowStatus.RUNNING:
             log.info("step skipped: workflow is %s", record.status, extra=extra)
@@ -129,7 +116,7 @@ class AgentRunner:
             attempt=attempt,
         )
         try:
-            await self._store.start_step(started)
+            await self._store.apply(machine.start_step(started))
         except TransitionConflict:
             return
         await self._publisher.publish([started])
@@ -146,11 +133,11 @@ class AgentRunner:
                 task=dispatched.task,
                 inputs=dispatched.inputs,
                 max_iterations=self._settings.max_iterations,
-                history=RedisCallHistory(
-                    self._resources.redis,
+                history=StepCallHistory(
+                    self._ports.calls,
+                    self._ports.effects,
                     workflow_id=dispatched.workflow_id,
                     step_id=step_id,
-                    ttl_s=self._resources.retention_s,
                 ),
                 repeat_limit=self._settings.loop_repeat_limit,
                 checkpoint=lambda: self._checkpoint(dispatched.workflow_id),
@@ -194,7 +181,7 @@ class AgentRunner:
                 "step failed: %s", run.error.code, extra={**extra, "error_code": run.error.code}
             )
         try:
-            await self._store.finish_step(outcome)
+            await self._store.apply(machine.finish_step(outcome))
         except TransitionConflict:
             log.info("step outcome refused: the workflow moved on", extra=extra)
             return

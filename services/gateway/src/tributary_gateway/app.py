@@ -11,7 +11,8 @@ from prometheus_client import make_asgi_app
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.routes import health, workflows
 from tributary_gateway.settings import GatewaySettings
-from tributary_shared.runtime.budget import BudgetLedger
+from tributary_shared.runtime.budget import RedisBudgetLedger
+from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
 from tributary_shared.runtime.logs import configure_logging
@@ -23,7 +24,7 @@ from tributary_shared.runtime.settings import (
     WorkflowDefaults,
     load_settings,
 )
-from tributary_shared.runtime.state import WorkflowStore
+from tributary_shared.runtime.state import RedisWorkflowStore
 
 
 def create_app() -> FastAPI:
@@ -45,17 +46,21 @@ def create_app() -> FastAPI:
         )
         await broker.start()
         retention = redis_settings.workflow_retention_s
-        store = WorkflowStore(redis, retention_s=retention)
+        store = RedisWorkflowStore(redis, retention_s=retention)
         publisher = KafkaEventPublisher(broker)
         app.state.gateway = GatewayState(
             settings=gateway,
             store=store,
-            ledger=BudgetLedger(redis, ttl_s=retention),
-            blocking_store=WorkflowStore(blocking, retention_s=retention),
+            ledger=RedisBudgetLedger(redis, ttl_s=retention),
+            blocking_store=RedisWorkflowStore(blocking, retention_s=retention),
             publisher=publisher,
             broker=broker,
             redis=redis,
-            control=WorkflowControl(store, publisher, redis),
+            control=WorkflowControl(
+                store=store,
+                publisher=publisher,
+                cancellations=RedisCancellationSignal(redis, listener_redis=blocking),
+            ),
             defaults=defaults,
         )
         try:

@@ -10,11 +10,10 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from tributary_gateway.settings import GatewaySettings
-from tributary_shared.runtime.budget import BudgetLedger
+from tributary_shared.core.ports import BudgetLedger, WorkflowStore
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher
 from tributary_shared.runtime.settings import WorkflowDefaults
-from tributary_shared.runtime.state import WorkflowStore
 
 
 @dataclass(frozen=True)

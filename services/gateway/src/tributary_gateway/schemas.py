@@ -6,10 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tributary_shared.core.budget import BudgetState
 from tributary_shared.core.events import ErrorInfo, TokenUsage, WorkflowOptions
+from tributary_shared.core.records import StepRecord, WorkflowRecord
 from tributary_shared.core.status import StepStatus, WorkflowStatus
-from tributary_shared.runtime.budget import BudgetState
-from tributary_shared.runtime.state import StepRecord, WorkflowRecord
 
 
 class CreateWorkflow(BaseModel):
@@ -79,7 +79,7 @@ class StepView(BaseModel):
             instruction=step.instruction,
             status=step.status,
             result=step.result,
-            error=ErrorInfo.model_validate(step.error) if step.error else None,
+            error=step.error,
             iterations=step.iterations,
             attempt=step.attempt,
             usage=UsageView.of(step.usage),
@@ -129,13 +129,13 @@ class WorkflowView(BaseModel):
             workflow_id=record.workflow_id,
             status=record.status,
             task=record.task,
-            options=record.options,
-            created_at=record.created_at,
-            updated_at=record.updated_at,
+            options=record.options.model_dump(mode="json"),
+            created_at=record.created_at.isoformat(),
+            updated_at=record.updated_at.isoformat(),
             steps=[StepView.of(step) for step in record.steps],
             result=record.result,
             partial=record.partial,
-            error=ErrorInfo.model_validate(record.error) if record.error else None,
+            error=record.error,
             usage=UsageView.of(record.usage),
             budget=BudgetView.of(budget),
             links=links,

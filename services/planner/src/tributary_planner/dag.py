@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from tributary_shared.core.records import StepRecord
 from tributary_shared.core.status import StepStatus
-from tributary_shared.runtime.state import StepRecord
 
 
 def dependency_problems(dependencies: Mapping[int, Sequence[int]], count: int) -> list[str]:

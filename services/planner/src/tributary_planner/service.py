@@ -17,6 +17,7 @@ from tributary_planner.planning import (
     planning_messages,
 )
 from tributary_planner.settings import PlannerSettings
+from tributary_shared.core import machine
 from tributary_shared.core.errors import ModelError, TributaryError
 from tributary_shared.core.events import (
     AnyEvent,
@@ -29,16 +30,16 @@ from tributary_shared.core.events import (
     TokenUsage,
     WorkflowCancelRequested,
     WorkflowRequested,
-    decode_event,
     derived_event_id,
 )
+from tributary_shared.core.machine import TransitionConflict
+from tributary_shared.core.ports import Ports
+from tributary_shared.core.records import WorkflowRecord
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 from tributary_shared.runtime.budget import budget_limits
-from tributary_shared.runtime.control import deadline_at
+from tributary_shared.runtime.control import WorkflowControl, deadline_at
 from tributary_shared.runtime.llm.metered import MeteredLLM, WorkflowLLMs
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
-from tributary_shared.runtime.state import TransitionConflict, WorkflowRecord
-from tributary_shared.runtime.worker import WorkerResources
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +47,22 @@ log = logging.getLogger(__name__)
 class Planner:
     def __init__(
         self,
-        resources: WorkerResources,
+        ports: Ports,
         *,
         llms: WorkflowLLMs,
         settings: PlannerSettings,
         budgets: BudgetSettings,
         defaults: WorkflowDefaults,
     ) -> None:
-        self._control = resources.control()
+        self._control = WorkflowControl.over(ports)
         self._defaults = defaults
         self._sweeper: asyncio.Task[None] | None = None
-        self._store = resources.store
-        self._ledger = resources.ledger
-        self._publisher = resources.publisher
+        self._store = ports.store
+        self._budgets = ports.budgets
+        self._publisher = ports.publisher
         self._llms = llms
         self._settings = settings
-        self._budgets = budgets
+        self._budget_settings = budgets
 
     async def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_deadlines(), name="deadline-sweeper")
@@ -82,9 +83,7 @@ class Planner:
                     if record is None:
                         await self._store.forget_deadline(workflow_id)
                         continue
-                    deadline_s = (
-                        record.options.get("deadline_s") or self._defaults.default_deadline_s
-                    )
+                    deadline_s = record.options.deadline_s or self._defaults.default_deadline_s
                     await self._control.expire(
                         workflow_id, tenant_id=record.tenant_id, deadline_s=deadline_s
                     )
@@ -129,7 +128,7 @@ class Planner:
                 ),
             )
             try:
-                await self._store.release_step(dispatched)
+                await self._store.apply(machine.release_step(dispatched))
             except TransitionConflict:
                 continue  # released by an earlier delivery
             await self._publisher.publish([dispatched])
@@ -148,7 +147,7 @@ class Planner:
                 ),
             )
             try:
-                await self._store.skip_step(skipped)
+                await self._store.apply(machine.skip_step(skipped))
             except TransitionConflict:
                 continue
             await self._publisher.publish([skipped])
@@ -162,19 +161,20 @@ class Planner:
                     request, deadline_at=deadline_at(request, self._defaults)
                 )
         try:
-            await self._store.start_planning(request.workflow_id)
+            await self._store.apply(machine.start_planning(request.workflow_id))
         except TransitionConflict:
             record = await self._store.get_workflow(request.workflow_id)
             if record is not None and record.status is WorkflowStatus.RUNNING:
                 # Planned before a crash; the step events may not have left.
                 await self._publisher.publish(self._dispatches(request, record))
-            elif record is not None and record.status.terminal and record.final_event:
-                final = decode_event(record.final_event)
+            elif record is not None and record.final_event is not None:
+                final = record.final_event
                 if final.causation_id == request.event_id:  # planning failed before a crash
                     await self._publisher.publish([final])
             return
 
-        await self._ledger.open(request.workflow_id, budget_limits(request.options, self._budgets))
+        limits = budget_limits(request.options, self._budget_settings)
+        await self._budgets.open(request.workflow_id, limits)
         max_steps = min(
             request.options.max_steps or self._settings.max_steps, self._settings.max_steps
         )
@@ -212,7 +212,7 @@ class Planner:
             if not step.depends_on
         ]
         try:
-            await self._store.record_plan(plan, dispatches, usage=usage)
+            await self._store.apply(machine.record_plan(plan, dispatches, usage=usage))
         except TransitionConflict:
             return  # cancelled or failed meanwhile
         log.info("planned %d steps", len(steps))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from tributary_shared.core import machine
 from tributary_shared.core.errors import BudgetExceeded, TributaryError
 from tributary_shared.core.events import (
     AnyEvent,
@@ -14,15 +15,15 @@ from tributary_shared.core.events import (
     SynthesisStarted,
     WorkflowCompleted,
     WorkflowFailed,
-    decode_event,
     derived_event_id,
     utc_now,
 )
+from tributary_shared.core.machine import TransitionConflict
+from tributary_shared.core.ports import Ports
+from tributary_shared.core.records import WorkflowRecord
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.metrics import WORKFLOW_DURATION_SECONDS, WORKFLOW_STATUS_TOTAL
-from tributary_shared.runtime.state import TransitionConflict, WorkflowRecord
-from tributary_shared.runtime.worker import WorkerResources
 from tributary_synthesizer.synthesis import (
     first_failure,
     is_partial,
@@ -34,10 +35,10 @@ log = logging.getLogger(__name__)
 
 
 class Synthesizer:
-    def __init__(self, resources: WorkerResources, *, llms: WorkflowLLMs) -> None:
-        self._store = resources.store
-        self._ledger = resources.ledger
-        self._publisher = resources.publisher
+    def __init__(self, ports: Ports, *, llms: WorkflowLLMs) -> None:
+        self._store = ports.store
+        self._budgets = ports.budgets
+        self._publisher = ports.publisher
         self._llms = llms
 
     async def start(self) -> None:
@@ -67,7 +68,7 @@ class Synthesizer:
                 causation_id=event.event_id,
             )
             try:
-                await self._store.start_synthesis(started)
+                await self._store.apply(machine.start_synthesis(started))
             except TransitionConflict:
                 return
             await self._publisher.publish([started])
@@ -79,10 +80,8 @@ class Synthesizer:
         """If this very event led to the final result before a crash, the final event
         may not have left: send it again (same id). Other step results are not
         redeliveries and change nothing."""
-        if record.final_event is None:
-            return
-        final = decode_event(record.final_event)
-        if final.causation_id == cause.event_id:
+        final = record.final_event
+        if final is not None and final.causation_id == cause.event_id:
             await self._publisher.publish([final])
 
     @staticmethod
@@ -112,16 +111,17 @@ class Synthesizer:
             "causation_id": cause.event_id,
         }
         final: WorkflowCompleted | WorkflowFailed
-        budget = await self._ledger.state(record.workflow_id)
+        budget = await self._budgets.state(record.workflow_id)
         completed = any(step.status is StepStatus.COMPLETED for step in record.steps)
         if not completed:
-            failure = first_failure(record.steps) or {}
+            failure = first_failure(record.steps)
             final = WorkflowFailed(
                 event_id=derived_event_id(record.workflow_id, "final"),
                 error=ErrorInfo(
                     code="all_steps_failed",
-                    message=f"every step failed; the first: {failure.get('message', 'unknown')}",
-                    error_class=str(failure.get("error_class", "internal")),
+                    message="every step failed; the first: "
+                    + (failure.message if failure else "unknown"),
+                    error_class=failure.error_class if failure else "internal",
                 ),
                 **common,
             )
@@ -150,9 +150,9 @@ class Synthesizer:
                 )
         try:
             if isinstance(final, WorkflowCompleted):
-                await self._store.complete_workflow(final)
+                await self._store.apply(machine.complete(final))
             else:
-                await self._store.fail_workflow(final)
+                await self._store.apply(machine.fail(final))
         except TransitionConflict:
             return
         status = "completed" if isinstance(final, WorkflowCompleted) else "failed"
@@ -162,8 +162,5 @@ class Synthesizer:
         await self._publisher.publish([final])
 
 
-def _age_s(created_at: str) -> float:
-    try:
-        return max(0.0, (utc_now() - datetime.fromisoformat(created_at)).total_seconds())
-    except ValueError:
-        return 0.0
+def _age_s(created_at: datetime) -> float:
+    return max(0.0, (utc_now() - created_at).total_seconds())

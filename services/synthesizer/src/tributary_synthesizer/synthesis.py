@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tributary_shared.core.events import ErrorInfo
+from tributary_shared.core.records import StepRecord
 from tributary_shared.core.status import StepStatus
 from tributary_shared.runtime.llm.client import Message
-from tributary_shared.runtime.state import StepRecord
 
 SYSTEM_PROMPT = """You write the final answer to a user's task from the results \
 of the agents that worked on its parts. Combine them into one clear, complete \
@@ -19,7 +20,7 @@ def synthesis_messages(task: str, steps: Sequence[StepRecord]) -> list[Message]:
         if step.status is StepStatus.COMPLETED:
             body = step.result or ""
         else:
-            reason = (step.error or {}).get("message", "unknown error")
+            reason = step.error.message if step.error else "unknown error"
             body = f"(this part failed: {reason})"
         sections.append(f"## {step.index + 1}. {step.title}\n{body}")
     return [
@@ -35,10 +36,11 @@ def is_partial(steps: Sequence[StepRecord]) -> bool:
     return any(step.status is StepStatus.FAILED for step in steps)
 
 
-def first_failure(steps: Sequence[StepRecord]) -> dict[str, object] | None:
+def first_failure(steps: Sequence[StepRecord]) -> ErrorInfo | None:
+    """The error of the first failed step, in plan order."""
     for step in sorted(steps, key=lambda s: s.index):
-        if step.status is StepStatus.FAILED:
-            return step.error or {}
+        if step.status is StepStatus.FAILED and step.error is not None:
+            return step.error
     return None
 
 

@@ -9,6 +9,9 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
                                           serve as SSE ``Last-Event-ID``
     tributary:v1:wf:{id}:budget   HASH    token/cost limits, reserved and used amounts
     tributary:v1:wf:{id}:calls:{step}  LIST  tool-call fingerprints (loop detection)
+    tributary:v1:wf:{id}:calls:{step}:warned   STRING  set once the model was warned of a loop
+    tributary:v1:wf:{id}:calls:{step}:effects  HASH    fingerprint -> result of a side-effecting
+                                          tool call (the effect ledger)
     tributary:v1:idem:{tenant}:{key}  STRING  Idempotency-Key -> workflow id
     tributary:v1:deadlines        ZSET    workflow id by deadline (epoch seconds)
     tributary:v1:cancellations    PUB/SUB workflow ids whose running steps must stop now
@@ -46,6 +49,14 @@ class WorkflowKeys:
     def tool_calls(self, step_id: str) -> str:
         """Fingerprints of a step's tool calls, for loop detection."""
         return f"{self.workflow}:calls:{step_id}"
+
+    def loop_warned(self, step_id: str) -> str:
+        """Set once the step's model was warned about a loop."""
+        return f"{self.tool_calls(step_id)}:warned"
+
+    def tool_effects(self, step_id: str) -> str:
+        """Results of the step's side-effecting tool calls, by call fingerprint."""
+        return f"{self.tool_calls(step_id)}:effects"
 
     def all(self) -> tuple[str, str, str]:
         return (self.workflow, self.steps, self.log)

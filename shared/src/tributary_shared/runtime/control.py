@@ -1,7 +1,7 @@
 """Ending a workflow from outside its normal flow: cancellation and deadlines.
 
-Both are one atomic transition (refused once the workflow has ended), a
-signal on Redis pub/sub so agent-runners stop the workflow's running steps
+Both are one transition of the machine (refused once the workflow has ended), a
+cancellation signal so agent-runners stop the workflow's running steps
 at once (in-flight LLM calls included), and the terminal event on Kafka.
 Replicas that miss the signal still stop: the agent loop checks the
 workflow's status before every LLM call.
@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 
-from redis.asyncio import Redis
-
+from tributary_shared.core import machine
 from tributary_shared.core.events import (
     ErrorInfo,
     WorkflowCancelled,
@@ -20,20 +19,29 @@ from tributary_shared.core.events import (
     WorkflowRequested,
     derived_event_id,
 )
-from tributary_shared.core.keys import CANCELLATIONS_CHANNEL
-from tributary_shared.runtime.kafka.publisher import EventPublisher
+from tributary_shared.core.machine import TransitionConflict
+from tributary_shared.core.ports import CancellationSignal, EventPublisher, Ports, WorkflowStore
 from tributary_shared.runtime.metrics import WORKFLOW_STATUS_TOTAL
 from tributary_shared.runtime.settings import WorkflowDefaults
-from tributary_shared.runtime.state import TransitionConflict, WorkflowStore
 
 log = logging.getLogger(__name__)
 
 
 class WorkflowControl:
-    def __init__(self, store: WorkflowStore, publisher: EventPublisher, redis: Redis) -> None:
+    def __init__(
+        self,
+        *,
+        store: WorkflowStore,
+        publisher: EventPublisher,
+        cancellations: CancellationSignal,
+    ) -> None:
         self._store = store
         self._publisher = publisher
-        self._redis = redis
+        self._cancellations = cancellations
+
+    @classmethod
+    def over(cls, ports: Ports) -> WorkflowControl:
+        return cls(store=ports.store, publisher=ports.publisher, cancellations=ports.cancellations)
 
     async def cancel(
         self,
@@ -52,7 +60,7 @@ class WorkflowControl:
             reason=reason,
         )
         try:
-            await self._store.cancel_workflow(cancelled)
+            await self._store.apply(machine.cancel(cancelled))
         except TransitionConflict:
             return False
         WORKFLOW_STATUS_TOTAL.labels("cancelled").inc()
@@ -78,7 +86,7 @@ class WorkflowControl:
             error=error,
         )
         try:
-            await self._store.fail_workflow(failed)
+            await self._store.apply(machine.fail(failed))
         except TransitionConflict:
             return False
         WORKFLOW_STATUS_TOTAL.labels("failed").inc()
@@ -101,7 +109,7 @@ class WorkflowControl:
         return failed
 
     async def _stop_running_steps(self, workflow_id: str) -> None:
-        await self._redis.publish(CANCELLATIONS_CHANNEL, workflow_id)
+        await self._cancellations.announce(workflow_id)
 
 
 def deadline_at(request: WorkflowRequested, defaults: WorkflowDefaults) -> float:

@@ -28,7 +28,10 @@ from tributary_shared.core.events import (
     BudgetExhausted,
     ErrorInfo,
 )
-from tributary_shared.runtime.budget import BudgetLedger
+from tributary_shared.core.ports import EventPublisher, Ports
+from tributary_shared.runtime.budget import RedisBudgetLedger
+from tributary_shared.runtime.calls import RedisCallHistory, RedisEffectLedger
+from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.kafka.consumer import ConsumerConfig, EventConsumer, LaneKey
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
@@ -46,38 +49,65 @@ from tributary_shared.runtime.settings import (
     RedisSettings,
     load_settings,
 )
-from tributary_shared.runtime.state import WorkflowStore
+from tributary_shared.runtime.state import RedisWorkflowStore
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class WorkerResources:
-    redis: Redis
-    listener_redis: Redis  # no socket timeout: for subscriptions that wait indefinitely
-    store: WorkflowStore
-    ledger: BudgetLedger
+    """What a worker's handlers are built from: the ports, and the budgeted LLM access."""
+
+    ports: Ports
     publisher: KafkaEventPublisher
     broker: KafkaBroker
-    retention_s: int
 
     def control(self) -> WorkflowControl:
-        return WorkflowControl(self.store, self.publisher, self.redis)
+        return WorkflowControl.over(self.ports)
 
     def workflow_llms(self) -> WorkflowLLMs:
         """Budgeted, routed LLM access; reads the LLM and budget settings."""
-
-        async def announce(event: BudgetExhausted) -> None:
-            await self.publisher.publish([event])
-
-        settings = load_settings(LLMSettings)
-        return WorkflowLLMs(
-            LLMClient(settings),
-            self.ledger,
-            settings=settings,
-            prices=load_settings(BudgetSettings).model_prices,
-            announce=announce,
+        return workflow_llms(
+            self.ports,
+            LLMClient(load_settings(LLMSettings)),
+            llm_settings=load_settings(LLMSettings),
+            budget_settings=load_settings(BudgetSettings),
         )
+
+
+def workflow_llms(
+    ports: Ports,
+    client: LLMClient,
+    *,
+    llm_settings: LLMSettings,
+    budget_settings: BudgetSettings,
+) -> WorkflowLLMs:
+    """LLM calls paid from each workflow's budget; the first refusal is published."""
+
+    async def announce(event: BudgetExhausted) -> None:
+        await ports.publisher.publish([event])
+
+    return WorkflowLLMs(
+        client,
+        ports.budgets,
+        settings=llm_settings,
+        prices=budget_settings.model_prices,
+        announce=announce,
+    )
+
+
+def redis_ports(
+    redis: Redis, listener_redis: Redis, publisher: EventPublisher, *, retention_s: int
+) -> Ports:
+    """The ports over Redis (and the given Kafka publisher)."""
+    return Ports(
+        store=RedisWorkflowStore(redis, retention_s=retention_s),
+        budgets=RedisBudgetLedger(redis, ttl_s=retention_s),
+        publisher=publisher,
+        cancellations=RedisCancellationSignal(redis, listener_redis=listener_redis),
+        calls=RedisCallHistory(redis, ttl_s=retention_s),
+        effects=RedisEffectLedger(redis, ttl_s=retention_s),
+    )
 
 
 class WorkerLogic(Protocol):
@@ -100,7 +130,7 @@ class WorkerSpec:
 
 
 async def fail_workflow_for_dead_letter(
-    resources: WorkerResources, event: AnyEvent | None, letter: DeadLetter
+    ports: Ports, event: AnyEvent | None, letter: DeadLetter
 ) -> None:
     """A message that could not be processed fails its workflow with a clear reason.
 
@@ -116,7 +146,7 @@ async def fail_workflow_for_dead_letter(
         f"{letter.attempts} attempt(s) ({letter.error_code}); it was dead-lettered",
         error_class=letter.error_class or ErrorClass.INTERNAL.value,
     )
-    await resources.control().fail(
+    await WorkflowControl.over(ports).fail(
         workflow_id,
         tenant_id=event.tenant_id if event is not None else "default",
         error=error,
@@ -137,19 +167,15 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     )
     redis = redis_client(redis_settings)
     listener_redis = redis_client(redis_settings, for_blocking_reads=True)
-    resources = WorkerResources(
-        redis=redis,
-        listener_redis=listener_redis,
-        store=WorkflowStore(redis, retention_s=redis_settings.workflow_retention_s),
-        ledger=BudgetLedger(redis, ttl_s=redis_settings.workflow_retention_s),
-        publisher=KafkaEventPublisher(broker),
-        broker=broker,
-        retention_s=redis_settings.workflow_retention_s,
+    publisher = KafkaEventPublisher(broker)
+    ports = redis_ports(
+        redis, listener_redis, publisher, retention_s=redis_settings.workflow_retention_s
     )
+    resources = WorkerResources(ports=ports, publisher=publisher, broker=broker)
     logic = spec.build(resources)
 
     async def on_dead_letter(event: AnyEvent | None, letter: DeadLetter) -> None:
-        await fail_workflow_for_dead_letter(resources, event, letter)
+        await fail_workflow_for_dead_letter(ports, event, letter)
 
     async def publish_raw(
         topic: str, value: bytes, key: bytes | None, headers: dict[str, str]

@@ -22,16 +22,18 @@ from tributary_gateway.schemas import (
     WorkflowLinks,
     WorkflowView,
 )
+from tributary_shared.core import machine
 from tributary_shared.core.events import (
     TERMINAL_EVENT_TYPES,
     ErrorInfo,
     WorkflowFailed,
     WorkflowRequested,
 )
+from tributary_shared.core.machine import TransitionConflict
+from tributary_shared.core.ports import IdempotencyKeyReused, WorkflowStore
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import deadline_at
 from tributary_shared.runtime.logs import workflow_context
-from tributary_shared.runtime.state import IdempotencyKeyReused, TransitionConflict, WorkflowStore
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
@@ -133,7 +135,7 @@ async def _fail_unpublished(store: WorkflowStore, request: WorkflowRequested) ->
         ),
     )
     try:
-        await store.fail_workflow(failed)
+        await store.apply(machine.fail(failed))
     except TransitionConflict:
         pass
     except Exception:

@@ -8,45 +8,20 @@ reservation is replaced by the real usage when the call returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
 
+from tributary_shared.core.budget import BudgetAccount, BudgetLimits, BudgetState, Reservation
 from tributary_shared.core.errors import BudgetExceeded
-from tributary_shared.core.events import BudgetExhausted, BudgetPolicy, TokenUsage, derived_event_id
+from tributary_shared.core.events import BudgetExhausted, TokenUsage, derived_event_id
 from tributary_shared.core.keys import WorkflowKeys
-from tributary_shared.runtime.budget.pricing import MICRO_USD
 
 _LUA = resources.files("tributary_shared.runtime.budget").joinpath("budget.lua").read_text()
 
 
-@dataclass(frozen=True)
-class BudgetLimits:
-    tokens: int | None
-    micro_usd: int | None
-    policy: BudgetPolicy
-
-
-@dataclass(frozen=True)
-class Reservation:
-    tokens: int
-    micro_usd: int
-
-
-@dataclass(frozen=True)
-class BudgetState:
-    limit_tokens: int | None
-    used_tokens: int
-    reserved_tokens: int
-    limit_cost_usd: float | None
-    used_cost_usd: float
-    exhausted: bool
-    policy: BudgetPolicy
-
-
-class BudgetLedger:
+class RedisBudgetLedger:
     def __init__(self, redis: Redis, *, ttl_s: int) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
@@ -111,19 +86,18 @@ class BudgetLedger:
 
     async def state(self, workflow_id: str) -> BudgetState:
         raw = await self._redis.hgetall(WorkflowKeys(workflow_id).budget)
-        fields = {
-            (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in raw.items()
-        }
-        limit_tokens = int(fields.get("limit_tokens", "0"))
-        limit_micro = int(fields.get("limit_micro_usd", "0"))
-        policy = fields.get("policy", "partial")
-        return BudgetState(
-            limit_tokens=limit_tokens or None,
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return BudgetAccount(
+            limit_tokens=int(fields.get("limit_tokens", "0")),
+            limit_micro_usd=int(fields.get("limit_micro_usd", "0")),
+            policy="fail" if fields.get("policy") == "fail" else "partial",
             used_tokens=int(fields.get("used_tokens", "0")),
             reserved_tokens=int(fields.get("reserved_tokens", "0")),
-            limit_cost_usd=limit_micro / MICRO_USD if limit_micro else None,
-            used_cost_usd=int(fields.get("used_micro_usd", "0")) / MICRO_USD,
+            used_micro_usd=int(fields.get("used_micro_usd", "0")),
+            reserved_micro_usd=int(fields.get("reserved_micro_usd", "0")),
             exhausted=fields.get("exhausted") == "1",
-            policy="fail" if policy == "fail" else "partial",
-        )
+        ).state()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import math
 
+from tributary_shared.core.budget import MICRO_USD, BudgetLimits
 from tributary_shared.core.events import WorkflowOptions
-from tributary_shared.runtime.budget.ledger import BudgetLimits
-from tributary_shared.runtime.budget.pricing import MICRO_USD
 from tributary_shared.runtime.settings import BudgetSettings
 
 

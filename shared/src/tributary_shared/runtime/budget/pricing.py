@@ -11,10 +11,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tributary_shared.core.budget import MICRO_USD
 from tributary_shared.core.events import TokenUsage
 from tributary_shared.runtime.settings import ModelPrice
 
-MICRO_USD = 1_000_000
 # Tokenizers average about four characters a token for English; three leaves
 # headroom for code, numbers and other scripts. Each message costs a few more.
 _CHARS_PER_TOKEN = 3

@@ -1,19 +1,5 @@
-"""Workflow state in Redis: keys, atomic transitions and the per-workflow event log."""
+"""The Redis adapter of the workflow store and its atomic program."""
 
-from tributary_shared.core.keys import WorkflowKeys
-from tributary_shared.runtime.state.store import (
-    IdempotencyKeyReused,
-    StepRecord,
-    TransitionConflict,
-    WorkflowRecord,
-    WorkflowStore,
-)
+from tributary_shared.runtime.state.store import RedisWorkflowStore, compile_transition
 
-__all__ = [
-    "IdempotencyKeyReused",
-    "StepRecord",
-    "TransitionConflict",
-    "WorkflowKeys",
-    "WorkflowRecord",
-    "WorkflowStore",
-]
+__all__ = ["RedisWorkflowStore", "compile_transition"]

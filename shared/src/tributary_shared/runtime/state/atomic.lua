@@ -2,10 +2,12 @@
 --
 -- ARGV[1] is a JSON program: {"expect": [...], "ops": [...]}.
 --   expect: {"k": <KEYS index>, "f": <hash field>, "in": [allowed values; "" = absent]}
+--           {"k": i, "f": field, "ge": other_field}: both numbers, f >= other > 0
 --   ops:    {"op": "hset", "k": i, "m": {field: value}}
 --           {"op": "hincrby", "k": i, "f": field, "by": n}
 --           {"op": "xadd", "k": i, "m": {field: value}}
 --           {"op": "expire", "k": i, "s": seconds}
+--           {"op": "hmget", "k": i, "fs": [fields]}   (reads, after the writes)
 -- Every expectation is checked before anything is written, so a refused
 -- program changes nothing. Returns JSON: {"ok": true, "r": [per-op results]}
 -- or {"ok": false, "k": i, "f": field, "actual": value}.
@@ -14,8 +16,13 @@ for _, e in ipairs(program.expect or {}) do
   local actual = redis.call("HGET", KEYS[e.k], e.f)
   if not actual then actual = "" end
   local allowed = false
-  for _, v in ipairs(e["in"]) do
-    if v == actual then allowed = true break end
+  if e.ge then
+    local other = tonumber(redis.call("HGET", KEYS[e.k], e.ge) or "0")
+    allowed = other > 0 and (tonumber(actual) or 0) >= other
+  else
+    for _, v in ipairs(e["in"]) do
+      if v == actual then allowed = true break end
+    end
   end
   if not allowed then
     return cjson.encode({ok = false, k = e.k, f = e.f, actual = actual})
@@ -37,6 +44,8 @@ for i, o in ipairs(program.ops or {}) do
     r = redis.call("XADD", unpack(args))
   elseif o.op == "expire" then
     r = redis.call("EXPIRE", key, o.s)
+  elseif o.op == "hmget" then
+    r = redis.call("HMGET", key, unpack(o.fs))
   else
     return redis.error_reply("unknown op " .. tostring(o.op))
   end

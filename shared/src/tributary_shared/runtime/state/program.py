@@ -1,8 +1,8 @@
-"""Builders for the atomic compare-and-write programs run by ``atomic.lua``.
+"""The atomic compare-and-write programs run by ``atomic.lua``, and the hash layout.
 
-Pure functions: they decide what a transition expects and writes; the store
-only ships the program to Redis. Key indexes: 1 = workflow hash, 2 = steps
-hash, 3 = event log stream (see ``WorkflowKeys.all``).
+A program is data: what must hold before anything is written, then the writes.
+The store compiles a ``core.machine.Transition`` into one. Key indexes:
+1 = workflow hash, 2 = steps hash, 3 = event log stream (``WorkflowKeys.all``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,16 @@ class Program:
 
     def expect_field(self, key: int, name: str, allowed: Iterable[str]) -> Program:
         self.expect.append({"k": key, "f": name, "in": list(allowed)})
+        return self
+
+    def expect_at_least(self, key: int, name: str, other: str) -> Program:
+        """Both fields numbers, ``name`` >= ``other`` > 0."""
+        self.expect.append({"k": key, "f": name, "ge": other})
+        return self
+
+    def read(self, key: int, names: Iterable[str]) -> Program:
+        """Read hash fields after the writes; the result is the op's entry."""
+        self.ops.append({"op": "hmget", "k": key, "fs": list(names)})
         return self
 
     def hset(self, key: int, mapping: Mapping[str, str]) -> Program:

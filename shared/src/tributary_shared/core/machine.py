@@ -1,0 +1,368 @@
+"""Every workflow and step transition, decided without I/O.
+
+    workflow   (absent) --create--> pending --start_planning--> planning
+               planning --record_plan--> running --start_synthesis--> synthesizing
+               synthesizing --complete--> completed
+               any active status --fail--> failed, --cancel--> cancelled
+
+    step       waiting --release_step--> pending --start_step--> running
+               running --finish_step--> completed | failed
+               waiting --skip_step--> failed   (a step it depends on failed)
+               running --start_step--> running (resumed after a crash mid-step)
+
+``RULES`` is the whole table: for each move, the workflow statuses it may
+start from, the status it leads to and the step statuses it may start from.
+A builder (``start_step``, ``finish_step``...) turns the event a handler wants
+to record into a ``Transition``: the move, what changes, and the events to
+append to the workflow's log. ``apply`` checks a transition against a record
+and returns the new record, or raises ``TransitionConflict`` and changes
+nothing.
+
+The in-memory store runs ``apply`` itself; the Redis store compiles the same
+transition into one atomic Lua program that checks the same ``RULES``. The
+store contract tests hold both to the same outcomes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from types import MappingProxyType
+
+from tributary_shared.core.events import (
+    AnyEvent,
+    PlanCreated,
+    PlannedStep,
+    StepCompleted,
+    StepDispatched,
+    StepFailed,
+    StepStarted,
+    SynthesisStarted,
+    TokenUsage,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowRequested,
+    utc_now,
+)
+from tributary_shared.core.records import FinalEvent, StepRecord, WorkflowRecord
+from tributary_shared.core.status import ACTIVE_WORKFLOW_STATUSES, StepStatus, WorkflowStatus
+
+__all__ = [
+    "RULES",
+    "Move",
+    "Rule",
+    "StepChange",
+    "Transition",
+    "TransitionConflict",
+    "apply",
+    "cancel",
+    "complete",
+    "create",
+    "fail",
+    "finish_step",
+    "record_plan",
+    "refusal",
+    "release_step",
+    "skip_step",
+    "start_planning",
+    "start_step",
+    "start_synthesis",
+]
+
+
+class TransitionConflict(Exception):
+    """The state was not what the transition expects; nothing was written."""
+
+    def __init__(self, subject: str, actual: str) -> None:
+        super().__init__(f"{subject} is {actual or '<absent>'!r}")
+        self.subject = subject
+        self.actual = actual
+
+
+class Move(StrEnum):
+    """The moves of the machine."""
+
+    CREATE = "create"
+    START_PLANNING = "start_planning"
+    RECORD_PLAN = "record_plan"
+    RELEASE_STEP = "release_step"
+    SKIP_STEP = "skip_step"
+    START_STEP = "start_step"
+    FINISH_STEP = "finish_step"
+    START_SYNTHESIS = "start_synthesis"
+    COMPLETE = "complete"
+    FAIL = "fail"
+    CANCEL = "cancel"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """Where a move may start and where it leads."""
+
+    workflow_from: frozenset[WorkflowStatus]
+    """Statuses the workflow may be in; empty means it must not exist yet."""
+    workflow_to: WorkflowStatus | None = None
+    """The workflow's new status; None leaves it as it is."""
+    step_from: frozenset[StepStatus] = frozenset()
+    """Statuses the step may be in; empty means the move concerns no step."""
+    step_to: frozenset[StepStatus] = frozenset()
+    needs_all_steps_finished: bool = False
+    ends: bool = False
+    """The workflow reaches a final status: its keys start to expire."""
+
+
+_W = WorkflowStatus
+_S = StepStatus
+
+RULES: Mapping[Move, Rule] = MappingProxyType(
+    {
+        Move.CREATE: Rule(frozenset(), _W.PENDING),
+        # A redelivered request may plan again when planning never finished.
+        Move.START_PLANNING: Rule(frozenset({_W.PENDING, _W.PLANNING}), _W.PLANNING),
+        Move.RECORD_PLAN: Rule(frozenset({_W.PLANNING}), _W.RUNNING),
+        Move.RELEASE_STEP: Rule(
+            frozenset({_W.RUNNING}),
+            step_from=frozenset({_S.WAITING}),
+            step_to=frozenset({_S.PENDING}),
+        ),
+        Move.SKIP_STEP: Rule(
+            frozenset({_W.RUNNING}),
+            step_from=frozenset({_S.WAITING}),
+            step_to=frozenset({_S.FAILED}),
+        ),
+        # running -> running: the step is resumed after its runner crashed.
+        Move.START_STEP: Rule(
+            frozenset({_W.RUNNING}),
+            step_from=frozenset({_S.PENDING, _S.RUNNING}),
+            step_to=frozenset({_S.RUNNING}),
+        ),
+        Move.FINISH_STEP: Rule(
+            frozenset({_W.RUNNING}),
+            step_from=frozenset({_S.RUNNING}),
+            step_to=frozenset({_S.COMPLETED, _S.FAILED}),
+        ),
+        Move.START_SYNTHESIS: Rule(
+            frozenset({_W.RUNNING}), _W.SYNTHESIZING, needs_all_steps_finished=True
+        ),
+        Move.COMPLETE: Rule(frozenset({_W.SYNTHESIZING}), _W.COMPLETED, ends=True),
+        Move.FAIL: Rule(ACTIVE_WORKFLOW_STATUSES, _W.FAILED, ends=True),
+        Move.CANCEL: Rule(ACTIVE_WORKFLOW_STATUSES, _W.CANCELLED, ends=True),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StepChange:
+    step_id: str
+    status: StepStatus
+    attempt: int | None = None
+    """The run this change belongs to; None leaves the step's attempt as it is."""
+    outcome: StepCompleted | StepFailed | None = None
+    """Set when the step finishes: its result, error and usage come from it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One decided change of a workflow, ready to be checked and written atomically."""
+
+    move: Move
+    workflow_id: str
+    events: tuple[AnyEvent, ...] = ()
+    """Appended to the workflow's log, in order, when the transition is written."""
+    step: StepChange | None = None
+    request: WorkflowRequested | None = None
+    deadline_at: float | None = None
+    plan: tuple[PlannedStep, ...] | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    final: FinalEvent | None = None
+    at: datetime = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        rule = RULES[self.move]
+        if bool(rule.step_from) != (self.step is not None):
+            raise ValueError(f"{self.move} {'needs' if rule.step_from else 'takes no'} step")
+        if self.step is not None and self.step.status not in rule.step_to:
+            raise ValueError(f"{self.move} cannot leave a step {self.step.status}")
+
+    @property
+    def rule(self) -> Rule:
+        return RULES[self.move]
+
+
+# -- builders: the event a handler wants recorded -> the transition ---------------
+
+
+def create(request: WorkflowRequested, *, deadline_at: float) -> Transition:
+    return Transition(
+        Move.CREATE,
+        request.workflow_id,
+        events=(request,),
+        request=request,
+        deadline_at=deadline_at,
+        at=request.occurred_at,
+    )
+
+
+def start_planning(workflow_id: str) -> Transition:
+    return Transition(Move.START_PLANNING, workflow_id)
+
+
+def record_plan(
+    plan: PlanCreated, dispatches: Sequence[StepDispatched], *, usage: TokenUsage | None = None
+) -> Transition:
+    """The plan and the dispatch of its root steps, logged together."""
+    return Transition(
+        Move.RECORD_PLAN,
+        plan.workflow_id,
+        events=(plan, *dispatches),
+        plan=plan.steps,
+        usage=usage or TokenUsage(),
+    )
+
+
+def release_step(dispatched: StepDispatched) -> Transition:
+    """A waiting step's inputs are complete; refused if another replica released it."""
+    change = StepChange(dispatched.step.step_id, StepStatus.PENDING)
+    return Transition(Move.RELEASE_STEP, dispatched.workflow_id, events=(dispatched,), step=change)
+
+
+def skip_step(failed: StepFailed) -> Transition:
+    """A waiting step can never run: a step it depends on failed."""
+    change = StepChange(failed.step_id, StepStatus.FAILED, failed.attempt, outcome=failed)
+    return Transition(Move.SKIP_STEP, failed.workflow_id, events=(failed,), step=change)
+
+
+def start_step(started: StepStarted) -> Transition:
+    change = StepChange(started.step_id, StepStatus.RUNNING, started.attempt)
+    return Transition(Move.START_STEP, started.workflow_id, events=(started,), step=change)
+
+
+def finish_step(outcome: StepCompleted | StepFailed) -> Transition:
+    """running -> completed | failed, once: a second outcome is refused."""
+    status = StepStatus.COMPLETED if isinstance(outcome, StepCompleted) else StepStatus.FAILED
+    change = StepChange(outcome.step_id, status, outcome.attempt, outcome=outcome)
+    return Transition(
+        Move.FINISH_STEP, outcome.workflow_id, events=(outcome,), step=change, usage=outcome.usage
+    )
+
+
+def start_synthesis(started: SynthesisStarted) -> Transition:
+    return Transition(Move.START_SYNTHESIS, started.workflow_id, events=(started,))
+
+
+def complete(completed: WorkflowCompleted) -> Transition:
+    return Transition(
+        Move.COMPLETE,
+        completed.workflow_id,
+        events=(completed,),
+        final=completed,
+        usage=completed.usage,
+    )
+
+
+def fail(failed: WorkflowFailed, *, usage: TokenUsage | None = None) -> Transition:
+    return Transition(
+        Move.FAIL, failed.workflow_id, events=(failed,), final=failed, usage=usage or TokenUsage()
+    )
+
+
+def cancel(cancelled: WorkflowCancelled) -> Transition:
+    """Any active status -> cancelled, once; later step results are refused."""
+    return Transition(Move.CANCEL, cancelled.workflow_id, events=(cancelled,), final=cancelled)
+
+
+# -- checking and applying ------------------------------------------------------------
+
+
+def refusal(record: WorkflowRecord | None, transition: Transition) -> TransitionConflict | None:
+    """Why ``transition`` cannot be applied to ``record``, or None when it can."""
+    rule = transition.rule
+    if not rule.workflow_from:
+        return None if record is None else TransitionConflict("workflow", record.status)
+    if record is None:
+        return TransitionConflict("workflow", "")
+    if record.status not in rule.workflow_from:
+        return TransitionConflict("workflow", record.status)
+    if transition.step is not None:
+        step = record.step(transition.step.step_id)
+        actual = step.status if step is not None else ""
+        if actual not in rule.step_from:
+            return TransitionConflict(f"step {transition.step.step_id}", actual)
+    if rule.needs_all_steps_finished and not record.all_steps_finished:
+        return TransitionConflict("steps finished", str(record.steps_finished))
+    return None
+
+
+def apply(record: WorkflowRecord | None, transition: Transition) -> WorkflowRecord:
+    """The record after ``transition``; raises ``TransitionConflict`` when it is refused."""
+    conflict = refusal(record, transition)
+    if conflict is not None:
+        raise conflict
+    if record is None:
+        return _created(transition)
+    rule = transition.rule
+    changes: dict[str, object] = {
+        "updated_at": transition.at,
+        "usage": record.usage + transition.usage,
+    }
+    if rule.workflow_to is not None:
+        changes["status"] = rule.workflow_to
+    if transition.plan is not None:
+        changes["steps"] = tuple(StepRecord.planned(step) for step in transition.plan)
+        changes["steps_total"] = len(transition.plan)
+    if transition.step is not None:
+        changes["steps"] = tuple(
+            _changed(step, transition.step) if step.step_id == transition.step.step_id else step
+            for step in record.steps
+        )
+        if transition.step.outcome is not None:
+            changes["steps_finished"] = record.steps_finished + 1
+    if transition.final is not None:
+        changes.update(_final_fields(transition.final))
+    return record.model_copy(update=changes)
+
+
+def _created(transition: Transition) -> WorkflowRecord:
+    request = transition.request
+    assert request is not None, "create carries its request"
+    return WorkflowRecord(
+        workflow_id=request.workflow_id,
+        tenant_id=request.tenant_id,
+        status=WorkflowStatus.PENDING,
+        task=request.task,
+        options=request.options,
+        created_at=request.occurred_at,
+        updated_at=request.occurred_at,
+        deadline_at=transition.deadline_at,
+    )
+
+
+def _changed(step: StepRecord, change: StepChange) -> StepRecord:
+    outcome = change.outcome
+    if outcome is None:
+        attempt = step.attempt if change.attempt is None else change.attempt
+        return step.model_copy(update={"status": change.status, "attempt": attempt})
+    return step.model_copy(
+        update={
+            "status": change.status,
+            "attempt": outcome.attempt,
+            "iterations": outcome.iterations,
+            "usage": outcome.usage,
+            "models": outcome.models,
+            "result": outcome.result if isinstance(outcome, StepCompleted) else None,
+            "error": outcome.error if isinstance(outcome, StepFailed) else None,
+            "outcome": outcome,
+        }
+    )
+
+
+def _final_fields(final: FinalEvent) -> dict[str, object]:
+    fields: dict[str, object] = {"final_event": final}
+    if isinstance(final, WorkflowCompleted):
+        fields.update(result=final.result, partial=final.partial)
+    elif isinstance(final, WorkflowFailed):
+        fields["error"] = final.error
+    return fields

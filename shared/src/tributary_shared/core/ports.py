@@ -1,0 +1,158 @@
+"""The ports: everything a handler talks to, as small keyword-only protocols.
+
+Each port has a runtime adapter (Redis or Kafka, under ``tributary_shared.runtime``)
+and an in-memory twin (``tributary_shared.twins``); one contract-test suite runs
+against both (``tests/contract``), so a twin cannot drift from the real thing.
+Handlers receive a ``Ports`` bundle and never build adapters themselves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from tributary_shared.core.budget import BudgetLimits, BudgetState, Reservation
+from tributary_shared.core.events import EventEnvelope, TokenUsage, WorkflowRequested
+from tributary_shared.core.machine import Transition
+from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
+from tributary_shared.core.status import WorkflowStatus
+
+__all__ = [
+    "BudgetLedger",
+    "CallHistory",
+    "CancellationSignal",
+    "EffectLedger",
+    "EventPublisher",
+    "IdempotencyKeyReused",
+    "Ports",
+    "WorkflowStore",
+]
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was first used for a different request."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"the key was first used for workflow {workflow_id}")
+        self.workflow_id = workflow_id
+
+
+class WorkflowStore(Protocol):
+    """Workflow records and each workflow's event log; transitions written atomically."""
+
+    async def create_workflow(
+        self,
+        event: WorkflowRequested,
+        *,
+        deadline_at: float,
+        idempotency_key_value: str | None = None,
+    ) -> str | None:
+        """Record a new workflow; with a key already used, return that workflow's id.
+
+        Raises ``IdempotencyKeyReused`` when the key was used for a different
+        request, and ``TransitionConflict`` when the workflow already exists.
+        """
+        ...
+
+    async def apply(self, transition: Transition) -> Applied:
+        """Check and write one transition and append its events, all or nothing.
+
+        Raises ``TransitionConflict`` (nothing written) when the rules refuse it.
+        """
+        ...
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None: ...
+
+    async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
+        """The workflow's status and deadline (epoch seconds), in one cheap read."""
+        ...
+
+    async def read_log(
+        self, workflow_id: str, *, after: str = "0", block_ms: int | None = None, count: int = 100
+    ) -> list[LogEntry]:
+        """Events after position ``after``; waits up to ``block_ms`` when there are none."""
+        ...
+
+    async def overdue(self, now: float, *, limit: int = 100) -> list[str]:
+        """Workflows past their deadline that may still be running."""
+        ...
+
+    async def forget_deadline(self, workflow_id: str) -> None: ...
+
+
+class BudgetLedger(Protocol):
+    """Per-workflow token and cost budgets, shared by every service and replica."""
+
+    async def open(self, workflow_id: str, limits: BudgetLimits) -> None:
+        """Set the limits; a second call keeps the first ones."""
+        ...
+
+    async def reserve(
+        self, workflow_id: str, *, tenant_id: str, tokens: int, micro_usd: int
+    ) -> Reservation:
+        """Reserve a call's worst case, or raise ``BudgetExceeded``.
+
+        The first refusal marks the budget exhausted, appends a
+        ``budget.exhausted`` event to the workflow's log and carries it on the
+        exception (``announcement``) for the caller to publish.
+        """
+        ...
+
+    async def settle(
+        self, workflow_id: str, reservation: Reservation, usage: TokenUsage, micro_usd: int
+    ) -> None:
+        """Replace a reservation by the call's real usage."""
+        ...
+
+    async def state(self, workflow_id: str) -> BudgetState: ...
+
+
+class EventPublisher(Protocol):
+    async def publish(self, events: Iterable[EventEnvelope]) -> None:
+        """Publish each event on its home topic, keyed by workflow; returns once acknowledged."""
+        ...
+
+
+class CancellationSignal(Protocol):
+    """Tells every agent-runner at once that a workflow's running steps must stop."""
+
+    async def announce(self, workflow_id: str) -> None: ...
+
+    def listen(self) -> AsyncIterator[str]:
+        """Workflow ids announced from now on; survives connection losses by itself."""
+        ...
+
+
+class CallHistory(Protocol):
+    """A step's tool-call fingerprints, for loop detection across replicas and restarts."""
+
+    async def record(self, *, workflow_id: str, step_id: str, fingerprint: str) -> list[str]:
+        """Append a fingerprint; return the step's recent history, oldest first."""
+        ...
+
+    async def first_warning(self, *, workflow_id: str, step_id: str) -> bool:
+        """True once per step: the model has not been warned about a loop yet."""
+        ...
+
+
+class EffectLedger(Protocol):
+    """Results of side-effecting tool calls, so a step run again does not act twice."""
+
+    async def recall(self, *, workflow_id: str, step_id: str, fingerprint: str) -> str | None: ...
+
+    async def record(
+        self, *, workflow_id: str, step_id: str, fingerprint: str, output: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """Everything the planner, agent-runner and synthesizer handlers do I/O through."""
+
+    store: WorkflowStore
+    budgets: BudgetLedger
+    publisher: EventPublisher
+    cancellations: CancellationSignal
+    calls: CallHistory
+    effects: EffectLedger

@@ -1,0 +1,124 @@
+"""What the workflow store holds, as typed, immutable records.
+
+A ``WorkflowRecord`` is the whole state of one workflow as the rest of the
+system reads it: its status, request, plan, the state of every step, usage and
+outcome. Transitions (``core.machine``) produce new records; the stores only
+persist them. Nothing here knows how a record is laid out in Redis.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from tributary_shared.core.events import (
+    Complexity,
+    ErrorInfo,
+    Model,
+    PlannedStep,
+    StepCompleted,
+    StepFailed,
+    TokenUsage,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowOptions,
+)
+from tributary_shared.core.status import StepStatus, WorkflowStatus
+
+StepOutcome = Annotated[StepCompleted | StepFailed, Field(discriminator="type")]
+FinalEvent = Annotated[
+    WorkflowCompleted | WorkflowFailed | WorkflowCancelled, Field(discriminator="type")
+]
+
+
+class StepRecord(Model):
+    """One planned step and how far it got."""
+
+    step_id: str
+    index: int
+    title: str
+    instruction: str
+    complexity: Complexity = "medium"
+    depends_on: tuple[str, ...] = ()
+    status: StepStatus
+    attempt: int = Field(default=0, description="Runs started so far (1 for the first run).")
+    iterations: int = 0
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    models: tuple[str, ...] = ()
+    result: str | None = None
+    error: ErrorInfo | None = None
+    outcome: StepOutcome | None = Field(
+        default=None,
+        description="The step's terminal event, kept so a redelivery can publish it again.",
+    )
+
+    @classmethod
+    def planned(cls, step: PlannedStep) -> StepRecord:
+        """A newly planned step: pending, or waiting for the steps it depends on."""
+        return cls(
+            step_id=step.step_id,
+            index=step.index,
+            title=step.title,
+            instruction=step.instruction,
+            complexity=step.complexity,
+            depends_on=step.depends_on,
+            status=StepStatus.WAITING if step.depends_on else StepStatus.PENDING,
+        )
+
+    def as_planned(self) -> PlannedStep:
+        return PlannedStep(
+            step_id=self.step_id,
+            index=self.index,
+            title=self.title,
+            instruction=self.instruction,
+            complexity=self.complexity,
+            depends_on=self.depends_on,
+        )
+
+
+class WorkflowRecord(Model):
+    """Everything known about one workflow."""
+
+    workflow_id: str
+    tenant_id: str = "default"
+    status: WorkflowStatus
+    task: str
+    options: WorkflowOptions = Field(default_factory=WorkflowOptions)
+    created_at: datetime
+    updated_at: datetime
+    deadline_at: float | None = Field(
+        default=None, description="Epoch seconds by which the workflow must end."
+    )
+    steps: tuple[StepRecord, ...] = ()
+    steps_total: int = 0
+    steps_finished: int = 0
+    result: str | None = None
+    partial: bool = False
+    error: ErrorInfo | None = None
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    final_event: FinalEvent | None = None
+
+    @property
+    def all_steps_finished(self) -> bool:
+        return self.steps_total > 0 and self.steps_finished >= self.steps_total
+
+    def step(self, step_id: str) -> StepRecord | None:
+        return next((s for s in self.steps if s.step_id == step_id), None)
+
+
+class LogEntry(Model):
+    """One event of a workflow's log, as stored: its position and its JSON."""
+
+    stream_id: str = Field(description="Position in the log; serves as SSE Last-Event-ID.")
+    type: str
+    event_json: str
+
+
+class Applied(Model):
+    """What a written transition left behind, read in the same atomic step."""
+
+    steps_finished: int
+    steps_total: int

@@ -1,0 +1,60 @@
+"""Redis adapters of a step's tool-call history and of the effect ledger.
+
+Both are shared by every replica: a step retried elsewhere after a crash
+continues the same history, so a loop cannot hide behind a restart, and a
+side-effecting call it already made gets its recorded result instead of
+acting twice. Lists are capped; everything expires with the workflow.
+"""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from tributary_shared.core.keys import WorkflowKeys
+
+__all__ = ["RedisCallHistory", "RedisEffectLedger"]
+
+_MAX_HISTORY = 64
+
+
+class RedisCallHistory:
+    def __init__(self, redis: Redis, *, ttl_s: int) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+
+    async def record(self, *, workflow_id: str, step_id: str, fingerprint: str) -> list[str]:
+        key = WorkflowKeys(workflow_id).tool_calls(step_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(key, fingerprint)
+            pipe.ltrim(key, -_MAX_HISTORY, -1)
+            pipe.expire(key, self._ttl_s)
+            pipe.lrange(key, 0, -1)
+            *_, entries = await pipe.execute()
+        return [_text(e) for e in entries]
+
+    async def first_warning(self, *, workflow_id: str, step_id: str) -> bool:
+        key = WorkflowKeys(workflow_id).loop_warned(step_id)
+        return bool(await self._redis.set(key, "1", nx=True, ex=self._ttl_s))
+
+
+class RedisEffectLedger:
+    def __init__(self, redis: Redis, *, ttl_s: int) -> None:
+        self._redis = redis
+        self._ttl_s = ttl_s
+
+    async def recall(self, *, workflow_id: str, step_id: str, fingerprint: str) -> str | None:
+        value = await self._redis.hget(WorkflowKeys(workflow_id).tool_effects(step_id), fingerprint)
+        return None if value is None else _text(value)
+
+    async def record(
+        self, *, workflow_id: str, step_id: str, fingerprint: str, output: str
+    ) -> None:
+        key = WorkflowKeys(workflow_id).tool_effects(step_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, fingerprint, output)
+            pipe.expire(key, self._ttl_s)
+            await pipe.execute()
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

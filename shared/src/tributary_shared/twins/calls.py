@@ -1,0 +1,38 @@
+"""A step's tool-call history and the effect ledger, in memory."""
+
+from __future__ import annotations
+
+__all__ = ["MemoryCallHistory", "MemoryEffectLedger"]
+
+_MAX_HISTORY = 64  # as the Redis list is capped
+
+
+class MemoryCallHistory:
+    def __init__(self) -> None:
+        self.calls: dict[tuple[str, str], list[str]] = {}
+        self._warned: set[tuple[str, str]] = set()
+
+    async def record(self, *, workflow_id: str, step_id: str, fingerprint: str) -> list[str]:
+        history = self.calls.setdefault((workflow_id, step_id), [])
+        history.append(fingerprint)
+        del history[:-_MAX_HISTORY]
+        return list(history)
+
+    async def first_warning(self, *, workflow_id: str, step_id: str) -> bool:
+        key = (workflow_id, step_id)
+        first = key not in self._warned
+        self._warned.add(key)
+        return first
+
+
+class MemoryEffectLedger:
+    def __init__(self) -> None:
+        self.effects: dict[tuple[str, str, str], str] = {}
+
+    async def recall(self, *, workflow_id: str, step_id: str, fingerprint: str) -> str | None:
+        return self.effects.get((workflow_id, step_id, fingerprint))
+
+    async def record(
+        self, *, workflow_id: str, step_id: str, fingerprint: str, output: str
+    ) -> None:
+        self.effects[(workflow_id, step_id, fingerprint)] = output

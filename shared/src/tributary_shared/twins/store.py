@@ -1,0 +1,107 @@
+"""The workflow store in memory: ``core.machine.apply`` over a dict of records."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+
+from tributary_shared.core import machine
+from tributary_shared.core.events import EventEnvelope, WorkflowRequested
+from tributary_shared.core.machine import Move, Transition
+from tributary_shared.core.ports import IdempotencyKeyReused
+from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
+from tributary_shared.core.status import WorkflowStatus
+
+__all__ = ["MemoryWorkflowStore"]
+
+
+class MemoryWorkflowStore:
+    def __init__(self) -> None:
+        self.records: dict[str, WorkflowRecord] = {}
+        self._logs: dict[str, list[LogEntry]] = {}
+        self._requests: dict[tuple[str, str], tuple[str, str]] = {}
+        self._deadlines: dict[str, float] = {}
+        self._positions = itertools.count(1)
+        self._appended = asyncio.Condition()
+
+    async def create_workflow(
+        self,
+        event: WorkflowRequested,
+        *,
+        deadline_at: float,
+        idempotency_key_value: str | None = None,
+    ) -> str | None:
+        if idempotency_key_value is not None:
+            key = (event.tenant_id, idempotency_key_value)
+            fingerprint = _fingerprint(event)
+            first = self._requests.setdefault(key, (event.workflow_id, fingerprint))
+            if first != (event.workflow_id, fingerprint):
+                if first[1] != fingerprint:
+                    raise IdempotencyKeyReused(first[0])
+                return first[0]
+        await self.apply(machine.create(event, deadline_at=deadline_at))
+        return None
+
+    async def apply(self, transition: Transition) -> Applied:
+        record = machine.apply(self.records.get(transition.workflow_id), transition)
+        self.records[transition.workflow_id] = record
+        await self.append_log(transition.workflow_id, transition.events)
+        if transition.move is Move.CREATE and transition.deadline_at is not None:
+            self._deadlines[transition.workflow_id] = transition.deadline_at
+        elif transition.rule.ends:
+            self._deadlines.pop(transition.workflow_id, None)
+        return Applied(steps_finished=record.steps_finished, steps_total=record.steps_total)
+
+    async def append_log(self, workflow_id: str, events: tuple[EventEnvelope, ...]) -> None:
+        """Append to a workflow's log (the budget twin logs its announcements here)."""
+        log = self._logs.setdefault(workflow_id, [])
+        for event in events:
+            position = f"{next(self._positions)}-0"
+            log.append(
+                LogEntry(stream_id=position, type=event.type, event_json=event.model_dump_json())
+            )
+        async with self._appended:
+            self._appended.notify_all()
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        return self.records.get(workflow_id)
+
+    async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
+        record = self.records.get(workflow_id)
+        return (None, None) if record is None else (record.status, record.deadline_at)
+
+    async def read_log(
+        self, workflow_id: str, *, after: str = "0", block_ms: int | None = None, count: int = 100
+    ) -> list[LogEntry]:
+        entries = self._after(workflow_id, after, count)
+        if entries or block_ms is None:
+            return entries
+        with contextlib.suppress(TimeoutError):
+            async with self._appended:
+                await asyncio.wait_for(
+                    self._appended.wait_for(lambda: bool(self._after(workflow_id, after, 1))),
+                    timeout=block_ms / 1000 if block_ms else None,
+                )
+        return self._after(workflow_id, after, count)
+
+    def _after(self, workflow_id: str, after: str, count: int) -> list[LogEntry]:
+        start = _position(after)
+        log = self._logs.get(workflow_id, [])
+        return [e for e in log if _position(e.stream_id) > start][:count]
+
+    async def overdue(self, now: float, *, limit: int = 100) -> list[str]:
+        due = sorted((at, wf) for wf, at in self._deadlines.items() if at <= now)
+        return [wf for _, wf in due[:limit]]
+
+    async def forget_deadline(self, workflow_id: str) -> None:
+        self._deadlines.pop(workflow_id, None)
+
+
+def _position(stream_id: str) -> tuple[int, int]:
+    first, _, second = stream_id.partition("-")
+    return int(first), int(second or 0)
+
+
+def _fingerprint(event: WorkflowRequested) -> str:
+    return f"{event.task}\0{event.options.model_dump_json()}"

@@ -1,0 +1,84 @@
+"""One contract suite for every port, run against its in-memory twin and its real adapter.
+
+Each test takes ``backend``: ``memory`` runs in milliseconds in the unit suite;
+``redis`` (and ``kafka`` for the publisher) runs the same test against the
+real server that the devstack starts, marked ``integration``. A twin that
+drifts from its adapter fails here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from redis.asyncio import Redis
+
+from tributary_devstack.stack import Stack
+from tributary_shared.core.ports import (
+    BudgetLedger,
+    CallHistory,
+    CancellationSignal,
+    EffectLedger,
+    WorkflowStore,
+)
+from tributary_shared.runtime.budget import RedisBudgetLedger
+from tributary_shared.runtime.calls import RedisCallHistory, RedisEffectLedger
+from tributary_shared.runtime.cancellation import RedisCancellationSignal
+from tributary_shared.runtime.state import RedisWorkflowStore
+from tributary_shared.twins import (
+    MemoryBudgetLedger,
+    MemoryCallHistory,
+    MemoryCancellationSignal,
+    MemoryEffectLedger,
+    MemoryWorkflowStore,
+)
+
+RETENTION_S = 600
+
+
+@dataclass(frozen=True)
+class Adapters:
+    store: WorkflowStore
+    budgets: BudgetLedger
+    calls: CallHistory
+    effects: EffectLedger
+    cancellations: CancellationSignal
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+def backend(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+async def adapters(backend: str, request: pytest.FixtureRequest) -> AsyncIterator[Adapters]:
+    if backend == "memory":
+        store = MemoryWorkflowStore()
+        yield Adapters(
+            store=store,
+            budgets=MemoryBudgetLedger(store),
+            calls=MemoryCallHistory(),
+            effects=MemoryEffectLedger(),
+            cancellations=MemoryCancellationSignal(),
+        )
+        return
+    stack: Stack = request.getfixturevalue("stack")
+    url = f"redis://127.0.0.1:{stack.config.redis_port}/0"
+    redis = Redis.from_url(url)
+    listener = Redis.from_url(url, socket_timeout=None)
+    yield Adapters(
+        store=RedisWorkflowStore(redis, retention_s=RETENTION_S),
+        budgets=RedisBudgetLedger(redis, ttl_s=RETENTION_S),
+        calls=RedisCallHistory(redis, ttl_s=RETENTION_S),
+        effects=RedisEffectLedger(redis, ttl_s=RETENTION_S),
+        cancellations=RedisCancellationSignal(redis, listener_redis=listener),
+    )
+    await listener.aclose()
+    await redis.aclose()
+
+
+@pytest.fixture
+def store(adapters: Adapters) -> WorkflowStore:
+    return adapters.store

@@ -1,0 +1,342 @@
+"""The workflow store contract: every transition checked and written atomically, once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import pytest
+
+from tributary_shared.core import machine
+from tributary_shared.core.events import (
+    ErrorInfo,
+    PlanCreated,
+    PlannedStep,
+    StepCompleted,
+    StepDispatched,
+    StepFailed,
+    StepStarted,
+    SynthesisStarted,
+    TokenUsage,
+    WorkflowCancelled,
+    WorkflowCompleted,
+    WorkflowFailed,
+    WorkflowOptions,
+    WorkflowRequested,
+)
+from tributary_shared.core.machine import TransitionConflict
+from tributary_shared.core.ports import IdempotencyKeyReused, WorkflowStore
+from tributary_shared.core.status import StepStatus, WorkflowStatus
+
+ERROR = ErrorInfo(code="x", message="it broke", error_class="logic")
+
+
+def new_id() -> str:
+    return f"wf_{uuid.uuid4().hex}"
+
+
+def steps(n: int, *, chain: bool = False) -> tuple[PlannedStep, ...]:
+    return tuple(
+        PlannedStep(
+            step_id=f"s{i + 1}",
+            index=i,
+            title=f"t{i}",
+            instruction=f"i{i}",
+            depends_on=(f"s{i}",) if chain and i else (),
+        )
+        for i in range(n)
+    )
+
+
+async def planned(store: WorkflowStore, n: int = 2, *, chain: bool = False) -> str:
+    workflow_id = new_id()
+    await store.create_workflow(
+        WorkflowRequested(workflow_id=workflow_id, task="t", options=WorkflowOptions(max_steps=5)),
+        deadline_at=time.time() + 600,
+    )
+    await store.apply(machine.start_planning(workflow_id))
+    plan = PlanCreated(workflow_id=workflow_id, steps=steps(n, chain=chain))
+    roots = [
+        StepDispatched(workflow_id=workflow_id, step=s, task="t")
+        for s in plan.steps
+        if not s.depends_on
+    ]
+    await store.apply(machine.record_plan(plan, roots, usage=TokenUsage(prompt_tokens=5)))
+    return workflow_id
+
+
+def completed(workflow_id: str, step_id: str, result: str | None = None) -> StepCompleted:
+    return StepCompleted(
+        workflow_id=workflow_id,
+        step_id=step_id,
+        result=result or f"r-{step_id}",
+        iterations=1,
+        usage=TokenUsage(prompt_tokens=10, completion_tokens=1),
+        models=("m1",),
+    )
+
+
+async def run_step(store: WorkflowStore, workflow_id: str, step_id: str) -> tuple[int, int]:
+    await store.apply(
+        machine.start_step(StepStarted(workflow_id=workflow_id, step_id=step_id, attempt=1))
+    )
+    applied = await store.apply(machine.finish_step(completed(workflow_id, step_id)))
+    return applied.steps_finished, applied.steps_total
+
+
+async def test_a_workflow_is_created_once_with_its_request(store: WorkflowStore) -> None:
+    event = WorkflowRequested(
+        workflow_id=new_id(), task="t", tenant_id="acme", options=WorkflowOptions(deadline_s=60)
+    )
+    assert await store.create_workflow(event, deadline_at=123.5) is None
+    with pytest.raises(TransitionConflict):
+        await store.create_workflow(event, deadline_at=123.5)
+    record = await store.get_workflow(event.workflow_id)
+    assert record is not None
+    assert (record.status, record.tenant_id, record.task) == (WorkflowStatus.PENDING, "acme", "t")
+    assert record.options == event.options
+    assert record.created_at == event.occurred_at
+    assert record.deadline_at == 123.5
+    assert await store.status(event.workflow_id) == (WorkflowStatus.PENDING, 123.5)
+    assert await store.status(new_id()) == (None, None)
+
+
+async def test_an_idempotency_key_maps_to_the_first_workflow(store: WorkflowStore) -> None:
+    key = uuid.uuid4().hex
+    first = WorkflowRequested(workflow_id=new_id(), task="t")
+    again = WorkflowRequested(workflow_id=new_id(), task="t")
+    other = WorkflowRequested(workflow_id=new_id(), task="something else")
+    deadline = time.time() + 600
+    assert (
+        await store.create_workflow(first, deadline_at=deadline, idempotency_key_value=key) is None
+    )
+    assert (
+        await store.create_workflow(again, deadline_at=deadline, idempotency_key_value=key)
+        == first.workflow_id
+    )
+    with pytest.raises(IdempotencyKeyReused):
+        await store.create_workflow(other, deadline_at=deadline, idempotency_key_value=key)
+    assert await store.get_workflow(again.workflow_id) is None
+    assert await store.get_workflow(other.workflow_id) is None
+
+
+async def test_the_lifecycle_counts_steps_and_usage(store: WorkflowStore) -> None:
+    workflow_id = await planned(store)
+    assert await run_step(store, workflow_id, "s1") == (1, 2)
+    assert await run_step(store, workflow_id, "s2") == (2, 2)
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert record.status is WorkflowStatus.RUNNING
+    assert record.all_steps_finished
+    assert [s.status for s in record.steps] == [StepStatus.COMPLETED] * 2
+    assert [s.result for s in record.steps] == ["r-s1", "r-s2"]
+    assert record.steps[0].models == ("m1",)
+    outcome = record.steps[0].outcome
+    assert isinstance(outcome, StepCompleted)
+    assert (outcome.step_id, outcome.result) == ("s1", "r-s1")
+    assert record.usage == TokenUsage(prompt_tokens=25, completion_tokens=2)
+
+    await store.apply(machine.start_synthesis(SynthesisStarted(workflow_id=workflow_id)))
+    final = WorkflowCompleted(workflow_id=workflow_id, result="done", partial=True)
+    await store.apply(machine.complete(final))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.status, record.result, record.partial) == (
+        WorkflowStatus.COMPLETED,
+        "done",
+        True,
+    )
+    assert record.final_event == final
+    assert workflow_id not in await store.overdue(time.time() + 3600)
+
+
+async def test_synthesis_waits_for_every_step(store: WorkflowStore) -> None:
+    workflow_id = await planned(store)
+    await run_step(store, workflow_id, "s1")
+    with pytest.raises(TransitionConflict):
+        await store.apply(machine.start_synthesis(SynthesisStarted(workflow_id=workflow_id)))
+    await run_step(store, workflow_id, "s2")
+    await store.apply(machine.start_synthesis(SynthesisStarted(workflow_id=workflow_id)))
+
+
+async def test_a_step_result_is_recorded_once(store: WorkflowStore) -> None:
+    workflow_id = await planned(store)
+    await run_step(store, workflow_id, "s1")
+    with pytest.raises(TransitionConflict):
+        await store.apply(machine.finish_step(completed(workflow_id, "s1", "again")))
+    failed = StepFailed(workflow_id=workflow_id, step_id="s1", error=ERROR)
+    with pytest.raises(TransitionConflict):
+        await store.apply(machine.finish_step(failed))
+    started = StepStarted(workflow_id=workflow_id, step_id="s1", attempt=2)
+    with pytest.raises(TransitionConflict):  # a finished step does not start again
+        await store.apply(machine.start_step(started))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert record.steps_finished == 1
+    assert record.steps[0].result == "r-s1"
+
+
+async def test_a_step_resumed_after_a_crash_counts_its_attempts(store: WorkflowStore) -> None:
+    workflow_id = await planned(store)
+    for attempt in (1, 2):
+        started = StepStarted(workflow_id=workflow_id, step_id="s1", attempt=attempt)
+        await store.apply(machine.start_step(started))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.steps[0].status, record.steps[0].attempt) == (StepStatus.RUNNING, 2)
+
+
+async def test_dependents_are_released_or_skipped_once(store: WorkflowStore) -> None:
+    workflow_id = await planned(store, n=3, chain=True)
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert [s.status for s in record.steps] == [
+        StepStatus.PENDING,
+        StepStatus.WAITING,
+        StepStatus.WAITING,
+    ]
+    with pytest.raises(TransitionConflict):  # a pending step is not started from waiting
+        await store.apply(
+            machine.start_step(StepStarted(workflow_id=workflow_id, step_id="s2", attempt=1))
+        )
+    await run_step(store, workflow_id, "s1")
+    release = StepDispatched(workflow_id=workflow_id, step=record.steps[1].as_planned(), task="t")
+    await store.apply(machine.release_step(release))
+    with pytest.raises(TransitionConflict):
+        await store.apply(machine.release_step(release))
+    skipped = StepFailed(workflow_id=workflow_id, step_id="s3", attempt=0, error=ERROR)
+    applied = await store.apply(machine.skip_step(skipped))
+    assert (applied.steps_finished, applied.steps_total) == (2, 3)
+    with pytest.raises(TransitionConflict):
+        await store.apply(machine.skip_step(skipped))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert [s.status for s in record.steps] == [
+        StepStatus.COMPLETED,
+        StepStatus.PENDING,
+        StepStatus.FAILED,
+    ]
+    assert record.steps[2].error == ERROR
+    assert record.steps[2].outcome is not None
+
+
+async def test_nothing_is_recorded_for_a_step_after_the_workflow_ended(
+    store: WorkflowStore,
+) -> None:
+    workflow_id = await planned(store)
+    await store.apply(
+        machine.start_step(StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1))
+    )
+    await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id, reason="stop")))
+    with pytest.raises(TransitionConflict):
+        await store.apply(machine.finish_step(completed(workflow_id, "s1")))
+    with pytest.raises(TransitionConflict):
+        await store.apply(
+            machine.start_step(StepStarted(workflow_id=workflow_id, step_id="s2", attempt=1))
+        )
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.status, record.steps_finished) == (WorkflowStatus.CANCELLED, 0)
+
+
+async def test_a_workflow_gets_one_final_result(store: WorkflowStore) -> None:
+    workflow_id = await planned(store, n=1)
+    await run_step(store, workflow_id, "s1")
+    await store.apply(machine.start_synthesis(SynthesisStarted(workflow_id=workflow_id)))
+    await store.apply(machine.complete(WorkflowCompleted(workflow_id=workflow_id, result="one")))
+    for late in (
+        machine.complete(WorkflowCompleted(workflow_id=workflow_id, result="two")),
+        machine.fail(WorkflowFailed(workflow_id=workflow_id, error=ERROR)),
+        machine.cancel(WorkflowCancelled(workflow_id=workflow_id)),
+    ):
+        with pytest.raises(TransitionConflict):
+            await store.apply(late)
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.status, record.result, record.error) == (WorkflowStatus.COMPLETED, "one", None)
+
+
+async def test_failing_records_the_error_and_the_usage(store: WorkflowStore) -> None:
+    workflow_id = await planned(store, n=1)
+    failed = WorkflowFailed(workflow_id=workflow_id, error=ERROR)
+    await store.apply(machine.fail(failed, usage=TokenUsage(prompt_tokens=7, completion_tokens=3)))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.status, record.error, record.final_event) == (
+        WorkflowStatus.FAILED,
+        ERROR,
+        failed,
+    )
+    assert record.usage == TokenUsage(prompt_tokens=12, completion_tokens=3)
+
+
+async def test_the_log_holds_every_event_in_order(store: WorkflowStore) -> None:
+    workflow_id = await planned(store, n=1)
+    await run_step(store, workflow_id, "s1")
+    await store.apply(machine.start_synthesis(SynthesisStarted(workflow_id=workflow_id)))
+    await store.apply(machine.complete(WorkflowCompleted(workflow_id=workflow_id, result="r")))
+    entries = await store.read_log(workflow_id)
+    assert [e.type for e in entries] == [
+        "workflow.requested",
+        "plan.created",
+        "step.dispatched",
+        "step.started",
+        "step.completed",
+        "synthesis.started",
+        "workflow.completed",
+    ]
+    assert json.loads(entries[-1].event_json)["result"] == "r"
+    later = await store.read_log(workflow_id, after=entries[3].stream_id)
+    assert [e.stream_id for e in later] == [e.stream_id for e in entries[4:]]
+    assert [e.type for e in await store.read_log(workflow_id, count=2)] == [
+        "workflow.requested",
+        "plan.created",
+    ]
+
+
+async def test_a_blocking_read_returns_when_an_event_arrives(store: WorkflowStore) -> None:
+    workflow_id = await planned(store, n=1)
+    last = (await store.read_log(workflow_id))[-1].stream_id
+    assert await store.read_log(workflow_id, after=last, block_ms=50) == []
+    reader = asyncio.create_task(store.read_log(workflow_id, after=last, block_ms=5000))
+    await asyncio.sleep(0.05)
+    await store.apply(
+        machine.start_step(StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1))
+    )
+    entries = await asyncio.wait_for(reader, timeout=5)
+    assert [e.type for e in entries] == ["step.started"]
+
+
+async def test_a_refused_transition_writes_nothing(store: WorkflowStore) -> None:
+    workflow_id = await planned(store, n=1)
+    before = await store.read_log(workflow_id)
+    with pytest.raises(TransitionConflict):
+        await store.apply(
+            machine.complete(WorkflowCompleted(workflow_id=workflow_id, result="early"))
+        )
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.status, record.result, record.final_event) == (
+        WorkflowStatus.RUNNING,
+        None,
+        None,
+    )
+    assert len(await store.read_log(workflow_id)) == len(before)
+
+
+async def test_overdue_workflows_are_listed_until_they_end(store: WorkflowStore) -> None:
+    soon, later = new_id(), new_id()
+    now = time.time()
+    await store.create_workflow(WorkflowRequested(workflow_id=soon, task="t"), deadline_at=now - 5)
+    await store.create_workflow(
+        WorkflowRequested(workflow_id=later, task="t"), deadline_at=now + 3600
+    )
+    overdue = await store.overdue(now)
+    assert soon in overdue
+    assert later not in overdue
+    await store.apply(machine.fail(WorkflowFailed(workflow_id=soon, error=ERROR)))
+    assert soon not in await store.overdue(now)
+    await store.forget_deadline(later)
+    assert later not in await store.overdue(now + 7200)

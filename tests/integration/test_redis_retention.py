@@ -1,0 +1,46 @@
+"""What only the Redis adapters do: a finished workflow's keys expire after the retention."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from redis.asyncio import Redis
+
+from tributary_devstack.stack import Stack
+from tributary_shared.core import machine
+from tributary_shared.core.events import (
+    ErrorInfo,
+    PlanCreated,
+    PlannedStep,
+    WorkflowFailed,
+    WorkflowRequested,
+)
+from tributary_shared.core.keys import WorkflowKeys
+from tributary_shared.runtime.state import RedisWorkflowStore
+
+pytestmark = pytest.mark.integration
+
+
+async def test_a_finished_workflow_expires_after_the_retention(stack: Stack) -> None:
+    redis = Redis.from_url(f"redis://127.0.0.1:{stack.config.redis_port}/0")
+    store = RedisWorkflowStore(redis, retention_s=600)
+    workflow_id = f"wf_{uuid.uuid4().hex}"
+    try:
+        await store.create_workflow(
+            WorkflowRequested(workflow_id=workflow_id, task="t"), deadline_at=time.time() + 600
+        )
+        keys = WorkflowKeys(workflow_id).all()
+        assert [await redis.ttl(key) for key in keys[:1]] == [-1]  # kept while it runs
+        await store.apply(machine.start_planning(workflow_id))
+        step = PlannedStep(step_id="s1", index=0, title="t", instruction="i")
+        await store.apply(
+            machine.record_plan(PlanCreated(workflow_id=workflow_id, steps=(step,)), [])
+        )
+        error = ErrorInfo(code="x", message="x", error_class="logic")
+        await store.apply(machine.fail(WorkflowFailed(workflow_id=workflow_id, error=error)))
+        for key in keys:
+            assert 0 < await redis.ttl(key) <= 600
+    finally:
+        await redis.aclose()
