@@ -14,7 +14,7 @@ import httpx2
 import pytest
 from pydantic import BaseModel, SecretStr
 
-from tributary_agent_runner.call_history import MemoryCallHistory
+from tests.support.twins import memory_step_history
 from tributary_agent_runner.loop import run_agent
 from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.registry import ToolRegistry
@@ -251,7 +251,7 @@ async def run_step(endpoint: ScriptedEndpoint) -> Any:
         step=STEP,
         task="greet",
         max_iterations=5,
-        history=MemoryCallHistory(),
+        history=memory_step_history(),
     )
 
 

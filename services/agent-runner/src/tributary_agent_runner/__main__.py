@@ -12,7 +12,7 @@ from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_agent_runner.tools.web_search import web_search_tool_from_settings
 from tributary_shared.core.events import AnyEvent, StepDispatched
-from tributary_shared.core.topics import STEPS
+from tributary_shared.core.topology import subscription
 from tributary_shared.runtime.settings import load_settings
 from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_worker
 
@@ -43,10 +43,13 @@ def build(resources: WorkerResources) -> AgentRunner:
     )
 
 
+SERVICE = "agent-runner"
+# Group and topics as the topology declares them (tributary_shared.core.topology).
+SUBSCRIPTION = subscription(SERVICE)
 SPEC = WorkerSpec(
-    service="agent-runner",
-    group_id="tributary-agent-runner",
-    topics=(STEPS.name,),
+    service=SERVICE,
+    group_id=SUBSCRIPTION.group_id,
+    topics=SUBSCRIPTION.topics,
     build=build,
     lane_of=step_lane,
 )

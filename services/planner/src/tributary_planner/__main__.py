@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tributary_planner.service import Planner
 from tributary_planner.settings import PlannerSettings
-from tributary_shared.core.topics import STEP_RESULTS, WORKFLOW_REQUESTS
+from tributary_shared.core.topology import subscription
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults, load_settings
 from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_worker
 
@@ -19,10 +19,13 @@ def build(resources: WorkerResources) -> Planner:
     )
 
 
+SERVICE = "planner"
+# Group and topics as the topology declares them (tributary_shared.core.topology).
+SUBSCRIPTION = subscription(SERVICE)
 SPEC = WorkerSpec(
-    service="planner",
-    group_id="tributary-planner",
-    topics=(WORKFLOW_REQUESTS.name, STEP_RESULTS.name),
+    service=SERVICE,
+    group_id=SUBSCRIPTION.group_id,
+    topics=SUBSCRIPTION.topics,
     build=build,
 )
 

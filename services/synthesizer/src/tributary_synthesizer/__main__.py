@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tributary_shared.core.topics import STEP_RESULTS
+from tributary_shared.core.topology import subscription
 from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_worker
 from tributary_synthesizer.service import Synthesizer
 
@@ -11,10 +11,13 @@ def build(resources: WorkerResources) -> Synthesizer:
     return Synthesizer(resources, llms=resources.workflow_llms())
 
 
+SERVICE = "synthesizer"
+# Group and topics as the topology declares them (tributary_shared.core.topology).
+SUBSCRIPTION = subscription(SERVICE)
 SPEC = WorkerSpec(
-    service="synthesizer",
-    group_id="tributary-synthesizer",
-    topics=(STEP_RESULTS.name,),
+    service=SERVICE,
+    group_id=SUBSCRIPTION.group_id,
+    topics=SUBSCRIPTION.topics,
     build=build,
 )
 

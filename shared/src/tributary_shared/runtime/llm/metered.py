@@ -13,8 +13,8 @@ from typing import Any
 
 from tributary_shared.core.errors import BudgetExceeded
 from tributary_shared.core.events import BudgetExhausted, Complexity, TokenUsage
+from tributary_shared.core.ports import BudgetLedger
 from tributary_shared.runtime import metrics
-from tributary_shared.runtime.budget.ledger import BudgetLedger
 from tributary_shared.runtime.budget.pricing import (
     cost_micro_usd,
     estimate_prompt_tokens,
