@@ -18,7 +18,6 @@ from tributary_devtools.contract.topology import topic_of
 from tributary_planner.__main__ import SPEC as PLANNER_SPEC
 from tributary_shared.core.events import AnyEvent, event_catalog, home_topic
 from tributary_shared.core.topics import ALL_TOPICS, DEAD_LETTERS
-from tributary_shared.core.topology import ROLES
 from tributary_shared.runtime.kafka.publisher import event_headers
 from tributary_shared.runtime.worker import WorkerSpec
 from tributary_synthesizer.__main__ import SPEC as SYNTHESIZER_SPEC
@@ -159,36 +158,7 @@ def test_the_yaml_is_deterministic_and_round_trips(doc: dict[str, Any]) -> None:
     assert yaml.safe_load(rendered) == doc
 
 
-# -- the roles table ------------------------------------------------------------
-
-
-def test_roles_agree_with_the_services_consumer_specs() -> None:
-    by_service = {role.service: role for role in ROLES}
-    for spec in WORKER_SPECS:
-        role = by_service.get(spec.service)
-        assert role is not None, f"{spec.service} is missing from contract/roles.py"
-        assert role.group_id == spec.group_id
-        assert sorted(topic.name for topic in role.topics) == sorted(spec.topics), (
-            f"{spec.service} subscribes to {spec.topics}; roles.py says it receives "
-            f"{role.receives}, whose home topics differ"
-        )
-    consumers = {role.service for role in ROLES if role.group_id is not None}
-    assert consumers == {spec.service for spec in WORKER_SPECS}
-
-
-def test_roles_name_only_known_event_types() -> None:
-    catalog = event_catalog()
-    for role in ROLES:
-        unknown = (set(role.sends) | set(role.receives)) - set(catalog)
-        assert not unknown, f"{role.service}: unknown event types {unknown}"
-
-
-def test_every_event_type_has_a_publisher() -> None:
-    unpublished = [t for t in event_catalog() if not any(t in role.sends for role in ROLES)]
-    assert not unpublished, (
-        f"no service in contract/roles.py sends {unpublished}: add the publisher, "
-        f"then run `{REGENERATE}`"
-    )
+# -- the catalog ------------------------------------------------------------------
 
 
 def test_the_catalog_is_the_decodable_union() -> None:

@@ -26,6 +26,7 @@ from pydantic import AliasChoices, ValidationError
 from pydantic_settings import BaseSettings
 from starlette.routing import Mount
 
+from tributary_shared.core.topology import deployed_roles
 from tributary_shared.runtime.worker import WorkerLogic, WorkerResources, WorkerSpec
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,7 +79,8 @@ SERVICES: dict[str, ServiceInfo] = {
         ),
     )
 }
-WORKERS = ("planner", "agent-runner", "synthesizer")
+#: The services that run a Kafka consumer group, as the topology declares them.
+WORKERS = tuple(role.service for role in deployed_roles() if role.group_id is not None)
 TRIBUTARY_NAME = re.compile(r"\bTRIBUTARY_[A-Z0-9_]*[A-Z0-9]\b")
 
 

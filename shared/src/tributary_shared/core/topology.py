@@ -1,37 +1,61 @@
-"""Who sends and who receives each event type: the one table that says so.
+"""The topology: per service, the event types it consumes and emits, and its consumer group.
 
-The services' code decides what they publish; this table is the declared view
-of it that the documents are generated from. A unit test holds it to the
-services' real consumer specs (group ids and subscribed topics) and to the event
-catalog, so a new event type or a changed subscription cannot go undocumented.
+This is the one declaration of who talks to whom. Everything else follows it:
+
+- each worker's ``WorkerSpec`` takes its group id and topics from ``subscription``;
+- the AsyncAPI operations and docs/events.md are generated from ``ROLES``;
+- the service table of docs/architecture.md is generated from ``ROLES``;
+- the deploy files (Kubernetes Deployments, KEDA triggers, compose services) are
+  written by hand and held to ``ROLES`` by one drift test (tests/unit/test_topology.py).
+
+A consumer group subscribes to the home topics of the event types its service
+consumes, so ``consumes`` decides the subscription; a topic's other event types
+reach the group too, and the service ignores them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tributary_devtools.contract.topology import topic_of
+from tributary_shared.core.events import event_catalog, home_topic
 from tributary_shared.core.topics import ALL_TOPICS, TopicSpec
+
+__all__ = [
+    "ROLES",
+    "ServiceRole",
+    "Subscription",
+    "consumers_of",
+    "dead_letter_senders",
+    "deployed_roles",
+    "emitters_of",
+    "role_of",
+    "subscribers_of",
+    "subscription",
+    "topic_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
 class ServiceRole:
     """One service's part in the event flow.
 
-    ``receives`` lists the event types the service acts on; its consumer group
-    subscribes to their home topics. A service with a consumer group also
-    dead-letters what it cannot process.
+    A service with a consumer group also dead-letters what it cannot process.
+    ``external`` marks producers outside Tributary (no image, no deployment),
+    listed so that every event they put on a topic has a declared sender.
     """
 
     service: str
-    sends: tuple[str, ...]
-    receives: tuple[str, ...] = ()
+    does: str
+    """One sentence for the architecture table: what the service is for."""
+    emits: tuple[str, ...]
+    consumes: tuple[str, ...] = ()
     group_id: str | None = None
+    external: bool = False
 
     @property
     def topics(self) -> tuple[TopicSpec, ...]:
         """The topics the consumer group subscribes to, in ``ALL_TOPICS`` order."""
-        homes = {topic_of(event_type) for event_type in self.receives}
+        homes = {topic_of(event_type) for event_type in self.consumes}
         return tuple(topic for topic in ALL_TOPICS if topic in homes)
 
     @property
@@ -39,17 +63,38 @@ class ServiceRole:
         return self.group_id is not None
 
 
-# budget.exhausted: every LLM-calling worker announces it through
-# WorkerResources.workflow_llms when the workflow's budget refuses a call.
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """What a worker's Kafka consumer joins: its group and the topics it reads."""
+
+    group_id: str
+    topics: tuple[str, ...]
+
+
 ROLES: tuple[ServiceRole, ...] = (
     # Integrations produce onto the ingress topic directly; the planner accepts
     # their requests exactly like the gateway's.
-    ServiceRole(service="integrations", sends=("workflow.requested", "workflow.cancel_requested")),
-    ServiceRole(service="gateway", sends=("workflow.requested", "workflow.cancelled")),
+    ServiceRole(
+        service="integrations",
+        does="systems outside Tributary that start and cancel workflows through Kafka",
+        emits=("workflow.requested", "workflow.cancel_requested"),
+        external=True,
+    ),
+    ServiceRole(
+        service="gateway",
+        does="HTTP API: starts, reads, streams (SSE) and cancels workflows",
+        emits=("workflow.requested", "workflow.cancelled"),
+    ),
     ServiceRole(
         service="planner",
+        does=(
+            "plans with the LLM (structured output, validated, one corrective re-plan), "
+            "dispatches root steps, releases dependent steps when their inputs complete, "
+            "skips steps whose inputs failed, fails workflows past their deadline, "
+            "cancels on `workflow.cancel_requested`"
+        ),
         group_id="tributary-planner",
-        receives=(
+        consumes=(
             "workflow.requested",
             "workflow.cancel_requested",
             "step.completed",
@@ -57,7 +102,7 @@ ROLES: tuple[ServiceRole, ...] = (
         ),
         # step.dispatched also for dependents whose inputs completed; step.failed
         # for dependents of a failed step; workflow.failed for deadlines too.
-        sends=(
+        emits=(
             "plan.created",
             "step.dispatched",
             "step.failed",
@@ -68,11 +113,16 @@ ROLES: tuple[ServiceRole, ...] = (
     ),
     ServiceRole(
         service="agent-runner",
+        does=(
+            "runs each step as an agent loop: LLM calls with tool calling, loop detection, "
+            "budgets, iteration limit, deadline and cancellation checks; fails the workflow "
+            "on fatal LLM errors"
+        ),
         group_id="tributary-agent-runner",
-        receives=("step.dispatched",),
+        consumes=("step.dispatched",),
         # workflow.failed: fatal LLM errors, and the worker's dead-letter hook
         # fails the workflow of an event it had to give up on.
-        sends=(
+        emits=(
             "step.started",
             "step.completed",
             "step.failed",
@@ -82,25 +132,62 @@ ROLES: tuple[ServiceRole, ...] = (
     ),
     ServiceRole(
         service="synthesizer",
+        does="when every step has finished, writes the final answer (or a partial one)",
         group_id="tributary-synthesizer",
-        receives=("step.completed", "step.failed"),
-        sends=("synthesis.started", "workflow.completed", "budget.exhausted", "workflow.failed"),
+        consumes=("step.completed", "step.failed"),
+        # budget.exhausted: every LLM-calling worker announces it through
+        # WorkerResources.workflow_llms when the workflow's budget refuses a call.
+        emits=("synthesis.started", "workflow.completed", "budget.exhausted", "workflow.failed"),
     ),
 )
 
 
-def senders(event_type: str) -> tuple[ServiceRole, ...]:
-    return tuple(role for role in ROLES if event_type in role.sends)
+def role_of(service: str) -> ServiceRole:
+    for role in ROLES:
+        if role.service == service:
+            return role
+    raise LookupError(f"{service!r} is not a service of the topology")
 
 
-def receivers(event_type: str) -> tuple[ServiceRole, ...]:
-    return tuple(role for role in ROLES if event_type in role.receives)
+def subscription(service: str) -> Subscription:
+    """The consumer group and topic names a worker subscribes with."""
+    role = role_of(service)
+    if role.group_id is None:
+        raise LookupError(f"{service} consumes nothing from Kafka; it has no consumer group")
+    return Subscription(role.group_id, tuple(topic.name for topic in role.topics))
 
 
-def consumers_of(topic: TopicSpec) -> tuple[ServiceRole, ...]:
+def deployed_roles() -> tuple[ServiceRole, ...]:
+    """The services Tributary ships an image and a deployment for."""
+    return tuple(role for role in ROLES if not role.external)
+
+
+def emitters_of(event_type: str) -> tuple[ServiceRole, ...]:
+    return tuple(role for role in ROLES if event_type in role.emits)
+
+
+def consumers_of(event_type: str) -> tuple[ServiceRole, ...]:
+    return tuple(role for role in ROLES if event_type in role.consumes)
+
+
+def subscribers_of(topic: TopicSpec) -> tuple[ServiceRole, ...]:
     """The services whose consumer group subscribes to ``topic``."""
     return tuple(role for role in ROLES if topic in role.topics)
 
 
 def dead_letter_senders() -> tuple[ServiceRole, ...]:
     return tuple(role for role in ROLES if role.sends_dead_letters)
+
+
+def topic_of(event_type: str) -> TopicSpec:
+    """The home topic of an event type.
+
+    ``home_topic`` takes an instance; ``model_construct`` builds one without
+    validation, which is enough because only ``type`` is read.
+    """
+    event = event_catalog()[event_type].model_construct(type=event_type, workflow_id="")
+    name = home_topic(event)
+    for topic in ALL_TOPICS:
+        if topic.name == name:
+            return topic
+    raise LookupError(f"{event_type} has home topic {name!r}, which is not in ALL_TOPICS")

@@ -1,9 +1,9 @@
 """An AsyncAPI 3.0 document of the Kafka contract, built from the code.
 
 Channels follow ``ALL_TOPICS``; messages are the event catalog plus the dead
-letter; operations come from the roles table. Building is pure (a dict from the
-code), rendering is deterministic YAML, so the committed document can be
-compared byte for byte with a fresh one.
+letter; operations come from the topology (``core.topology.ROLES``). Building is
+pure (a dict from the code), rendering is deterministic YAML, so the committed
+document can be compared byte for byte with a fresh one.
 """
 
 from __future__ import annotations
@@ -173,8 +173,8 @@ def _operations() -> JsonSchema:
     dead_letterers = set(dead_letter_senders())
     for role in ROLES:
         for topic in ALL_TOPICS:
-            received = [m for m in messages_on(topic) if m in role.receives]
-            sent = [m for m in messages_on(topic) if m in role.sends]
+            received = [m for m in messages_on(topic) if m in role.consumes]
+            sent = [m for m in messages_on(topic) if m in role.emits]
             if is_dead_letter_topic(topic) and role in dead_letterers:
                 sent.append(DEAD_LETTER_MESSAGE)
             for action, chosen in (("receive", received), ("send", sent)):

@@ -28,8 +28,8 @@ from tributary_shared.core.topology import (
     ServiceRole,
     consumers_of,
     dead_letter_senders,
-    receivers,
-    senders,
+    emitters_of,
+    subscribers_of,
 )
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 
@@ -94,7 +94,7 @@ def _overview() -> str:
             f"[`{topic.name}`](#{_anchor(_topic_heading(topic))})",
             str(topic.partitions),
             _code(_messages(topic)),
-            _groups(consumers_of(topic)),
+            _groups(subscribers_of(topic)),
         ]
         for topic in ALL_TOPICS
     ]
@@ -115,7 +115,7 @@ def _envelope_section(components: Components) -> str:
 
 
 def _topic_section(topic: TopicSpec, components: Components, envelope: set[str]) -> str:
-    consumers = consumers_of(topic)
+    consumers = subscribers_of(topic)
     lines = [
         f"## {_topic_heading(topic)}\n",
         f"{topic.description}\n",
@@ -140,8 +140,8 @@ def _event_section(event_type: str, components: Components, envelope: set[str]) 
         f"### `{event_type}`\n",
         *_docstring(model),
         f"- Model: `{model.__name__}`",
-        f"- Published by: {_services(senders(event_type))}",
-        f"- Consumed by: {_services(receivers(event_type), none='no Tributary service')}",
+        f"- Published by: {_services(emitters_of(event_type))}",
+        f"- Consumed by: {_services(consumers_of(event_type), none='no Tributary service')}",
         "",
     ]
     if extra:

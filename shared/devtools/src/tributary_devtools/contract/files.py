@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tributary_devtools.contract.architecture import ARCHITECTURE_DOC, render_architecture_doc
 from tributary_devtools.contract.asyncapi import render_asyncapi
 from tributary_devtools.contract.events_doc import REGENERATE, render_events_doc
 
@@ -45,6 +46,7 @@ class GeneratedFile:
 GENERATED_FILES: tuple[GeneratedFile, ...] = (
     GeneratedFile("docs/asyncapi.yaml", render_asyncapi),
     GeneratedFile("docs/events.md", render_events_doc),
+    GeneratedFile(ARCHITECTURE_DOC, render_architecture_doc),
 )
 
 

@@ -1,8 +1,9 @@
 """Where each event travels and what rides beside it, derived from the contract.
 
 Nothing here restates a per-event fact: an event's home topic comes from
-``events.home_topic`` and the header set from ``publisher.event_headers``, so a
-new event type or header shows up in the documents without touching this file.
+``events.home_topic`` (through ``topology.topic_of``) and the header set from
+``publisher.event_headers``, so a new event type or header shows up in the
+documents without touching this file.
 """
 
 from __future__ import annotations
@@ -10,9 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tributary_shared.core.events import EventEnvelope, event_catalog, home_topic
-from tributary_shared.core.topics import ALL_TOPICS, DEAD_LETTERS, TopicSpec
+from tributary_shared.core.events import EventEnvelope, event_catalog
+from tributary_shared.core.topics import DEAD_LETTERS, TopicSpec
+from tributary_shared.core.topology import topic_of
 from tributary_shared.runtime.kafka.publisher import event_headers
+
+__all__ = [
+    "DEAD_LETTER_KEY_DESCRIPTION",
+    "EVENT_KEY_DESCRIPTION",
+    "HeaderSpec",
+    "event_header_specs",
+    "events_on",
+    "is_dead_letter_topic",
+    "topic_of",
+]
 
 EVENT_KEY_DESCRIPTION = (
     "The workflow id (the envelope's `workflow_id`): one workflow's events stay in order "
@@ -22,20 +34,6 @@ DEAD_LETTER_KEY_DESCRIPTION = (
     "The failed message's own key, unchanged (its workflow id when it was an event); "
     "absent when the original had none."
 )
-
-
-def topic_of(event_type: str) -> TopicSpec:
-    """The home topic of an event type.
-
-    ``home_topic`` takes an instance; ``model_construct`` builds one without
-    validation, which is enough because only ``type`` is read.
-    """
-    event = event_catalog()[event_type].model_construct(type=event_type, workflow_id="")
-    name = home_topic(event)
-    for topic in ALL_TOPICS:
-        if topic.name == name:
-            return topic
-    raise LookupError(f"{event_type} has home topic {name!r}, which is not in ALL_TOPICS")
 
 
 def events_on(topic: TopicSpec) -> tuple[str, ...]:
