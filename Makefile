@@ -16,7 +16,7 @@ SERVICE ?=
 N ?= 40
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status logs scale lint typecheck test demo
+.PHONY: help setup up down status logs scale lint typecheck test demo docs docs-check
 
 help:
 	@echo "make setup                   system packages (redis-server, uv) + uv sync"
@@ -26,6 +26,8 @@ help:
 	@echo "make logs [SERVICE=name]     tail logs (N=lines)"
 	@echo "make scale SERVICE=agent-runner REPLICAS=3"
 	@echo "make lint | typecheck | test | demo"
+	@echo "make docs                    regenerate every generated document under docs/"
+	@echo "make docs-check              fail if a generated document differs from the code"
 
 setup:
 	bash scripts/install-system-deps.sh
@@ -69,3 +71,11 @@ test: setup lint typecheck
 
 demo: setup up
 	$(DEVSTACK) demo
+
+# Documents generated from the code (configuration, event contract, ...); the
+# list is tributary_devtools.documents.generated_files().
+docs:
+	uv run python -m tributary_devtools write
+
+docs-check:
+	uv run python -m tributary_devtools check

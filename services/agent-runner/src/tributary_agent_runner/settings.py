@@ -8,11 +8,18 @@ class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIBUTARY_AGENT_", extra="ignore", frozen=True)
 
     max_iterations: int = Field(
-        default=8, ge=1, le=100, description="LLM calls one step may make before it is stopped."
+        default=8,
+        ge=1,
+        le=100,
+        description="LLM calls one agent step may make (each may call tools) before it fails "
+        "with `iteration_limit`. Raise it for steps that need many tool calls; lower it to cap "
+        "the cost of a step.",
     )
     loop_repeat_limit: int = Field(
         default=3,
         ge=2,
         le=20,
-        description="Identical tool calls in one step that count as a loop.",
+        description="Times one tool call (same name and arguments) may occur in a step before "
+        "the step is stopped as a loop (`loop_detected`). Raise it if a tool is meant to be "
+        "polled with the same arguments.",
     )

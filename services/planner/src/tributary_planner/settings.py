@@ -7,7 +7,16 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class PlannerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIBUTARY_PLANNER_", extra="ignore", frozen=True)
 
-    max_steps: int = Field(default=8, ge=1, le=50, description="Most steps a plan may have.")
+    max_steps: int = Field(
+        default=8,
+        ge=1,
+        le=50,
+        description="Most steps a plan may have; a request's `max_steps` may lower it, not "
+        "raise it. Each step costs at least one agent LLM call.",
+    )
     deadline_sweep_interval_s: float = Field(
-        default=1.0, gt=0, description="How often overdue workflows are looked for."
+        default=1.0,
+        gt=0,
+        description="Seconds between the planner's scans for workflows past their deadline, so "
+        "an overdue workflow fails at most this late. Raise it to query Redis less often.",
     )

@@ -21,45 +21,112 @@ class ConfigurationError(SystemExit):
 
 class KafkaSettings(BaseSettings):
     model_config = _PREFIXED
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_client_id: str = "tributary"
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        description="Kafka brokers a process contacts first, comma-separated `host:port`; it "
+        "learns the rest of the cluster from them. Point it at your cluster, naming more than "
+        "one broker so that a start does not depend on a single one.",
+    )
+    kafka_client_id: str = Field(
+        default="tributary",
+        description="Prefix of each process's Kafka client id (`<prefix>-<instance>`), which "
+        "brokers show in their logs, metrics and quotas. Change it to tell apart deployments "
+        "that share one Kafka cluster.",
+    )
 
 
 class RedisSettings(BaseSettings):
     model_config = _PREFIXED
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis holding workflow state, event logs and budgets, as "
+        "`redis://[:password@]host:port/db` (`rediss://` for TLS). Every service of one "
+        "deployment must use the same database.",
+    )
     redis_max_connections: int = Field(
         default=512,
         ge=1,
-        description="Redis connections per pool; callers wait for a free one when all are busy.",
+        description="Connections per Redis connection pool (a process has one pool for commands "
+        "and one for blocking reads); when all are busy, callers wait up to "
+        "`TRIBUTARY_REDIS_POOL_TIMEOUT_S` for a free one. Raise it with "
+        "`TRIBUTARY_MAX_IN_FLIGHT`; keep replicas x 2 x this below Redis's `maxclients`.",
     )
     redis_pool_timeout_s: float = Field(
-        default=20.0, gt=0, description="How long a caller waits for a free Redis connection."
+        default=20.0,
+        gt=0,
+        description="Seconds a caller waits for a free pooled Redis connection before its "
+        "command fails. Raise it if bursts fail with pool timeouts while Redis itself keeps up.",
     )
     workflow_retention_s: int = Field(
-        default=7 * 24 * 3600, ge=60, description="How long finished workflows stay readable."
+        default=7 * 24 * 3600,
+        ge=60,
+        description="Seconds a finished workflow's state, events and budget stay in Redis, "
+        "readable through the API, before they expire; an `Idempotency-Key` is remembered as "
+        "long from its request. Lower it to save Redis memory, raise it if clients collect "
+        "results late.",
     )
 
 
 class HttpSettings(BaseSettings):
     model_config = _PREFIXED
-    http_host: str = "127.0.0.1"
-    http_port: int = Field(default=8000, ge=0, le=65535)
-    service_instance: str = ""
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    http_host: str = Field(
+        default="127.0.0.1",
+        description="Address the HTTP server (API, health, metrics) listens on. The default "
+        "serves this machine only; set `0.0.0.0` in containers so that probes and other pods "
+        "reach it.",
+    )
+    http_port: int = Field(
+        default=8000,
+        ge=0,
+        le=65535,
+        description="TCP port of the HTTP server (API, health, metrics). Change it when several "
+        "processes share one host.",
+    )
+    service_instance: str = Field(
+        default="",
+        description="Name of this replica in log lines and in its Kafka client id; empty means "
+        "the service's name. Give each replica its own (the pod name, say) so that logs and "
+        "broker metrics tell them apart.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO",
+        description="Lowest level of the log lines written. `DEBUG` is verbose, for diagnosing "
+        "a problem.",
+    )
 
 
 class ConsumerSettings(BaseSettings):
     model_config = _PREFIXED
-    max_in_flight: int = Field(default=64, ge=1, le=10_000)
-    handler_attempts: int = Field(
-        default=3, ge=1, le=20, description="Tries per message before it is dead-lettered."
+    max_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=10_000,
+        description="Messages one worker process handles at once. Raise it when handlers mostly "
+        "wait on the LLM and the CPU is idle; lower it to limit memory or the load on Redis "
+        "and the LLM endpoint.",
     )
-    shutdown_grace_s: float = Field(default=20.0, ge=0)
+    handler_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="Tries per message, the first included, before a message whose handling "
+        "keeps failing is dead-lettered. Raise it if short outages of Redis or the LLM endpoint "
+        "dead-letter messages that would have succeeded later.",
+    )
+    shutdown_grace_s: float = Field(
+        default=20.0,
+        ge=0,
+        description="On SIGTERM, seconds the messages being handled get to finish before the "
+        "process stops; unfinished ones stay uncommitted and are redelivered. Keep it below "
+        "the orchestrator's grace period (Kubernetes `terminationGracePeriodSeconds`).",
+    )
     kafka_session_timeout_ms: int = Field(
         default=10_000,
         ge=6_000,
-        description="How long a crashed replica keeps its partitions before they move.",
+        description="Milliseconds without heartbeats after which Kafka declares a replica dead "
+        "and moves its partitions to the others. Lower it for faster failover, raise it if busy "
+        "replicas lose their partitions; the broker's `group.min.session.timeout.ms` (6000 by "
+        "default) bounds it.",
     )
 
 
@@ -69,61 +136,105 @@ class LLMSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     base_url: str | None = Field(
-        default=None, validation_alias=AliasChoices("TRIBUTARY_LLM_BASE_URL", "OPENAI_BASE_URL")
+        default=None,
+        validation_alias=AliasChoices("TRIBUTARY_LLM_BASE_URL", "OPENAI_BASE_URL"),
+        description="OpenAI-compatible endpoint, ending in `/v1` (vLLM, Ollama, a proxy, ...); "
+        "unset means the OpenAI API.",
     )
     api_key: SecretStr | None = Field(
-        default=None, validation_alias=AliasChoices("TRIBUTARY_LLM_API_KEY", "OPENAI_API_KEY")
+        default=None,
+        validation_alias=AliasChoices("TRIBUTARY_LLM_API_KEY", "OPENAI_API_KEY"),
+        description="Key sent to the LLM endpoint; the workers do not start without it (give "
+        "any value to an endpoint that needs none).",
     )
     planner_model: str = Field(
-        default="gpt-4o-mini", validation_alias="TRIBUTARY_PLANNER_MODEL", min_length=1
+        default="gpt-4o-mini",
+        validation_alias="TRIBUTARY_PLANNER_MODEL",
+        min_length=1,
+        description="Model that turns a task into a plan of steps.",
     )
     agent_model: str = Field(
-        default="gpt-4o-mini", validation_alias="TRIBUTARY_AGENT_MODEL", min_length=1
+        default="gpt-4o-mini",
+        validation_alias="TRIBUTARY_AGENT_MODEL",
+        min_length=1,
+        description="Model that runs agent steps, unless `TRIBUTARY_AGENT_MODEL_SIMPLE` or "
+        "`TRIBUTARY_AGENT_MODEL_COMPLEX` takes the step.",
     )
     synthesizer_model: str = Field(
-        default="gpt-4o-mini", validation_alias="TRIBUTARY_SYNTHESIZER_MODEL", min_length=1
+        default="gpt-4o-mini",
+        validation_alias="TRIBUTARY_SYNTHESIZER_MODEL",
+        min_length=1,
+        description="Model that writes the final answer from the steps' results.",
     )
-    timeout_s: float = Field(default=60.0, gt=0, validation_alias="TRIBUTARY_LLM_TIMEOUT_S")
-    max_attempts: int = Field(default=4, ge=1, le=10, validation_alias="TRIBUTARY_LLM_MAX_ATTEMPTS")
-    max_backoff_s: float = Field(default=30.0, gt=0, validation_alias="TRIBUTARY_LLM_MAX_BACKOFF_S")
+    timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        validation_alias="TRIBUTARY_LLM_TIMEOUT_S",
+        description="Seconds one LLM request may take before it is abandoned and tried again. "
+        "Raise it for slow local models or long completions.",
+    )
+    max_attempts: int = Field(
+        default=4,
+        ge=1,
+        le=10,
+        validation_alias="TRIBUTARY_LLM_MAX_ATTEMPTS",
+        description="Tries of one LLM call, the first included, while the endpoint fails "
+        "transiently (timeouts, rate limits, server errors); then the fallback model, if any, "
+        "takes over.",
+    )
+    max_backoff_s: float = Field(
+        default=30.0,
+        gt=0,
+        validation_alias="TRIBUTARY_LLM_MAX_BACKOFF_S",
+        description="Longest pause, in seconds, between two tries of an LLM call; pauses "
+        "otherwise double from 0.5 s, or follow the endpoint's `Retry-After`.",
+    )
     max_completion_tokens: int = Field(
         default=2048,
         ge=16,
         validation_alias="TRIBUTARY_LLM_MAX_COMPLETION_TOKENS",
-        description="Cap on each call's completion; budgets reserve it before the call.",
+        description="Most tokens one LLM call may generate; token budgets reserve this many "
+        "before each call. Raise it if answers are cut off, lower it to fit more calls in a "
+        "budget.",
     )
     agent_model_simple: str | None = Field(
         default=None,
         validation_alias="TRIBUTARY_AGENT_MODEL_SIMPLE",
-        description="Cheaper model for steps the planner rates low complexity.",
+        description="Cheaper model for steps the planner rates low complexity; unset: "
+        "`TRIBUTARY_AGENT_MODEL` runs them.",
     )
     agent_model_complex: str | None = Field(
         default=None,
         validation_alias="TRIBUTARY_AGENT_MODEL_COMPLEX",
-        description="Stronger model for high-complexity steps and long-running agent loops.",
+        description="Stronger model for steps the planner rates high complexity and for steps "
+        "past `TRIBUTARY_ESCALATE_AFTER_ITERATIONS`; unset: `TRIBUTARY_AGENT_MODEL` runs them.",
     )
     escalate_after_iterations: int = Field(
         default=4,
         ge=1,
         validation_alias="TRIBUTARY_ESCALATE_AFTER_ITERATIONS",
-        description="Agent iterations after which calls go to the complex model.",
+        description="Agent iterations (LLM calls within one step) after which the step's calls "
+        "go to `TRIBUTARY_AGENT_MODEL_COMPLEX`, when it is set.",
     )
     max_connections: int = Field(
         default=1000,
         ge=1,
         validation_alias="TRIBUTARY_LLM_MAX_CONNECTIONS",
-        description="Concurrent HTTP connections to the LLM endpoint per process.",
+        description="Concurrent HTTP connections to the LLM endpoint per process; calls beyond "
+        "it wait for a free one. Lower it if the endpoint limits concurrent requests.",
     )
     fallback_cooldown_s: float = Field(
         default=30.0,
         ge=0,
         validation_alias="TRIBUTARY_LLM_FALLBACK_COOLDOWN_S",
-        description="After a model's retries run out, calls skip it for this long.",
+        description="Seconds a model whose retries ran out is skipped, its calls going straight "
+        "to the fallback model, before it is tried again; `0` tries it every time.",
     )
     fallback_model: str | None = Field(
         default=None,
         validation_alias="TRIBUTARY_FALLBACK_MODEL",
-        description="Secondary model after repeated transient failures or an unknown model.",
+        description="Model that takes a call over when the first model's tries run out or the "
+        "endpoint does not know it; unset: no fallback.",
     )
 
     def model_for(self, role: Literal["planner", "agent", "synthesizer"]) -> str:
@@ -140,15 +251,22 @@ class WorkflowDefaults(BaseSettings):
     model_config = _PREFIXED
 
     default_deadline_s: int = Field(
-        default=3600, ge=1, description="Seconds a workflow may take when it sets no deadline."
+        default=3600,
+        ge=1,
+        description="Seconds a workflow may run when its request sets no `deadline_s`; past it "
+        "the workflow fails with `deadline_exceeded`.",
     )
 
 
 class ModelPrice(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    prompt_per_1k_usd: float = Field(ge=0)
-    completion_per_1k_usd: float = Field(ge=0)
+    prompt_per_1k_usd: float = Field(
+        ge=0, description="US dollars per 1,000 prompt (input) tokens."
+    )
+    completion_per_1k_usd: float = Field(
+        ge=0, description="US dollars per 1,000 completion (output) tokens."
+    )
 
 
 class BudgetSettings(BaseSettings):
@@ -157,12 +275,22 @@ class BudgetSettings(BaseSettings):
     model_config = _PREFIXED
 
     default_token_budget: int | None = Field(
-        default=200_000, ge=1, description="Tokens per workflow when the request sets none."
+        default=200_000,
+        ge=1,
+        description="Tokens (prompt and completion) one workflow may use when its request sets "
+        "no `token_budget`.",
     )
-    on_budget_exhausted: Literal["partial", "fail"] = "partial"
+    on_budget_exhausted: Literal["partial", "fail"] = Field(
+        default="partial",
+        description="When a workflow's budget runs out: `partial` answers from the steps that "
+        "finished (marked partial), `fail` fails the workflow. A request's "
+        "`on_budget_exhausted` overrides it.",
+    )
     model_prices: dict[str, ModelPrice] = Field(
         default_factory=dict,
-        description='JSON: {"model": {"prompt_per_1k_usd": 0.15, "completion_per_1k_usd": 0.6}}',
+        description="Price of each model, for cost budgets (`cost_budget_usd`), e.g. "
+        '`{"gpt-4o-mini": {"prompt_per_1k_usd": 0.15, "completion_per_1k_usd": 0.6}}`. '
+        "A model without a price costs nothing against a cost budget.",
     )
 
 

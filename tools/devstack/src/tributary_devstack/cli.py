@@ -1,4 +1,4 @@
-"""``python -m tributary_devstack up|down|status|scale|logs|demo|config-doc``."""
+"""``python -m tributary_devstack up|down|status|scale|logs|demo``."""
 
 from __future__ import annotations
 
@@ -57,11 +57,6 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run one workflow through the running stack")
     demo.add_argument("--task", default=None, help="the task to submit")
     demo.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the end")
-
-    config_doc = sub.add_parser(
-        "config-doc", help="regenerate (write) or verify (check) docs/configuration.md"
-    )
-    config_doc.add_argument("action", choices=["write", "check"])
     return parser
 
 
@@ -120,10 +115,6 @@ def main(argv: Sequence[str] | None = None) -> int:
                 from tributary_devstack.demo import run_demo
 
                 return run_demo(config, task=args.task, timeout_s=args.timeout, say=_say)
-            case "config-doc":
-                from tributary_devstack import config_doc
-
-                return config_doc.run(args.action, config.repo_root, _say)
     except ComponentStartError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(

@@ -41,43 +41,103 @@ class StackConfig(BaseSettings):
         env_prefix="TRIBUTARY_", extra="ignore", frozen=True, populate_by_name=True
     )
 
-    repo_root: Path = Field(default_factory=find_repo_root)
-    run_dir: Path = Path(".run")
-    cache_dir: Path = Path(".cache")
+    repo_root: Path = Field(
+        default_factory=find_repo_root,
+        description="Workspace root; relative run and cache directories are resolved against "
+        "it. Found from the installed package; set it to run the stack of another checkout.",
+    )
+    run_dir: Path = Field(
+        default=Path(".run"),
+        description="Logs, pid files and the data of Kafka and Redis. Give a second stack its "
+        "own (and its own ports) to run it beside the first.",
+    )
+    cache_dir: Path = Field(
+        default=Path(".cache"),
+        description="Downloaded Kafka jars, shared by every run directory.",
+    )
 
-    kafka_version: str = DEFAULT_KAFKA_VERSION
-    kafka_port: int = Field(default=9092, ge=1, le=65535)
-    kafka_controller_port: int = Field(default=9093, ge=1, le=65535)
-    # Off on purpose: topics are created with explicit partition counts, and a
-    # typo'd topic name should fail loudly instead of getting one partition.
-    kafka_auto_create_topics: bool = False
-    redis_port: int = Field(default=6379, ge=1, le=65535)
+    kafka_version: str = Field(
+        default=DEFAULT_KAFKA_VERSION, description="Kafka version fetched with Maven."
+    )
+    kafka_port: int = Field(
+        default=9092,
+        ge=1,
+        le=65535,
+        description="Port of the Kafka broker; the services get `127.0.0.1:<port>`.",
+    )
+    kafka_controller_port: int = Field(
+        default=9093, ge=1, le=65535, description="Port of the broker's KRaft controller listener."
+    )
+    # Off on purpose: topics are created with explicit partition counts.
+    kafka_auto_create_topics: bool = Field(
+        default=False,
+        description="Let the broker create unknown topics. Off, so that a mistyped topic name "
+        "fails instead of getting one partition.",
+    )
+    redis_port: int = Field(
+        default=6379,
+        ge=1,
+        le=65535,
+        description="Port of the Redis server; the services get `redis://127.0.0.1:<port>/0`.",
+    )
 
-    gateway_port: int = Field(default=8000, ge=1, le=65535)
-    planner_port: int = Field(default=8101, ge=1, le=65535)
-    agent_runner_port: int = Field(default=8102, ge=1, le=65535)
-    synthesizer_port: int = Field(default=8103, ge=1, le=65535)
-    scripted_llm_port: int = Field(default=8199, ge=1, le=65535)
+    gateway_port: int = Field(
+        default=8000, ge=1, le=65535, description="HTTP port of the gateway's first replica."
+    )
+    planner_port: int = Field(
+        default=8101, ge=1, le=65535, description="HTTP port of the planner's first replica."
+    )
+    agent_runner_port: int = Field(
+        default=8102, ge=1, le=65535, description="HTTP port of the agent-runner's first replica."
+    )
+    synthesizer_port: int = Field(
+        default=8103, ge=1, le=65535, description="HTTP port of the synthesizer's first replica."
+    )
+    scripted_llm_port: int = Field(
+        default=8199,
+        ge=1,
+        le=65535,
+        description="Port of the bundled scripted LLM server, started when no LLM endpoint is "
+        "configured.",
+    )
 
-    # Replica i of a service listens on base port + i * stride. A stride of 1
-    # would put planner-1 on agent-runner-0's port with the default ports, so
-    # replicas step by 100, which keeps every default base port collision-free.
-    replica_port_stride: int = Field(default=100, ge=1)
-    replicas: int = Field(default=1, ge=1, le=32)
+    # A stride of 1 would put planner-1 on agent-runner-0's port with the default
+    # ports, so replicas step by 100, which keeps every default base port collision-free.
+    replica_port_stride: int = Field(
+        default=100,
+        ge=1,
+        description="Replica `i` of a service listens on its first replica's port + `i * stride`.",
+    )
+    replicas: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Processes per service started by `make up` (`REPLICAS=N` or `--replicas` "
+        "win over it).",
+    )
 
-    # None means "start the bundled scripted LLM". OPENAI_BASE_URL is accepted
-    # because the openai SDK users already have it exported.
+    # OPENAI_BASE_URL is accepted because users of the openai SDK already have it exported.
     llm_base_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("TRIBUTARY_LLM_BASE_URL", "OPENAI_BASE_URL"),
+        description="OpenAI-compatible endpoint for the services; unset starts the bundled "
+        "scripted LLM.",
     )
 
-    java: str = "java"
-    mvn: str = "mvn"
-    redis_server: str = "redis-server"
+    java: str = Field(default="java", description="Java executable that runs Kafka.")
+    mvn: str = Field(default="mvn", description="Maven executable that fetches the Kafka jars.")
+    redis_server: str = Field(default="redis-server", description="`redis-server` executable.")
 
-    startup_timeout_s: float = Field(default=120.0, gt=0)
-    stop_grace_s: float = Field(default=15.0, gt=0)
+    startup_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds each component may take to become ready before `make up` gives up.",
+    )
+    stop_grace_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds a process may take to stop after SIGTERM before it is killed.",
+    )
 
     @field_validator("llm_base_url")
     @classmethod

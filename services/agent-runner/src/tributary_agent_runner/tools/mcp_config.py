@@ -39,28 +39,54 @@ REDACTED = "[redacted]"
 class _ServerBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=SERVER_NAME_PATTERN, description="Prefix of the tools' names.")
-    timeout_s: float = Field(default=30.0, gt=0, le=3600, description="Limit of one tool call.")
+    name: str = Field(
+        pattern=SERVER_NAME_PATTERN,
+        description="Name of the server, unique among them; its tools are offered to the model "
+        "as `<name>__<tool>`.",
+    )
+    timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="Seconds one tool call may take before it fails as a timeout. Raise it for "
+        "slow tools.",
+    )
     tools: list[str] | None = Field(
-        default=None, description="Offer only these tools of the server (all when unset)."
+        default=None,
+        description="Allow-list of the server's tool names to offer; unset offers them all. "
+        "Names the server does not have are logged.",
     )
     read_only: bool = Field(
         default=False,
-        description="Treat every tool of the server as free of side effects; a tool's own "
-        "readOnlyHint annotation can still mark it read-only when this is false.",
+        description="Treat every tool of the server as free of side effects, so its calls are "
+        "not guarded against repetition when a step runs again. When false, only tools "
+        "annotated `readOnlyHint` are.",
     )
 
 
 class McpStdioServer(_ServerBase):
     """A server the agent-runner starts as a subprocess and talks to over stdin/stdout."""
 
-    transport: Literal["stdio"]
-    command: str = Field(min_length=1)
-    #: Visible in process listings: put credentials in ``env``, not here.
-    args: list[str] = Field(default_factory=list)
-    #: Added to a minimal inherited environment (PATH, HOME, ...), not to ours.
-    env: dict[str, SecretStr] = Field(default_factory=dict)
-    cwd: str | None = None
+    transport: Literal["stdio"] = Field(description="A subprocess speaking MCP on stdin/stdout.")
+    command: str = Field(
+        min_length=1,
+        description="Program that starts the server; it must be installed where the "
+        "agent-runner runs (its container image).",
+    )
+    args: list[str] = Field(
+        default_factory=list,
+        description="Arguments of `command`. Visible in process listings: put credentials in "
+        "`env`, not here.",
+    )
+    env: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Variables of the server process, added to a minimal inherited environment "
+        "(`PATH`, `HOME`, `USER`, ...), not to the agent-runner's own. Held as secrets.",
+    )
+    cwd: str | None = Field(
+        default=None,
+        description="Working directory of the server process; unset: the agent-runner's.",
+    )
 
     def target(self) -> str:
         """How the server is named in logs and errors: the command, never its arguments."""
@@ -73,9 +99,16 @@ class McpStdioServer(_ServerBase):
 class McpHttpServer(_ServerBase):
     """A remote server reached over the streamable HTTP transport."""
 
-    transport: Literal["streamable_http"]
-    url: SecretStr
-    headers: dict[str, SecretStr] = Field(default_factory=dict)
+    transport: Literal["streamable_http"] = Field(description="MCP's streamable HTTP transport.")
+    url: SecretStr = Field(
+        description="Absolute `http(s)` URL of the MCP endpoint. Held as a secret: logs show "
+        "only its scheme, host and port."
+    )
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Sent with every request, e.g. `Authorization`; held as secrets. Prefer "
+        "them to query parameters for keys, which HTTP client logs may show.",
+    )
 
     @field_validator("url")
     @classmethod
@@ -121,18 +154,42 @@ class McpSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TRIBUTARY_MCP_", extra="ignore", frozen=True)
 
-    servers: list[McpServer] = Field(default_factory=list)
-    #: Limit for starting a server (or reaching it) and completing the MCP handshake.
-    connect_timeout_s: float = Field(default=30.0, gt=0, le=600)
-    #: First wait before trying again a server that could not be reached at start;
-    #: it doubles after each failure up to ``retry_max_interval_s``.
-    retry_interval_s: float = Field(default=15.0, gt=0)
-    retry_max_interval_s: float = Field(default=300.0, gt=0)
-    #: After a session dropped and could not be reopened, calls to that server's
-    #: tools fail at once for this long instead of each waiting out a connect timeout.
-    reconnect_delay_s: float = Field(default=5.0, ge=0)
-    #: Longer tool results are cut, so one call cannot flood the model's context.
-    max_result_chars: int = Field(default=50_000, ge=1_000)
+    servers: list[McpServer] = Field(
+        default_factory=list,
+        description="MCP servers whose tools agents may call, one JSON object each (keys "
+        "below); empty: no MCP tools.",
+    )
+    connect_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=600,
+        description="Seconds allowed for starting (or reaching) a server and completing the MCP "
+        "handshake. Raise it for servers that start slowly, e.g. an `npx` package download.",
+    )
+    retry_interval_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds before trying again a server that could not be reached at start; "
+        "the pause doubles after each failure, up to `TRIBUTARY_MCP_RETRY_MAX_INTERVAL_S`.",
+    )
+    retry_max_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest pause, in seconds, between tries of a server that could not be "
+        "reached.",
+    )
+    reconnect_delay_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Seconds during which calls to a server whose dropped session could not be "
+        "reopened fail at once, instead of each waiting out `TRIBUTARY_MCP_CONNECT_TIMEOUT_S`.",
+    )
+    max_result_chars: int = Field(
+        default=50_000,
+        ge=1_000,
+        description="Characters of one tool result passed to the model; a longer result is cut, "
+        "with a note saying so, so that one call cannot flood the model's context.",
+    )
 
     @field_validator("servers")
     @classmethod

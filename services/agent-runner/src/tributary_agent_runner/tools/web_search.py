@@ -38,15 +38,38 @@ class WebSearchSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="TRIBUTARY_WEB_SEARCH_", extra="ignore")
 
-    #: Explicit choice; when unset the first configured of searxng, brave is used.
-    provider: Literal["searxng", "brave"] | None = None
-    #: Base URL of a SearXNG instance with the JSON format enabled.
-    searxng_url: str | None = None
-    brave_api_key: SecretStr | None = None
-    brave_url: str = "https://api.search.brave.com/res/v1/web/search"
-    #: Default and upper bound of results per query.
-    max_results: int = Field(default=5, ge=1, le=MAX_RESULTS_LIMIT)
-    timeout_s: float = Field(default=15.0, gt=0, le=120)
+    provider: Literal["searxng", "brave"] | None = Field(
+        default=None,
+        description="Search provider of the `web_search` tool; unset: SearXNG when its URL is "
+        "set, else Brave when its key is. With neither configured the tool is not offered.",
+    )
+    searxng_url: str | None = Field(
+        default=None,
+        description="Base URL of a SearXNG instance with the JSON format enabled (its "
+        "`search.formats` setting); `user:pass@` in it is sent as basic auth and never logged.",
+    )
+    brave_api_key: SecretStr | None = Field(
+        default=None,
+        description="Brave Search API key; sent in a request header only, never logged.",
+    )
+    brave_url: str = Field(
+        default="https://api.search.brave.com/res/v1/web/search",
+        description="Brave Search API endpoint; change it only to go through a proxy.",
+    )
+    max_results: int = Field(
+        default=5,
+        ge=1,
+        le=MAX_RESULTS_LIMIT,
+        description="Results per query: the number returned by default and the most the model "
+        "may ask for. Each costs the model some context.",
+    )
+    timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=120,
+        description="Seconds one search request may take before the tool reports a timeout to "
+        "the model.",
+    )
 
     @field_validator("provider", "searxng_url", "brave_api_key", mode="before")
     @classmethod
