@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ def record(name: str = "agent-runner-1", pid: int = 4242, kind: str = "service")
         port=8202,
         health_url="http://127.0.0.1:8202/health",
         module="tributary_agent_runner",
-        start_ticks=123456,
+        create_time=1700000000.25,
         started_at=1700000000.5,
         command=("python", "-m", "tributary_agent_runner"),
     )
@@ -53,6 +54,17 @@ def test_missing_or_corrupt_records_read_as_none(tmp_path: Path) -> None:
     assert read_record(tmp_path, "kafka") is None
     meta_path(tmp_path, "kafka").write_text('{"name": "kafka"}')
     assert read_record(tmp_path, "kafka") is None
+
+
+def test_a_record_written_by_an_older_version_still_reads(tmp_path: Path) -> None:
+    old = json.loads(record().to_json())
+    del old["create_time"]
+    old["start_ticks"] = 123456  # the field older versions wrote instead
+    meta_path(tmp_path, "agent-runner-1").write_text(json.dumps(old))
+    read = read_record(tmp_path, "agent-runner-1")
+    assert read is not None
+    assert read.pid == 4242
+    assert read.create_time is None  # then the process is known by its pid alone
 
 
 def test_list_and_remove(tmp_path: Path) -> None:

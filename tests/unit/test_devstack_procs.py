@@ -8,60 +8,80 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 from tributary_devstack import procs
-from tributary_devstack.pidfiles import PidRecord
 
 
-def sleeper(tmp_path: Path, *, ignore_term: bool = False) -> procs.DetachedPopen:
-    code = "import signal, time\n"
+def sleeper(tmp_path: Path, *, ignore_term: bool = False, child: bool = False) -> psutil.Process:
+    """A Python process that sleeps; with ``child``, it starts a sleeping child of its own."""
+    code = "import signal, subprocess, sys, time\n"
     if ignore_term:
         code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+    if child:
+        code += "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
     code += "print('ready', flush=True)\ntime.sleep(60)\n"
-    popen = procs.spawn(
+    return procs.spawn(
         [sys.executable, "-c", code],
         log_path=tmp_path / "logs" / "sleeper.log",
         env=os.environ,
         cwd=tmp_path,
     )
-    assert isinstance(popen, procs.DetachedPopen)
-    return popen
+
+
+def wait_ready(tmp_path: Path, process: psutil.Process) -> None:
+    log = tmp_path / "logs" / "sleeper.log"
+    deadline = time.monotonic() + 10
+    while "ready" not in log.read_text().splitlines():  # handlers and children are set up
+        assert procs.is_running(process)
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
 
 
 def test_spawned_process_gets_its_own_session_and_a_log(tmp_path: Path) -> None:
-    popen = sleeper(tmp_path)
+    process = sleeper(tmp_path)
     try:
-        assert os.getpgid(popen.pid) == popen.pid
-        assert procs.pid_alive(popen.pid)
-        ticks = procs.proc_start_ticks(popen.pid)
-        assert ticks is not None
-        record = PidRecord("sleeper", popen.pid, "service", tmp_path, start_ticks=ticks)
-        assert procs.record_alive(record)
-        # A recycled pid (same number, other start time) is not ours.
-        recycled = PidRecord("sleeper", popen.pid, "service", tmp_path, start_ticks=ticks + 1)
-        assert not procs.record_alive(recycled)
+        assert os.getsid(process.pid) == process.pid
+        assert procs.pid_alive(process.pid)
+        assert procs.find(process.pid, process.create_time()) == process
+        # A recycled pid (same number, another start time) is not ours.
+        assert procs.find(process.pid, process.create_time() - 60) is None
     finally:
-        procs.stop_pid(popen.pid, grace=5, popen=popen)
-    assert popen.returncode == -signal.SIGTERM
+        procs.stop(process, grace=5)
+    assert procs.exit_code(process) == -signal.SIGTERM
+    assert not procs.pid_alive(process.pid)
     assert "starting:" in (tmp_path / "logs" / "sleeper.log").read_text()
 
 
 def test_stop_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) -> None:
-    popen = sleeper(tmp_path, ignore_term=True)
-    log = tmp_path / "logs" / "sleeper.log"
-    deadline = time.monotonic() + 10
-    while "ready" not in log.read_text().splitlines():  # the handler is installed
-        assert popen.poll() is None
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    procs.stop_pid(popen.pid, grace=0.5, popen=popen)
-    assert popen.returncode == -signal.SIGKILL
+    process = sleeper(tmp_path, ignore_term=True)
+    wait_ready(tmp_path, process)
+    procs.stop(process, grace=0.5)
+    assert procs.exit_code(process) == -signal.SIGKILL
 
 
-def test_killed_child_is_not_reported_alive_once_reaped(tmp_path: Path) -> None:
-    popen = sleeper(tmp_path)
-    procs.send_signal(popen.pid, signal.SIGKILL)
-    assert procs.wait_exit(popen.pid, 5, popen)
-    assert not procs.pid_alive(popen.pid)
+def test_stop_reaches_the_children_too(tmp_path: Path) -> None:
+    process = sleeper(tmp_path, child=True)
+    wait_ready(tmp_path, process)
+    [grandchild] = process.children()
+    procs.stop(process, grace=5)
+    assert not procs.is_running(grandchild)
+
+
+def test_a_killed_child_is_reported_ended_with_its_signal(tmp_path: Path) -> None:
+    process = sleeper(tmp_path)
+    procs.signal_tree(process, signal.SIGKILL)
+    assert procs.wait_exit(process, 5)
+    assert not procs.is_running(process)
+    assert procs.exit_code(process) == -signal.SIGKILL
+
+
+def test_wait_exit_gives_up_on_a_process_that_keeps_running(tmp_path: Path) -> None:
+    process = sleeper(tmp_path)
+    try:
+        assert not procs.wait_exit(process, 0.1)
+    finally:
+        procs.stop(process, grace=5)
 
 
 def test_tail_returns_the_last_lines(tmp_path: Path) -> None:
@@ -73,4 +93,5 @@ def test_tail_returns_the_last_lines(tmp_path: Path) -> None:
 
 def test_dead_pids_are_not_alive() -> None:
     assert not procs.pid_alive(0)
+    assert not procs.pid_alive(-1)
     assert not procs.pid_alive(2**22 + 12345)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+import psutil
 
 from tributary_devstack import procs
 from tributary_devstack.config import StackConfig
@@ -122,7 +123,7 @@ def format_storage(config: StackConfig) -> None:
             )
 
 
-def spawn_broker(config: StackConfig) -> tuple[subprocess.Popen[bytes], list[str]]:
+def spawn_broker(config: StackConfig) -> tuple[psutil.Process, list[str]]:
     """Write the config, format if needed and start ``kafka.Kafka`` in the background."""
     if shutil.which(config.java) is None:
         raise ComponentStartError(
@@ -131,7 +132,7 @@ def spawn_broker(config: StackConfig) -> tuple[subprocess.Popen[bytes], list[str
     write_config_files(config)
     format_storage(config)
     command = broker_command(config)
-    popen = procs.spawn(
+    process = procs.spawn(
         command, log_path=kafka_log_path(config), env=os.environ, cwd=config.kafka_dir
     )
-    return popen, command
+    return process, command

@@ -8,24 +8,21 @@ signalling an unrelated process that later got the same pid.
 
 from __future__ import annotations
 
-import json
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 # Instance names become file names; keep them boring.
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
-class PidFileError(ValueError):
-    """A pid file that cannot be parsed; treated as stale by callers."""
-
-
-@dataclass(frozen=True, slots=True)
-class PidRecord:
+class PidRecord(BaseModel):
     """One process started by the stack."""
+
+    # Unknown keys are ignored, so records written by an older version still read.
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
     name: str
     pid: int
@@ -34,44 +31,22 @@ class PidRecord:
     port: int | None = None
     health_url: str | None = None
     module: str | None = None
-    # Field 22 of /proc/<pid>/stat at spawn time; None where /proc is missing.
-    start_ticks: int | None = None
+    # psutil's start time of the process (seconds since the epoch); None in
+    # records of older versions, whose processes are then known by pid alone.
+    create_time: float | None = None
     started_at: float = 0.0
-    command: tuple[str, ...] = field(default_factory=tuple)
+    command: tuple[str, ...] = ()
 
     def to_json(self) -> str:
-        data: dict[str, Any] = {
-            "name": self.name,
-            "pid": self.pid,
-            "kind": self.kind,
-            "log_path": str(self.log_path),
-            "port": self.port,
-            "health_url": self.health_url,
-            "module": self.module,
-            "start_ticks": self.start_ticks,
-            "started_at": self.started_at,
-            "command": list(self.command),
-        }
-        return json.dumps(data, indent=2, sort_keys=True) + "\n"
+        return self.model_dump_json(indent=2) + "\n"
 
     @classmethod
-    def from_json(cls, text: str) -> PidRecord:
+    def from_json(cls, text: str) -> PidRecord | None:
+        """The record in ``text``, or None if it cannot be parsed (a stale file)."""
         try:
-            data = json.loads(text)
-            return cls(
-                name=str(data["name"]),
-                pid=int(data["pid"]),
-                kind=str(data["kind"]),
-                log_path=Path(data["log_path"]),
-                port=None if data.get("port") is None else int(data["port"]),
-                health_url=data.get("health_url"),
-                module=data.get("module"),
-                start_ticks=None if data.get("start_ticks") is None else int(data["start_ticks"]),
-                started_at=float(data.get("started_at", 0.0)),
-                command=tuple(str(part) for part in data.get("command", ())),
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise PidFileError(f"unreadable pid record: {exc}") from exc
+            return cls.model_validate_json(text)
+        except ValidationError:
+            return None
 
 
 def validate_name(name: str) -> str:
@@ -107,10 +82,7 @@ def read_record(pids_dir: Path, name: str) -> PidRecord | None:
         text = meta_path(pids_dir, name).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    try:
-        return PidRecord.from_json(text)
-    except PidFileError:
-        return None
+    return PidRecord.from_json(text)
 
 
 def remove_record(pids_dir: Path, name: str) -> None:

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import psutil
 
 from tributary_devstack import procs
 from tributary_devstack.pidfiles import PidRecord, remove_record
-from tributary_devstack.readiness import ComponentStartError, describe_exit, http_ok, wait_until
+from tributary_devstack.readiness import ComponentStartError, describe_exit, http_ok
+from tributary_shared.runtime.retry import NotReadyError, poll_until
+
+_POLL_S = 0.25
 
 
 def http_probe(url: str | None) -> Callable[[], bool]:
@@ -21,9 +25,8 @@ def http_probe(url: str | None) -> Callable[[], bool]:
 class ManagedProcess:
     """One process of the stack: its pid record, health probe and lifecycle.
 
-    ``popen`` is set when this Python process spawned it; it is then used to
-    reap the child (a killed child would otherwise stay a zombie that looks
-    alive). Processes adopted from pid files of an earlier run have no popen.
+    ``process`` is the psutil handle, for a process spawned now or one adopted
+    from the pid files of an earlier run.
     """
 
     def __init__(
@@ -31,12 +34,12 @@ class ManagedProcess:
         record: PidRecord,
         pids_dir: Path,
         probe: Callable[[], bool],
-        popen: subprocess.Popen[bytes] | None = None,
+        process: psutil.Process,
     ) -> None:
         self.record = record
         self._pids_dir = pids_dir
         self._probe = probe
-        self._popen = popen
+        self._process = process
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} pid={self.pid} port={self.port}>"
@@ -59,26 +62,19 @@ class ManagedProcess:
 
     def exit_reason(self) -> str | None:
         """None while the process runs, else how it ended (for error messages)."""
-        if self._popen is not None:
-            code = self._popen.poll()
-            return None if code is None else describe_exit(code)
-        return None if procs.record_alive(self.record) else describe_exit(None)
+        if procs.is_running(self._process):
+            return None
+        return describe_exit(procs.exit_code(self._process))
 
     def is_alive(self) -> bool:
-        return self.exit_reason() is None
+        return procs.is_running(self._process)
 
     def is_healthy(self) -> bool:
         return self.is_alive() and self._probe()
 
     def wait_healthy(self, timeout: float) -> None:
         """Block until healthy; raises ``ComponentStartError`` with the log tail."""
-        wait_until(
-            self._probe,
-            component=self.name,
-            timeout=timeout,
-            log_path=self.log_path,
-            exited=self.exit_reason,
-        )
+        wait_all_healthy([self], timeout)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` (default SIGKILL) without waiting or forgetting the process.
@@ -86,17 +82,17 @@ class ManagedProcess:
         Meant for crash tests; the pid files stay so ``down`` still cleans up.
         """
         if self.is_alive():
-            procs.send_signal(self.pid, sig)
+            procs.signal_tree(self._process, sig)
 
     def wait_exit(self, timeout: float) -> bool:
-        return procs.wait_exit(self.pid, timeout, self._popen)
+        return procs.wait_exit(self._process, timeout)
 
     def terminate(self, grace: float = 15.0) -> None:
         """SIGTERM, SIGKILL after ``grace`` seconds, then remove the pid files."""
         if self.is_alive():
-            procs.stop_pid(self.pid, grace, self._popen)
-        elif self._popen is not None:
-            procs.reap_quietly(self._popen)
+            procs.stop(self._process, grace)
+        else:
+            procs.exit_code(self._process)  # collect a child that already ended
         remove_record(self._pids_dir, self.name)
 
 
@@ -105,12 +101,9 @@ class ServiceProcess(ManagedProcess):
 
     @classmethod
     def from_record(
-        cls,
-        record: PidRecord,
-        pids_dir: Path,
-        popen: subprocess.Popen[bytes] | None = None,
+        cls, record: PidRecord, pids_dir: Path, process: psutil.Process
     ) -> ServiceProcess:
-        return cls(record, pids_dir, http_probe(record.health_url), popen)
+        return cls(record, pids_dir, http_probe(record.health_url), process)
 
     @property
     def instance(self) -> str:
@@ -130,7 +123,7 @@ def new_record(
     *,
     name: str,
     kind: str,
-    popen: subprocess.Popen[bytes],
+    process: psutil.Process,
     command: list[str],
     log_path: Path,
     port: int | None,
@@ -140,27 +133,28 @@ def new_record(
     """The pid record of a just-spawned process."""
     return PidRecord(
         name=name,
-        pid=popen.pid,
+        pid=process.pid,
         kind=kind,
         log_path=log_path,
         port=port,
         health_url=health_url,
         module=module,
-        start_ticks=procs.proc_start_ticks(popen.pid),
+        create_time=process.create_time(),
         started_at=time.time(),
         command=tuple(command),
     )
 
 
-def wait_all_healthy(processes: list[ManagedProcess], timeout: float) -> None:
+def wait_all_healthy(processes: Sequence[ManagedProcess], timeout: float) -> None:
     """Wait for several components at once under one deadline.
 
     Starting everything first and then waiting in parallel makes ``up`` take
-    as long as the slowest component rather than the sum of all of them.
+    as long as the slowest component rather than the sum of all of them. A
+    component whose process ends fails the wait at once, with its log tail.
     """
-    deadline = time.monotonic() + timeout
     pending = list(processes)
-    while pending:
+
+    def all_healthy() -> bool:
         for proc in list(pending):
             if proc.is_healthy():
                 pending.remove(proc)
@@ -168,12 +162,13 @@ def wait_all_healthy(processes: list[ManagedProcess], timeout: float) -> None:
             reason = proc.exit_reason()
             if reason is not None:
                 raise ComponentStartError(proc.name, reason, proc.log_path)
-        if not pending:
-            return
-        if time.monotonic() >= deadline:
-            first, others = pending[0], [p.name for p in pending[1:]]
-            reason = f"not healthy after {timeout:.0f}s"
-            if others:
-                reason += f" (also still waiting for: {', '.join(others)})"
-            raise ComponentStartError(first.name, reason, first.log_path)
-        time.sleep(0.25)
+        return not pending
+
+    try:
+        poll_until(all_healthy, what="components", timeout_s=timeout, interval_s=_POLL_S)
+    except NotReadyError:
+        first, others = pending[0], [p.name for p in pending[1:]]
+        reason = f"not healthy after {timeout:.0f}s"
+        if others:
+            reason += f" (also still waiting for: {', '.join(others)})"
+        raise ComponentStartError(first.name, reason, first.log_path) from None

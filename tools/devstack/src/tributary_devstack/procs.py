@@ -1,4 +1,9 @@
-"""Spawning, probing and stopping OS processes (the only place that signals pids)."""
+"""Spawning, inspecting and stopping OS processes (the only place that signals them).
+
+Inspection is psutil's: a ``psutil.Process`` knows its start time, so a pid
+that was recycled by an unrelated process is never mistaken for ours, and
+``wait`` collects the exit status of our own children.
+"""
 
 from __future__ import annotations
 
@@ -9,98 +14,47 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from tributary_devstack.pidfiles import PidRecord
+import psutil
 
-_POLL_S = 0.1
+from tributary_shared.runtime.retry import NotReadyError, poll_until
 
-
-def proc_start_ticks(pid: int) -> int | None:
-    """Start time of ``pid`` in clock ticks since boot, or None without /proc.
-
-    Together with the pid it identifies a process uniquely, so a recycled pid
-    is never mistaken for a process we started.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return None
-    # The command name (field 2) may contain spaces and parentheses: split after it.
-    fields = stat[stat.rfind(")") + 2 :].split()
-    try:
-        return int(fields[19])  # field 22 overall; fields[0] is field 3
-    except (IndexError, ValueError):
-        return None
+# Start times are computed from the boot time, which a clock adjustment can
+# move by a second between two runs of the CLI; a recycled pid would have to
+# start within this margin of ours to pass.
+_SAME_START_S = 1.5
+_KILL_WAIT_S = 10.0
+_POLL_S = 0.05
 
 
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2 :].startswith("Z")
+class _DetachedPopen(subprocess.Popen[bytes]):
+    """A child meant to outlive its handle (the stack keeps running).
 
-
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` exists and is not a zombie waiting to be reaped."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return not _is_zombie(pid)
-
-
-def record_alive(record: PidRecord) -> bool:
-    """True if the process of ``record`` is still the one we started."""
-    if not pid_alive(record.pid):
-        return False
-    if record.start_ticks is None:
-        return True
-    return proc_start_ticks(record.pid) == record.start_ticks
-
-
-def _no_warning(*_args: object, **_kwargs: object) -> None:
-    return None
-
-
-class DetachedPopen(subprocess.Popen[bytes]):
-    """A child that is meant to outlive its handle (the stack keeps running).
-
-    CPython's ``Popen.__del__`` warns (ResourceWarning) when a handle of a
-    running child is collected, and queues the child for reaping. The reaping
-    is kept; the warning is dropped, since pytest turns warnings into errors
-    and a stack left running for reuse is intended.
+    ``Popen.__del__`` would warn (ResourceWarning, an error under pytest) about
+    a running child and queue it for reaping behind psutil's back; the exit
+    status is collected by :func:`exit_code` or :func:`stop` instead.
     """
 
     def __del__(self) -> None:
-        super().__del__(_warn=_no_warning)  # type: ignore[call-arg]
+        return None
 
 
 def spawn(
-    command: Sequence[str],
-    *,
-    log_path: Path,
-    env: Mapping[str, str],
-    cwd: Path,
-) -> subprocess.Popen[bytes]:
+    command: Sequence[str], *, log_path: Path, env: Mapping[str, str], cwd: Path
+) -> psutil.Process:
     """Start ``command`` detached from our terminal, output appended to ``log_path``.
 
     A new session means Ctrl-C in the shell that ran ``up`` does not reach the
-    stack, the processes outlive the CLI, and the pid doubles as a process
-    group id so stopping also reaches any grandchildren.
+    stack, and the processes outlive the CLI.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         log.write(f"\n===== {stamp} starting: {shlex.join(command)}\n".encode())
         log.flush()
-        return DetachedPopen(
+        child = _DetachedPopen(
             list(command),
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -110,44 +64,93 @@ def spawn(
             start_new_session=True,
             close_fds=True,
         )
+    return psutil.Process(child.pid)
 
 
-def send_signal(pid: int, sig: int) -> None:
-    """Signal ``pid`` and, when it leads its own process group, the whole group."""
+def is_running(process: psutil.Process) -> bool:
+    """True while ``process`` runs: not exited, not a zombie, its pid not recycled."""
     try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, sig)
-        else:
-            os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
-def wait_exit(pid: int, timeout: float, popen: subprocess.Popen[bytes] | None = None) -> bool:
-    """Wait up to ``timeout`` seconds for ``pid`` to exit; True if it did.
+def find(pid: int, create_time: float | None) -> psutil.Process | None:
+    """The running process ``pid`` if it is the one that started at ``create_time``."""
+    try:
+        process = psutil.Process(pid)
+        if create_time is not None and abs(process.create_time() - create_time) > _SAME_START_S:
+            return None
+    except (psutil.NoSuchProcess, ValueError):  # ValueError: a negative pid
+        return None
+    return process if is_running(process) else None
 
-    When we hold the Popen we reap the child through it, otherwise a killed
-    child would linger as a zombie and look alive.
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie waiting to be reaped."""
+    return pid > 0 and find(pid, None) is not None
+
+
+def exit_code(process: psutil.Process) -> int | None:
+    """The exit code of an ended child of ours (collecting it); None for other processes."""
+    with contextlib.suppress(psutil.TimeoutExpired):  # its pid went to another process
+        code: int | None = process.wait(timeout=0)
+        return code
+    return None
+
+
+def _tree(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return [process]
+
+
+def send_signal(processes: Iterable[psutil.Process], sig: int) -> None:
+    for process in processes:
+        # psutil refuses (NoSuchProcess) to signal a pid that now belongs to another process.
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(sig)
+
+
+def signal_tree(process: psutil.Process, sig: int) -> None:
+    """Send ``sig`` to ``process`` and its descendants (workers, MCP servers)."""
+    send_signal(_tree(process), sig)
+
+
+def wait_ended(processes: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait up to ``timeout`` seconds for ``processes`` to end; returns those still running.
+
+    A zombie counts as ended. psutil's own ``wait`` would also wait for init
+    to reap an adopted process, which some inits do only every few seconds.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        if popen is not None:
-            if popen.poll() is not None:
-                return True
-        elif not pid_alive(pid):
-            return True
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(_POLL_S)
+    running = list(processes)
+
+    def all_ended() -> bool:
+        running[:] = [process for process in running if is_running(process)]
+        return not running
+
+    with contextlib.suppress(NotReadyError):
+        poll_until(all_ended, what="processes to end", timeout_s=timeout, interval_s=_POLL_S)
+    for process in processes:
+        if process not in running:
+            exit_code(process)  # collect our own children, so they do not stay zombies
+    return running
 
 
-def stop_pid(pid: int, grace: float, popen: subprocess.Popen[bytes] | None = None) -> None:
-    """SIGTERM, then SIGKILL if ``pid`` is still there after ``grace`` seconds."""
-    send_signal(pid, signal.SIGTERM)
-    if wait_exit(pid, grace, popen):
-        return
-    send_signal(pid, signal.SIGKILL)
-    wait_exit(pid, 10.0, popen)
+def wait_exit(process: psutil.Process, timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for ``process`` to end; True if it did."""
+    return not wait_ended([process], timeout)
+
+
+def stop(process: psutil.Process, grace: float) -> None:
+    """SIGTERM ``process`` and its descendants, then SIGKILL whatever is left after ``grace``."""
+    tree = _tree(process)
+    send_signal(tree, signal.SIGTERM)
+    alive = wait_ended(tree, grace)
+    if alive:
+        send_signal(alive, signal.SIGKILL)
+        wait_ended(alive, _KILL_WAIT_S)
 
 
 def run_checked(
@@ -182,12 +185,6 @@ def tail(path: Path, lines: int = 40) -> str:
     except OSError:
         return ""
     return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
-
-
-def reap_quietly(popen: subprocess.Popen[bytes]) -> None:
-    """Collect an exited child's status so it neither stays a zombie nor warns."""
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        popen.wait(timeout=0)
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

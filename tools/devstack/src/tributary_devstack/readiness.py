@@ -1,10 +1,8 @@
-"""Waiting for components to answer, with a deadline and a useful error."""
+"""Whether components answer, and the error that names one that did not come up."""
 
 from __future__ import annotations
 
 import signal
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -12,7 +10,6 @@ import redis
 
 from tributary_devstack.procs import tail
 
-_POLL_S = 0.25
 TAIL_LINES = 40
 
 
@@ -31,32 +28,6 @@ class ComponentStartError(RuntimeError):
                 message += f"\n--- last {TAIL_LINES} lines of {log_path.name} ---\n"
                 message += self.log_tail
         super().__init__(message)
-
-
-def wait_until(
-    probe: Callable[[], bool],
-    *,
-    component: str,
-    timeout: float,
-    log_path: Path | None,
-    exited: Callable[[], str | None] | None = None,
-) -> None:
-    """Call ``probe`` until it returns True or ``timeout`` seconds have passed.
-
-    ``exited`` describes how the component's process ended if it died, so a
-    crash fails fast instead of waiting for the whole deadline.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        if probe():
-            return
-        if exited is not None:
-            reason = exited()
-            if reason is not None:
-                raise ComponentStartError(component, reason, log_path)
-        if time.monotonic() >= deadline:
-            raise ComponentStartError(component, f"not ready after {timeout:.0f}s", log_path)
-        time.sleep(_POLL_S)
 
 
 def describe_exit(returncode: int | None) -> str:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from tributary_devstack import kafka_admin, kafka_broker, procs
 from tributary_devstack.config import StackConfig
@@ -96,8 +97,7 @@ class Stack:
         self._say = say if say is not None else (lambda _message: None)
         self._environ = dict(os.environ if environ is None else environ)
         self._python = python
-        # Handles of processes this object spawned or adopted, by name. Spawned
-        # ones carry their Popen so they can be reaped after a kill.
+        # Handles of processes this object spawned or adopted, by name.
         self._handles: dict[str, ManagedProcess] = {}
         self._lock_depth = 0
         self._lock_file: int | None = None
@@ -139,10 +139,10 @@ class Stack:
             return lambda: redis_ping(port)
         return http_probe(record.health_url)
 
-    def _handle_from_record(self, record: PidRecord) -> ManagedProcess:
+    def _handle(self, record: PidRecord, process: psutil.Process) -> ManagedProcess:
         if record.kind in (KAFKA, REDIS):
-            return ManagedProcess(record, self.pids_dir, self._probe_for(record))
-        return ServiceProcess.from_record(record, self.pids_dir)
+            return ManagedProcess(record, self.pids_dir, self._probe_for(record), process)
+        return ServiceProcess.from_record(record, self.pids_dir, process)
 
     def process(self, name: str) -> ManagedProcess | None:
         """The live process recorded as ``name``, or None (stale records are dropped)."""
@@ -152,12 +152,13 @@ class Stack:
         record = read_record(self.pids_dir, name)
         if record is None:
             return None
-        if not procs.record_alive(record):
+        process = procs.find(record.pid, record.create_time)
+        if process is None:
             remove_record(self.pids_dir, name)
             return None
         if handle is not None and handle.pid == record.pid:
             return handle
-        handle = self._handle_from_record(record)
+        handle = self._handle(record, process)
         self._handles[name] = handle
         return handle
 
@@ -185,28 +186,24 @@ class Stack:
         cwd: Path | None = None,
     ) -> ManagedProcess:
         log_path = self.config.logs_dir / f"{name}.log"
-        popen = procs.spawn(command, log_path=log_path, env=env, cwd=cwd or self.config.repo_root)
+        process = procs.spawn(command, log_path=log_path, env=env, cwd=cwd or self.config.repo_root)
         return self._register(
             new_record(
                 name=name,
                 kind=kind,
-                popen=popen,
+                process=process,
                 command=command,
                 log_path=log_path,
                 port=port,
                 health_url=health_url,
                 module=module,
             ),
-            popen,
+            process,
         )
 
-    def _register(self, record: PidRecord, popen: subprocess.Popen[bytes]) -> ManagedProcess:
+    def _register(self, record: PidRecord, process: psutil.Process) -> ManagedProcess:
         write_record(self.pids_dir, record)
-        handle: ManagedProcess
-        if record.kind in (KAFKA, REDIS):
-            handle = ManagedProcess(record, self.pids_dir, self._probe_for(record), popen)
-        else:
-            handle = ServiceProcess.from_record(record, self.pids_dir, popen)
+        handle = self._handle(record, process)
         self._handles[record.name] = handle
         return handle
 
@@ -237,17 +234,17 @@ class Stack:
             self._ensure_port_free(KAFKA, port)
         kafka_broker.ensure_libs(self.config, self._say)
         self._say(f"Starting Kafka {self.config.kafka_version} on {self.config.kafka_bootstrap}")
-        popen, command = kafka_broker.spawn_broker(self.config)
+        process, command = kafka_broker.spawn_broker(self.config)
         return self._register(
             new_record(
                 name=KAFKA,
                 kind=KAFKA,
-                popen=popen,
+                process=process,
                 command=command,
                 log_path=log_path,
                 port=self.config.kafka_port,
             ),
-            popen,
+            process,
         )
 
     def ensure_redis(self) -> ManagedProcess:
