@@ -166,7 +166,7 @@ class Planner:
             record = await self._store.get_workflow(request.workflow_id)
             if record is not None and record.status is WorkflowStatus.RUNNING:
                 # Planned before a crash; the step events may not have left.
-                await self._publisher.publish(self._dispatches(request, record))
+                await self._publisher.publish(self._planned_events(request, record))
             elif record is not None and record.final_event is not None:
                 final = record.final_event
                 if final.causation_id == request.event_id:  # planning failed before a crash
@@ -240,24 +240,32 @@ class Planner:
             messages += correction_messages(problems)
         raise AssertionError("unreachable")
 
-    def _dispatches(
+    def _planned_events(
         self, request: WorkflowRequested, record: WorkflowRecord
-    ) -> list[StepDispatched]:
-        """The same events (same ids) as the first dispatch, for root steps not yet started.
+    ) -> list[PlanCreated | StepDispatched]:
+        """The plan and its root dispatches again (same ids), for a plan recorded before a
+        crash: the steps not yet started need their dispatch, and egress consumers the plan.
 
         Released dependents are re-sent by ``_advance`` when the results they
         build on are redelivered.
         """
-        plan_event_id = derived_event_id(request.event_id, "plan")
-        return [
+        plan = PlanCreated(
+            event_id=derived_event_id(request.event_id, "plan"),
+            workflow_id=request.workflow_id,
+            tenant_id=request.tenant_id,
+            causation_id=request.event_id,
+            steps=tuple(step.as_planned() for step in record.steps),
+        )
+        dispatches = [
             StepDispatched(
                 event_id=derived_event_id(request.workflow_id, "dispatch", step.step_id),
                 workflow_id=request.workflow_id,
                 tenant_id=request.tenant_id,
-                causation_id=plan_event_id,
+                causation_id=plan.event_id,
                 step=step.as_planned(),
                 task=request.task,
             )
             for step in record.steps
             if step.status is StepStatus.PENDING and not step.depends_on
         ]
+        return [plan, *dispatches]

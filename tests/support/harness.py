@@ -1,0 +1,323 @@
+"""The planner, agent-runner and synthesizer handlers together, in one process.
+
+The handlers are the services' real classes; their ports are the in-memory
+twins; the LLM is the scripted server in-process behind the real ``openai``
+SDK. Events a handler publishes are delivered to the services whose topology
+(``core.topology``) says they consume them, one delivery at a time, in order.
+
+What Kafka and real processes would do to a delivery is made explicit:
+
+* ``crash_before_publishing`` / ``crash_after``: the handler dies at that point
+  (a ``Crash`` is raised in it); its delivery was not committed, so it is
+  delivered again, as Kafka would after a restart;
+* ``deliver_twice``: every event reaches each consumer twice (at-least-once);
+* ``start``: a delivery runs as a task that a test may cancel mid-flight, as a
+  revoked partition or a shutdown would.
+
+Every event a handler publishes must be one its service declares it emits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter, deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.support.scripted import ScriptedEndpoint
+from tributary_agent_runner.service import AgentRunner
+from tributary_agent_runner.settings import AgentSettings
+from tributary_agent_runner.tools.calculator import calculator_tool
+from tributary_agent_runner.tools.registry import Tool, ToolRegistry
+from tributary_planner.service import Planner
+from tributary_planner.settings import PlannerSettings
+from tributary_shared.core.events import (
+    AnyEvent,
+    EventEnvelope,
+    WorkflowOptions,
+    WorkflowRequested,
+    decode_event,
+)
+from tributary_shared.core.machine import Move, Transition
+from tributary_shared.core.ports import Ports
+from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
+from tributary_shared.core.status import WorkflowStatus
+from tributary_shared.core.topology import consumers_of, role_of
+from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
+from tributary_shared.runtime.worker import workflow_llms
+from tributary_shared.twins import (
+    MemoryBudgetLedger,
+    MemoryCallHistory,
+    MemoryCancellationSignal,
+    MemoryEffectLedger,
+    MemoryWorkflowStore,
+)
+from tributary_synthesizer.service import Synthesizer
+
+SERVICES = ("planner", "agent-runner", "synthesizer")
+
+
+class Crash(Exception):
+    """Stands for the process dying here: nothing after this point happens."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    service: str
+    event: AnyEvent
+    redelivered: bool = False
+
+
+@dataclass
+class _CrashPoint:
+    service: str
+    event_type: str | None = None
+    move: Move | None = None
+    remaining: int = 1
+
+
+@dataclass
+class Harness:
+    endpoint: ScriptedEndpoint
+    tools: Sequence[Tool[Any]] = ()
+    deliver_twice: bool = False
+    max_iterations: int = 6
+    store: MemoryWorkflowStore = field(default_factory=MemoryWorkflowStore)
+    cancellations: MemoryCancellationSignal = field(default_factory=MemoryCancellationSignal)
+    published: list[EventEnvelope] = field(default_factory=list)
+    """Every event any handler published, in order: what the topics carry."""
+    crashes: int = 0
+    _queue: deque[Delivery] = field(default_factory=deque)
+    _crash_points: list[_CrashPoint] = field(default_factory=list)
+    _handlers: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.budgets = MemoryBudgetLedger(self.store)
+        self.calls = MemoryCallHistory()
+        self.effects = MemoryEffectLedger()
+        client = self.endpoint.client()
+        for service in SERVICES:
+            ports = self.ports_of(service)
+            llms = workflow_llms(
+                ports,
+                client,
+                llm_settings=self.endpoint.settings(),
+                budget_settings=BudgetSettings(),
+            )
+            self._handlers[service] = self._build(service, ports, llms)
+
+    def ports_of(self, service: str) -> Ports:
+        return Ports(
+            store=_CrashingStore(self, service),
+            budgets=self.budgets,
+            publisher=_ServicePublisher(self, service),
+            cancellations=self.cancellations,
+            calls=self.calls,
+            effects=self.effects,
+        )
+
+    def _build(self, service: str, ports: Ports, llms: Any) -> Any:
+        if service == "planner":
+            return Planner(
+                ports,
+                llms=llms,
+                settings=PlannerSettings(),
+                budgets=BudgetSettings(),
+                defaults=WorkflowDefaults(),
+            )
+        if service == "agent-runner":
+            return AgentRunner(
+                ports,
+                llms=llms,
+                tools=ToolRegistry([calculator_tool, *self.tools]),
+                settings=AgentSettings(max_iterations=self.max_iterations),
+            )
+        return Synthesizer(ports, llms=llms)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Harness]:
+        """Starts the handlers' background work (listeners, sweepers) for the block."""
+        for handler in self._handlers.values():
+            await handler.start()
+        await asyncio.sleep(0)  # let the listeners subscribe
+        try:
+            yield self
+        finally:
+            for handler in self._handlers.values():
+                await handler.close()
+
+    # -- driving ----------------------------------------------------------------------
+
+    async def submit(self, task: str, **options: Any) -> str:
+        """Accept a request as the gateway does, and queue it for the planner."""
+        request = WorkflowRequested(
+            workflow_id=f"wf_{len(self.store.records) + 1}",
+            task=task,
+            options=WorkflowOptions(**options),
+        )
+        deadline = request.occurred_at.timestamp() + 600
+        await self.store.create_workflow(request, deadline_at=deadline)
+        self._route(request)
+        return request.workflow_id
+
+    async def run(self, *, limit: int = 500) -> None:
+        """Deliver queued events until none is left."""
+        for _ in range(limit):
+            if not self._queue:
+                return
+            await self.deliver(self._queue.popleft())
+        raise AssertionError(f"still delivering after {limit} deliveries")
+
+    async def deliver(self, delivery: Delivery) -> None:
+        try:
+            await self._handlers[delivery.service].handle(delivery.event)
+        except Crash:
+            self.crashes += 1
+            self._queue.append(Delivery(delivery.service, delivery.event, redelivered=True))
+
+    @property
+    def pending(self) -> list[Delivery]:
+        return list(self._queue)
+
+    async def deliver_pending(self, index: int, *, twice: bool = False) -> None:
+        """Deliver the ``index``-th queued delivery out of order, possibly twice in a row."""
+        delivery = self._queue[index]
+        del self._queue[index]
+        await self.deliver(delivery)
+        if twice:
+            await self.deliver(Delivery(delivery.service, delivery.event, redelivered=True))
+
+    def start(self, delivery: Delivery) -> asyncio.Task[None]:
+        """Run one delivery as a task a test may cancel mid-flight."""
+        return asyncio.create_task(self._handlers[delivery.service].handle(delivery.event))
+
+    def take(self, service: str, event_type: str) -> Delivery:
+        """Remove and return the first queued delivery of ``event_type`` to ``service``."""
+        for delivery in self._queue:
+            if delivery.service == service and delivery.event.type == event_type:
+                self._queue.remove(delivery)
+                return delivery
+        raise LookupError(f"no {event_type} queued for {service}")
+
+    def redeliver(self, events: Iterable[EventEnvelope]) -> None:
+        """Queue these events again for every consumer, as a replay or a rebalance would."""
+        for event in events:
+            for role in consumers_of(event.type):
+                self._queue.append(Delivery(role.service, _as_any(event), redelivered=True))
+
+    def control(self) -> WorkflowControl:
+        return WorkflowControl.over(self.ports_of("gateway"))
+
+    # -- failures ------------------------------------------------------------------------
+
+    def crash_before_publishing(self, service: str, event_type: str, *, times: int = 1) -> None:
+        self._crash_points.append(_CrashPoint(service, event_type=event_type, remaining=times))
+
+    def crash_after(self, service: str, move: Move, *, times: int = 1) -> None:
+        self._crash_points.append(_CrashPoint(service, move=move, remaining=times))
+
+    def _maybe_crash(
+        self, service: str, *, event_type: str | None = None, move: Move | None = None
+    ) -> None:
+        for point in self._crash_points:
+            hit = point.service == service and point.remaining > 0
+            if hit and (
+                (event_type is not None and point.event_type == event_type)
+                or (move is not None and point.move is move)
+            ):
+                point.remaining -= 1
+                raise Crash(f"{service} died at {event_type or move}")
+
+    # -- what happened -------------------------------------------------------------------
+
+    async def record(self, workflow_id: str) -> WorkflowRecord:
+        record = await self.store.get_workflow(workflow_id)
+        assert record is not None
+        return record
+
+    def published_of(self, workflow_id: str, event_type: str | None = None) -> list[EventEnvelope]:
+        return [
+            e
+            for e in self.published
+            if e.workflow_id == workflow_id and (event_type is None or e.type == event_type)
+        ]
+
+    def distinct_ids(self, workflow_id: str, event_type: str) -> Counter[str]:
+        """How often each distinct event id of a type was published (re-sends share an id)."""
+        return Counter(e.event_id for e in self.published_of(workflow_id, event_type))
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _route(self, event: EventEnvelope) -> None:
+        for role in consumers_of(event.type):
+            self._queue.append(Delivery(role.service, _as_any(event)))
+            if self.deliver_twice:
+                self._queue.append(Delivery(role.service, _as_any(event), redelivered=True))
+
+
+def _as_any(event: EventEnvelope) -> AnyEvent:
+    """The event as a consumer gets it: encoded and decoded again, as on the wire."""
+    return decode_event(event.model_dump_json())
+
+
+class _ServicePublisher:
+    """One service's view of the topics: checks the declared topology, may die first."""
+
+    def __init__(self, harness: Harness, service: str) -> None:
+        self._harness = harness
+        self._service = service
+
+    async def publish(self, events: Iterable[EventEnvelope]) -> None:
+        batch = list(events)
+        emits = role_of(self._service).emits
+        for event in batch:
+            assert event.type in emits, f"{self._service} emits undeclared {event.type}"
+            self._harness._maybe_crash(self._service, event_type=event.type)
+        for event in batch:
+            self._harness.published.append(event)
+            self._harness._route(event)
+
+
+class _CrashingStore:
+    """The shared store twin, through which one service's process may die after a write."""
+
+    def __init__(self, harness: Harness, service: str) -> None:
+        self._harness = harness
+        self._service = service
+        self._store = harness.store
+
+    async def apply(self, transition: Transition) -> Applied:
+        applied = await self._store.apply(transition)
+        self._harness._maybe_crash(self._service, move=transition.move)
+        return applied
+
+    async def create_workflow(
+        self,
+        event: WorkflowRequested,
+        *,
+        deadline_at: float,
+        idempotency_key_value: str | None = None,
+    ) -> str | None:
+        return await self._store.create_workflow(
+            event, deadline_at=deadline_at, idempotency_key_value=idempotency_key_value
+        )
+
+    async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
+        return await self._store.get_workflow(workflow_id)
+
+    async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
+        return await self._store.status(workflow_id)
+
+    async def read_log(
+        self, workflow_id: str, *, after: str = "0", block_ms: int | None = None, count: int = 100
+    ) -> list[LogEntry]:
+        return await self._store.read_log(workflow_id, after=after, block_ms=block_ms, count=count)
+
+    async def overdue(self, now: float, *, limit: int = 100) -> list[str]:
+        return await self._store.overdue(now, limit=limit)
+
+    async def forget_deadline(self, workflow_id: str) -> None:
+        await self._store.forget_deadline(workflow_id)

@@ -1,0 +1,289 @@
+"""The handlers' hard-to-reach branches, in-process: redelivery, crashes, cancels, revokes.
+
+Each test runs the real planner, agent-runner and synthesizer handlers on the
+in-memory twins with the scripted LLM behind the real SDK (tests/support/harness.py).
+Guarantees are proven by counting what they protect where it happens: requests
+the LLM endpoint received per caller and step, and runs of a side-effecting tool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+from pydantic import BaseModel
+
+from tests.support.harness import Harness
+from tests.support.scripted import ScriptedEndpoint, rule
+from tributary_agent_runner.tools.registry import Tool
+from tributary_shared.core import machine
+from tributary_shared.core.events import StepCompleted, WorkflowCancelled
+from tributary_shared.core.machine import Move
+from tributary_shared.core.status import StepStatus, WorkflowStatus
+
+TASK = "collect alpha; collect beta; collect gamma"
+TITLES = ("collect alpha", "collect beta", "collect gamma")
+
+
+class MailArgs(BaseModel):
+    to: str
+
+
+class Mailbox:
+    """A side-effecting tool that counts the mails it really sent."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.tool = Tool(
+            name="send_mail",
+            description="Send a mail.",
+            args_model=MailArgs,
+            run=self._send,
+            read_only=False,
+        )
+
+    async def _send(self, args: MailArgs) -> str:
+        self.sent.append(args.to)
+        return f"sent to {args.to}"
+
+
+@pytest.fixture
+async def endpoint() -> AsyncIterator[ScriptedEndpoint]:
+    scripted = ScriptedEndpoint()
+    yield scripted
+    await scripted.aclose()
+
+
+@pytest.fixture
+def mailbox() -> Mailbox:
+    return Mailbox()
+
+
+@pytest.fixture
+async def harness(endpoint: ScriptedEndpoint, mailbox: Mailbox) -> AsyncIterator[Harness]:
+    async with Harness(endpoint, tools=[mailbox.tool]).running() as running:
+        yield running
+
+
+def mail_each_step(endpoint: ScriptedEndpoint) -> None:
+    """Every agent first mails ops, then answers from the tool result."""
+    endpoint.add_rule(
+        rule(
+            {"tool_calls": [{"name": "send_mail", "arguments": {"to": "ops@example.org"}}]},
+            has_tools=True,
+            has_tool_result=False,
+        )
+    )
+
+
+async def assert_completed_once(
+    harness: Harness, endpoint: ScriptedEndpoint, workflow_id: str, *, mails: int = 0
+) -> None:
+    """The workflow ended with one answer, each step ran its model once, nothing repeated."""
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.COMPLETED
+    assert [s.status for s in record.steps] == [StepStatus.COMPLETED] * len(TITLES)
+    assert record.steps_finished == len(TITLES)
+    assert len(endpoint.planner_calls()) == 1
+    for title in TITLES:
+        assert len(endpoint.agent_calls(title)) == (2 if mails else 1), title
+    assert len(endpoint.synthesis_calls()) == 1
+    assert len(harness.distinct_ids(workflow_id, "workflow.completed")) == 1
+    assert len(harness.distinct_ids(workflow_id, "step.completed")) == len(TITLES)
+    assert len(harness.distinct_ids(workflow_id, "plan.created")) == 1
+
+
+async def test_a_workflow_runs_through_the_three_handlers(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK)
+    await harness.run()
+    await assert_completed_once(harness, endpoint, workflow_id)
+    record = await harness.record(workflow_id)
+    assert record.result is not None
+    assert all(f"collect {name}" in record.result for name in ("alpha", "beta", "gamma"))
+    assert harness.crashes == 0
+
+
+async def test_every_event_delivered_twice_changes_nothing(
+    endpoint: ScriptedEndpoint, mailbox: Mailbox
+) -> None:
+    mail_each_step(endpoint)
+    async with Harness(endpoint, tools=[mailbox.tool], deliver_twice=True).running() as harness:
+        workflow_id = await harness.submit(TASK)
+        await harness.run()
+        await assert_completed_once(harness, endpoint, workflow_id, mails=1)
+    assert mailbox.sent == ["ops@example.org"] * len(TITLES)
+
+
+async def test_replaying_every_event_after_the_end_changes_nothing(
+    harness: Harness, endpoint: ScriptedEndpoint, mailbox: Mailbox
+) -> None:
+    mail_each_step(endpoint)
+    workflow_id = await harness.submit(TASK)
+    await harness.run()
+    before = await harness.record(workflow_id)
+    calls = len(endpoint.requests)
+    first_final = harness.published_of(workflow_id, "workflow.completed")
+    assert len(first_final) == 1
+
+    request = harness.store.records[workflow_id]
+    replay = [e for e in harness.published if e.workflow_id == workflow_id]
+    harness.redeliver(replay)
+    await harness.run()
+
+    assert len(endpoint.requests) == calls
+    assert mailbox.sent == ["ops@example.org"] * len(TITLES)
+    assert await harness.record(workflow_id) == before == request
+    # Only a redelivered cause of the final result sends it again, with the same id.
+    finals = harness.published_of(workflow_id, "workflow.completed")
+    assert {e.event_id for e in finals} == {first_final[0].event_id}
+
+
+@pytest.mark.parametrize(
+    ("service", "move", "runs_of_the_crashed_work"),
+    [
+        # the plan was recorded but its dispatches never left: sent again, not re-planned
+        ("planner", Move.RECORD_PLAN, {"planner": 1}),
+        # a step started, the runner died before calling its model: it runs again once
+        ("agent-runner", Move.START_STEP, {"agent": 1}),
+        # the outcome was recorded but not published: sent again, the model not asked again
+        ("agent-runner", Move.FINISH_STEP, {"agent": 1}),
+        # synthesis started, the synthesizer died before its model answered
+        ("synthesizer", Move.START_SYNTHESIS, {"synthesis": 1}),
+        # the final result was recorded but not published: sent again, no second answer
+        ("synthesizer", Move.COMPLETE, {"synthesis": 1}),
+    ],
+)
+async def test_a_crash_between_two_writes_loses_and_repeats_nothing(
+    harness: Harness,
+    endpoint: ScriptedEndpoint,
+    service: str,
+    move: Move,
+    runs_of_the_crashed_work: dict[str, int],
+) -> None:
+    harness.crash_after(service, move)
+    workflow_id = await harness.submit(TASK)
+    await harness.run()
+    assert harness.crashes == 1
+    await assert_completed_once(harness, endpoint, workflow_id)
+    if move is Move.FINISH_STEP:
+        assert len(harness.published_of(workflow_id, "step.completed")) == len(TITLES)
+
+
+async def test_a_crash_before_publishing_the_plan_sends_the_same_dispatches(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    harness.crash_before_publishing("planner", "step.dispatched")
+    workflow_id = await harness.submit(TASK)
+    await harness.run()
+    assert harness.crashes == 1
+    await assert_completed_once(harness, endpoint, workflow_id)
+    dispatched = harness.distinct_ids(workflow_id, "step.dispatched")
+    assert len(dispatched) == len(TITLES)
+
+
+async def test_a_resumed_step_does_not_repeat_its_side_effects(
+    harness: Harness, endpoint: ScriptedEndpoint, mailbox: Mailbox
+) -> None:
+    """The runner is stopped after the tool acted and before the step finished (a
+    revoked partition); the step runs again elsewhere and gets the recorded result."""
+    mail_each_step(endpoint)
+    endpoint.add_rule(rule({"hang": True}, has_tool_result=True, last_user_contains="alpha"))
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    first_run = harness.start(harness.take("agent-runner", "step.dispatched"))
+    await wait_until(lambda: len(endpoint.agent_calls("collect alpha")) == 2)
+    assert mailbox.sent == ["ops@example.org"]
+
+    first_run.cancel()  # the partition is revoked: its handler is stopped
+    with pytest.raises(asyncio.CancelledError):
+        await first_run
+    record = await harness.record(workflow_id)
+    assert record.steps[0].status is StepStatus.RUNNING
+
+    endpoint.app.state.scripted.rules.clear()
+    mail_each_step(endpoint)
+    harness.redeliver(harness.published_of(workflow_id, "step.dispatched")[:1])
+    await harness.run()
+
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.COMPLETED
+    assert record.steps[0].attempt == 2
+    assert "sent to ops@example.org" in (record.steps[0].result or "")
+    # One real mail per step: the resumed alpha step got the recorded result.
+    assert sorted(mailbox.sent) == ["ops@example.org"] * len(TITLES)
+    assert len(harness.distinct_ids(workflow_id, "step.completed")) == len(TITLES)
+
+
+async def test_a_step_result_arriving_after_cancel_is_dropped(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    """The runner missed the cancellation signal; its late answer must change nothing."""
+    endpoint.add_rule(
+        rule({"delay_ms": 200, "content": "late"}, has_tools=True, last_user_contains="alpha")
+    )
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    running = harness.start(harness.take("agent-runner", "step.dispatched"))
+    await wait_until(lambda: len(endpoint.agent_calls("collect alpha")) == 1)
+    # Cancelled in the store only: no signal reaches the running step.
+    cancelled = WorkflowCancelled(workflow_id=workflow_id, reason="stop")
+    await harness.store.apply(machine.cancel(cancelled))
+    await running
+
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.CANCELLED
+    assert record.steps[0].status is StepStatus.RUNNING
+    assert record.steps_finished == 0
+    assert harness.published_of(workflow_id, "step.completed") == []
+    await harness.run()
+    assert endpoint.synthesis_calls() == []
+    assert endpoint.agent_calls("collect beta") == []  # checked before their first call
+
+
+async def test_cancel_stops_a_running_step_at_once(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    endpoint.add_rule(rule({"hang": True}, has_tools=True, last_user_contains="alpha"))
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    running = harness.start(harness.take("agent-runner", "step.dispatched"))
+    await wait_until(lambda: len(endpoint.agent_calls("collect alpha")) == 1)
+
+    assert await harness.control().cancel(workflow_id, tenant_id="default", reason="user")
+    await asyncio.wait_for(running, timeout=5)  # the hung model call was abandoned
+
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.CANCELLED
+    assert [e.type for e in harness.published_of(workflow_id)][-1] == "workflow.cancelled"
+    assert harness.cancellations.announced == [workflow_id]
+    assert not await harness.control().cancel(workflow_id, tenant_id="default", reason="again")
+
+
+async def test_a_duplicate_dispatch_of_a_finished_step_resends_its_outcome(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK)
+    await harness.run()
+    dispatch = harness.published_of(workflow_id, "step.dispatched")[0]
+    outcome = harness.published_of(workflow_id, "step.completed")[0]
+    assert isinstance(outcome, StepCompleted)
+    calls = len(endpoint.requests)
+
+    harness.redeliver([dispatch])
+    await harness.run()
+
+    assert len(endpoint.requests) == calls
+    resent = harness.published_of(workflow_id, "step.completed")
+    assert [e.event_id for e in resent].count(outcome.event_id) == 2
+
+
+async def wait_until(condition: object, *, timeout_s: float = 5.0) -> None:
+    assert callable(condition)
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
