@@ -13,7 +13,7 @@ from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import ToolRegistry
 from tributary_shared.core import machine
-from tributary_shared.core.errors import FatalError, LogicError
+from tributary_shared.core.errors import LogicError, recovery_for
 from tributary_shared.core.events import (
     AnyEvent,
     StepCompleted,
@@ -187,7 +187,7 @@ class AgentRunner:
             return
         await self._publisher.publish([outcome])
         log.info("step %s after %d iterations", outcome.type, run.iterations, extra=extra)
-        if isinstance(run.error, FatalError):
+        if run.error is not None and recovery_for(run.error).fails_workflow:
             # A bad key or an unknown model would fail every step: stop the workflow.
             await self._control.fail(
                 dispatched.workflow_id,

@@ -18,7 +18,7 @@ from tributary_planner.planning import (
 )
 from tributary_planner.settings import PlannerSettings
 from tributary_shared.core import machine
-from tributary_shared.core.errors import ModelError, TributaryError
+from tributary_shared.core.errors import ModelError, TributaryError, recovery_for
 from tributary_shared.core.events import (
     AnyEvent,
     ErrorInfo,
@@ -221,10 +221,11 @@ class Planner:
     async def _draft_plan(
         self, llm: MeteredLLM, task: str, *, max_steps: int
     ) -> tuple[PlanDraft, TokenUsage]:
-        """A plan from the model; one corrective re-plan if it is unusable."""
+        """A plan from the model, re-planned with corrections as the error table allows."""
         messages = planning_messages(task, max_steps=max_steps)
         usage = TokenUsage()
-        for attempt in (1, 2):
+        replans = 0
+        while True:
             draft, used = await llm.structured(
                 role="planner", messages=messages, output=PlanDraft, schema_name=PLAN_SCHEMA_NAME
             )
@@ -232,13 +233,12 @@ class Planner:
             problems = plan_problems(draft, max_steps=max_steps)
             if not problems:
                 return draft, usage
-            if attempt == 2:
-                raise ModelError(
-                    "the plan was invalid: " + "; ".join(problems), code="plan_invalid"
-                )
+            error = ModelError("the plan was invalid: " + "; ".join(problems), code="plan_invalid")
+            if replans >= recovery_for(error).reprompts:
+                raise error
+            replans += 1
             messages = [*messages, {"role": "assistant", "content": draft.model_dump_json()}]
             messages += correction_messages(problems)
-        raise AssertionError("unreachable")
 
     def _planned_events(
         self, request: WorkflowRequested, record: WorkflowRecord

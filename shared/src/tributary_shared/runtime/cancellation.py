@@ -8,12 +8,14 @@ next checkpoint, where the agent loop reads the workflow's status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 
 from tributary_shared.core.keys import CANCELLATIONS_CHANNEL
+from tributary_shared.runtime.retry import run_forever
 
 __all__ = ["RedisCancellationSignal"]
 
@@ -30,17 +32,31 @@ class RedisCancellationSignal:
         await self._redis.publish(CANCELLATIONS_CHANNEL, workflow_id)
 
     async def listen(self) -> AsyncIterator[str]:
-        while True:
-            try:
-                async with self._listener_redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CANCELLATIONS_CHANNEL)
-                    async for message in pubsub.listen():
-                        if message.get("type") != "message":
-                            continue
+        heard: asyncio.Queue[str] = asyncio.Queue()
+
+        async def listen_once() -> None:
+            async with self._listener_redis.pubsub() as pubsub:
+                await pubsub.subscribe(CANCELLATIONS_CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
                         data = message["data"]
-                        yield data.decode() if isinstance(data, bytes) else str(data)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("cancellation listener lost Redis; resubscribing", exc_info=True)
-                await asyncio.sleep(1.0)
+                        heard.put_nowait(data.decode() if isinstance(data, bytes) else str(data))
+
+        # A lost connection is resubscribed after a short backoff; announcements
+        # made meanwhile are missed, and the agent loop's checkpoint covers them.
+        subscription = asyncio.create_task(
+            run_forever(
+                listen_once,
+                what="cancellation listener",
+                first_wait_s=0.5,
+                max_wait_s=5.0,
+                logger=log,
+            )
+        )
+        try:
+            while True:
+                yield await heard.get()
+        finally:
+            subscription.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await subscription

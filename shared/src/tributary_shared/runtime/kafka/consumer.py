@@ -28,7 +28,13 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 from redis import exceptions as redis_errors
 
-from tributary_shared.core.errors import ErrorClass, PoisonMessage, TributaryError
+from tributary_shared.core.errors import (
+    Backoff,
+    ErrorClass,
+    PoisonMessage,
+    TributaryError,
+    recovery_for,
+)
 from tributary_shared.core.events import AnyEvent, decode_event
 from tributary_shared.core.topics import DEAD_LETTERS
 from tributary_shared.runtime import metrics
@@ -266,7 +272,8 @@ class EventConsumer:
                         await asyncio.sleep(self._backoff(4))
                         continue
                 attempt += 1
-                if attempt >= self._config.attempts:
+                # The error table says which errors no retry can mend (a poison message).
+                if attempt >= self._config.attempts or recovery_for(exc).dead_letters:
                     log.exception(
                         "giving up on %s after %d attempts", event.type, attempt, extra=extra
                     )
@@ -289,8 +296,8 @@ class EventConsumer:
                 return
 
     def _backoff(self, attempt: int) -> float:
-        ceiling = min(self._config.backoff_max_s, self._config.backoff_base_s * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
+        backoff = Backoff(base_s=self._config.backoff_base_s, cap_s=self._config.backoff_max_s)
+        return backoff.delay(attempt, jitter=random.random())
 
     async def _dead_letter(
         self,
