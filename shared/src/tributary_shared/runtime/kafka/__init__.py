@@ -1,1 +1,31 @@
 """Kafka transport: publishing events and consuming them with bounded parallelism."""
+
+from tributary_shared.runtime.kafka.consumer import (
+    ConsumerConfig,
+    EventConsumer,
+    LaneKey,
+    is_outage,
+)
+from tributary_shared.runtime.kafka.deadletter import DeadLetter
+from tributary_shared.runtime.kafka.lanes import KeyLanes
+from tributary_shared.runtime.kafka.offsets import PartitionOffsets
+from tributary_shared.runtime.kafka.publisher import (
+    EventPublisher,
+    KafkaEventPublisher,
+    event_headers,
+    make_broker,
+)
+
+__all__ = [
+    "ConsumerConfig",
+    "DeadLetter",
+    "EventConsumer",
+    "EventPublisher",
+    "KafkaEventPublisher",
+    "KeyLanes",
+    "LaneKey",
+    "PartitionOffsets",
+    "event_headers",
+    "is_outage",
+    "make_broker",
+]
