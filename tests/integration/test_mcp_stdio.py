@@ -29,8 +29,8 @@ from tributary_agent_runner.tools.registry import (
     ToolRegistry,
     ToolTimedOut,
 )
+from tributary_shared.core.completions import Completion, Message, Role, ToolCall
 from tributary_shared.core.events import PlannedStep, TokenUsage
-from tributary_shared.runtime.llm.client import Completion, Message, Role, ToolCall
 
 pytestmark = pytest.mark.integration
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from tributary_planner.dag import dependency_problems, doomed, find_cycle, releasable
 from tributary_planner.planning import PlanDraft, plan_problems, planned_steps
-from tributary_shared.core.status import StepStatus
 from tributary_shared.core.records import StepRecord
+from tributary_shared.core.status import StepStatus
 
 
 def step(step_id: str, status: StepStatus, *needs: str) -> StepRecord:

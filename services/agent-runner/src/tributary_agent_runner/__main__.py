@@ -35,7 +35,7 @@ def builtin_tools() -> ToolRegistry:
 def build(resources: WorkerResources) -> AgentRunner:
     tools = builtin_tools()
     return AgentRunner(
-        resources,
+        resources.ports,
         llms=resources.workflow_llms(),
         tools=tools,
         mcp=McpToolset.from_env(tools),  # adds the MCP servers' tools to the registry

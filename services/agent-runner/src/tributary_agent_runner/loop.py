@@ -30,6 +30,7 @@ from typing import Any, Protocol
 from tributary_agent_runner.call_history import CallHistory
 from tributary_agent_runner.loop_detection import detect_loop, fingerprint, loop_warning
 from tributary_agent_runner.tools.registry import ToolArgumentsInvalid, ToolError, ToolRegistry
+from tributary_shared.core.completions import Completion, Message, Role, ToolCall
 from tributary_shared.core.errors import (
     ErrorClass,
     LogicError,
@@ -38,7 +39,6 @@ from tributary_shared.core.errors import (
     recovery_for,
 )
 from tributary_shared.core.events import PlannedStep, StepInput, TokenUsage
-from tributary_shared.runtime.llm.types import Completion, Message, Role, ToolCall
 from tributary_shared.runtime.metrics import LOOPS_DETECTED_TOTAL, TOOL_CALL_ERRORS_TOTAL
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_wor
 
 def build(resources: WorkerResources) -> Planner:
     return Planner(
-        resources,
+        resources.ports,
         llms=resources.workflow_llms(),
         settings=load_settings(PlannerSettings),
         budgets=load_settings(BudgetSettings),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from tributary_planner.dag import dependency_problems
+from tributary_shared.core.completions import Message
 from tributary_shared.core.events import Complexity, PlannedStep
-from tributary_shared.runtime.llm.client import Message
 
 PLAN_SCHEMA_NAME = "tributary_plan"
 

@@ -8,7 +8,7 @@ from tributary_synthesizer.service import Synthesizer
 
 
 def build(resources: WorkerResources) -> Synthesizer:
-    return Synthesizer(resources, llms=resources.workflow_llms())
+    return Synthesizer(resources.ports, llms=resources.workflow_llms())
 
 
 SERVICE = "synthesizer"

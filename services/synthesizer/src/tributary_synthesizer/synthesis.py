@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from tributary_shared.core.completions import Message
 from tributary_shared.core.events import ErrorInfo
 from tributary_shared.core.records import StepRecord
 from tributary_shared.core.status import StepStatus
-from tributary_shared.runtime.llm.client import Message
 
 SYSTEM_PROMPT = """You write the final answer to a user's task from the results \
 of the agents that worked on its parts. Combine them into one clear, complete \

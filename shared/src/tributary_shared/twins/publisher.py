@@ -1,25 +1,20 @@
-"""An event publisher in memory: keeps what was published, in order."""
+"""An event publisher in memory: each event on its home topic, in order."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
-from tributary_shared.core.events import EventEnvelope
+from tributary_shared.core.events import EventEnvelope, home_topic
 
 __all__ = ["MemoryPublisher"]
 
-Deliver = Callable[[EventEnvelope], Awaitable[None]]
-
 
 class MemoryPublisher:
-    """``published`` holds every event in order; ``deliver``, if set, is called for each."""
+    """``topics`` holds what each topic carries, in publishing order."""
 
-    def __init__(self, deliver: Deliver | None = None) -> None:
-        self.published: list[EventEnvelope] = []
-        self.deliver = deliver
+    def __init__(self) -> None:
+        self.topics: dict[str, list[EventEnvelope]] = {}
 
     async def publish(self, events: Iterable[EventEnvelope]) -> None:
         for event in events:
-            self.published.append(event)
-            if self.deliver is not None:
-                await self.deliver(event)
+            self.topics.setdefault(home_topic(event), []).append(event)

@@ -1,11 +1,6 @@
-"""Per-workflow token and cost budgets, shared by every service and replica."""
+"""The Redis adapter of the budget ledger, and how limits and prices are worked out."""
 
-from tributary_shared.runtime.budget.ledger import (
-    BudgetLedger,
-    BudgetLimits,
-    BudgetState,
-    Reservation,
-)
+from tributary_shared.runtime.budget.ledger import RedisBudgetLedger
 from tributary_shared.runtime.budget.limits import budget_limits
 
-__all__ = ["BudgetLedger", "BudgetLimits", "BudgetState", "Reservation", "budget_limits"]
+__all__ = ["RedisBudgetLedger", "budget_limits"]

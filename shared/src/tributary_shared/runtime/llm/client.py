@@ -22,11 +22,11 @@ import httpx2
 import openai
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
+from tributary_shared.core.completions import Completion, Message, Role, ToolCall
 from tributary_shared.core.errors import TransientError, TributaryError, recovery_for, retry_delay
 from tributary_shared.core.events import TokenUsage
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.llm.errors import check_finish, classify_sdk_error
-from tributary_shared.runtime.llm.types import Completion, Message, Role, ToolCall
 from tributary_shared.runtime.settings import ConfigurationError, LLMSettings
 
 __all__ = ["Completion", "LLMClient", "Message", "Role", "ToolCall"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from tributary_shared.core.completions import Completion, Message, Role
 from tributary_shared.core.errors import BudgetExceeded
 from tributary_shared.core.events import BudgetExhausted, Complexity, TokenUsage
 from tributary_shared.core.ports import BudgetLedger
@@ -23,7 +24,6 @@ from tributary_shared.runtime.budget.pricing import (
 from tributary_shared.runtime.llm.client import LLMClient
 from tributary_shared.runtime.llm.routing import model_chain
 from tributary_shared.runtime.llm.structured import OutputT, complete_structured
-from tributary_shared.runtime.llm.types import Completion, Message, Role
 from tributary_shared.runtime.settings import LLMSettings, ModelPrice
 
 Announce = Callable[[BudgetExhausted], Awaitable[None]]

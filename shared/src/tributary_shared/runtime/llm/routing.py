@@ -7,8 +7,8 @@ failures once their retries are spent, a model the endpoint does not know).
 
 from __future__ import annotations
 
+from tributary_shared.core.completions import Role
 from tributary_shared.core.events import Complexity
-from tributary_shared.runtime.llm.types import Role
 from tributary_shared.runtime.settings import LLMSettings
 
 

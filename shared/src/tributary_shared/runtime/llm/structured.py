@@ -13,9 +13,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from tributary_shared.core.completions import Completion, Message
 from tributary_shared.core.errors import ModelError, recovery_for
 from tributary_shared.core.events import TokenUsage
-from tributary_shared.runtime.llm.types import Completion, Message
 
 __all__ = ["CompleteOnce", "OutputT", "complete_structured", "json_schema_format"]
 

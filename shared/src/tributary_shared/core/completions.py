@@ -1,7 +1,7 @@
 """The values an LLM call takes and returns, apart from the client that makes it.
 
-The client, structured output and the agent loop all speak these; keeping
-them here lets each import them without importing the others.
+The client, structured output, the planner's and synthesizer's prompt logic
+and the agent loop all speak these; in the core, they import no SDK.
 """
 
 from __future__ import annotations
