@@ -10,9 +10,10 @@ from pathlib import Path
 from tributary_devstack.config import StackConfig
 from tributary_devstack.process import ServiceProcess
 from tributary_devstack.stack import Stack
+from tributary_shared.core.topology import deployed_roles
 
 REPO = Path(__file__).resolve().parents[2]
-WORKERS = ("planner", "agent-runner", "synthesizer")
+WORKERS = tuple(role.service for role in deployed_roles() if role.group_id is not None)
 
 
 def stack_config_for_tests() -> StackConfig:

@@ -13,10 +13,12 @@ from tests.unit.test_deploy_compose import PYTHON_SERVICES
 from tests.unit.test_deploy_compose import services as compose_services
 from tests.unit.test_deploy_k8s import of_kind
 from tests.unit.test_deploy_settings import SERVICES, worker_spec
+from tributary_devstack.services import SERVICES as STACK_SERVICES
 from tributary_devtools.contract.architecture import (
     TOPOLOGY_BEGIN,
     TOPOLOGY_END,
     render_service_table,
+    render_topic_table,
     splice_block,
 )
 from tributary_shared.core.events import event_catalog
@@ -26,6 +28,7 @@ from tributary_shared.core.topology import (
     ServiceRole,
     deployed_roles,
     role_of,
+    subscribers_of,
     subscription,
     topic_of,
 )
@@ -174,3 +177,16 @@ def test_deploy_files_follow_the_topology() -> None:
     assert not problems, "deploy files drifted from tributary_shared.core.topology:\n" + "\n".join(
         problems
     )
+
+
+def test_the_local_stack_runs_every_deployed_service() -> None:
+    assert {spec.name for spec in STACK_SERVICES} == {r.service for r in deployed_roles()}
+
+
+def test_the_deployment_topic_table_names_each_topics_consumer_groups() -> None:
+    table = render_topic_table()
+    for topic in ALL_TOPICS:
+        row = next(line for line in table.splitlines() if f"`{topic.name}`" in line)
+        assert f"| {topic.partitions} |" in row
+        for role in subscribers_of(topic):
+            assert f"`{role.group_id}`" in row

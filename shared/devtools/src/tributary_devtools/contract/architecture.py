@@ -1,8 +1,9 @@
-"""The service table of docs/architecture.md, generated from the topology.
+"""The topology tables of docs/architecture.md and docs/deployment.md, generated.
 
-The rest of that page is prose written by hand; only the part between the
-``TOPOLOGY_BEGIN`` and ``TOPOLOGY_END`` marker lines is generated, so the table
-cannot say that a service consumes or emits something the declaration does not.
+The rest of those pages is prose written by hand; only the part between the
+``TOPOLOGY_BEGIN`` and ``TOPOLOGY_END`` marker lines is generated, so a table
+cannot say that a service consumes or emits something the declaration does not,
+nor give a topic other partitions or consumers than the code does.
 
 Rendering the whole page reads the hand-written prose from this checkout (the
 tooling runs from a checkout, never from an installed image) and splices in a
@@ -14,24 +15,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from tributary_shared.core.topology import ServiceRole, deployed_roles, topic_of
+from tributary_shared.core.topics import ALL_TOPICS, TopicSpec
+from tributary_shared.core.topology import ServiceRole, deployed_roles, subscribers_of, topic_of
 
 __all__ = [
     "ARCHITECTURE_DOC",
+    "DEPLOYMENT_DOC",
     "TOPOLOGY_BEGIN",
     "TOPOLOGY_END",
     "render_architecture_doc",
+    "render_deployment_doc",
     "render_service_table",
+    "render_topic_table",
     "render_topology_block",
     "splice_block",
 ]
 
 ARCHITECTURE_DOC = "docs/architecture.md"
+DEPLOYMENT_DOC = "docs/deployment.md"
 TOPOLOGY_BEGIN = "<!-- topology:begin -->"
 TOPOLOGY_END = "<!-- topology:end -->"
 _NOTE = (
-    "<!-- Generated from tributary_shared.core.topology by `uv run python -m "
-    "tributary_devtools.contract write`; edit the declaration, not this table. -->"
+    "<!-- Generated from tributary_shared.core.topology by `make docs`; "
+    "edit the declaration, not this table. -->"
 )
 
 
@@ -39,6 +45,28 @@ def render_architecture_doc() -> str:
     """docs/architecture.md as committed in this checkout, with a fresh service table."""
     committed = (_checkout_root() / ARCHITECTURE_DOC).read_text(encoding="utf-8")
     return splice_block(committed, render_topology_block())
+
+
+def render_deployment_doc() -> str:
+    """docs/deployment.md as committed in this checkout, with a fresh topic table."""
+    committed = (_checkout_root() / DEPLOYMENT_DOC).read_text(encoding="utf-8")
+    return splice_block(committed, f"{_NOTE}\n\n{render_topic_table()}\n")
+
+
+def render_topic_table() -> str:
+    """Topics with their partition counts and the consumer groups that read them."""
+    header = ("Topic", "Partitions", "Consumed by (group)")
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(" --- " for _ in header) + "|",
+        *(f"| `{topic.name}` | {topic.partitions} | {_readers(topic)} |" for topic in ALL_TOPICS),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _readers(topic: TopicSpec) -> str:
+    groups = [f"{role.service} (`{role.group_id}`)" for role in subscribers_of(topic)]
+    return ", ".join(groups) or f"no Tributary service; {_cell(topic.description)}"
 
 
 def render_topology_block() -> str:

@@ -12,11 +12,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from tributary_devtools.contract.architecture import ARCHITECTURE_DOC, render_architecture_doc
+from tributary_devtools.contract.architecture import (
+    ARCHITECTURE_DOC,
+    DEPLOYMENT_DOC,
+    render_architecture_doc,
+    render_deployment_doc,
+)
 from tributary_devtools.contract.asyncapi import render_asyncapi
 from tributary_devtools.contract.events_doc import REGENERATE, render_events_doc
 
-__all__ = ["GENERATED_FILES", "REGENERATE", "GeneratedFile", "find_root", "stale_files"]
+__all__ = ["GENERATED_FILES", "REGENERATE", "GeneratedFile", "find_root"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +52,8 @@ GENERATED_FILES: tuple[GeneratedFile, ...] = (
     GeneratedFile("docs/asyncapi.yaml", render_asyncapi),
     GeneratedFile("docs/events.md", render_events_doc),
     GeneratedFile(ARCHITECTURE_DOC, render_architecture_doc),
+    GeneratedFile(DEPLOYMENT_DOC, render_deployment_doc),
 )
-
-
-def stale_files(root: Path) -> list[GeneratedFile]:
-    """The generated files whose committed copy is missing or differs."""
-    return [f for f in GENERATED_FILES if f.committed(root) != f.render()]
-
-
-def write_files(root: Path) -> list[GeneratedFile]:
-    """Write the stale files; returns what changed (nothing is touched otherwise)."""
-    changed = stale_files(root)
-    for generated in changed:
-        target = root / generated.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(generated.render(), encoding="utf-8")
-    return changed
 
 
 def find_root(start: Path) -> Path:
