@@ -10,15 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
-import httpx2
 import pytest
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel
 
+from tests.support.scripted import ScriptedEndpoint
 from tests.support.twins import memory_step_history
 from tributary_agent_runner.loop import run_agent
 from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.registry import ToolRegistry
-from tributary_scripted_llm import RecordedRequest, Rule, create_app
+from tributary_scripted_llm import Rule
 from tributary_shared.core.errors import (
     RECOVERY,
     BudgetExceeded,
@@ -32,7 +32,6 @@ from tributary_shared.core.errors import (
 from tributary_shared.core.events import PlannedStep, TokenUsage
 from tributary_shared.runtime.llm import Completion, LLMClient, Message, Role
 from tributary_shared.runtime.llm.structured import complete_structured
-from tributary_shared.runtime.settings import LLMSettings
 
 
 def transient_delay(*, retry_after_s: float, cap_s: float, jitter: float) -> float:
@@ -40,38 +39,6 @@ def transient_delay(*, retry_after_s: float, cap_s: float, jitter: float) -> flo
     backoff = RECOVERY[TransientError].retry
     assert backoff is not None
     return backoff.delay(1, jitter=jitter, retry_after_s=retry_after_s, cap_s=cap_s)
-
-
-class ScriptedEndpoint:
-    """The scripted LLM server as an in-process ASGI app, with what it recorded."""
-
-    def __init__(self, *rules: Rule) -> None:
-        self.app = create_app(rules=rules)
-        self.http = httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=self.app), base_url="http://scripted-llm"
-        )
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        return list(self.app.state.scripted.recorded)
-
-    @property
-    def models(self) -> list[str]:
-        return [request.model for request in self.requests]
-
-    def client(self, **settings: object) -> LLMClient:
-        return LLMClient(
-            LLMSettings.model_validate(
-                {
-                    "TRIBUTARY_LLM_BASE_URL": "http://scripted-llm/v1",
-                    "TRIBUTARY_LLM_API_KEY": SecretStr("test-key"),
-                    "TRIBUTARY_LLM_MAX_ATTEMPTS": 3,
-                    "TRIBUTARY_LLM_MAX_BACKOFF_S": 0.01,
-                    **settings,
-                }
-            ),
-            http_client=self.http,
-        )
 
 
 def rule(*responses: dict[str, Any], model: str | None = None) -> Rule:
