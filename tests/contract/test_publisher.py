@@ -11,7 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer
 
 from tributary_devstack.stack import Stack
 from tributary_shared.core.events import (
@@ -61,14 +61,16 @@ def _kafka_reader(bootstrap: str) -> ReadBack:
     async def read_kafka(
         topic: str, workflow_id: str, count: int
     ) -> list[tuple[bytes | None, EventEnvelope]]:
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        # No group: the consumer is given every partition of the topic, from the start.
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
         try:
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-            ]
-            consumer.assign(partitions)
-            await consumer.seek_to_beginning(*partitions)
             found: list[tuple[bytes | None, EventEnvelope]] = []
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 20

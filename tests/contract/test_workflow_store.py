@@ -31,6 +31,17 @@ from tributary_shared.core.ports import IdempotencyKeyReused, WorkflowStore
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 
 ERROR = ErrorInfo(code="x", message="it broke", error_class="logic")
+OWNER = "runner-a/1"
+
+
+def start(started: StepStarted, *, owner: str = OWNER, lease_s: float = 60) -> machine.Transition:
+    """The step taken by ``owner`` with a lease of ``lease_s`` (negative: already lapsed)."""
+    now = time.time()
+    return machine.start_step(started, owner=owner, lease_until=now + lease_s, now=now)
+
+
+def finish(outcome: StepCompleted | StepFailed, *, owner: str = OWNER) -> machine.Transition:
+    return machine.finish_step(outcome, owner=owner)
 
 
 def new_id() -> str:
@@ -79,10 +90,8 @@ def completed(workflow_id: str, step_id: str, result: str | None = None) -> Step
 
 
 async def run_step(store: WorkflowStore, workflow_id: str, step_id: str) -> tuple[int, int]:
-    await store.apply(
-        machine.start_step(StepStarted(workflow_id=workflow_id, step_id=step_id, attempt=1))
-    )
-    applied = await store.apply(machine.finish_step(completed(workflow_id, step_id)))
+    await store.apply(start(StepStarted(workflow_id=workflow_id, step_id=step_id, attempt=1)))
+    applied = await store.apply(finish(completed(workflow_id, step_id)))
     return applied.steps_finished, applied.steps_total
 
 
@@ -165,13 +174,13 @@ async def test_a_step_result_is_recorded_once(store: WorkflowStore) -> None:
     workflow_id = await planned(store)
     await run_step(store, workflow_id, "s1")
     with pytest.raises(TransitionConflict):
-        await store.apply(machine.finish_step(completed(workflow_id, "s1", "again")))
+        await store.apply(finish(completed(workflow_id, "s1", "again")))
     failed = StepFailed(workflow_id=workflow_id, step_id="s1", error=ERROR)
     with pytest.raises(TransitionConflict):
-        await store.apply(machine.finish_step(failed))
+        await store.apply(finish(failed))
     started = StepStarted(workflow_id=workflow_id, step_id="s1", attempt=2)
     with pytest.raises(TransitionConflict):  # a finished step does not start again
-        await store.apply(machine.start_step(started))
+        await store.apply(start(started))
     record = await store.get_workflow(workflow_id)
     assert record is not None
     assert record.steps_finished == 1
@@ -180,12 +189,61 @@ async def test_a_step_result_is_recorded_once(store: WorkflowStore) -> None:
 
 async def test_a_step_resumed_after_a_crash_counts_its_attempts(store: WorkflowStore) -> None:
     workflow_id = await planned(store)
-    for attempt in (1, 2):
-        started = StepStarted(workflow_id=workflow_id, step_id="s1", attempt=attempt)
-        await store.apply(machine.start_step(started))
+    first = StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1)
+    await store.apply(start(first, owner="dead-runner", lease_s=-1))  # its lease lapsed
+    second = StepStarted(workflow_id=workflow_id, step_id="s1", attempt=2)
+    await store.apply(start(second))
     record = await store.get_workflow(workflow_id)
     assert record is not None
-    assert (record.steps[0].status, record.steps[0].attempt) == (StepStatus.RUNNING, 2)
+    step = record.steps[0]
+    assert (step.status, step.attempt, step.owner) == (StepStatus.RUNNING, 2, OWNER)
+
+
+async def test_a_leased_step_is_not_started_again(store: WorkflowStore) -> None:
+    workflow_id = await planned(store)
+    await store.apply(start(StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1)))
+    again = StepStarted(workflow_id=workflow_id, step_id="s1", attempt=2)
+    with pytest.raises(TransitionConflict):
+        await store.apply(start(again, owner="runner-b/2"))
+    with pytest.raises(TransitionConflict):  # nor by its own owner while it holds it
+        await store.apply(start(again))
+    log = await store.read_log(workflow_id)
+    assert [e.type for e in log].count("step.started") == 1
+
+
+async def test_only_the_lease_holder_renews_and_records_the_outcome(store: WorkflowStore) -> None:
+    workflow_id = await planned(store)
+    await store.apply(start(StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1)))
+    later = time.time() + 120
+    with pytest.raises(TransitionConflict):
+        await store.apply(
+            machine.renew_lease(workflow_id, "s1", owner="intruder", lease_until=later)
+        )
+    with pytest.raises(TransitionConflict):
+        await store.apply(finish(completed(workflow_id, "s1"), owner="intruder"))
+    await store.apply(machine.renew_lease(workflow_id, "s1", owner=OWNER, lease_until=later))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert record.steps[0].lease_until == later
+    await store.apply(finish(completed(workflow_id, "s1")))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.steps[0].status, record.steps[0].owner) == (StepStatus.COMPLETED, None)
+    with pytest.raises(TransitionConflict):  # a finished step's lease is gone
+        await store.apply(machine.renew_lease(workflow_id, "s1", owner=OWNER, lease_until=later))
+
+
+async def test_a_released_lease_lets_the_next_runner_in_at_once(store: WorkflowStore) -> None:
+    workflow_id = await planned(store)
+    await store.apply(start(StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1)))
+    with pytest.raises(TransitionConflict):
+        await store.apply(machine.release_lease(workflow_id, "s1", owner="intruder"))
+    await store.apply(machine.release_lease(workflow_id, "s1", owner=OWNER))
+    again = StepStarted(workflow_id=workflow_id, step_id="s1", attempt=2)
+    await store.apply(start(again, owner="runner-b/2"))
+    with pytest.raises(TransitionConflict):  # the first runner's late outcome is fenced off
+        await store.apply(finish(completed(workflow_id, "s1")))
+    await store.apply(finish(completed(workflow_id, "s1"), owner="runner-b/2"))
 
 
 async def test_dependents_are_released_or_skipped_once(store: WorkflowStore) -> None:
@@ -198,9 +256,7 @@ async def test_dependents_are_released_or_skipped_once(store: WorkflowStore) -> 
         StepStatus.WAITING,
     ]
     with pytest.raises(TransitionConflict):  # a pending step is not started from waiting
-        await store.apply(
-            machine.start_step(StepStarted(workflow_id=workflow_id, step_id="s2", attempt=1))
-        )
+        await store.apply(start(StepStarted(workflow_id=workflow_id, step_id="s2", attempt=1)))
     await run_step(store, workflow_id, "s1")
     release = StepDispatched(workflow_id=workflow_id, step=record.steps[1].as_planned(), task="t")
     await store.apply(machine.release_step(release))
@@ -226,16 +282,12 @@ async def test_nothing_is_recorded_for_a_step_after_the_workflow_ended(
     store: WorkflowStore,
 ) -> None:
     workflow_id = await planned(store)
-    await store.apply(
-        machine.start_step(StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1))
-    )
+    await store.apply(start(StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1)))
     await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id, reason="stop")))
     with pytest.raises(TransitionConflict):
-        await store.apply(machine.finish_step(completed(workflow_id, "s1")))
+        await store.apply(finish(completed(workflow_id, "s1")))
     with pytest.raises(TransitionConflict):
-        await store.apply(
-            machine.start_step(StepStarted(workflow_id=workflow_id, step_id="s2", attempt=1))
-        )
+        await store.apply(start(StepStarted(workflow_id=workflow_id, step_id="s2", attempt=1)))
     record = await store.get_workflow(workflow_id)
     assert record is not None
     assert (record.status, record.steps_finished) == (WorkflowStatus.CANCELLED, 0)
@@ -302,9 +354,7 @@ async def test_a_blocking_read_returns_when_an_event_arrives(store: WorkflowStor
     assert await store.read_log(workflow_id, after=last, block_ms=50) == []
     reader = asyncio.create_task(store.read_log(workflow_id, after=last, block_ms=5000))
     await asyncio.sleep(0.05)
-    await store.apply(
-        machine.start_step(StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1))
-    )
+    await store.apply(start(StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1)))
     entries = await asyncio.wait_for(reader, timeout=5)
     assert [e.type for e in entries] == ["step.started"]
 

@@ -85,6 +85,8 @@ class Harness:
     tools: Sequence[Tool[Any]] = ()
     deliver_twice: bool = False
     max_iterations: int = 6
+    step_lease_s: float = 1.0
+    """Short, so a step whose runner 'died' is taken over within the test."""
     store: MemoryWorkflowStore = field(default_factory=MemoryWorkflowStore)
     cancellations: MemoryCancellationSignal = field(default_factory=MemoryCancellationSignal)
     published: list[EventEnvelope] = field(default_factory=list)
@@ -133,7 +135,9 @@ class Harness:
                 ports,
                 llms=llms,
                 tools=ToolRegistry([calculator_tool, *self.tools]),
-                settings=AgentSettings(max_iterations=self.max_iterations),
+                settings=AgentSettings(
+                    max_iterations=self.max_iterations, step_lease_s=self.step_lease_s
+                ),
             )
         return Synthesizer(ports, llms=llms)
 

@@ -9,6 +9,7 @@ the LLM endpoint received per caller and step, and runs of a side-effecting tool
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -18,7 +19,7 @@ from tests.support.harness import Harness
 from tests.support.scripted import ScriptedEndpoint, rule
 from tributary_agent_runner.tools.registry import Tool
 from tributary_shared.core import machine
-from tributary_shared.core.events import StepCompleted, WorkflowCancelled
+from tributary_shared.core.events import StepCompleted, StepStarted, WorkflowCancelled
 from tributary_shared.core.machine import Move
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 
@@ -202,6 +203,7 @@ async def test_a_resumed_step_does_not_repeat_its_side_effects(
         await first_run
     record = await harness.record(workflow_id)
     assert record.steps[0].status is StepStatus.RUNNING
+    assert record.steps[0].owner is None  # given up: the next delivery need not wait
 
     endpoint.app.state.scripted.rules.clear()
     mail_each_step(endpoint)
@@ -287,3 +289,71 @@ async def wait_until(condition: object, *, timeout_s: float = 5.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.005)
+
+
+# -- leases: one runner per step, whatever Kafka delivers ---------------------------------
+
+
+async def test_a_second_delivery_of_a_running_step_waits_for_its_holder(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    """A rebalance hands the step to a second runner while the first still works."""
+    endpoint.add_rule(rule({"delay_ms": 300}, has_tools=True, last_user_contains="alpha"))
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    dispatch = harness.take("agent-runner", "step.dispatched")
+    first = harness.start(dispatch)
+    await wait_until(lambda: len(endpoint.agent_calls("collect alpha")) == 1)
+    second = harness.start(dispatch)
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=10)
+
+    assert len(endpoint.agent_calls("collect alpha")) == 1
+    record = await harness.record(workflow_id)
+    assert (record.steps[0].status, record.steps[0].attempt) == (StepStatus.COMPLETED, 1)
+    assert len(harness.published_of(workflow_id, "step.started")) == 1
+    assert len(harness.distinct_ids(workflow_id, "step.completed")) == 1
+
+
+async def test_a_dead_runners_step_is_taken_over_when_its_lease_lapses(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    dispatch = harness.take("agent-runner", "step.dispatched")
+    now = time.time()
+    died = StepStarted(workflow_id=workflow_id, step_id="s1", attempt=1)
+    await harness.store.apply(
+        machine.start_step(died, owner="dead-runner", lease_until=now + 0.5, now=now)
+    )
+
+    await asyncio.wait_for(harness.deliver(dispatch), timeout=10)
+
+    assert time.time() - now >= 0.5  # it waited for the lease, then took over
+    record = await harness.record(workflow_id)
+    assert (record.steps[0].status, record.steps[0].attempt) == (StepStatus.COMPLETED, 2)
+    assert len(endpoint.agent_calls("collect alpha")) == 1
+
+
+async def test_a_runner_that_lost_its_lease_stops_and_records_nothing(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    endpoint.add_rule(rule({"hang": True}, has_tools=True, last_user_contains="alpha"))
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    running = harness.start(harness.take("agent-runner", "step.dispatched"))
+    await wait_until(lambda: len(endpoint.agent_calls("collect alpha")) == 1)
+
+    holder = (await harness.record(workflow_id)).steps[0].owner
+    assert holder is not None
+    # Its lease is given away behind its back (as if it had lapsed during a pause).
+    await harness.store.apply(machine.release_lease(workflow_id, "s1", owner=holder))
+    now = time.time()
+    other = StepStarted(workflow_id=workflow_id, step_id="s1", attempt=2)
+    await harness.store.apply(
+        machine.start_step(other, owner="other-runner", lease_until=now + 60, now=now)
+    )
+
+    await asyncio.wait_for(running, timeout=5)  # its next renewal is refused: it stops
+    record = await harness.record(workflow_id)
+    assert (record.steps[0].status, record.steps[0].owner) == (StepStatus.RUNNING, "other-runner")
+    assert harness.published_of(workflow_id, "step.completed") == []

@@ -62,22 +62,34 @@ def plans(draw: st.DrawFn) -> tuple[PlannedStep, ...]:
     return tuple(steps)
 
 
+NOW = 1000.0
+
+
 def transition_for(kind: str, step: PlannedStep, attempt: int) -> Transition:
-    """One attempted transition; many are refused, which is the point."""
+    """One attempted transition; many are refused, which is the point.
+
+    ``attempt`` also picks the runner (two of them) and its lease: lapsed,
+    lapsing now, or alive at ``NOW``.
+    """
     sid = step.step_id
+    owner = f"runner-{attempt % 2}"
     if kind == "start":
-        return machine.start_step(StepStarted(workflow_id=WF, step_id=sid, attempt=attempt))
-    if kind == "complete_step":
-        return machine.finish_step(
-            StepCompleted(
-                workflow_id=WF, step_id=sid, result="r", iterations=1, attempt=attempt, usage=USAGE
-            )
-        )
-    if kind == "fail_step":
-        return machine.finish_step(
-            StepFailed(workflow_id=WF, step_id=sid, error=ERROR, attempt=attempt, usage=USAGE)
-        )
+        started = StepStarted(workflow_id=WF, step_id=sid, attempt=attempt)
+        lease_until = NOW + (attempt - 2) * 10
+        return machine.start_step(started, owner=owner, lease_until=lease_until, now=NOW)
+    if kind == "renew":
+        return machine.renew_lease(WF, sid, owner=owner, lease_until=NOW + 30)
     if kind == "release":
+        return machine.release_lease(WF, sid, owner=owner)
+    if kind == "complete_step":
+        completed = StepCompleted(
+            workflow_id=WF, step_id=sid, result="r", iterations=1, attempt=attempt, usage=USAGE
+        )
+        return machine.finish_step(completed, owner=owner)
+    if kind == "fail_step":
+        failed = StepFailed(workflow_id=WF, step_id=sid, error=ERROR, attempt=attempt, usage=USAGE)
+        return machine.finish_step(failed, owner=owner)
+    if kind == "release_step":
         return machine.release_step(StepDispatched(workflow_id=WF, step=step, task="t"))
     if kind == "skip":
         return machine.skip_step(StepFailed(workflow_id=WF, step_id=sid, error=ERROR, attempt=0))
@@ -96,6 +108,8 @@ def transition_for(kind: str, step: PlannedStep, attempt: int) -> Transition:
 
 KINDS = (
     "start",
+    "renew",
+    "release_step",
     "complete_step",
     "fail_step",
     "release",
@@ -144,6 +158,13 @@ def test_no_step_gets_two_outcomes_and_no_workflow_two_results(
         accepted.append(transition)
         if before.status.terminal:
             raise AssertionError(f"{kind} changed an ended workflow")
+        if transition.step is not None:
+            was = before.step(transition.step.step_id)
+            assert was is not None
+            if kind == "start":  # never while another (or the same) runner holds it
+                assert not was.leased_at(NOW)
+            if transition.step.outcome is not None and kind != "skip":
+                assert was.owner == transition.fence  # only the holder records it
 
         outcomes = Counter(t.step.step_id for t in accepted if t.step and t.step.outcome)
         assert all(count == 1 for count in outcomes.values()), outcomes

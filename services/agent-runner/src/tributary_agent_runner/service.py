@@ -1,11 +1,23 @@
-"""The agent-runner: runs dispatched steps and records each outcome exactly once."""
+"""The agent-runner: runs dispatched steps and records each outcome exactly once.
+
+A step runs under a lease (``core.machine``): one runner at a time holds it,
+renews it while the agent works, and alone may record the outcome. A second
+delivery of the same step (a rebalance, a redelivery after a crash) waits for
+the holder instead of starting a second agent, and takes over when the
+holder's lease lapses or is given up.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from tributary_agent_runner.call_history import StepCallHistory
 from tributary_agent_runner.loop import StepOutcome, run_agent
@@ -41,6 +53,7 @@ class AgentRunner:
         tools: ToolRegistry,
         settings: AgentSettings,
         mcp: McpToolset | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._mcp = mcp
         self._ports = ports
@@ -52,6 +65,9 @@ class AgentRunner:
         self._settings = settings
         self._running: dict[str, set[asyncio.Task[StepOutcome]]] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._clock = clock
+        # Names this replica in lease tokens, for the logs of whoever finds one.
+        self._instance = f"{socket.gethostname()}:{os.getpid()}"
 
     async def start(self) -> None:
         if self._mcp is not None:
@@ -89,60 +105,14 @@ class AgentRunner:
     async def _run_step(self, dispatched: StepDispatched) -> None:
         step_id = dispatched.step.step_id
         extra = {"step_id": step_id}
-        record = await self._store.get_workflow(dispatched.workflow_id)
-        if record is None:
-            log.warning("step for an unknown workflow skipped", extra=extra)
+        claimed = await self._claim(dispatched)
+        if claimed is None:
             return
-        current = next((s for s in record.steps if s.step_id == step_id), None)
-        if current is None:
-            log.warning("step not in the workflow's plan skipped", extra=extra)
-            return
-        if current.status.terminal:
-            # Finished before a crash: make sure its outcome left, then stop.
-            if current.outcome is not None:
-                await self._publisher.publish([current.outcome])
-            return
-        if record.status is not WorkflowStatus.RUNNING:
-            log.info("step skipped: workflow is %s", record.status, extra=extra)
-            return
-
-        attempt = current.attempt + 1
-        started = StepStarted(
-            event_id=derived_event_id(dispatched.event_id, "started", str(attempt)),
-            workflow_id=dispatched.workflow_id,
-            tenant_id=dispatched.tenant_id,
-            causation_id=dispatched.event_id,
-            step_id=step_id,
-            attempt=attempt,
-        )
-        try:
-            await self._store.apply(machine.start_step(started))
-        except TransitionConflict:
-            return
+        started, owner = claimed
         await self._publisher.publish([started])
 
-        agent = asyncio.create_task(
-            run_agent(
-                llm=self._llms.for_workflow(
-                    dispatched.workflow_id,
-                    dispatched.tenant_id,
-                    complexity=dispatched.step.complexity,
-                ),
-                tools=self._tools,
-                step=dispatched.step,
-                task=dispatched.task,
-                inputs=dispatched.inputs,
-                max_iterations=self._settings.max_iterations,
-                history=StepCallHistory(
-                    self._ports.calls,
-                    self._ports.effects,
-                    workflow_id=dispatched.workflow_id,
-                    step_id=step_id,
-                ),
-                repeat_limit=self._settings.loop_repeat_limit,
-                checkpoint=lambda: self._checkpoint(dispatched.workflow_id),
-            )
-        )
+        agent = asyncio.create_task(self._run_agent(dispatched))
+        keeper = asyncio.create_task(self._keep_lease(dispatched, owner, agent))
         running = self._running.setdefault(dispatched.workflow_id, set())
         running.add(agent)
         try:
@@ -150,14 +120,129 @@ class AgentRunner:
         except asyncio.CancelledError:
             this_task = asyncio.current_task()
             if this_task is not None and this_task.cancelling():
-                raise  # this process is shutting down: the step is redelivered
-            log.info("step stopped: the workflow was cancelled or timed out", extra=extra)
+                # Shutdown or a revoked partition: let go of the step so that its
+                # redelivery, here or on another replica, takes it over at once.
+                await self._release(dispatched, owner)
+                raise
+            log.info("step stopped: the workflow ended or the lease was lost", extra=extra)
             return
         finally:
+            keeper.cancel()
             running.discard(agent)
             if not running:
                 self._running.pop(dispatched.workflow_id, None)
+        await self._record_outcome(dispatched, run, attempt=started.attempt, owner=owner)
 
+    async def _claim(self, dispatched: StepDispatched) -> tuple[StepStarted, str] | None:
+        """Take the step's lease, or None when there is nothing to run.
+
+        A step leased by a live runner (another replica, or this one before a
+        rebalance) is not started again: this delivery waits until that runner
+        records the outcome or its lease lapses.
+        """
+        step_id = dispatched.step.step_id
+        extra = {"step_id": step_id}
+        while True:
+            record = await self._store.get_workflow(dispatched.workflow_id)
+            current = record.step(step_id) if record is not None else None
+            if record is None or current is None:
+                log.warning("step for an unknown workflow or plan skipped", extra=extra)
+                return None
+            if current.status.terminal:
+                # Finished before a crash: make sure its outcome left, then stop.
+                if current.outcome is not None:
+                    await self._publisher.publish([current.outcome])
+                return None
+            if record.status is not WorkflowStatus.RUNNING:
+                log.info("step skipped: workflow is %s", record.status, extra=extra)
+                return None
+            now = self._clock()
+            if current.leased_at(now):
+                await asyncio.sleep(
+                    min(current.lease_until - now, self._settings.step_lease_s / 3) + 0.01
+                )
+                continue
+            owner = f"{self._instance}/{uuid.uuid4().hex}"
+            attempt = current.attempt + 1
+            started = StepStarted(
+                event_id=derived_event_id(dispatched.event_id, "started", str(attempt)),
+                workflow_id=dispatched.workflow_id,
+                tenant_id=dispatched.tenant_id,
+                causation_id=dispatched.event_id,
+                step_id=step_id,
+                attempt=attempt,
+            )
+            lease_until = now + self._settings.step_lease_s
+            try:
+                await self._store.apply(
+                    machine.start_step(started, owner=owner, lease_until=lease_until, now=now)
+                )
+            except TransitionConflict:
+                continue  # taken or moved on meanwhile: look again
+            return started, owner
+
+    async def _keep_lease(
+        self, dispatched: StepDispatched, owner: str, agent: asyncio.Task[StepOutcome]
+    ) -> None:
+        """Renew the lease while the step runs; stop the step if the lease is lost."""
+        step_id = dispatched.step.step_id
+        while True:
+            await asyncio.sleep(self._settings.step_lease_s / 3)
+            renewal = machine.renew_lease(
+                dispatched.workflow_id,
+                step_id,
+                owner=owner,
+                lease_until=self._clock() + self._settings.step_lease_s,
+            )
+            try:
+                await self._store.apply(renewal)
+            except TransitionConflict:
+                # Taken over after a lapse, or the workflow ended: the step must not
+                # go on, and its outcome would be refused anyway.
+                agent.cancel()
+                return
+            except Exception:
+                log.warning("renewing a step lease failed; retrying", extra={"step_id": step_id})
+
+    async def _release(self, dispatched: StepDispatched, owner: str) -> None:
+        release = machine.release_lease(
+            dispatched.workflow_id, dispatched.step.step_id, owner=owner
+        )
+        try:
+            await asyncio.wait_for(self._store.apply(release), timeout=2.0)
+        except Exception:  # best effort: otherwise the lease simply lapses
+            log.info(
+                "a step's lease was left to lapse",
+                extra={"step_id": release.step.step_id if release.step else ""},
+            )
+
+    def _run_agent(self, dispatched: StepDispatched) -> Coroutine[Any, Any, StepOutcome]:
+        return run_agent(
+            llm=self._llms.for_workflow(
+                dispatched.workflow_id,
+                dispatched.tenant_id,
+                complexity=dispatched.step.complexity,
+            ),
+            tools=self._tools,
+            step=dispatched.step,
+            task=dispatched.task,
+            inputs=dispatched.inputs,
+            max_iterations=self._settings.max_iterations,
+            history=StepCallHistory(
+                self._ports.calls,
+                self._ports.effects,
+                workflow_id=dispatched.workflow_id,
+                step_id=dispatched.step.step_id,
+            ),
+            repeat_limit=self._settings.loop_repeat_limit,
+            checkpoint=lambda: self._checkpoint(dispatched.workflow_id),
+        )
+
+    async def _record_outcome(
+        self, dispatched: StepDispatched, run: StepOutcome, *, attempt: int, owner: str
+    ) -> None:
+        step_id = dispatched.step.step_id
+        extra = {"step_id": step_id}
         common = {
             "event_id": derived_event_id(dispatched.event_id, "outcome"),
             "workflow_id": dispatched.workflow_id,
@@ -181,9 +266,11 @@ class AgentRunner:
                 "step failed: %s", run.error.code, extra={**extra, "error_code": run.error.code}
             )
         try:
-            await self._store.apply(machine.finish_step(outcome))
+            await self._store.apply(machine.finish_step(outcome, owner=owner))
         except TransitionConflict:
-            log.info("step outcome refused: the workflow moved on", extra=extra)
+            log.info(
+                "step outcome refused: the workflow moved on or the lease was lost", extra=extra
+            )
             return
         await self._publisher.publish([outcome])
         log.info("step %s after %d iterations", outcome.type, run.iterations, extra=extra)

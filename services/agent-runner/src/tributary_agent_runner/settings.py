@@ -23,3 +23,11 @@ class AgentSettings(BaseSettings):
         "the step is stopped as a loop (`loop_detected`). Raise it if a tool is meant to be "
         "polled with the same arguments.",
     )
+    step_lease_s: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="Seconds a runner's lease on a step lasts; it is renewed every third of "
+        "that while the step runs. A step whose runner died is taken over by the next delivery "
+        "once the lease lapses, so a shorter lease recovers sooner but renews more often.",
+    )

@@ -4,15 +4,23 @@ All keys of one workflow share the hash tag ``{<workflow id>}`` so that a
 Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
 
     tributary:v1:wf:{id}          HASH    workflow fields (status, task, result, usage...)
-    tributary:v1:wf:{id}:steps    HASH    "<step>:status" and "<step>:data" (JSON) per step
+    tributary:v1:wf:{id}:steps    HASH    per step: "<step>:status", "<step>:data" (JSON),
+                                          "<step>:event" (its outcome), "<step>:owner" and
+                                          "<step>:lease_until" (the runner's lease)
     tributary:v1:wf:{id}:log      STREAM  every event of the workflow, in order; ids
                                           serve as SSE ``Last-Event-ID``
     tributary:v1:wf:{id}:budget   HASH    token/cost limits, reserved and used amounts
+    tributary:v1:wf:{id}:budget:holds     HASH  reservation id -> "<tokens> <micro_usd>" while
+                                          held, "lapsed" once expired unsettled, "settled"
+    tributary:v1:wf:{id}:budget:expiries  ZSET  held reservation ids by expiry (epoch seconds,
+                                          Redis's clock)
     tributary:v1:wf:{id}:calls:{step}  LIST  tool-call fingerprints (loop detection)
     tributary:v1:wf:{id}:calls:{step}:warned   STRING  set once the model was warned of a loop
     tributary:v1:wf:{id}:calls:{step}:effects  HASH    fingerprint -> result of a side-effecting
                                           tool call (the effect ledger)
-    tributary:v1:idem:{tenant}:{key}  STRING  Idempotency-Key -> workflow id
+    tributary:v1:idem:{tenant}:{key}  STRING  Idempotency-Key -> "<workflow id> <request
+                                          fingerprint>", set before that workflow is
+                                          written (a retry writes it if it is missing)
     tributary:v1:deadlines        ZSET    workflow id by deadline (epoch seconds)
     tributary:v1:cancellations    PUB/SUB workflow ids whose running steps must stop now
 """
@@ -45,6 +53,16 @@ class WorkflowKeys:
     @property
     def budget(self) -> str:
         return f"{self.workflow}:budget"
+
+    @property
+    def budget_holds(self) -> str:
+        """Each reservation of the budget by id: held amounts, or how it ended."""
+        return f"{self.budget}:holds"
+
+    @property
+    def budget_expiries(self) -> str:
+        """The budget's held reservations by expiry, so lapsed ones are found at once."""
+        return f"{self.budget}:expiries"
 
     def tool_calls(self, step_id: str) -> str:
         """Fingerprints of a step's tool calls, for loop detection."""

@@ -65,7 +65,9 @@ __all__ = [
     "finish_step",
     "record_plan",
     "refusal",
+    "release_lease",
     "release_step",
+    "renew_lease",
     "skip_step",
     "start_planning",
     "start_step",
@@ -92,6 +94,8 @@ class Move(StrEnum):
     SKIP_STEP = "skip_step"
     START_STEP = "start_step"
     FINISH_STEP = "finish_step"
+    RENEW_LEASE = "renew_lease"
+    RELEASE_LEASE = "release_lease"
     START_SYNTHESIS = "start_synthesis"
     COMPLETE = "complete"
     FAIL = "fail"
@@ -110,6 +114,10 @@ class Rule:
     """Statuses the step may be in; empty means the move concerns no step."""
     step_to: frozenset[StepStatus] = frozenset()
     needs_all_steps_finished: bool = False
+    needs_expired_lease: bool = False
+    """The step's lease, if any, must have expired at the transition's ``now``."""
+    fenced: bool = False
+    """Only the holder of the step's lease (the transition's ``fence``) may make it."""
     ends: bool = False
     """The workflow reaches a final status: its keys start to expire."""
 
@@ -133,16 +141,31 @@ RULES: Mapping[Move, Rule] = MappingProxyType(
             step_from=frozenset({_S.WAITING}),
             step_to=frozenset({_S.FAILED}),
         ),
-        # running -> running: the step is resumed after its runner crashed.
+        # running -> running: the step is taken over after its runner's lease expired.
         Move.START_STEP: Rule(
             frozenset({_W.RUNNING}),
             step_from=frozenset({_S.PENDING, _S.RUNNING}),
             step_to=frozenset({_S.RUNNING}),
+            needs_expired_lease=True,
+        ),
+        Move.RENEW_LEASE: Rule(
+            frozenset({_W.RUNNING}),
+            step_from=frozenset({_S.RUNNING}),
+            step_to=frozenset({_S.RUNNING}),
+            fenced=True,
+        ),
+        # Any active status: a runner stopped by a cancel or a shutdown lets go at once.
+        Move.RELEASE_LEASE: Rule(
+            ACTIVE_WORKFLOW_STATUSES,
+            step_from=frozenset({_S.RUNNING}),
+            step_to=frozenset({_S.RUNNING}),
+            fenced=True,
         ),
         Move.FINISH_STEP: Rule(
             frozenset({_W.RUNNING}),
             step_from=frozenset({_S.RUNNING}),
             step_to=frozenset({_S.COMPLETED, _S.FAILED}),
+            fenced=True,
         ),
         Move.START_SYNTHESIS: Rule(
             frozenset({_W.RUNNING}), _W.SYNTHESIZING, needs_all_steps_finished=True
@@ -162,6 +185,9 @@ class StepChange:
     """The run this change belongs to; None leaves the step's attempt as it is."""
     outcome: StepCompleted | StepFailed | None = None
     """Set when the step finishes: its result, error and usage come from it."""
+    owner: str | None = None
+    """The lease's new holder; "" gives the lease up; None leaves it as it is."""
+    lease_until: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,10 +204,18 @@ class Transition:
     plan: tuple[PlannedStep, ...] | None = None
     usage: TokenUsage = field(default_factory=TokenUsage)
     final: FinalEvent | None = None
+    fence: str | None = None
+    """For fenced moves: the lease token the step's owner must match."""
+    now: float | None = None
+    """For lease checks: the time (epoch seconds) the transition is decided at."""
     at: datetime = field(default_factory=utc_now)
 
     def __post_init__(self) -> None:
         rule = RULES[self.move]
+        if rule.fenced and not self.fence:
+            raise ValueError(f"{self.move} is fenced: it needs the lease token")
+        if rule.needs_expired_lease and self.now is None:
+            raise ValueError(f"{self.move} checks the lease: it needs the time")
         if bool(rule.step_from) != (self.step is not None):
             raise ValueError(f"{self.move} {'needs' if rule.step_from else 'takes no'} step")
         if self.step is not None and self.step.status not in rule.step_to:
@@ -235,17 +269,39 @@ def skip_step(failed: StepFailed) -> Transition:
     return Transition(Move.SKIP_STEP, failed.workflow_id, events=(failed,), step=change)
 
 
-def start_step(started: StepStarted) -> Transition:
-    change = StepChange(started.step_id, StepStatus.RUNNING, started.attempt)
-    return Transition(Move.START_STEP, started.workflow_id, events=(started,), step=change)
+def start_step(started: StepStarted, *, owner: str, lease_until: float, now: float) -> Transition:
+    """pending -> running, or running -> running once the previous runner's lease expired."""
+    change = StepChange(
+        started.step_id, StepStatus.RUNNING, started.attempt, owner=owner, lease_until=lease_until
+    )
+    return Transition(Move.START_STEP, started.workflow_id, events=(started,), step=change, now=now)
 
 
-def finish_step(outcome: StepCompleted | StepFailed) -> Transition:
-    """running -> completed | failed, once: a second outcome is refused."""
+def renew_lease(workflow_id: str, step_id: str, *, owner: str, lease_until: float) -> Transition:
+    """The owner keeps the step; refused once it lost the lease or the workflow moved on."""
+    change = StepChange(step_id, StepStatus.RUNNING, lease_until=lease_until)
+    return Transition(Move.RENEW_LEASE, workflow_id, step=change, fence=owner)
+
+
+def release_lease(workflow_id: str, step_id: str, *, owner: str) -> Transition:
+    """The owner stops without an outcome; the next delivery may take the step at once."""
+    change = StepChange(step_id, StepStatus.RUNNING, owner="", lease_until=0.0)
+    return Transition(Move.RELEASE_LEASE, workflow_id, step=change, fence=owner)
+
+
+def finish_step(outcome: StepCompleted | StepFailed, *, owner: str) -> Transition:
+    """running -> completed | failed, once, by the lease's owner only."""
     status = StepStatus.COMPLETED if isinstance(outcome, StepCompleted) else StepStatus.FAILED
-    change = StepChange(outcome.step_id, status, outcome.attempt, outcome=outcome)
+    change = StepChange(
+        outcome.step_id, status, outcome.attempt, outcome=outcome, owner="", lease_until=0.0
+    )
     return Transition(
-        Move.FINISH_STEP, outcome.workflow_id, events=(outcome,), step=change, usage=outcome.usage
+        Move.FINISH_STEP,
+        outcome.workflow_id,
+        events=(outcome,),
+        step=change,
+        usage=outcome.usage,
+        fence=owner,
     )
 
 
@@ -291,6 +347,11 @@ def refusal(record: WorkflowRecord | None, transition: Transition) -> Transition
         actual = step.status if step is not None else ""
         if actual not in rule.step_from:
             return TransitionConflict(f"step {transition.step.step_id}", actual)
+        assert step is not None
+        if rule.fenced and step.owner != transition.fence:
+            return TransitionConflict(f"lease of {step.step_id}", step.owner or "")
+        if rule.needs_expired_lease and step.leased_at(transition.now or 0.0):
+            return TransitionConflict(f"lease of {step.step_id}", step.owner or "")
     if rule.needs_all_steps_finished and not record.all_steps_finished:
         return TransitionConflict("steps finished", str(record.steps_finished))
     return None
@@ -341,10 +402,15 @@ def _created(transition: Transition) -> WorkflowRecord:
 
 
 def _changed(step: StepRecord, change: StepChange) -> StepRecord:
+    lease: dict[str, object] = {}
+    if change.owner is not None:
+        lease["owner"] = change.owner or None
+    if change.lease_until is not None:
+        lease["lease_until"] = change.lease_until
     outcome = change.outcome
     if outcome is None:
         attempt = step.attempt if change.attempt is None else change.attempt
-        return step.model_copy(update={"status": change.status, "attempt": attempt})
+        return step.model_copy(update={"status": change.status, "attempt": attempt, **lease})
     return step.model_copy(
         update={
             "status": change.status,
@@ -355,6 +421,7 @@ def _changed(step: StepRecord, change: StepChange) -> StepRecord:
             "result": outcome.result if isinstance(outcome, StepCompleted) else None,
             "error": outcome.error if isinstance(outcome, StepFailed) else None,
             "outcome": outcome,
+            **lease,
         }
     )
 

@@ -54,6 +54,16 @@ class StepRecord(Model):
         default=None,
         description="The step's terminal event, kept so a redelivery can publish it again.",
     )
+    owner: str | None = Field(
+        default=None, description="Token of the runner that holds the step's lease."
+    )
+    lease_until: float = Field(
+        default=0.0, description="Epoch seconds until which the lease holds; 0 when none."
+    )
+
+    def leased_at(self, now: float) -> bool:
+        """Whether a runner holds the step at ``now`` (its lease has not expired)."""
+        return bool(self.owner) and self.lease_until > now
 
     @classmethod
     def planned(cls, step: PlannedStep) -> StepRecord:

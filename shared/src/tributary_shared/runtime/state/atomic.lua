@@ -3,6 +3,7 @@
 -- ARGV[1] is a JSON program: {"expect": [...], "ops": [...]}.
 --   expect: {"k": <KEYS index>, "f": <hash field>, "in": [allowed values; "" = absent]}
 --           {"k": i, "f": field, "ge": other_field}: both numbers, f >= other > 0
+--           {"k": i, "f": field, "le": number}: f (absent = 0) <= number
 --   ops:    {"op": "hset", "k": i, "m": {field: value}}
 --           {"op": "hincrby", "k": i, "f": field, "by": n}
 --           {"op": "xadd", "k": i, "m": {field: value}}
@@ -19,6 +20,8 @@ for _, e in ipairs(program.expect or {}) do
   if e.ge then
     local other = tonumber(redis.call("HGET", KEYS[e.k], e.ge) or "0")
     allowed = other > 0 and (tonumber(actual) or 0) >= other
+  elseif e.le then
+    allowed = (tonumber(actual) or 0) <= e.le
   else
     for _, v in ipairs(e["in"]) do
       if v == actual then allowed = true break end

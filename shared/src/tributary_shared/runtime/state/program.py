@@ -30,6 +30,11 @@ class Program:
         self.expect.append({"k": key, "f": name, "ge": other})
         return self
 
+    def expect_at_most(self, key: int, name: str, limit: float) -> Program:
+        """The field, a number (absent counts as 0), is at most ``limit``."""
+        self.expect.append({"k": key, "f": name, "le": limit})
+        return self
+
     def read(self, key: int, names: Iterable[str]) -> Program:
         """Read hash fields after the writes; the result is the op's entry."""
         self.ops.append({"op": "hmget", "k": key, "fs": list(names)})
@@ -74,6 +79,16 @@ def step_status_field(step_id: str) -> str:
 
 def step_data_field(step_id: str) -> str:
     return f"{step_id}:data"
+
+
+def step_owner_field(step_id: str) -> str:
+    """The token of the runner holding the step's lease."""
+    return f"{step_id}:owner"
+
+
+def step_lease_field(step_id: str) -> str:
+    """Epoch seconds until which the step's lease holds."""
+    return f"{step_id}:lease_until"
 
 
 def step_event_field(step_id: str) -> str:

@@ -21,7 +21,6 @@ from redis.asyncio import Redis
 from tributary_shared.core.events import (
     PlannedStep,
     StepCompleted,
-    StepFailed,
     TokenUsage,
     WorkflowCompleted,
     WorkflowFailed,
@@ -29,7 +28,13 @@ from tributary_shared.core.events import (
     WorkflowRequested,
 )
 from tributary_shared.core.keys import DEADLINES_KEY, WorkflowKeys, idempotency_key
-from tributary_shared.core.machine import Move, Transition, TransitionConflict, create
+from tributary_shared.core.machine import (
+    Move,
+    StepChange,
+    Transition,
+    TransitionConflict,
+    create,
+)
 from tributary_shared.core.ports import IdempotencyKeyReused
 from tributary_shared.core.records import (
     Applied,
@@ -46,6 +51,8 @@ from tributary_shared.runtime.state.program import (
     Program,
     step_data_field,
     step_event_field,
+    step_lease_field,
+    step_owner_field,
     step_status_field,
 )
 
@@ -75,20 +82,46 @@ class RedisWorkflowStore:
         deadline_at: float,
         idempotency_key_value: str | None = None,
     ) -> str | None:
-        if idempotency_key_value is not None:
-            key = idempotency_key(event.tenant_id, idempotency_key_value)
-            request = request_fingerprint(event)
-            claimed = await self._redis.set(
-                key, f"{event.workflow_id} {request}", nx=True, ex=self._retention_s
+        if idempotency_key_value is None:
+            await self._write_new(event, deadline_at)
+            return None
+        # The claim names the workflow before it exists (the key and the workflow
+        # live on different cluster slots, so no script can write both). The
+        # workflow's own create transition is what is atomic: whoever finds the
+        # claim's workflow missing writes it under the claimed id, and the
+        # create rule lets exactly one writer win.
+        request = request_fingerprint(event)
+        claimed, claim = await self._claim(
+            idempotency_key(event.tenant_id, idempotency_key_value),
+            f"{event.workflow_id} {request}",
+        )
+        workflow_id, _, first_request = claim.partition(" ")
+        if first_request != request:
+            raise IdempotencyKeyReused(workflow_id)
+        if not claimed and await self._redis.exists(WorkflowKeys(workflow_id).workflow):
+            return workflow_id
+        try:
+            await self._write_new(
+                event.model_copy(update={"workflow_id": workflow_id}), deadline_at
             )
-            if not claimed:
-                existing = _text(await self._redis.get(key) or b"")
-                workflow_id, _, first_request = existing.partition(" ")
-                if first_request != request:
-                    raise IdempotencyKeyReused(workflow_id)
-                return workflow_id
+        except TransitionConflict:
+            return workflow_id  # another attempt at the same request wrote it meanwhile
+        return None if claimed else workflow_id
+
+    async def _claim(self, key: str, claim: str) -> tuple[bool, str]:
+        """Claim an Idempotency-Key; (True, ``claim``), or (False, the claim it holds)."""
+        while True:
+            if await self._redis.set(key, claim, nx=True, ex=self._retention_s):
+                return True, claim
+            held = await self._redis.get(key)
+            if held is not None:  # else it expired in between: claim it again
+                return False, _text(held)
+
+    async def _write_new(self, event: WorkflowRequested, deadline_at: float) -> None:
+        # Indexed first, so no crash leaves a workflow that no deadline ends; an
+        # entry whose workflow was never written is dropped by the sweeper.
+        await self._redis.zadd(DEADLINES_KEY, {event.workflow_id: deadline_at}, nx=True)
         await self.apply(create(event, deadline_at=deadline_at))
-        return None
 
     async def apply(self, transition: Transition) -> Applied:
         program = compile_transition(transition, retention_s=self._retention_s)
@@ -165,6 +198,10 @@ def compile_transition(transition: Transition, *, retention_s: int) -> Program:
     change = transition.step
     if change is not None:
         program.expect_field(STEPS, step_status_field(change.step_id), sorted(rule.step_from))
+        if rule.fenced:
+            program.expect_field(STEPS, step_owner_field(change.step_id), [transition.fence or ""])
+        if rule.needs_expired_lease:
+            program.expect_at_most(STEPS, step_lease_field(change.step_id), transition.now or 0.0)
     if rule.needs_all_steps_finished:
         program.expect_at_least(WF, "steps_finished", "steps_total")
 
@@ -178,9 +215,7 @@ def compile_transition(transition: Transition, *, retention_s: int) -> Program:
         fields["plan"] = json.dumps([step.model_dump() for step in transition.plan])
         program.hset(STEPS, _planned_step_fields(transition.plan))
     if change is not None:
-        program.hset(
-            STEPS, _step_fields(change.step_id, change.status, change.attempt, change.outcome)
-        )
+        program.hset(STEPS, _step_fields(change))
     if transition.final is not None:
         fields.update(_final_fields(transition.final))
     program.hset(WF, fields)
@@ -219,13 +254,13 @@ def _planned_step_fields(plan: tuple[PlannedStep, ...]) -> dict[str, str]:
     return fields
 
 
-def _step_fields(
-    step_id: str,
-    status: StepStatus,
-    attempt: int | None,
-    outcome: StepCompleted | StepFailed | None,
-) -> dict[str, str]:
-    fields = {step_status_field(step_id): str(status)}
+def _step_fields(change: StepChange) -> dict[str, str]:
+    step_id, attempt, outcome = change.step_id, change.attempt, change.outcome
+    fields = {step_status_field(step_id): str(change.status)}
+    if change.owner is not None:
+        fields[step_owner_field(step_id)] = change.owner
+    if change.lease_until is not None:
+        fields[step_lease_field(step_id)] = repr(change.lease_until)
     if outcome is not None:
         data: dict[str, Any] = {
             "attempt": outcome.attempt,
@@ -306,6 +341,8 @@ def _step_record(step: PlannedStep, fields: dict[str, str]) -> StepRecord:
         result=data.get("result"),
         error=data.get("error"),
         outcome=_OUTCOME.validate_json(event) if event is not None else None,
+        owner=fields.get(step_owner_field(step.step_id)) or None,
+        lease_until=float(fields.get(step_lease_field(step.step_id), "0") or 0),
     )
 
 
