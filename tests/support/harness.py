@@ -85,6 +85,7 @@ class Harness:
     tools: Sequence[Tool[Any]] = ()
     deliver_twice: bool = False
     max_iterations: int = 6
+    loop_repeat_limit: int = 3
     step_lease_s: float = 1.0
     """Short, so a step whose runner 'died' is taken over within the test."""
     store: MemoryWorkflowStore = field(default_factory=MemoryWorkflowStore)
@@ -136,7 +137,9 @@ class Harness:
                 llms=llms,
                 tools=ToolRegistry([calculator_tool, *self.tools]),
                 settings=AgentSettings(
-                    max_iterations=self.max_iterations, step_lease_s=self.step_lease_s
+                    max_iterations=self.max_iterations,
+                    loop_repeat_limit=self.loop_repeat_limit,
+                    step_lease_s=self.step_lease_s,
                 ),
             )
         return Synthesizer(ports, llms=llms)

@@ -185,11 +185,23 @@ async def test_a_crash_before_publishing_the_plan_sends_the_same_dispatches(
     assert len(dispatched) == len(TITLES)
 
 
+@pytest.mark.parametrize("loop_repeat_limit", [3, 2])
 async def test_a_resumed_step_does_not_repeat_its_side_effects(
-    harness: Harness, endpoint: ScriptedEndpoint, mailbox: Mailbox
+    endpoint: ScriptedEndpoint, mailbox: Mailbox, loop_repeat_limit: int
 ) -> None:
     """The runner is stopped after the tool acted and before the step finished (a
-    revoked partition); the step runs again elsewhere and gets the recorded result."""
+    revoked partition); the step runs again elsewhere and gets the recorded result.
+    With a repeat limit of 2, the rerun's repeat of the first attempt's call would
+    be taken for a loop if loop records were not kept per attempt."""
+    async with Harness(
+        endpoint, tools=[mailbox.tool], loop_repeat_limit=loop_repeat_limit
+    ).running() as harness:
+        await _resume_after_revoke(harness, endpoint, mailbox)
+
+
+async def _resume_after_revoke(
+    harness: Harness, endpoint: ScriptedEndpoint, mailbox: Mailbox
+) -> None:
     mail_each_step(endpoint)
     endpoint.add_rule(rule({"hang": True}, has_tool_result=True, last_user_contains="alpha"))
     workflow_id = await harness.submit(TASK)
@@ -214,6 +226,7 @@ async def test_a_resumed_step_does_not_repeat_its_side_effects(
     assert record.status is WorkflowStatus.COMPLETED
     assert record.steps[0].attempt == 2
     assert "sent to ops@example.org" in (record.steps[0].result or "")
+    assert "loop" not in (record.steps[0].result or "")
     # One real mail per step: the resumed alpha step got the recorded result.
     assert sorted(mailbox.sent) == ["ops@example.org"] * len(TITLES)
     assert len(harness.distinct_ids(workflow_id, "step.completed")) == len(TITLES)

@@ -1,8 +1,9 @@
 """The agent loop's view of one step's tool calls: its history and its effects.
 
 The ports (``core.ports.CallHistory`` and ``EffectLedger``) are shared by every
-replica and keyed by workflow and step; ``StepCallHistory`` binds them to one
-step so the loop speaks only of fingerprints.
+replica; ``StepCallHistory`` binds them to one attempt of one step so the loop
+speaks only of fingerprints. Loop records belong to the attempt, recorded
+effects to the step.
 """
 
 from __future__ import annotations
@@ -37,14 +38,20 @@ class StepCallHistory:
     effects: ports.EffectLedger
     workflow_id: str
     step_id: str
+    attempt: int
 
     async def record(self, fingerprint: str) -> list[str]:
         return await self.calls.record(
-            workflow_id=self.workflow_id, step_id=self.step_id, fingerprint=fingerprint
+            workflow_id=self.workflow_id,
+            step_id=self.step_id,
+            attempt=self.attempt,
+            fingerprint=fingerprint,
         )
 
     async def first_warning(self) -> bool:
-        return await self.calls.first_warning(workflow_id=self.workflow_id, step_id=self.step_id)
+        return await self.calls.first_warning(
+            workflow_id=self.workflow_id, step_id=self.step_id, attempt=self.attempt
+        )
 
     async def recall_effect(self, fingerprint: str) -> str | None:
         return await self.effects.recall(

@@ -111,7 +111,7 @@ class AgentRunner:
         started, owner = claimed
         await self._publisher.publish([started])
 
-        agent = asyncio.create_task(self._run_agent(dispatched))
+        agent = asyncio.create_task(self._run_agent(dispatched, attempt=started.attempt))
         keeper = asyncio.create_task(self._keep_lease(dispatched, owner, agent))
         running = self._running.setdefault(dispatched.workflow_id, set())
         running.add(agent)
@@ -216,7 +216,9 @@ class AgentRunner:
                 extra={"step_id": release.step.step_id if release.step else ""},
             )
 
-    def _run_agent(self, dispatched: StepDispatched) -> Coroutine[Any, Any, StepOutcome]:
+    def _run_agent(
+        self, dispatched: StepDispatched, *, attempt: int
+    ) -> Coroutine[Any, Any, StepOutcome]:
         return run_agent(
             llm=self._llms.for_workflow(
                 dispatched.workflow_id,
@@ -233,6 +235,7 @@ class AgentRunner:
                 self._ports.effects,
                 workflow_id=dispatched.workflow_id,
                 step_id=dispatched.step.step_id,
+                attempt=attempt,
             ),
             repeat_limit=self._settings.loop_repeat_limit,
             checkpoint=lambda: self._checkpoint(dispatched.workflow_id),

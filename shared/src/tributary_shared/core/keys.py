@@ -14,8 +14,10 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
                                           held, "lapsed" once expired unsettled, "settled"
     tributary:v1:wf:{id}:budget:expiries  ZSET  held reservation ids by expiry (epoch seconds,
                                           Redis's clock)
-    tributary:v1:wf:{id}:calls:{step}  LIST  tool-call fingerprints (loop detection)
-    tributary:v1:wf:{id}:calls:{step}:warned   STRING  set once the model was warned of a loop
+    tributary:v1:wf:{id}:calls:{step}:a{attempt}  LIST  tool-call fingerprints of one attempt
+                                          of a step (loop detection)
+    tributary:v1:wf:{id}:calls:{step}:a{attempt}:warned  STRING  set once that attempt's model
+                                          was warned of a loop
     tributary:v1:wf:{id}:calls:{step}:effects  HASH    fingerprint -> result of a side-effecting
                                           tool call (the effect ledger)
     tributary:v1:idem:{tenant}:{key}  STRING  Idempotency-Key -> "<workflow id> <request
@@ -64,17 +66,24 @@ class WorkflowKeys:
         """The budget's held reservations by expiry, so lapsed ones are found at once."""
         return f"{self.budget}:expiries"
 
-    def tool_calls(self, step_id: str) -> str:
-        """Fingerprints of a step's tool calls, for loop detection."""
-        return f"{self.workflow}:calls:{step_id}"
+    def tool_calls(self, step_id: str, attempt: int) -> str:
+        """Fingerprints of one attempt's tool calls, for loop detection.
 
-    def loop_warned(self, step_id: str) -> str:
-        """Set once the step's model was warned about a loop."""
-        return f"{self.tool_calls(step_id)}:warned"
+        Per attempt: a step run again after a crash repeats the calls of the
+        attempt that crashed, which is recovery, not a loop.
+        """
+        return f"{self.workflow}:calls:{step_id}:a{attempt}"
+
+    def loop_warned(self, step_id: str, attempt: int) -> str:
+        """Set once the attempt's model was warned about a loop."""
+        return f"{self.tool_calls(step_id, attempt)}:warned"
 
     def tool_effects(self, step_id: str) -> str:
-        """Results of the step's side-effecting tool calls, by call fingerprint."""
-        return f"{self.tool_calls(step_id)}:effects"
+        """Results of the step's side-effecting tool calls, by call fingerprint.
+
+        Per step, across attempts: that is what keeps a rerun from acting twice.
+        """
+        return f"{self.workflow}:calls:{step_id}:effects"
 
     def all(self) -> tuple[str, str, str]:
         return (self.workflow, self.steps, self.log)

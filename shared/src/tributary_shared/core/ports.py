@@ -125,14 +125,16 @@ class CancellationSignal(Protocol):
 
 
 class CallHistory(Protocol):
-    """A step's tool-call fingerprints, for loop detection across replicas and restarts."""
+    """One attempt's tool-call fingerprints, for loop detection across replicas."""
 
-    async def record(self, *, workflow_id: str, step_id: str, fingerprint: str) -> list[str]:
-        """Append a fingerprint; return the step's recent history, oldest first."""
+    async def record(
+        self, *, workflow_id: str, step_id: str, attempt: int, fingerprint: str
+    ) -> list[str]:
+        """Append a fingerprint; return the attempt's recent history, oldest first."""
         ...
 
-    async def first_warning(self, *, workflow_id: str, step_id: str) -> bool:
-        """True once per step: the model has not been warned about a loop yet."""
+    async def first_warning(self, *, workflow_id: str, step_id: str, attempt: int) -> bool:
+        """True once per attempt: its model has not been warned about a loop yet."""
         ...
 
 

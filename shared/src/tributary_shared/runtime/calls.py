@@ -1,9 +1,10 @@
 """Redis adapters of a step's tool-call history and of the effect ledger.
 
-Both are shared by every replica: a step retried elsewhere after a crash
-continues the same history, so a loop cannot hide behind a restart, and a
-side-effecting call it already made gets its recorded result instead of
-acting twice. Lists are capped; everything expires with the workflow.
+Both are shared by every replica. The history is kept per attempt of a step
+(a rerun after a crash repeats the crashed attempt's calls, which is no loop);
+the effect ledger per step, so a side-effecting call an earlier attempt made
+gets its recorded result instead of acting twice. Lists are capped; everything
+expires with the workflow.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ class RedisCallHistory:
         self._redis = redis
         self._ttl_s = ttl_s
 
-    async def record(self, *, workflow_id: str, step_id: str, fingerprint: str) -> list[str]:
-        key = WorkflowKeys(workflow_id).tool_calls(step_id)
+    async def record(
+        self, *, workflow_id: str, step_id: str, attempt: int, fingerprint: str
+    ) -> list[str]:
+        key = WorkflowKeys(workflow_id).tool_calls(step_id, attempt)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.rpush(key, fingerprint)
             pipe.ltrim(key, -_MAX_HISTORY, -1)
@@ -32,8 +35,8 @@ class RedisCallHistory:
             *_, entries = await pipe.execute()
         return [_text(e) for e in entries]
 
-    async def first_warning(self, *, workflow_id: str, step_id: str) -> bool:
-        key = WorkflowKeys(workflow_id).loop_warned(step_id)
+    async def first_warning(self, *, workflow_id: str, step_id: str, attempt: int) -> bool:
+        key = WorkflowKeys(workflow_id).loop_warned(step_id, attempt)
         return bool(await self._redis.set(key, "1", nx=True, ex=self._ttl_s))
 
 

@@ -9,17 +9,19 @@ _MAX_HISTORY = 64  # as the Redis list is capped
 
 class MemoryCallHistory:
     def __init__(self) -> None:
-        self.calls: dict[tuple[str, str], list[str]] = {}
-        self._warned: set[tuple[str, str]] = set()
+        self.calls: dict[tuple[str, str, int], list[str]] = {}
+        self._warned: set[tuple[str, str, int]] = set()
 
-    async def record(self, *, workflow_id: str, step_id: str, fingerprint: str) -> list[str]:
-        history = self.calls.setdefault((workflow_id, step_id), [])
+    async def record(
+        self, *, workflow_id: str, step_id: str, attempt: int, fingerprint: str
+    ) -> list[str]:
+        history = self.calls.setdefault((workflow_id, step_id, attempt), [])
         history.append(fingerprint)
         del history[:-_MAX_HISTORY]
         return list(history)
 
-    async def first_warning(self, *, workflow_id: str, step_id: str) -> bool:
-        key = (workflow_id, step_id)
+    async def first_warning(self, *, workflow_id: str, step_id: str, attempt: int) -> bool:
+        key = (workflow_id, step_id, attempt)
         first = key not in self._warned
         self._warned.add(key)
         return first
