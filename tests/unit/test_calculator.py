@@ -1,8 +1,15 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from tributary_agent_runner.tools.calculator import calculator_tool, evaluate, format_number
+from tributary_agent_runner.tools.calculator import (
+    MAX_EXPRESSION_CHARS,
+    calculator_tool,
+    evaluate,
+    format_number,
+)
 from tributary_agent_runner.tools.registry import ToolArgumentsInvalid, ToolError
 
 
@@ -34,6 +41,61 @@ def test_arithmetic_is_exact(expression: str, expected: float) -> None:
 def test_anything_but_bounded_arithmetic_is_refused(expression: str) -> None:
     with pytest.raises(ToolError):
         evaluate(expression)
+
+
+# Each of these would hold the event loop for seconds to hours if computed (Python
+# integers have no size limit), or hides a refusal in an unclear error. Each
+# must be refused before the work, naming the limit it hit.
+@pytest.mark.parametrize(
+    ("expression", "limit"),
+    [
+        ("round(1, -10**7)", "round() takes at most 300 digits"),
+        ("round(2.5, 10**9)", "round() takes at most 300 digits"),
+        ("round(2.5, 1.5)", "round() takes a whole number of digits"),
+        ("10**10**10", "the exponent 1e+10 is beyond the limit of 10000"),
+        ("9**9**9", "the exponent 3.8742e+08 is beyond the limit"),
+        ("2**9999", "the result is too large"),
+        ("(10**300)**2", "the result is too large"),
+        ("0.5**-5000", "the result is too large"),
+        ("9**300 * 9**300 * 9**300", "the result is too large"),
+        ("*".join(["999999"] * 60), "the result is too large"),
+        ("exp(1000)", "the result is too large"),
+        ("1" * 400, "a number in the expression is too large"),
+        ("1e999", "a number in the expression is too large"),
+        ("-" * 200 + "1", "nested more than 100 operations deep"),
+        ("+".join(["1"] * 150), "nested more than 100 operations deep"),
+        ("(" * 240 + "1" + ")" * 240, "not an arithmetic expression"),
+        ("(" * 150 + "-" * 150 + "1" + ")" * 150, "nested more than 100 operations deep"),
+        ("1+" * 300 + "1", f"longer than {MAX_EXPRESSION_CHARS} characters"),
+        ("(-8) ** (1/3)", "not a real number"),
+        ("min()", "cannot evaluate"),
+        ("sqrt(1, 2)", "cannot evaluate"),
+    ],
+)
+def test_hostile_expressions_are_refused_naming_the_limit(expression: str, limit: str) -> None:
+    with pytest.raises(ToolError, match=re.escape(limit)):
+        evaluate(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("round(123456, -3)", 123000),
+        ("round(2.675, 2)", 2.67),
+        ("2**996", 2**996),
+        ("1.0001**10000", 2.71814592682),
+        ("+".join(["1"] * 99), 99),
+        ("(10**300) / 3", 10**300 / 3),
+        ("2**-2000", 0.0),
+    ],
+)
+def test_the_limits_leave_ordinary_arithmetic_alone(expression: str, expected: float) -> None:
+    assert evaluate(expression) == pytest.approx(expected)
+
+
+async def test_the_model_is_told_which_limit_its_expression_hit() -> None:
+    with pytest.raises(ToolError, match=re.escape("round() takes at most 300 digits")):
+        await calculator_tool.invoke('{"expression": "round(1, -10**7)"}')
 
 
 def test_results_read_naturally() -> None:

@@ -24,7 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
+from tributary_agent_runner.tools.cpu_pool import CpuPool
 from tributary_agent_runner.tools.fetch_url import FetchUrlArgs, make_fetch_url_tool
+from tributary_agent_runner.tools.html_converter import HtmlConverter
 from tributary_agent_runner.tools.netguard import IPAddress, allow_exact
 from tributary_agent_runner.tools.registry import Tool, ToolError
 
@@ -132,6 +134,8 @@ PAGE = b"""<!doctype html>
 
 BIG_TEXT = b"0123456789abcdef" * 16 * 1024  # 256 KiB
 BOMB = gzip.compress(b"a" * (16 * 1024 * 1024), compresslevel=9)  # 16 MiB inflated
+# Tag-dense HTML: about 2 s of parsing per MiB.
+TAG_SOUP = b"<html><body>" + b"<div><b><i>x</i></b><span class=a>" * (1024 * 1024 // 34)
 
 
 async def site_handler(request: Request) -> Reply:
@@ -151,6 +155,8 @@ async def site_handler(request: Request) -> Reply:
     if path == "/bomb":
         headers = {"Content-Type": "text/plain", "Content-Encoding": "gzip"}
         return Reply(headers=headers, body=BOMB)
+    if path == "/soup":
+        return Reply(headers={"Content-Type": "text/html"}, body=TAG_SOUP)
     if path == "/gzip":
         headers = {"Content-Type": "text/html", "Content-Encoding": "gzip"}
         return Reply(headers=headers, body=gzip.compress(PAGE))
@@ -352,6 +358,32 @@ async def test_connection_refused_is_a_clean_error(site: Site) -> None:
     tool = make_fetch_url_tool(policy=allow_exact((LOOPBACK, port)))
     with pytest.raises(ToolError, match=rf"^could not connect to 127\.0\.0\.1 port {port}$"):
         await fetch(tool, f"http://{LOOPBACK}:{port}/")
+
+
+@pytest.fixture
+async def cpu_pool() -> AsyncIterator[CpuPool]:
+    pool = CpuPool(processes=1)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+async def test_html_conversion_has_its_own_time_limit(site: Site, cpu_pool: CpuPool) -> None:
+    tool = site_tool(site, html_to_text=HtmlConverter(cpu_pool, timeout_s=0.2))
+    with pytest.raises(ToolError, match=r"could not be turned into text within 0\.2s"):
+        await fetch(tool, site.url("/soup"))
+    # The killed worker is replaced: the next page converts.
+    assert "Title: Test & Page" in await fetch(tool, site.url("/page"))
+
+
+async def test_html_past_the_conversion_cap_is_cut_and_says_so(
+    site: Site, cpu_pool: CpuPool
+) -> None:
+    tool = site_tool(site, html_to_text=HtmlConverter(cpu_pool, max_chars=200))
+    result = await fetch(tool, site.url("/page"))
+    assert "[truncated: only the first part of the HTML was converted]" in result
+    assert "Second paragraph." not in result
 
 
 def test_limits_are_validated() -> None:

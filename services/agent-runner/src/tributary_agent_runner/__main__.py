@@ -7,7 +7,9 @@ from typing import Any
 from tributary_agent_runner.service import AgentRunner
 from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.calculator import calculator_tool
+from tributary_agent_runner.tools.cpu_pool import CpuPool
 from tributary_agent_runner.tools.fetch_url import make_fetch_url_tool
+from tributary_agent_runner.tools.html_converter import HtmlConverter
 from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_agent_runner.tools.web_search import web_search_tool_from_settings
@@ -23,23 +25,28 @@ def step_lane(event: AnyEvent) -> bytes:
     return f"{event.workflow_id}/{step_id}".encode()
 
 
-def builtin_tools() -> ToolRegistry:
+def builtin_tools(settings: AgentSettings) -> ToolRegistry:
     """Calculator and fetch_url always; web_search when a provider is configured."""
-    tools: list[Tool[Any]] = [calculator_tool, make_fetch_url_tool()]
+    html = HtmlConverter(
+        CpuPool(processes=settings.tool_worker_processes),
+        timeout_s=settings.html_to_text_timeout_s,
+    )
+    tools: list[Tool[Any]] = [calculator_tool, make_fetch_url_tool(html_to_text=html)]
     search = web_search_tool_from_settings()
     if search is not None:
         tools.append(search)
-    return ToolRegistry(tools)
+    return ToolRegistry(tools, timeouts=settings.tool_timeouts)
 
 
 def build(resources: WorkerResources) -> AgentRunner:
-    tools = builtin_tools()
+    settings = load_settings(AgentSettings)
+    tools = builtin_tools(settings)
     return AgentRunner(
         resources.ports,
         llms=resources.workflow_llms(),
         tools=tools,
         mcp=McpToolset.from_env(tools),  # adds the MCP servers' tools to the registry
-        settings=load_settings(AgentSettings),
+        settings=settings,
     )
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Annotated
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -30,4 +32,29 @@ class AgentSettings(BaseSettings):
         description="Seconds a runner's lease on a step lasts; it is renewed every third of "
         "that while the step runs. A step whose runner died is taken over by the next delivery "
         "once the lease lapses, so a shorter lease recovers sooner but renews more often.",
+    )
+    tool_timeouts: dict[str, Annotated[float, Field(gt=0, le=3600)]] = Field(
+        default_factory=dict,
+        description="Seconds a call of the named tool may run before it is stopped and the "
+        'model is told it timed out, as JSON, e.g. `{"fetch_url": 40, "files__read_file": 10}` '
+        "(MCP tools by their offered name `<server>__<tool>`). Every tool has a timeout; "
+        "a tool not named here keeps its own: `calculator` 2 s, `fetch_url` 25 s, `web_search` "
+        "its `TRIBUTARY_WEB_SEARCH_TIMEOUT_S` plus 5 s, an MCP tool its server's `timeout_s` "
+        "plus 5 s. A timed-out call is abandoned at once even if it ignores cancellation.",
+    )
+    tool_worker_processes: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Worker processes for CPU-heavy tool work (turning fetched HTML into "
+        "text), so that it never runs on the event loop. Each runs one conversion at a time; "
+        "more conversions wait for a free process. Started when first needed.",
+    )
+    html_to_text_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=300,
+        description="Seconds one HTML page may take to turn into text in a worker process; "
+        "past it the process is killed and replaced and `fetch_url` returns an error to the "
+        "model. Pages are cut to 2 MiB of HTML before conversion (about 5 s at worst).",
     )

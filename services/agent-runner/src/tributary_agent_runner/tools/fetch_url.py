@@ -11,8 +11,9 @@ tool must not become a way into the cluster (SSRF). Every hop is checked:
    -- so a second DNS answer (rebinding) cannot move the connection;
 5. follow redirects by hand, repeating 1-4 for each, at most ``max_redirects``.
 
-The body is streamed and capped (:mod:`.fetch_body`), HTML becomes text
-(:mod:`.html_text`), and binary content is refused without being downloaded.
+The body is streamed and capped (:mod:`.fetch_body`), HTML becomes text in a
+worker process under a time limit (:mod:`.html_converter`), and binary content
+is refused without being downloaded.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from .fetch_body import (
     read_capped,
     sniff_kind,
 )
-from .html_text import html_to_text
+from .html_converter import HtmlConverter
+from .html_text import PageText
 from .netguard import (
     AddressPolicy,
     HostRejected,
@@ -53,6 +55,8 @@ from .registry import Tool, ToolError
 
 #: Resolves a host name to addresses (``(host, port) -> addresses``); injectable for tests.
 Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
+#: Turns an HTML document into its text, off the event loop (:class:`HtmlConverter`).
+HtmlToText = Callable[[str], Awaitable[PageText]]
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 DEFAULT_MAX_CHARS = 50_000
@@ -158,8 +162,10 @@ class _UrlFetcher:
         user_agent: str,
         ssl_context: ssl.SSLContext | None,
         transport: httpx.AsyncBaseTransport | None,
+        html_to_text: HtmlToText,
     ) -> None:
         self._policy = policy
+        self._html_to_text = html_to_text
         self._resolver = resolver
         self._max_bytes = max_bytes
         self._max_chars = max_chars
@@ -312,16 +318,18 @@ class _UrlFetcher:
 
         text = decode_text(body.data, charset, html=kind is ContentKind.HTML)
         lines = [f"URL: {url}"]
+        notes: list[str] = []
         if original is not None:
             lines.append(f"Redirected from: {original}")
         if kind is ContentKind.HTML:
-            page = html_to_text(text)
+            page = await self._html_to_text(text)
+            if page.truncated:
+                notes.append("[truncated: only the first part of the HTML was converted]")
             if page.title:
                 lines.append(f"Title: {page.title}")
             text = page.text
         lines.append(f"Content-Type: {mime or 'unknown'}")
 
-        notes = []
         if body.truncated:
             notes.append(f"[truncated: the response is larger than {self._max_bytes} bytes]")
         if len(text) > self._max_chars:
@@ -358,6 +366,7 @@ def make_fetch_url_tool(
     user_agent: str = DEFAULT_USER_AGENT,
     ssl_context: ssl.SSLContext | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    html_to_text: HtmlToText | None = None,
 ) -> Tool[FetchUrlArgs]:
     """Build the ``fetch_url`` tool.
 
@@ -366,6 +375,8 @@ def make_fetch_url_tool(
     own deadline (``timeout_s``) covers all hops and the body; the registry's
     timeout is set a little later so that this clearer message wins.
     ``transport`` replaces the network entirely and exists for tests.
+    ``html_to_text`` converts HTML pages; the default is an
+    :class:`HtmlConverter` on the process-wide CPU pool, with its default limits.
     """
     if max_bytes <= 0 or max_chars <= 0 or timeout_s <= 0 or max_redirects < 0:
         raise ValueError("fetch_url limits must be positive")
@@ -379,6 +390,7 @@ def make_fetch_url_tool(
         user_agent=user_agent,
         ssl_context=ssl_context,
         transport=transport,
+        html_to_text=html_to_text or HtmlConverter(),
     )
     return Tool(
         name="fetch_url",

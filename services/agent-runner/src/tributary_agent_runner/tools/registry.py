@@ -10,12 +10,23 @@ Tools defined elsewhere (MCP servers) describe their arguments with a JSON
 schema instead of a pydantic model: such a tool sets ``parameters`` and takes
 :class:`JsonArguments`; the schema is what the model is offered and what the
 arguments are validated against, with ``jsonschema``, before the tool runs.
+
+Every tool has a timeout, and it holds even against a tool that ignores its
+cancellation: the call runs as its own task, and when the time is up the step
+is given a :class:`ToolTimedOut` at once while the task is cancelled and left
+to end in the background. The registry can override any tool's timeout by
+name (``timeouts``; the agent-runner's ``TRIBUTARY_AGENT_TOOL_TIMEOUTS``).
+A timeout holds the step, not the CPU: work that would block the event loop
+runs in a worker process (:mod:`.cpu_pool`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
+import logging
+import math
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -29,7 +40,24 @@ from pydantic import BaseModel, RootModel, ValidationError
 from referencing import Registry
 from referencing.exceptions import Unresolvable
 
+__all__ = [
+    "JsonArguments",
+    "Tool",
+    "ToolArgumentsInvalid",
+    "ToolError",
+    "ToolRegistry",
+    "ToolTimedOut",
+    "UnknownTool",
+    "compile_json_schema",
+]
+
+log = logging.getLogger(__name__)
+
 ArgsT = TypeVar("ArgsT", bound=BaseModel)
+
+# Tool calls that timed out but have not ended yet: held so that they are not
+# garbage-collected mid-run and so that their outcome is collected.
+_ABANDONED: set[asyncio.Task[str]] = set()
 
 
 class ToolError(Exception):
@@ -114,6 +142,8 @@ class Tool(Generic[ArgsT]):
     _validator: _SchemaValidator | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if not (math.isfinite(self.timeout_s) and self.timeout_s > 0):
+            raise ValueError(f"tool {self.name!r} needs a positive, finite timeout_s")
         if self.parameters is not None:
             # Compiled once: a bad schema fails when the tool is built, not when it is called.
             object.__setattr__(self, "_validator", compile_json_schema(self.parameters))
@@ -174,26 +204,69 @@ class Tool(Generic[ArgsT]):
             )
             raise ToolArgumentsInvalid(f"invalid arguments for {self.name}: {problems}") from exc
 
+    def with_timeout(self, timeout_s: float) -> Tool[ArgsT]:
+        """The same tool with another timeout."""
+        return dataclasses.replace(self, timeout_s=timeout_s)
+
     async def invoke(self, raw_json: str) -> str:
+        """Validate the arguments and run the tool; at most ``timeout_s`` seconds, always.
+
+        ``asyncio.wait_for`` would wait for the cancelled call to finish, so a
+        tool that swallows its cancellation would hold the step for ever; the
+        call is therefore waited for, not awaited, and left behind on timeout.
+        """
         args = self.parse_arguments(raw_json)
+        call = asyncio.ensure_future(self.run(args))
         try:
-            return await asyncio.wait_for(self.run(args), timeout=self.timeout_s)
-        except TimeoutError as exc:
-            raise ToolTimedOut(f"{self.name} timed out after {self.timeout_s:g}s") from exc
+            done, _ = await asyncio.wait({call}, timeout=self.timeout_s)
+        except asyncio.CancelledError:
+            _abandon(call)  # the step was cancelled
+            raise
+        if call in done:
+            return call.result()
+        _abandon(call)
+        raise ToolTimedOut(f"{self.name} timed out after {self.timeout_s:g}s")
+
+
+def _abandon(call: asyncio.Future[str]) -> None:
+    """Cancel a call nobody waits for any more, and keep it until it has ended."""
+    call.cancel()
+    if call.done() or not isinstance(call, asyncio.Task):
+        return
+    _ABANDONED.add(call)
+    call.add_done_callback(_collect)
+
+
+def _collect(call: asyncio.Task[str]) -> None:
+    _ABANDONED.discard(call)
+    if not call.cancelled() and call.exception() is not None:
+        log.warning("a tool call that was given up raised later: %r", call.exception())
 
 
 class ToolRegistry:
-    """The tools offered to agents, by name."""
+    """The tools offered to agents, by name.
 
-    def __init__(self, tools: Iterable[Tool[Any]] = ()) -> None:
+    ``timeouts`` maps tool names to seconds; a tool named there runs under that
+    timeout instead of its own, including tools registered later (MCP tools).
+    """
+
+    def __init__(
+        self, tools: Iterable[Tool[Any]] = (), *, timeouts: Mapping[str, float] | None = None
+    ) -> None:
         self._tools: dict[str, Tool[Any]] = {}
         self._schemas: list[dict[str, Any]] | None = None
+        self._timeouts = dict(timeouts or {})
+        for name, seconds in self._timeouts.items():
+            if not (math.isfinite(seconds) and seconds > 0):
+                raise ValueError(f"the timeout of tool {name!r} must be positive and finite")
         for tool in tools:
             self.register(tool)
 
     def register(self, tool: Tool[Any]) -> None:
         if tool.name in self._tools:
             raise ValueError(f"tool {tool.name!r} is registered twice")
+        if tool.name in self._timeouts:
+            tool = tool.with_timeout(self._timeouts[tool.name])
         self._tools[tool.name] = tool
         self._schemas = None
 
