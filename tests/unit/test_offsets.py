@@ -42,3 +42,26 @@ def test_out_of_order_completion_commits_the_contiguous_prefix_only() -> None:
     offsets.finished(1)
     assert offsets.committable() == 3
     assert offsets.in_flight == 1
+
+
+def test_a_stuck_record_holds_every_later_offset_until_it_finishes() -> None:
+    offsets = PartitionOffsets()
+    for offset in range(1_000):
+        offsets.started(offset)
+    for offset in range(1, 1_000):
+        offsets.finished(offset)
+    # Offset 0 is stuck: a crash would redeliver all 1,000, so all are held
+    # (the consumer pauses the partition when this reaches its window).
+    assert offsets.held == 1_000
+    offsets.finished(0)
+    assert offsets.held == 0
+    assert offsets.committable() == 1_000
+
+
+def test_held_counts_from_the_lowest_record_in_flight() -> None:
+    offsets = PartitionOffsets()
+    for offset in range(10):
+        offsets.started(offset)
+    for offset in (0, 1, 2, 5):
+        offsets.finished(offset)
+    assert offsets.held == 7  # 3..9: the finished prefix 0..2 is released

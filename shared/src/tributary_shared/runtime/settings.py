@@ -128,6 +128,23 @@ class ConsumerSettings(BaseSettings):
         "replicas lose their partitions; the broker's `group.min.session.timeout.ms` (6000 by "
         "default) bounds it.",
     )
+    handler_timeout_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Seconds one handling of a message (an agent step with all its LLM and "
+        "tool calls, say) may take; past it the handling is cancelled, logged as an error and "
+        "counts as a failed attempt (see `TRIBUTARY_HANDLER_ATTEMPTS`). The default matches "
+        "`TRIBUTARY_DEFAULT_DEADLINE_S`; keep it above your longest step.",
+    )
+    max_uncommitted_per_partition: int = Field(
+        default=10_000,
+        ge=1,
+        description="Messages of one partition a worker takes on from the oldest one still "
+        "being handled onwards (finished or not: none of them can be committed before it); "
+        "at the limit the partition is paused until the oldest finishes. It bounds the memory "
+        "a stuck message costs and what a crash redelivers; lower it to redeliver less, raise "
+        "it if one long step holds up the other workflows of its partition.",
+    )
 
 
 class LLMSettings(BaseSettings):

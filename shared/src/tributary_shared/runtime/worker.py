@@ -192,6 +192,8 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
             attempts=consumer_settings.handler_attempts,
             shutdown_grace_s=consumer_settings.shutdown_grace_s,
             session_timeout_ms=consumer_settings.kafka_session_timeout_ms,
+            handler_timeout_s=consumer_settings.handler_timeout_s,
+            max_uncommitted_per_partition=consumer_settings.max_uncommitted_per_partition,
         ),
         handler=logic.handle,
         publish_raw=publish_raw,

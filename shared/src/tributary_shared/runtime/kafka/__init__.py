@@ -3,12 +3,13 @@
 from tributary_shared.runtime.kafka.consumer import (
     ConsumerConfig,
     EventConsumer,
+    HandlerTimedOut,
     LaneKey,
-    is_outage,
 )
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.kafka.lanes import KeyLanes
 from tributary_shared.runtime.kafka.offsets import PartitionOffsets
+from tributary_shared.runtime.kafka.outages import is_outage
 from tributary_shared.runtime.kafka.publisher import (
     EventPublisher,
     KafkaEventPublisher,
@@ -21,6 +22,7 @@ __all__ = [
     "DeadLetter",
     "EventConsumer",
     "EventPublisher",
+    "HandlerTimedOut",
     "KafkaEventPublisher",
     "KeyLanes",
     "LaneKey",

@@ -7,10 +7,16 @@ every workflow behind it) or commits work that has not finished. Here each
 record runs in its own task; ``PartitionOffsets`` commits only the contiguous
 prefix of finished records; ``KeyLanes`` keeps one workflow's events in order.
 
-Delivery is at least once. A record whose handler keeps failing is retried
-with backoff a bounded number of times, then dead-lettered (with its error
-class, attempt count and original bytes) so the partition keeps moving; the
-service's ``on_dead_letter`` hook then fails the affected workflow.
+Delivery is at least once. A record whose handler keeps failing (or runs
+past ``handler_timeout_s``, when it is cancelled) is retried with backoff a
+bounded number of times, then dead-lettered (with its error class, attempt
+count and original bytes) so the partition keeps moving; the service's
+``on_dead_letter`` hook then fails the affected workflow. Kafka or Redis being
+away (``is_outage``) is waited out instead, without using up attempts.
+
+Back-pressure (``backpressure.py``) bounds the records in flight and the
+offsets each partition's tracker holds, by pausing partitions of the current
+assignment before every fetch.
 """
 
 from __future__ import annotations
@@ -23,26 +29,40 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka import errors as kafka_errors
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
-from redis import exceptions as redis_errors
 
 from tributary_shared.core.errors import (
     Backoff,
     ErrorClass,
     PoisonMessage,
+    TransientError,
     TributaryError,
     recovery_for,
 )
 from tributary_shared.core.events import AnyEvent, decode_event
 from tributary_shared.core.topics import DEAD_LETTERS
 from tributary_shared.runtime import metrics
+from tributary_shared.runtime.kafka.backpressure import admissible, partitions_to_pause
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.kafka.lanes import KeyLanes
 from tributary_shared.runtime.kafka.offsets import PartitionOffsets
+from tributary_shared.runtime.kafka.outages import is_outage
 from tributary_shared.runtime.logs import workflow_context
 from tributary_shared.runtime.retry import retry_forever
+
+__all__ = [
+    "ConsumerConfig",
+    "DeadLetterHook",
+    "EventConsumer",
+    "EventHandler",
+    "HandlerTimedOut",
+    "LaneKey",
+    "RawPublisher",
+    "is_outage",
+    "kafka_client",
+    "workflow_lane",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +86,30 @@ class ConsumerConfig:
     shutdown_grace_s: float = 20.0
     outage_patience_s: float = 600.0
     session_timeout_ms: int = 10_000
+    handler_timeout_s: float = 3600.0
+    max_uncommitted_per_partition: int = 10_000
+
+
+class HandlerTimedOut(TransientError):
+    """A handler ran past ``handler_timeout_s`` and was cancelled; the attempt failed."""
+
+    default_code = "handler_timeout"
+
+
+def kafka_client(config: ConsumerConfig) -> AIOKafkaConsumer:
+    """The aiokafka consumer the runtime fetches with (tests pass a fake instead)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=config.bootstrap_servers,
+        group_id=config.group_id,
+        client_id=config.client_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        # Handlers never run inside the poll loop, so polls stay frequent
+        # however long a step takes; this bound only catches a stuck loop.
+        max_poll_interval_ms=300_000,
+        session_timeout_ms=config.session_timeout_ms,
+        heartbeat_interval_ms=max(1_000, config.session_timeout_ms // 5),
+    )
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -78,6 +122,9 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
             self._runtime.forget(tp)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        # The new assignment arrives unpaused: pause what must be before its
+        # first fetch (the poll loop re-applies this before every fetch too).
+        self._runtime.apply_backpressure()
         log.info(
             "partitions assigned: %s", sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)
         )
@@ -92,8 +139,10 @@ class EventConsumer:
         publish_raw: RawPublisher,
         on_dead_letter: DeadLetterHook | None = None,
         lane_of: LaneKey | None = None,
+        client: Callable[[ConsumerConfig], AIOKafkaConsumer] = kafka_client,
     ) -> None:
         self._config = config
+        self._client = client
         self._lane_of: LaneKey = lane_of or workflow_lane
         self._handler = handler
         self._publish_raw = publish_raw
@@ -104,23 +153,11 @@ class EventConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
-        self._paused = False
 
     # -- lifecycle -------------------------------------------------------------
 
     async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._config.bootstrap_servers,
-            group_id=self._config.group_id,
-            client_id=self._config.client_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            # Handlers never run inside the poll loop, so polls stay frequent
-            # however long a step takes; this bound only catches a stuck loop.
-            max_poll_interval_ms=300_000,
-            session_timeout_ms=self._config.session_timeout_ms,
-            heartbeat_interval_ms=max(1_000, self._config.session_timeout_ms // 5),
-        )
+        consumer = self._client(self._config)
         consumer.subscribe(topics=list(self._config.topics), listener=_Rebalance(self))
         await consumer.start()
         self._consumer = consumer
@@ -178,34 +215,75 @@ class EventConsumer:
         loop = asyncio.get_running_loop()
         next_commit = loop.time() + self._config.commit_interval_s
         while not self._stopping.is_set():
-            self._apply_backpressure(consumer)
-            capacity = max(self._config.max_in_flight - len(self._tasks), 1)
+            self.apply_backpressure()
             try:
-                batches = await consumer.getmany(timeout_ms=200, max_records=capacity)
+                # Fetch even when full (every partition is paused then): a
+                # consumer that stops fetching for max_poll_interval_ms is
+                # put out of the group. aiokafka refuses max_records=0.
+                batches = await consumer.getmany(
+                    timeout_ms=200, max_records=max(self._free_slots(), 1)
+                )
             except Exception:
                 log.exception("fetching records failed; retrying")
                 await asyncio.sleep(1.0)
                 continue
-            for tp, records in batches.items():
-                offsets = self._offsets.setdefault(tp, PartitionOffsets())
-                for record in records:
-                    offsets.started(record.offset)
-                    task = asyncio.create_task(self._process(tp, record))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+            self._start_records(consumer, batches)
             if loop.time() >= next_commit:
                 await self.commit()
                 next_commit = loop.time() + self._config.commit_interval_s
 
-    def _apply_backpressure(self, consumer: AIOKafkaConsumer) -> None:
-        # Pausing (rather than not polling) keeps the group membership alive.
-        full = len(self._tasks) >= self._config.max_in_flight
-        if full and not self._paused:
-            consumer.pause(*consumer.assignment())
-            self._paused = True
-        elif not full and self._paused:
-            consumer.resume(*consumer.assignment())
-            self._paused = False
+    def apply_backpressure(self) -> None:
+        """Pause the partitions of the current assignment that must not be fetched; resume the rest.
+
+        Compared with what aiokafka reports as paused, never with a flag of
+        our own: each rebalance hands over fresh, unpaused partition state.
+        """
+        consumer = self._consumer
+        if consumer is None:
+            return
+        assigned = set(consumer.assignment())
+        to_pause = partitions_to_pause(
+            assigned,
+            free_slots=self._free_slots(),
+            held={tp: offsets.held for tp, offsets in self._offsets.items()},
+            max_held=self._config.max_uncommitted_per_partition,
+        )
+        paused = set(consumer.paused())
+        if to_pause - paused:
+            consumer.pause(*(to_pause - paused))
+        if paused - to_pause:
+            consumer.resume(*(paused - to_pause))
+
+    def _free_slots(self) -> int:
+        return self._config.max_in_flight - len(self._tasks)
+
+    def _start_records(
+        self,
+        consumer: AIOKafkaConsumer,
+        batches: dict[TopicPartition, list[ConsumerRecord[Any, Any]]],
+    ) -> None:
+        # No await in here: the assignment cannot change between the fetch
+        # and the seeks below.
+        free = self._free_slots()
+        for tp, records in batches.items():
+            offsets = self._offsets.setdefault(tp, PartitionOffsets())
+            room = admissible(
+                free_slots=free,
+                held=offsets.held,
+                max_held=self._config.max_uncommitted_per_partition,
+            )
+            if room < len(records):
+                # Fetched past a limit (one partition's share of a fetch, or a
+                # partition assigned between pausing and fetching). Rewind so
+                # the rest is fetched again when there is room: skipping it
+                # would let a later commit pass over it.
+                consumer.seek(tp, records[room].offset)
+            for record in records[:room]:
+                offsets.started(record.offset)
+                task = asyncio.create_task(self._process(tp, record, offsets))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            free -= min(room, len(records))
 
     async def commit(self, only: set[TopicPartition] | None = None) -> None:
         if self._consumer is None:
@@ -231,10 +309,18 @@ class EventConsumer:
 
     # -- one record --------------------------------------------------------------
 
-    async def _process(self, tp: TopicPartition, record: ConsumerRecord[Any, Any]) -> None:
+    async def _process(
+        self,
+        tp: TopicPartition,
+        record: ConsumerRecord[Any, Any],
+        offsets: PartitionOffsets | None = None,
+    ) -> None:
         # A record whose handling is cancelled (shutdown past the grace period)
         # is never marked finished: its offset stays uncommitted and the record
         # is redelivered to whichever replica takes the partition over.
+        # ``offsets`` is the tracker the record was started in: if the
+        # partition is revoked and assigned again meanwhile, finishing here
+        # must not mark the same offset finished in the new tracker.
         try:
             event = decode_event(record.value or b"")
         except ValidationError as exc:
@@ -247,7 +333,8 @@ class EventConsumer:
             async with self._lanes.lane(self._lane_of(event)):
                 with workflow_context(event.workflow_id):
                     await self._handle_with_retries(record, event)
-        offsets = self._offsets.get(tp)
+        if offsets is None:
+            offsets = self._offsets.get(tp)
         if offsets is not None:
             offsets.finished(record.offset)
 
@@ -258,12 +345,22 @@ class EventConsumer:
         attempt = 0
         outage_started: float | None = None
         while True:
+            deadline = asyncio.timeout(self._config.handler_timeout_s)
             try:
-                await self._handler(event)
+                async with deadline:
+                    await self._handler(event)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                if is_outage(exc):
+            except Exception as raised:
+                exc: Exception = raised
+                if deadline.expired():
+                    # Checked first: the TimeoutError raised here is no outage.
+                    exc = HandlerTimedOut(
+                        f"handling {event.type} took longer than "
+                        f"{self._config.handler_timeout_s:g}s and was cancelled"
+                    )
+                    log.error("%s", exc.message, extra=extra)
+                elif is_outage(exc):
                     # Kafka or Redis is briefly away (a restart, a failover): wait for
                     # it without using up the attempts meant for broken messages.
                     outage_started = outage_started or loop.time()
@@ -353,32 +450,6 @@ class EventConsumer:
                 await self._on_dead_letter(event, letter)
             except Exception:
                 log.exception("the dead-letter hook failed for %s", code)
-
-
-_OUTAGES: tuple[type[BaseException], ...] = (
-    redis_errors.ConnectionError,
-    redis_errors.TimeoutError,
-    kafka_errors.KafkaConnectionError,
-    kafka_errors.KafkaTimeoutError,
-    kafka_errors.NodeNotReadyError,
-    kafka_errors.NotLeaderForPartitionError,
-    kafka_errors.LeaderNotAvailableError,
-    kafka_errors.RequestTimedOutError,
-    ConnectionError,
-    TimeoutError,
-)
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Errors that mean the infrastructure is away, not that the message is bad."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, _OUTAGES):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def workflow_lane(event: AnyEvent) -> bytes:
