@@ -254,3 +254,68 @@ async def test_work_cut_off_at_shutdown_is_not_committed(harness: Harness) -> No
     await asyncio.wait_for(started.wait(), 20)
     await consumer.stop()
     assert await harness.committed(consumer._config.group_id) in (None, offset)
+
+
+class Saturating:
+    """Handlers that block until released, counting how many run at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.running = 0
+        self.peak = 0
+        self.handled: set[str] = set()
+
+    async def handle(self, event: AnyEvent) -> None:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await self.release.wait()
+            self.handled.add(event.workflow_id)
+        finally:
+            self.running -= 1
+
+
+async def test_the_in_flight_cap_holds_when_a_second_replica_joins(harness: Harness) -> None:
+    # Four partitions, far more records than the caps: the first replica is
+    # saturated when the second joins, and the rebalance hands both of them
+    # fresh, unpaused partitions.
+    topic = f"test.rebalance.{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=harness.bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])
+    finally:
+        await admin.close()
+    harness = dataclasses.replace(harness, topic=topic)
+    events = [request() for _ in range(400)]
+    for n, event in enumerate(events):
+        await harness.producer.send(
+            topic, encode_event(event), key=event.workflow_id.encode(), partition=n % 4
+        )
+    await harness.producer.flush()
+
+    group = f"test-{uuid.uuid4().hex[:8]}"
+    first, second = Saturating(), Saturating()
+    one = harness.consumer(first.handle, group_id=group, max_in_flight=4)
+    two = harness.consumer(second.handle, group_id=group, max_in_flight=4)
+    await one.start()
+    try:
+        await eventually(lambda: first.running == 4, within=30)
+        await two.start()
+        try:
+            await eventually(lambda: second.running == 4, within=30)
+            # Long enough for many fetches on both sides after the rebalance.
+            await asyncio.sleep(3)
+            assert (first.peak, second.peak) == (4, 4)
+            assert (one.in_flight, two.in_flight) == (4, 4)
+            first.release.set()
+            second.release.set()
+            expected = {e.workflow_id for e in events}
+            await eventually(lambda: first.handled | second.handled == expected, within=60)
+            assert (first.peak, second.peak) == (4, 4)
+        finally:
+            first.release.set()
+            second.release.set()
+            await two.stop()
+    finally:
+        await one.stop()
