@@ -17,6 +17,7 @@ import pytest
 from tests.support.client import GatewayClient
 from tests.support.recovery import (
     assert_each_completed_exactly_once,
+    assert_steps_ran_once_per_attempt,
     start_many,
     step_results_on_kafka,
     wait_until_all_end,
@@ -42,7 +43,8 @@ async def crash_services(
         exclusive_topics,
         llm_base_url=slow_llm.base_url,
         label=f"crash-{request.node.name[:40]}",
-        extra_env={"TRIBUTARY_SHUTDOWN_GRACE_S": "20"},
+        # A killed runner's step is taken over once its lease lapses: keep that short.
+        extra_env={"TRIBUTARY_SHUTDOWN_GRACE_S": "20", "TRIBUTARY_AGENT_STEP_LEASE_S": "3"},
     )
     yield running
     running.stop()
@@ -65,7 +67,11 @@ async def assert_results_published_once(running: RunningServices, ids: list[str]
     [("planner", 0.2), ("agent-runner", 1.0), ("synthesizer", 1.6), ("gateway", 0.5)],
 )
 async def test_kill_9_mid_flight_loses_and_repeats_nothing(
-    crash_services: RunningServices, marker: str, victim: str, delay: float
+    crash_services: RunningServices,
+    slow_llm: ScriptedLLMServer,
+    marker: str,
+    victim: str,
+    delay: float,
 ) -> None:
     client = GatewayClient(crash_services.gateway_url)
     try:
@@ -80,9 +86,11 @@ async def test_kill_9_mid_flight_loses_and_repeats_nothing(
     client = GatewayClient(crash_services.gateway_url)  # a restarted gateway has a new port
     try:
         await assert_each_completed_exactly_once(client, ids)
+        states = await wait_until_all_end(client, ids)
     finally:
         await client.aclose()
     await assert_results_published_once(crash_services, ids)
+    assert_steps_ran_once_per_attempt(slow_llm.admin, states)
 
 
 async def test_sigterm_lets_running_steps_finish_before_exit(

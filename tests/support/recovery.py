@@ -9,6 +9,7 @@ from collections import Counter, defaultdict
 from aiokafka import AIOKafkaConsumer
 
 from tests.support.client import GatewayClient
+from tributary_scripted_llm import ScriptedLLMAdmin
 from tributary_shared.core import topics
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -67,6 +68,39 @@ async def assert_each_completed_exactly_once(
         per_step = Counter(e.data["step_id"] for e in events if e.type == "step.completed")
         assert per_step == {"s1": 1, "s2": 1, "s3": 1}, per_step
         assert types["step.failed"] == 0
+
+
+CALLS_PER_RUN = 2
+"""A standard step's agent asks the model twice: for the calculator call, then the answer."""
+
+
+def assert_steps_ran_once_per_attempt(
+    admin: ScriptedLLMAdmin, states: dict[str, dict[str, object]]
+) -> None:
+    """Count, at the LLM server, the agent calls each step made, against its attempts.
+
+    A step that was never interrupted (attempt 1) asked the model exactly as often
+    as one run does: a second, hidden run of it would show here. A step taken
+    over after a crash ran at most once per attempt.
+    """
+    for state in states.values():
+        task = str(state["task"])
+        steps = state["steps"]
+        assert isinstance(steps, list)
+        calls = [
+            r for r in admin.requests(contains=f"Overall task, for context only: {task}") if r.tools
+        ]
+        for step in steps:
+            asked = f"Your step: {step['title']}\n"
+            made = sum(
+                1 for r in calls if any(asked in str(m.get("content") or "") for m in r.messages)
+            )
+            attempt = int(step["attempt"])
+            where = (state["workflow_id"], step["step_id"], attempt, made)
+            if attempt == 1:
+                assert made == CALLS_PER_RUN, where
+            else:
+                assert CALLS_PER_RUN <= made <= CALLS_PER_RUN * attempt, where
 
 
 async def step_results_on_kafka(bootstrap: str, workflow_ids: list[str]) -> dict[str, set[str]]:
