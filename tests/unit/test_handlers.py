@@ -19,7 +19,7 @@ from tests.support.harness import Harness
 from tests.support.scripted import ScriptedEndpoint, rule
 from tributary_agent_runner.tools.registry import Tool
 from tributary_shared.core import machine
-from tributary_shared.core.events import StepCompleted, StepStarted, WorkflowCancelled
+from tributary_shared.core.events import StepCompleted, StepFailed, StepStarted, WorkflowCancelled
 from tributary_shared.core.machine import Move
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 
@@ -370,3 +370,55 @@ async def test_a_runner_that_lost_its_lease_stops_and_records_nothing(
     record = await harness.record(workflow_id)
     assert (record.steps[0].status, record.steps[0].owner) == (StepStatus.RUNNING, "other-runner")
     assert harness.published_of(workflow_id, "step.completed") == []
+
+
+# -- what a dependency's outcome released or skipped is never lost ------------------------
+
+CHAIN_PLAN = {
+    "steps": [
+        {"title": "gather facts", "instruction": "gather the facts"},
+        {"title": "write summary", "instruction": "summarise the facts", "depends_on": [1]},
+    ]
+}
+
+
+def plan_a_chain(endpoint: ScriptedEndpoint) -> None:
+    endpoint.add_rule(rule({"json": CHAIN_PLAN}, schema_name="tributary_plan"))
+
+
+async def test_a_released_step_whose_dispatch_was_lost_is_sent_again(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    plan_a_chain(endpoint)
+    harness.crash_after("planner", Move.RELEASE_STEP)  # released in the store, never sent
+    workflow_id = await harness.submit("facts, then a summary")
+    await harness.run()
+
+    assert harness.crashes == 1
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.COMPLETED
+    assert [s.status for s in record.steps] == [StepStatus.COMPLETED] * 2
+    assert len(endpoint.agent_calls("write summary")) == 1
+    dispatches = harness.published_of(workflow_id, "step.dispatched")
+    assert {e.event_id for e in dispatches} == {d.event_id for d in dispatches[:2]}
+
+
+async def test_a_skipped_step_whose_outcome_was_lost_is_sent_again(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    plan_a_chain(endpoint)
+    # The first step's model answers nothing usable: the step fails, its dependent is skipped.
+    endpoint.add_rule(rule({"content": ""}, has_tools=True, contains="Your step: gather facts"))
+    harness.crash_after("planner", Move.SKIP_STEP)
+    workflow_id = await harness.submit("facts, then a summary")
+    await harness.run()
+
+    assert harness.crashes == 1
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.FAILED
+    assert record.error is not None
+    assert record.error.code == "all_steps_failed"
+    assert [s.status for s in record.steps] == [StepStatus.FAILED] * 2
+    skipped = harness.published_of(workflow_id, "step.failed")
+    assert {e.step_id for e in skipped if isinstance(e, StepFailed)} == {"s1", "s2"}
+    assert endpoint.agent_calls("write summary") == []

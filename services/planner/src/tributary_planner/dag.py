@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 from tributary_shared.core.records import StepRecord
 from tributary_shared.core.status import StepStatus
 
+DEPENDENCY_FAILED = "dependency_failed"
+"""The error code of a step skipped because a step it depends on failed."""
+
 
 def dependency_problems(dependencies: Mapping[int, Sequence[int]], count: int) -> list[str]:
     """Problems of a plan's dependency graph; steps are numbered 1..count."""
@@ -75,4 +78,27 @@ def doomed(steps: Sequence[StepRecord]) -> list[StepRecord]:
         for step in steps
         if step.status is StepStatus.WAITING
         and any(status.get(need) is StepStatus.FAILED for need in step.depends_on)
+    ]
+
+
+def released_before(steps: Sequence[StepRecord], cause: str) -> list[StepRecord]:
+    """Dependents of ``cause`` released but not yet started.
+
+    Their dispatch may never have left (a crash between the release and its
+    publish): a redelivered outcome of ``cause`` sends it again.
+    """
+    return [
+        step for step in steps if step.status is StepStatus.PENDING and cause in step.depends_on
+    ]
+
+
+def skipped_before(steps: Sequence[StepRecord], cause: str) -> list[StepRecord]:
+    """Dependents of ``cause`` already skipped: their outcome is sent again likewise."""
+    return [
+        step
+        for step in steps
+        if step.status is StepStatus.FAILED
+        and cause in step.depends_on
+        and step.error is not None
+        and step.error.code == DEPENDENCY_FAILED
     ]

@@ -7,7 +7,13 @@ import contextlib
 import logging
 import time
 
-from tributary_planner.dag import doomed, releasable
+from tributary_planner.dag import (
+    DEPENDENCY_FAILED,
+    doomed,
+    releasable,
+    released_before,
+    skipped_before,
+)
 from tributary_planner.planning import (
     PLAN_SCHEMA_NAME,
     PlanDraft,
@@ -34,7 +40,7 @@ from tributary_shared.core.events import (
 )
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import Ports
-from tributary_shared.core.records import WorkflowRecord
+from tributary_shared.core.records import StepRecord, WorkflowRecord
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 from tributary_shared.runtime.budget import budget_limits
 from tributary_shared.runtime.control import WorkflowControl, deadline_at
@@ -105,28 +111,26 @@ class Planner:
             await self._advance(event)
 
     async def _advance(self, finished: StepCompleted | StepFailed) -> None:
-        """Release the steps whose inputs are now complete; skip those that can never run."""
+        """Release the steps whose inputs are now complete; skip those that can never run.
+
+        What an earlier delivery of the same outcome released or skipped is sent
+        again: that delivery may have died between the write and the publish.
+        """
         record = await self._store.get_workflow(finished.workflow_id)
-        if record is None or record.status is not WorkflowStatus.RUNNING:
+        if record is None:
             return
-        completed = {s.step_id: s for s in record.steps if s.status is StepStatus.COMPLETED}
+        # A recorded skip belongs on Kafka even once the workflow has ended.
+        skips = [
+            step.outcome
+            for step in skipped_before(record.steps, finished.step_id)
+            if isinstance(step.outcome, StepFailed)
+        ]
+        if skips:
+            await self._publisher.publish(skips)
+        if record.status is not WorkflowStatus.RUNNING:
+            return
         for step in releasable(record.steps):
-            dispatched = StepDispatched(
-                event_id=derived_event_id(record.workflow_id, "dispatch", step.step_id),
-                workflow_id=record.workflow_id,
-                tenant_id=record.tenant_id,
-                causation_id=finished.event_id,
-                step=step.as_planned(),
-                task=record.task,
-                inputs=tuple(
-                    StepInput(
-                        step_id=need,
-                        title=completed[need].title,
-                        result=completed[need].result or "",
-                    )
-                    for need in step.depends_on
-                ),
-            )
+            dispatched = self._dispatch(record, step, cause=finished)
             try:
                 await self._store.apply(machine.release_step(dispatched))
             except TransitionConflict:
@@ -141,7 +145,7 @@ class Planner:
                 step_id=step.step_id,
                 attempt=0,
                 error=ErrorInfo(
-                    code="dependency_failed",
+                    code=DEPENDENCY_FAILED,
                     message="a step this one depends on failed",
                     error_class="logic",
                 ),
@@ -151,6 +155,34 @@ class Planner:
             except TransitionConflict:
                 continue
             await self._publisher.publish([skipped])
+        resend = [
+            self._dispatch(record, step, cause=finished)
+            for step in released_before(record.steps, finished.step_id)
+        ]
+        if resend:
+            await self._publisher.publish(resend)
+
+    @staticmethod
+    def _dispatch(
+        record: WorkflowRecord, step: StepRecord, *, cause: StepCompleted | StepFailed
+    ) -> StepDispatched:
+        """A dependent step's dispatch, with its inputs' results (same id every time)."""
+        completed = {s.step_id: s for s in record.steps if s.status is StepStatus.COMPLETED}
+        return StepDispatched(
+            event_id=derived_event_id(record.workflow_id, "dispatch", step.step_id),
+            workflow_id=record.workflow_id,
+            tenant_id=record.tenant_id,
+            causation_id=cause.event_id,
+            step=step.as_planned(),
+            task=record.task,
+            inputs=tuple(
+                StepInput(
+                    step_id=need, title=completed[need].title, result=completed[need].result or ""
+                )
+                for need in step.depends_on
+                if need in completed
+            ),
+        )
 
     async def _plan(self, request: WorkflowRequested) -> None:
         record = await self._store.get_workflow(request.workflow_id)
