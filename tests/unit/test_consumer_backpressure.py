@@ -60,6 +60,7 @@ def runtime(fake: FakeKafkaConsumer, handlers: Handlers, **overrides: Any) -> Ev
         client_id="test",
         commit_interval_s=0.01,
         shutdown_grace_s=0,
+        revoke_drain_s=0.0,  # rebalances here hand stuck work over at once
     )
     return EventConsumer(
         dataclasses.replace(config, **overrides),

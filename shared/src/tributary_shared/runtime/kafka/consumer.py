@@ -88,6 +88,9 @@ class ConsumerConfig:
     session_timeout_ms: int = 10_000
     handler_timeout_s: float = 3600.0
     max_uncommitted_per_partition: int = 10_000
+    revoke_drain_s: float = 2.0
+    """How long a revocation waits for the revoked partitions' handlers before the
+    group moves on; it holds up the whole group's rebalance, so it stays short."""
 
 
 class HandlerTimedOut(TransientError):
@@ -117,9 +120,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         self._runtime = runtime
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self._runtime.commit(only=set(revoked))
-        for tp in revoked:
-            self._runtime.forget(tp)
+        await self._runtime.drain(set(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         # The new assignment arrives unpaused: pause what must be before its
@@ -148,6 +149,7 @@ class EventConsumer:
         self._publish_raw = publish_raw
         self._on_dead_letter = on_dead_letter
         self._offsets: dict[TopicPartition, PartitionOffsets] = {}
+        self._tasks_of: dict[TopicPartition, set[asyncio.Task[None]]] = {}
         self._lanes = KeyLanes()
         self._tasks: set[asyncio.Task[None]] = set()
         self._consumer: AIOKafkaConsumer | None = None
@@ -204,8 +206,27 @@ class EventConsumer:
         if self._consumer is not None:
             await self._consumer.stop()
 
-    def forget(self, tp: TopicPartition) -> None:
-        self._offsets.pop(tp, None)
+    async def drain(self, revoked: set[TopicPartition]) -> None:
+        """Hand revoked partitions over deliberately.
+
+        Their handlers get ``revoke_drain_s`` to finish, so that what finishes
+        quickly is committed rather than redelivered. Handlers still running
+        then are not cancelled: an agent step may run far longer than a
+        rebalance may wait, and it stays owned by its step lease, so the new
+        owner's delivery waits for its outcome instead of running it twice.
+        Their offsets are left uncommitted here; the new owner acknowledges
+        them.
+        """
+        running = {t for tp in revoked for t in self._tasks_of.get(tp, ()) if not t.done()}
+        if running:
+            await asyncio.wait(running, timeout=self._config.revoke_drain_s)
+        await self.commit(only=revoked)
+        still = sum(1 for t in running if not t.done())
+        if still:
+            log.info("%d handlers of revoked partitions go on under their step leases", still)
+        for tp in revoked:
+            self._offsets.pop(tp, None)
+            self._tasks_of.pop(tp, None)
 
     # -- polling ---------------------------------------------------------------
 
@@ -283,6 +304,9 @@ class EventConsumer:
                 task = asyncio.create_task(self._process(tp, record, offsets))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
+                of_partition = self._tasks_of.setdefault(tp, set())
+                of_partition.add(task)
+                task.add_done_callback(of_partition.discard)
             free -= min(room, len(records))
 
     async def commit(self, only: set[TopicPartition] | None = None) -> None:
