@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from prometheus_client import make_asgi_app
@@ -70,6 +70,22 @@ def create_app() -> FastAPI:
             await blocking.aclose()
             await redis.aclose()
 
+    return _assemble(lifespan)
+
+
+def app_over(state: GatewayState) -> FastAPI:
+    """The gateway over clients built elsewhere (tests give it the in-memory twins).
+
+    Reads no settings from the environment, configures no logging, connects nothing.
+    """
+    app = _assemble(None)
+    app.state.gateway = state
+    return app
+
+
+def _assemble(
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None,
+) -> FastAPI:
     app = FastAPI(
         title="Tributary gateway",
         version="0.1.0",

@@ -10,9 +10,8 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from tributary_gateway.settings import GatewaySettings
-from tributary_shared.core.ports import BudgetLedger, WorkflowStore
+from tributary_shared.core.ports import BudgetLedger, EventPublisher, WorkflowStore
 from tributary_shared.runtime.control import WorkflowControl
-from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher
 from tributary_shared.runtime.settings import WorkflowDefaults
 
 
@@ -22,7 +21,7 @@ class GatewayState:
     store: WorkflowStore
     ledger: BudgetLedger
     blocking_store: WorkflowStore
-    publisher: KafkaEventPublisher
+    publisher: EventPublisher
     broker: KafkaBroker
     redis: Redis
     control: WorkflowControl

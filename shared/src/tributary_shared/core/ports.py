@@ -48,10 +48,23 @@ class WorkflowStore(Protocol):
         deadline_at: float,
         idempotency_key_value: str | None = None,
     ) -> str | None:
-        """Record a new workflow; with a key already used, return that workflow's id.
+        """Record a new workflow, or find the one its Idempotency-Key already names.
+
+        Returns None when this call wrote the workflow from ``event``: publish
+        ``event``. Returns a workflow id when the key already named one (the
+        same request was made before): that workflow exists when this returns,
+        written from ``event`` under the first id if the first attempt died
+        before writing it. Its ``workflow.requested`` is the first entry of its
+        log; while it is ``pending``, publish that one (same event id), not
+        ``event``.
+
+        The key is claimed and the deadline indexed before the workflow is
+        written: a crash in between leaves a claim that the next attempt
+        completes, and never a workflow that no deadline ends.
 
         Raises ``IdempotencyKeyReused`` when the key was used for a different
-        request, and ``TransitionConflict`` when the workflow already exists.
+        request, and (without a key) ``TransitionConflict`` when the workflow
+        already exists.
         """
         ...
 

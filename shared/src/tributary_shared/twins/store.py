@@ -32,16 +32,27 @@ class MemoryWorkflowStore:
         deadline_at: float,
         idempotency_key_value: str | None = None,
     ) -> str | None:
-        if idempotency_key_value is not None:
-            key = (event.tenant_id, idempotency_key_value)
-            fingerprint = _fingerprint(event)
-            first = self._requests.setdefault(key, (event.workflow_id, fingerprint))
-            if first != (event.workflow_id, fingerprint):
-                if first[1] != fingerprint:
-                    raise IdempotencyKeyReused(first[0])
-                return first[0]
-        await self.apply(machine.create(event, deadline_at=deadline_at))
-        return None
+        if idempotency_key_value is None:
+            await self.apply(machine.create(event, deadline_at=deadline_at))
+            return None
+        # As in Redis: the claim is written first and names the workflow; whoever
+        # finds that workflow missing writes it (see RedisWorkflowStore).
+        fingerprint = _fingerprint(event)
+        key = (event.tenant_id, idempotency_key_value)
+        claimed = key not in self._requests
+        workflow_id, first = self._requests.setdefault(key, (event.workflow_id, fingerprint))
+        if first != fingerprint:
+            raise IdempotencyKeyReused(workflow_id)
+        if not claimed and workflow_id in self.records:
+            return workflow_id
+        create = machine.create(
+            event.model_copy(update={"workflow_id": workflow_id}), deadline_at=deadline_at
+        )
+        try:
+            await self.apply(create)
+        except machine.TransitionConflict:
+            return workflow_id
+        return None if claimed else workflow_id
 
     async def apply(self, transition: Transition) -> Applied:
         record = machine.apply(self.records.get(transition.workflow_id), transition)

@@ -28,6 +28,7 @@ from tributary_shared.core.events import (
     ErrorInfo,
     WorkflowFailed,
     WorkflowRequested,
+    derived_event_id,
 )
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import IdempotencyKeyReused, WorkflowStore
@@ -62,7 +63,12 @@ def _not_found(workflow_id: str) -> HTTPException:
     response_model=WorkflowAccepted,
     responses={
         422: {"description": "The request body is malformed; the detail says what is wrong."},
-        503: {"model": Problem, "description": "Kafka could not take the request; retry."},
+        503: {
+            "model": Problem,
+            "description": "Kafka could not take the request. Without an `Idempotency-Key` "
+            "nothing was started: retry. With one, the workflow waits to be sent: retry with "
+            "the same key, which sends it.",
+        },
     },
     summary="Start a workflow",
 )
@@ -74,7 +80,8 @@ async def create_workflow(
         str | None,
         Header(
             max_length=200,
-            description="Retries with the same key return the first workflow, not a new one.",
+            description="Retries with the same key return the first workflow, not a new one "
+            "(and send it again while it has not started).",
         ),
     ] = None,
 ) -> WorkflowAccepted | JSONResponse:
@@ -98,23 +105,14 @@ async def create_workflow(
             f"(workflow {reused.workflow_id})",
         ) from None
     if existing is not None:
-        response.headers["Location"] = f"/v1/workflows/{existing}"
-        response.headers["Idempotent-Replayed"] = "true"
-        record = await state.store.get_workflow(existing)
-        current = record.status if record else "pending"
-        return WorkflowAccepted.model_validate(
-            {"workflow_id": existing, "status": current, "links": _links(existing)}
-        )
+        return await _replay(state, existing, response)
     with workflow_context(workflow_id):
-        try:
-            await state.publisher.publish([request])
-        except Exception:
-            log.exception("publishing the workflow request failed")
-            await _fail_unpublished(state.store, request)
-            return JSONResponse(
-                {"detail": "the workflow could not be queued; please retry"},
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-            )
+        if not await _sent(state, request):
+            if idempotency_key is None:
+                # Without a key the client's retry starts another workflow: end
+                # this one, so that it is never sent later as well.
+                await _fail_unpublished(state.store, request)
+            return _unavailable(keyed=idempotency_key is not None)
         log.info("workflow accepted")
     response.headers["Location"] = f"/v1/workflows/{workflow_id}"
     return WorkflowAccepted(
@@ -122,8 +120,59 @@ async def create_workflow(
     )
 
 
+async def _replay(
+    state: State, workflow_id: str, response: Response
+) -> WorkflowAccepted | JSONResponse:
+    """Answer a retried request with the workflow its key names; send it again if pending.
+
+    A workflow still ``pending`` may never have reached Kafka (the first attempt
+    died, or Kafka refused it), so its logged request goes out again with its
+    first event id: a planner that already has it sees the same event twice.
+    """
+    record = await state.store.get_workflow(workflow_id)
+    current = record.status if record is not None else WorkflowStatus.PENDING
+    if current is WorkflowStatus.PENDING:
+        with workflow_context(workflow_id):
+            request = await _logged_request(state.store, workflow_id)
+            if request is None or not await _sent(state, request):
+                return _unavailable(keyed=True)
+            log.info("workflow request sent again for a retried request")
+    response.headers["Location"] = f"/v1/workflows/{workflow_id}"
+    response.headers["Idempotent-Replayed"] = "true"
+    return WorkflowAccepted.model_validate(
+        {"workflow_id": workflow_id, "status": current, "links": _links(workflow_id)}
+    )
+
+
+async def _logged_request(store: WorkflowStore, workflow_id: str) -> WorkflowRequested | None:
+    """The request a workflow was created from: the first entry of its log."""
+    entries = await store.read_log(workflow_id, count=1)
+    if not entries or entries[0].type != "workflow.requested":
+        return None
+    return WorkflowRequested.model_validate_json(entries[0].event_json)
+
+
+async def _sent(state: State, request: WorkflowRequested) -> bool:
+    try:
+        await state.publisher.publish([request])
+    except Exception:
+        log.exception("publishing the workflow request failed")
+        return False
+    return True
+
+
+def _unavailable(*, keyed: bool) -> JSONResponse:
+    detail = (
+        "the workflow could not be queued yet; retry with the same Idempotency-Key"
+        if keyed
+        else "the workflow could not be queued; please retry"
+    )
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
 async def _fail_unpublished(store: WorkflowStore, request: WorkflowRequested) -> None:
     failed = WorkflowFailed(
+        event_id=derived_event_id(request.workflow_id, "final"),
         workflow_id=request.workflow_id,
         tenant_id=request.tenant_id,
         causation_id=request.event_id,
