@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+
 import pytest
+from redis.asyncio import Redis
 
 from tests.support.client import GatewayClient
+from tributary_devstack.stack import Stack
+from tributary_shared.core.events import WorkflowRequested
+from tributary_shared.core.keys import idempotency_key
+from tributary_shared.runtime.control import deadline_at
+from tributary_shared.runtime.settings import WorkflowDefaults
+from tributary_shared.runtime.state import RedisWorkflowStore
+from tributary_shared.runtime.state.store import request_fingerprint
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +79,49 @@ async def test_health_readiness_metrics_and_docs(gateway: GatewayClient) -> None
     assert "python_info" in (await gateway.http.get("/metrics/")).text
     spec = (await gateway.http.get("/openapi.json")).json()
     assert "/v1/workflows/{workflow_id}/events" in spec["paths"]
+
+
+@pytest.fixture
+async def redis(stack: Stack) -> AsyncIterator[Redis]:
+    client = Redis.from_url(f"redis://127.0.0.1:{stack.config.redis_port}/0")
+    yield client
+    await client.aclose()
+
+
+async def test_a_key_claimed_by_a_gateway_that_died_gets_a_workflow_that_runs(
+    gateway: GatewayClient, redis: Redis, marker: str
+) -> None:
+    # What a gateway that died right after claiming the key leaves: the claim alone.
+    task, key = f"Say hello {marker}", f"claimed-{marker}"
+    claimed = f"wf_{uuid.uuid4().hex}"
+    fingerprint = request_fingerprint(WorkflowRequested(workflow_id=claimed, task=task))
+    await redis.set(idempotency_key("default", key), f"{claimed} {fingerprint}", ex=600)
+
+    retried = await gateway.http.post(
+        "/v1/workflows", json={"task": task}, headers={"Idempotency-Key": key}
+    )
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["workflow_id"] == claimed
+    events = await gateway.follow(claimed)
+    assert events[-1].type == "workflow.completed"
+
+
+async def test_a_workflow_written_by_a_gateway_that_died_is_sent_by_the_retry(
+    gateway: GatewayClient, redis: Redis, marker: str
+) -> None:
+    # What a gateway that died between the Redis write and the publish leaves.
+    task, key = f"Say hello {marker}", f"unsent-{marker}"
+    first = WorkflowRequested(workflow_id=f"wf_{uuid.uuid4().hex}", task=task)
+    store = RedisWorkflowStore(redis, retention_s=600)
+    await store.create_workflow(
+        first, deadline_at=deadline_at(first, WorkflowDefaults()), idempotency_key_value=key
+    )
+
+    retried = await gateway.http.post(
+        "/v1/workflows", json={"task": task}, headers={"Idempotency-Key": key}
+    )
+    assert retried.status_code == 202, retried.text
+    assert retried.json()["workflow_id"] == first.workflow_id
+    events = await gateway.follow(first.workflow_id)
+    assert events[0].data["event_id"] == first.event_id
+    assert events[-1].type == "workflow.completed"
