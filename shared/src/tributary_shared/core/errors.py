@@ -5,8 +5,9 @@
     │                       then the next model of the chain, then the step fails
     ├── ModelError          one corrective re-prompt, then the step fails
     ├── LogicError          the step stops with a clear reason
-    │   └── BudgetExceeded      no further LLM call starts
+    │   └── BudgetExceeded      no further LLM call starts (``busy``: not yet)
     ├── FatalError          no retry: the workflow fails at once
+    │   └── BudgetNotOpened     the workflow has no budget record: no call starts
     └── PoisonMessage       the message can never be handled: dead-lettered at once
 
 ``RECOVERY`` is that table and ``recovery_for`` reads it, along the error's
@@ -39,6 +40,7 @@ __all__ = [
     "RECOVERY",
     "Backoff",
     "BudgetExceeded",
+    "BudgetNotOpened",
     "ErrorClass",
     "FatalError",
     "LogicError",
@@ -107,19 +109,33 @@ class LogicError(TributaryError):
 
 
 class BudgetExceeded(LogicError):
-    """No further LLM call may start: the workflow's budget cannot cover it."""
+    """No further LLM call may start: the workflow's budget cannot cover it.
+
+    With ``busy`` the budget is not used up: only other calls' reservations,
+    still in flight, stand in the way, and the call may be tried again once
+    they settle (code ``budget_busy``).
+    """
 
     default_code = "budget_exhausted"
 
-    def __init__(self, message: str, *, announcement: BudgetExhausted | None = None) -> None:
-        super().__init__(message)
-        # Set only for the first refusal: the event to publish about it.
+    def __init__(
+        self, message: str, *, announcement: BudgetExhausted | None = None, busy: bool = False
+    ) -> None:
+        super().__init__(message, code="budget_busy" if busy else None)
+        # Set only for the first refusal for good: the event to publish about it.
         self.announcement = announcement
+        self.busy = busy
 
 
 class FatalError(TributaryError):
     error_class = ErrorClass.FATAL
     default_code = "fatal_error"
+
+
+class BudgetNotOpened(FatalError):
+    """The workflow's budget was never opened (or is gone): no call is paid from nothing."""
+
+    default_code = "budget_not_opened"
 
 
 class PoisonMessage(TributaryError):

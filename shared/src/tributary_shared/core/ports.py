@@ -95,27 +95,40 @@ class WorkflowStore(Protocol):
 
 
 class BudgetLedger(Protocol):
-    """Per-workflow token and cost budgets, shared by every service and replica."""
+    """Per-workflow token and cost budgets, shared by every service and replica.
+
+    The rules (admission, exhaustion, holds that lapse) are ``BudgetAccount``'s
+    in ``tributary_shared.core.budget``.
+    """
 
     async def open(self, workflow_id: str, limits: BudgetLimits) -> None:
         """Set the limits; a second call keeps the first ones."""
         ...
 
     async def reserve(
-        self, workflow_id: str, *, tenant_id: str, tokens: int, micro_usd: int
+        self, workflow_id: str, *, tenant_id: str, tokens: int, micro_usd: int, hold_s: float
     ) -> Reservation:
-        """Reserve a call's worst case, or raise ``BudgetExceeded``.
+        """Hold a call's worst case for at most ``hold_s`` seconds, under a new id.
 
-        The first refusal marks the budget exhausted, appends a
-        ``budget.exhausted`` event to the workflow's log and carries it on the
-        exception (``announcement``) for the caller to publish.
+        Holds whose time has passed lapse first (their amounts stop counting).
+        Raises ``BudgetNotOpened`` when the workflow's budget was never opened,
+        and ``BudgetExceeded`` when the call is refused: with ``busy`` set when
+        only other calls' holds stand in the way (nothing is marked; try again
+        once they settle); otherwise the budget is exhausted, and the first such
+        refusal marks it, appends a ``budget.exhausted`` event to the workflow's
+        log and carries the event on the exception (``announcement``) for the
+        caller to publish.
         """
         ...
 
     async def settle(
-        self, workflow_id: str, reservation: Reservation, usage: TokenUsage, micro_usd: int
+        self, workflow_id: str, reservation_id: str, *, usage: TokenUsage, micro_usd: int
     ) -> None:
-        """Replace a reservation by the call's real usage."""
+        """Replace the reservation's hold by the call's real usage.
+
+        A hold that lapsed is still charged its usage; settling a reservation
+        again, or one the ledger does not know, changes nothing.
+        """
         ...
 
     async def state(self, workflow_id: str) -> BudgetState: ...

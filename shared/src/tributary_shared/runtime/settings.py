@@ -307,7 +307,22 @@ class BudgetSettings(BaseSettings):
         default_factory=dict,
         description="Price of each model, for cost budgets (`cost_budget_usd`), e.g. "
         '`{"gpt-4o-mini": {"prompt_per_1k_usd": 0.15, "completion_per_1k_usd": 0.6}}`. '
-        "A model without a price costs nothing against a cost budget.",
+        "The model name an endpoint answers with finds its price as written, else without a "
+        "date suffix (`gpt-4o-mini-2024-07-18` → `gpt-4o-mini`), else by the longest name it "
+        "begins with; a call served by a model with no price is charged at the dearest price "
+        "of the models it could have gone to (what was reserved for it). Price every model you "
+        "route to when you use cost budgets: calls that no price covers cost nothing.",
+    )
+    budget_hold_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds an LLM call's reservation holds budget at most. A hold its call "
+        "never settled (the process died mid-call) stops counting after it; a call that "
+        "outlives its hold is still charged in full, but for the rest of it parallel calls no "
+        "longer see its worst case. It is also the longest a call waits while only other "
+        "calls' reservations stand in its way. Keep it above the longest one LLM call may take "
+        "with its retries (`TRIBUTARY_LLM_TIMEOUT_S` x `TRIBUTARY_LLM_MAX_ATTEMPTS`, plus "
+        "backoff).",
     )
 
 

@@ -91,7 +91,7 @@ def workflow_llms(
         client,
         ports.budgets,
         settings=llm_settings,
-        prices=budget_settings.model_prices,
+        budgets=budget_settings,
         announce=announce,
     )
 

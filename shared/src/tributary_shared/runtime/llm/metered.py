@@ -2,41 +2,91 @@
 
 Every call reserves its worst case from the workflow's budget first (the
 estimated prompt plus the completion cap it is sent with, priced at the most
-expensive model it may fall back to), then settles the real usage. When the
-budget cannot cover a call, the call never starts.
+expensive model it may fall back to), held for ``TRIBUTARY_BUDGET_HOLD_S`` at
+most, then settles the real usage under the reservation's id. The usage is
+priced at the model the endpoint names as having served the call, matched to
+the price table even when it is a dated variant (``pricing.price_of``); a
+served model with no price is charged at the price that was reserved.
+
+When the ledger refuses a call, the call never starts:
+
+- the budget is **exhausted** (the call cannot fit even alone, or the budget
+  ran out before): ``BudgetExceeded`` is raised at once, and the first such
+  refusal's ``budget.exhausted`` is published;
+- only other calls' reservations, still in flight, stand in the way
+  (``BudgetExceeded.busy``): the budget is not used up, so the call waits,
+  with growing pauses, and tries again while the workflow is not exhausted,
+  for at most the hold time, after which every hold that stood in the way has
+  been settled or has lapsed. If other calls still hold the rest then, the
+  busy refusal is raised (code ``budget_busy``: the call stops, the workflow
+  is not marked out of budget).
+
+A workflow whose budget was never opened gets no call at all
+(``BudgetNotOpened``, a fatal error).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import random
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
+from tributary_shared.core.budget import Reservation
 from tributary_shared.core.completions import Completion, Message, Role
 from tributary_shared.core.errors import BudgetExceeded
 from tributary_shared.core.events import BudgetExhausted, Complexity, TokenUsage
 from tributary_shared.core.ports import BudgetLedger
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.budget.pricing import (
-    cost_micro_usd,
     estimate_prompt_tokens,
+    settled_micro_usd,
     worst_case_micro_usd,
 )
-from tributary_shared.runtime.llm.client import LLMClient
 from tributary_shared.runtime.llm.routing import model_chain
 from tributary_shared.runtime.llm.structured import OutputT, complete_structured
-from tributary_shared.runtime.settings import LLMSettings, ModelPrice
+from tributary_shared.runtime.settings import BudgetSettings, LLMSettings, ModelPrice
+
+__all__ = ["Announce", "CompletionClient", "MeteredLLM", "WorkflowLLMs"]
+
+log = logging.getLogger(__name__)
 
 Announce = Callable[[BudgetExhausted], Awaitable[None]]
+
+# Pauses between tries of a reservation that other calls' holds refused: short
+# at first (most calls settle within seconds), doubling, jittered so that the
+# waiting steps of one workflow do not all come back at once.
+_FIRST_PAUSE_S = 0.1
+_LONGEST_PAUSE_S = 2.0
+
+
+class CompletionClient(Protocol):
+    """What a metered call needs of the LLM client (``LLMClient``)."""
+
+    async def complete(
+        self,
+        *,
+        role: Role,
+        messages: Sequence[Message],
+        tools: Sequence[dict[str, Any]] | None = None,
+        response_format: dict[str, Any] | None = None,
+        models: Sequence[str] | None = None,
+        max_tokens: int | None = None,
+    ) -> Completion: ...
+
+    async def close(self) -> None: ...
 
 
 class MeteredLLM:
     def __init__(
         self,
-        llm: LLMClient,
+        llm: CompletionClient,
         ledger: BudgetLedger,
         *,
         settings: LLMSettings,
-        prices: Mapping[str, ModelPrice],
+        budgets: BudgetSettings,
         workflow_id: str,
         tenant_id: str,
         announce: Announce,
@@ -45,7 +95,8 @@ class MeteredLLM:
         self._llm = llm
         self._ledger = ledger
         self._settings = settings
-        self._prices = prices
+        self._prices: Mapping[str, ModelPrice] = budgets.model_prices
+        self._hold_s = budgets.budget_hold_s
         self._workflow_id = workflow_id
         self._tenant_id = tenant_id
         self._announce = announce
@@ -65,18 +116,11 @@ class MeteredLLM:
         worst = TokenUsage(
             prompt_tokens=estimate_prompt_tokens(messages, tools), completion_tokens=cap
         )
-        try:
-            reservation = await self._ledger.reserve(
-                self._workflow_id,
-                tenant_id=self._tenant_id,
-                tokens=worst.total_tokens,
-                micro_usd=worst_case_micro_usd(self._prices, models, worst),
-            )
-        except BudgetExceeded as exceeded:
-            metrics.BUDGET_EXHAUSTED_TOTAL.labels(role).inc()
-            if exceeded.announcement is not None:
-                await self._announce(exceeded.announcement)
-            raise
+        reservation = await self._reserve(
+            role,
+            tokens=worst.total_tokens,
+            micro_usd=worst_case_micro_usd(self._prices, models, worst),
+        )
         completion: Completion | None = None
         try:
             completion = await self._llm.complete(
@@ -90,10 +134,44 @@ class MeteredLLM:
             return completion
         finally:
             usage = completion.usage if completion else TokenUsage()
-            model = completion.model if completion else models[0]
-            await self._ledger.settle(
-                self._workflow_id, reservation, usage, cost_micro_usd(self._prices, model, usage)
+            cost = (
+                settled_micro_usd(self._prices, served=completion.model, models=models, usage=usage)
+                if completion
+                else 0
             )
+            await self._ledger.settle(
+                self._workflow_id, reservation.reservation_id, usage=usage, micro_usd=cost
+            )
+
+    async def _reserve(self, role: Role, *, tokens: int, micro_usd: int) -> Reservation:
+        """Reserve, waiting while only other calls' holds are in the way (see the module)."""
+        give_up_at = time.monotonic() + self._hold_s
+        pause_s = _FIRST_PAUSE_S
+        while True:
+            try:
+                return await self._ledger.reserve(
+                    self._workflow_id,
+                    tenant_id=self._tenant_id,
+                    tokens=tokens,
+                    micro_usd=micro_usd,
+                    hold_s=self._hold_s,
+                )
+            except BudgetExceeded as refused:
+                left_s = give_up_at - time.monotonic()
+                if refused.busy and left_s > 0:
+                    await asyncio.sleep(min(left_s, pause_s * (0.5 + random.random() / 2)))
+                    pause_s = min(_LONGEST_PAUSE_S, pause_s * 2)
+                    continue
+                if refused.busy:
+                    log.warning(
+                        "other LLM calls held the workflow's budget for %.0fs; the call stops",
+                        self._hold_s,
+                    )
+                else:
+                    metrics.BUDGET_EXHAUSTED_TOTAL.labels(role).inc()
+                if refused.announcement is not None:
+                    await self._announce(refused.announcement)
+                raise
 
     async def structured(
         self,
@@ -120,17 +198,17 @@ class WorkflowLLMs:
 
     def __init__(
         self,
-        llm: LLMClient,
+        llm: CompletionClient,
         ledger: BudgetLedger,
         *,
         settings: LLMSettings,
-        prices: Mapping[str, ModelPrice],
+        budgets: BudgetSettings,
         announce: Announce,
     ) -> None:
         self._llm = llm
         self._ledger = ledger
         self._settings = settings
-        self._prices = prices
+        self._budgets = budgets
         self._announce = announce
 
     def for_workflow(
@@ -140,7 +218,7 @@ class WorkflowLLMs:
             self._llm,
             self._ledger,
             settings=self._settings,
-            prices=self._prices,
+            budgets=self._budgets,
             workflow_id=workflow_id,
             tenant_id=tenant_id,
             announce=self._announce,
