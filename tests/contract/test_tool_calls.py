@@ -50,3 +50,18 @@ async def test_an_effect_is_recalled_for_its_own_step_and_call(adapters: Adapter
     assert await effects.recall(workflow_id=workflow_id, step_id="s1", fingerprint="f") == "sent"
     assert await effects.recall(workflow_id=workflow_id, step_id="s2", fingerprint="f") is None
     assert await effects.recall(workflow_id=workflow_id, step_id="s1", fingerprint="g") is None
+
+
+async def test_an_intended_call_is_known_to_the_next_attempt(adapters: Adapters) -> None:
+    workflow_id = f"wf_{uuid.uuid4().hex}"
+    effects = adapters.effects
+    first = await effects.intend(workflow_id=workflow_id, step_id="s1", fingerprint="f")
+    assert (first.recorded, first.repeated) == (None, False)
+    # The runner died during the call: the next attempt learns it may have acted.
+    again = await effects.intend(workflow_id=workflow_id, step_id="s1", fingerprint="f")
+    assert (again.recorded, again.repeated) == (None, True)
+    await effects.record(workflow_id=workflow_id, step_id="s1", fingerprint="f", output="sent")
+    done = await effects.intend(workflow_id=workflow_id, step_id="s1", fingerprint="f")
+    assert (done.recorded, done.repeated) == ("sent", False)
+    other = await effects.intend(workflow_id=workflow_id, step_id="s2", fingerprint="f")
+    assert (other.recorded, other.repeated) == (None, False)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from tests.support.harness import Harness
 from tests.support.scripted import ScriptedEndpoint, rule
+from tributary_agent_runner.tools.idempotency import current_call_key
 from tributary_agent_runner.tools.registry import Tool
 from tributary_shared.core import machine
 from tributary_shared.core.events import StepCompleted, StepFailed, StepStarted, WorkflowCancelled
@@ -422,3 +423,54 @@ async def test_a_skipped_step_whose_outcome_was_lost_is_sent_again(
     skipped = harness.published_of(workflow_id, "step.failed")
     assert {e.step_id for e in skipped if isinstance(e, StepFailed)} == {"s1", "s2"}
     assert endpoint.agent_calls("write summary") == []
+
+
+class DedupingMailer:
+    """A far side that honours idempotency keys: one mail per key, however often asked."""
+
+    def __init__(self) -> None:
+        self.keys: list[str | None] = []
+        self.sent: dict[str, str] = {}
+        self.first_call_hangs = True
+        self.tool = Tool(
+            name="send_mail",
+            description="Send a mail.",
+            args_model=MailArgs,
+            run=self._send,
+            read_only=False,
+        )
+
+    async def _send(self, args: MailArgs) -> str:
+        key = current_call_key()
+        self.keys.append(key)
+        assert key is not None
+        self.sent.setdefault(key, args.to)
+        if self.first_call_hangs:
+            self.first_call_hangs = False
+            await asyncio.Event().wait()  # the runner dies while the call is out
+        return f"sent to {args.to}"
+
+
+async def test_a_call_cut_off_by_a_dead_runner_is_made_again_with_the_same_key(
+    endpoint: ScriptedEndpoint,
+) -> None:
+    mailer = DedupingMailer()
+    mail_each_step(endpoint)
+    async with Harness(endpoint, tools=[mailer.tool]).running() as harness:
+        workflow_id = await harness.submit(TASK)
+        await harness.deliver(harness.take("planner", "workflow.requested"))
+        first_run = harness.start(harness.take("agent-runner", "step.dispatched"))
+        await wait_until(lambda: len(mailer.keys) == 1)
+        first_run.cancel()  # revoked mid-call
+        with pytest.raises(asyncio.CancelledError):
+            await first_run
+        harness.redeliver(harness.published_of(workflow_id, "step.dispatched")[:1])
+        await harness.run()
+
+        record = await harness.record(workflow_id)
+        assert record.status is WorkflowStatus.COMPLETED
+    # alpha was asked twice with one key; beta and gamma once each with their own.
+    assert len(mailer.keys) == 4
+    assert mailer.keys.count(mailer.keys[0]) == 2
+    assert len(set(mailer.keys)) == 3
+    assert len(mailer.sent) == 3  # one mail per logical call

@@ -11,6 +11,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import INTERNAL_ERROR, REQUEST_TIMEOUT, CallToolResult, TextContent
 from mcp.types import Tool as McpToolInfo
 
+from tributary_agent_runner.tools.idempotency import calling_with
 from tributary_agent_runner.tools.mcp_config import McpSettings, McpStdioServer
 from tributary_agent_runner.tools.mcp_connection import McpConnection, McpUnavailable
 from tributary_agent_runner.tools.mcp_tools import make_mcp_tool
@@ -54,11 +55,19 @@ class ScriptedConnection(McpConnection):
         super().__init__(server)
         self.outcome = outcome
         self.calls: list[tuple[str, dict[str, Any], float, bool]] = []
+        self.keys: list[str | None] = []
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], *, timeout_s: float, retry_if_dropped: bool
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        timeout_s: float,
+        retry_if_dropped: bool,
+        idempotency_key: str | None = None,
     ) -> CallToolResult:
         self.calls.append((name, arguments, timeout_s, retry_if_dropped))
+        self.keys.append(idempotency_key)
         if isinstance(self.outcome, BaseException):
             raise self.outcome
         return self.outcome
@@ -120,7 +129,13 @@ async def test_a_server_side_timeout_is_a_tool_timeout() -> None:
 async def test_a_hung_call_is_stopped_by_the_tool_timeout() -> None:
     class Hung(ScriptedConnection):
         async def call_tool(
-            self, name: str, arguments: dict[str, Any], *, timeout_s: float, retry_if_dropped: bool
+            self,
+            name: str,
+            arguments: dict[str, Any],
+            *,
+            timeout_s: float,
+            retry_if_dropped: bool,
+            idempotency_key: str | None = None,
         ) -> CallToolResult:
             await asyncio.sleep(60)
             raise AssertionError("not reached")
@@ -162,3 +177,12 @@ async def test_read_only_tools_may_be_resent_after_a_drop() -> None:
     assert tool.read_only
     await tool.invoke('{"a": 1, "b": 2}')
     assert connection.calls[0][3] is True
+
+
+async def test_the_call_carries_the_idempotency_key_the_loop_set() -> None:
+    connection = ScriptedConnection(_text("3"), timeout_s=4)
+    tool = _tool(connection)
+    await tool.invoke('{"a": 1, "b": 2}')
+    with calling_with("k-123"):
+        await tool.invoke('{"a": 1, "b": 2}')
+    assert connection.keys == [None, "k-123"]

@@ -29,6 +29,15 @@ class CallHistory(Protocol):
         """The recorded result of a side-effecting call made before, if any."""
         ...
 
+    async def intend_effect(self, fingerprint: str) -> ports.EffectIntent:
+        """Note a side-effecting call about to be made; say what is known of it."""
+        ...
+
+    @property
+    def call_scope(self) -> str:
+        """Names the step for idempotency keys: the same in every attempt."""
+        ...
+
     async def record_effect(self, fingerprint: str, output: str) -> None: ...
 
 
@@ -57,6 +66,15 @@ class StepCallHistory:
         return await self.effects.recall(
             workflow_id=self.workflow_id, step_id=self.step_id, fingerprint=fingerprint
         )
+
+    async def intend_effect(self, fingerprint: str) -> ports.EffectIntent:
+        return await self.effects.intend(
+            workflow_id=self.workflow_id, step_id=self.step_id, fingerprint=fingerprint
+        )
+
+    @property
+    def call_scope(self) -> str:
+        return f"{self.workflow_id}/{self.step_id}"
 
     async def record_effect(self, fingerprint: str, output: str) -> None:
         await self.effects.record(

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from tributary_agent_runner.call_history import CallHistory
 from tributary_agent_runner.loop_detection import detect_loop, fingerprint, loop_warning
+from tributary_agent_runner.tools.idempotency import call_key, calling_with
 from tributary_agent_runner.tools.registry import ToolArgumentsInvalid, ToolError, ToolRegistry
 from tributary_shared.core.completions import Completion, Message, Role, ToolCall
 from tributary_shared.core.errors import (
@@ -198,14 +199,24 @@ async def run_agent(
 async def _call_once(
     tools: ToolRegistry, call: ToolCall, call_fingerprint: str, history: CallHistory
 ) -> tuple[str, bool, bool]:
-    """Run a call, unless it has side effects and already ran in an earlier attempt."""
+    """Run a call, unless it has side effects and already ran in an earlier attempt.
+
+    A side-effecting call is noted before it is made and gets an idempotency
+    key that is the same in every attempt; its result is recorded after.
+    """
     side_effects = call.name in tools.names() and not tools.get(call.name).read_only
-    if side_effects:
-        recorded = await history.recall_effect(call_fingerprint)
-        if recorded is not None:
-            return recorded, False, False
-    content, failed, invalid = await _call_tool(tools, call)
-    if side_effects and not failed:
+    if not side_effects:
+        return await _call_tool(tools, call)
+    intent = await history.intend_effect(call_fingerprint)
+    if intent.recorded is not None:
+        return intent.recorded, False, False
+    if intent.repeated:
+        # The runner of an earlier attempt died during this call: it may have
+        # acted. Only a far side that honours the idempotency key can tell.
+        log.warning("calling %s again after an attempt that may have acted", call.name)
+    with calling_with(call_key(history.call_scope, call_fingerprint)):
+        content, failed, invalid = await _call_tool(tools, call)
+    if not failed:
         await history.record_effect(call_fingerprint, content)
     return content, failed, invalid
 

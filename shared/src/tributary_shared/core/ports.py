@@ -22,6 +22,7 @@ __all__ = [
     "BudgetLedger",
     "CallHistory",
     "CancellationSignal",
+    "EffectIntent",
     "EffectLedger",
     "EventPublisher",
     "IdempotencyKeyReused",
@@ -164,8 +165,22 @@ class CallHistory(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class EffectIntent:
+    """What the ledger knows of a side-effecting call about to be made."""
+
+    recorded: str | None
+    """The result an earlier attempt recorded: use it instead of calling again."""
+    repeated: bool
+    """An earlier attempt began this call and recorded no result: it may have acted."""
+
+
 class EffectLedger(Protocol):
     """Results of side-effecting tool calls, so a step run again does not act twice."""
+
+    async def intend(self, *, workflow_id: str, step_id: str, fingerprint: str) -> EffectIntent:
+        """Note that the call is about to be made, before it is; say what is known of it."""
+        ...
 
     async def recall(self, *, workflow_id: str, step_id: str, fingerprint: str) -> str | None: ...
 

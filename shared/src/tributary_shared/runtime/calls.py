@@ -12,6 +12,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from tributary_shared.core.keys import WorkflowKeys
+from tributary_shared.core.ports import EffectIntent
 
 __all__ = ["RedisCallHistory", "RedisEffectLedger"]
 
@@ -45,6 +46,18 @@ class RedisEffectLedger:
         self._redis = redis
         self._ttl_s = ttl_s
 
+    async def intend(self, *, workflow_id: str, step_id: str, fingerprint: str) -> EffectIntent:
+        key = WorkflowKeys(workflow_id).tool_effects(step_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hget(key, fingerprint)
+            pipe.hsetnx(key, _intent_field(fingerprint), "1")
+            pipe.expire(key, self._ttl_s)
+            recorded, first, _ = await pipe.execute()
+        return EffectIntent(
+            recorded=None if recorded is None else _text(recorded),
+            repeated=recorded is None and not first,
+        )
+
     async def recall(self, *, workflow_id: str, step_id: str, fingerprint: str) -> str | None:
         value = await self._redis.hget(WorkflowKeys(workflow_id).tool_effects(step_id), fingerprint)
         return None if value is None else _text(value)
@@ -57,6 +70,11 @@ class RedisEffectLedger:
             pipe.hset(key, fingerprint, output)
             pipe.expire(key, self._ttl_s)
             await pipe.execute()
+
+
+def _intent_field(fingerprint: str) -> str:
+    """Set before a call is made; a result recorded under ``fingerprint`` completes it."""
+    return f"{fingerprint}:intent"
 
 
 def _text(value: bytes | str) -> str:

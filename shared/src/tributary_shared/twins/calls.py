@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from tributary_shared.core.ports import EffectIntent
+
 __all__ = ["MemoryCallHistory", "MemoryEffectLedger"]
 
 _MAX_HISTORY = 64  # as the Redis list is capped
@@ -30,6 +32,14 @@ class MemoryCallHistory:
 class MemoryEffectLedger:
     def __init__(self) -> None:
         self.effects: dict[tuple[str, str, str], str] = {}
+        self._intended: set[tuple[str, str, str]] = set()
+
+    async def intend(self, *, workflow_id: str, step_id: str, fingerprint: str) -> EffectIntent:
+        key = (workflow_id, step_id, fingerprint)
+        recorded = self.effects.get(key)
+        first = key not in self._intended
+        self._intended.add(key)
+        return EffectIntent(recorded=recorded, repeated=recorded is None and not first)
 
     async def recall(self, *, workflow_id: str, step_id: str, fingerprint: str) -> str | None:
         return self.effects.get((workflow_id, step_id, fingerprint))

@@ -29,6 +29,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CONNECTION_CLOSED, INVALID_REQUEST, CallToolResult, Implementation
 from mcp.types import Tool as McpToolInfo
 
+from .idempotency import MCP_META_KEY
 from .mcp_config import McpHttpServer, McpStdioServer, Redactor
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,13 @@ class McpConnection:
         return tools
 
     async def call_tool(
-        self, name: str, arguments: dict[str, Any], *, timeout_s: float, retry_if_dropped: bool
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        *,
+        timeout_s: float,
+        retry_if_dropped: bool,
+        idempotency_key: str | None = None,
     ) -> CallToolResult:
         """Call a tool; ``MCPError`` from the server (including timeouts) propagates.
 
@@ -160,9 +167,13 @@ class McpConnection:
         a dropped connection, whether the request ran is unknown, and a tool
         with side effects must not run twice.
         """
+        # A server that deduplicates on the key acts once however often it is sent.
+        meta: Any = {MCP_META_KEY: idempotency_key} if idempotency_key else None
         session = await self._session(fail_fast=True)
         try:
-            return await session.client.call_tool(name, arguments, read_timeout_seconds=timeout_s)
+            return await session.client.call_tool(
+                name, arguments, read_timeout_seconds=timeout_s, meta=meta
+            )
         except MCPError as exc:
             if _session_expired(exc):
                 resend = True
@@ -179,7 +190,9 @@ class McpConnection:
         log.info("%s: new session, sending the %s call again", self.label, name)
         session = await self._session(fail_fast=False)
         try:
-            return await session.client.call_tool(name, arguments, read_timeout_seconds=timeout_s)
+            return await session.client.call_tool(
+                name, arguments, read_timeout_seconds=timeout_s, meta=meta
+            )
         except MCPError as exc:
             if exc.code != CONNECTION_CLOSED and not _session_expired(exc):
                 raise

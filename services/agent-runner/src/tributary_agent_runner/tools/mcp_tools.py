@@ -31,6 +31,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import REQUEST_TIMEOUT
 from mcp.types import Tool as McpToolInfo
 
+from tributary_agent_runner.tools.idempotency import current_call_key
 from tributary_shared.runtime.retry import retry_forever
 from tributary_shared.runtime.settings import load_settings
 
@@ -100,7 +101,11 @@ def make_mcp_tool(
     async def run(args: JsonArguments) -> str:
         try:
             result = await connection.call_tool(
-                mcp_name, args.root, timeout_s=server.timeout_s, retry_if_dropped=read_only
+                mcp_name,
+                args.root,
+                timeout_s=server.timeout_s,
+                retry_if_dropped=read_only,
+                idempotency_key=current_call_key(),
             )
         except McpUnavailable as exc:
             raise ToolError(f"{name} failed: {exc}") from None
