@@ -192,6 +192,10 @@ class Planner:
                 await self._store.create_workflow(
                     request, deadline_at=deadline_at(request, self._defaults)
                 )
+        # Opened before planning starts (idempotent): a workflow never plans or
+        # runs without a budget, and a budget never opened admits no call.
+        limits = budget_limits(request.options, self._budget_settings)
+        await self._budgets.open(request.workflow_id, limits)
         try:
             await self._store.apply(machine.start_planning(request.workflow_id))
         except TransitionConflict:
@@ -205,8 +209,6 @@ class Planner:
                     await self._publisher.publish([final])
             return
 
-        limits = budget_limits(request.options, self._budget_settings)
-        await self._budgets.open(request.workflow_id, limits)
         max_steps = min(
             request.options.max_steps or self._settings.max_steps, self._settings.max_steps
         )
