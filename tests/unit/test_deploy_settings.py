@@ -10,10 +10,8 @@ tests fail until compose.yaml and deploy/k8s follow.
 from __future__ import annotations
 
 import importlib
-import inspect
-import pkgutil
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -26,6 +24,7 @@ from pydantic import AliasChoices, ValidationError
 from pydantic_settings import BaseSettings
 from starlette.routing import Mount
 
+from tributary_devtools.config_doc.sources import settings_classes
 from tributary_shared.core.topology import deployed_roles
 from tributary_shared.runtime.worker import WorkerLogic, WorkerResources, WorkerSpec
 
@@ -35,15 +34,6 @@ COMPOSE_FILE = REPO / "compose.yaml"
 TOPICS_SCRIPT = K8S_DIR / "topics" / "ensure-topics.sh"
 
 Doc = dict[str, Any]
-
-#: Packages whose settings classes make up the services' configuration surface.
-SETTINGS_PACKAGES = (
-    "tributary_shared",
-    "tributary_gateway",
-    "tributary_planner",
-    "tributary_agent_runner",
-    "tributary_synthesizer",
-)
 
 
 @dataclass(frozen=True)
@@ -121,28 +111,6 @@ def deployment_files() -> list[Path]:
 
 
 # --- the code's view -----------------------------------------------------------------
-
-
-def _imported_modules(package: str) -> Iterator[Any]:
-    root = importlib.import_module(package)
-    yield root
-    for info in pkgutil.walk_packages(root.__path__, prefix=f"{package}."):
-        yield importlib.import_module(info.name)
-
-
-@cache
-def settings_classes() -> tuple[type[BaseSettings], ...]:
-    found: dict[str, type[BaseSettings]] = {}
-    for package in SETTINGS_PACKAGES:
-        for module in _imported_modules(package):
-            for _, obj in inspect.getmembers(module, inspect.isclass):
-                if (
-                    issubclass(obj, BaseSettings)
-                    and obj is not BaseSettings
-                    and obj.__module__ == module.__name__
-                ):
-                    found[f"{obj.__module__}.{obj.__qualname__}"] = obj
-    return tuple(found[key] for key in sorted(found))
 
 
 def env_names_of(cls: type[BaseSettings]) -> set[str]:

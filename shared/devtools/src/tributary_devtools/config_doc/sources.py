@@ -22,6 +22,8 @@ from typing import Any
 
 from pydantic_settings import BaseSettings
 
+from tributary_shared.core.topology import deployed_roles
+
 __all__ = [
     "ALL_SERVICES",
     "READERS",
@@ -44,8 +46,8 @@ SETTINGS_PACKAGES = (
     "tributary_synthesizer",
 )
 
-ALL_SERVICES = ("gateway", "planner", "agent-runner", "synthesizer")
-WORKERS = ("planner", "agent-runner", "synthesizer")
+ALL_SERVICES = tuple(role.service for role in deployed_roles())
+WORKERS = tuple(role.service for role in deployed_roles() if role.group_id is not None)
 
 #: Settings class -> the services that load it at start (``load_settings(cls)`` or
 #: ``cls()``). A bad value of any of its variables stops each of these services.
