@@ -390,3 +390,22 @@ async def test_overdue_workflows_are_listed_until_they_end(store: WorkflowStore)
     assert soon not in await store.overdue(now)
     await store.forget_deadline(later)
     assert later not in await store.overdue(now + 7200)
+
+
+async def test_created_and_ended_workflows_stay_unsent_until_marked(store: WorkflowStore) -> None:
+    workflow_id = new_id()
+    before = time.time()
+    await store.create_workflow(
+        WorkflowRequested(workflow_id=workflow_id, task="t"), deadline_at=before + 600
+    )
+    assert workflow_id not in await store.unsent(before - 60)  # noted at the write
+    assert workflow_id in await store.unsent(time.time() + 1)
+    await store.mark_sent(workflow_id)
+    assert workflow_id not in await store.unsent(time.time() + 1)
+
+    await store.apply(machine.start_planning(workflow_id))
+    assert workflow_id not in await store.unsent(time.time() + 1)  # only requests and ends
+    await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
+    assert workflow_id in await store.unsent(time.time() + 1)
+    await store.mark_sent(workflow_id)
+    assert workflow_id not in await store.unsent(time.time() + 1)

@@ -215,6 +215,11 @@ class Harness:
             for role in consumers_of(event.type):
                 self._queue.append(Delivery(role.service, _as_any(event), redelivered=True))
 
+    @property
+    def planner(self) -> Planner:
+        planner: Planner = self._handlers["planner"]
+        return planner
+
     def control(self) -> WorkflowControl:
         return WorkflowControl.over(self.ports_of("gateway"))
 
@@ -328,3 +333,9 @@ class _CrashingStore:
 
     async def forget_deadline(self, workflow_id: str) -> None:
         await self._store.forget_deadline(workflow_id)
+
+    async def unsent(self, before: float, *, limit: int = 100) -> list[str]:
+        return await self._store.unsent(before, limit=limit)
+
+    async def mark_sent(self, workflow_id: str) -> None:
+        await self._store.mark_sent(workflow_id)

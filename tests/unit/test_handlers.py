@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import pytest
 from pydantic import BaseModel
 
-from tests.support.harness import Harness
+from tests.support.harness import Crash, Harness
 from tests.support.scripted import ScriptedEndpoint, rule
 from tributary_agent_runner.tools.idempotency import current_call_key
 from tributary_agent_runner.tools.registry import Tool
@@ -474,3 +474,36 @@ async def test_a_call_cut_off_by_a_dead_runner_is_made_again_with_the_same_key(
     assert mailer.keys.count(mailer.keys[0]) == 2
     assert len(set(mailer.keys)) == 3
     assert len(mailer.sent) == 3  # one mail per logical call
+
+
+# -- what was written and never sent is sent by the planner's sweep -----------------------
+
+
+async def test_a_cancel_whose_event_never_left_is_sent_by_the_sweep(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    harness.crash_before_publishing("gateway", "workflow.cancelled")
+    with pytest.raises(Crash):  # Kafka refused it after the cancel was recorded
+        await harness.control().cancel(workflow_id, tenant_id="default", reason="user")
+    assert harness.published_of(workflow_id, "workflow.cancelled") == []
+
+    await harness.planner.sweep(time.time())  # too soon: its writer may still send it
+    assert harness.published_of(workflow_id, "workflow.cancelled") == []
+    await harness.planner.sweep(time.time() + 60)
+    cancelled = harness.published_of(workflow_id, "workflow.cancelled")
+    assert len(cancelled) == 1
+    assert cancelled[0].event_id == (await harness.record(workflow_id)).final_event.event_id  # type: ignore[union-attr]
+    await harness.planner.sweep(time.time() + 60)  # sent once, then forgotten
+    assert len(harness.published_of(workflow_id, "workflow.cancelled")) == 1
+
+
+async def test_a_request_the_gateway_never_sent_is_sent_by_the_sweep(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK)
+    harness.take("planner", "workflow.requested")  # the gateway died before publishing
+    await harness.planner.sweep(time.time() + 60)
+    await harness.run()
+    await assert_completed_once(harness, endpoint, workflow_id)

@@ -81,21 +81,44 @@ class Planner:
         await self._llms.close()
 
     async def _sweep_deadlines(self) -> None:
-        """Fail workflows past their deadline, whatever state they are stuck in."""
+        """Fail workflows past their deadline and send what was written but not sent."""
         while True:
             try:
-                for workflow_id in await self._store.overdue(time.time()):
-                    record = await self._store.get_workflow(workflow_id)
-                    if record is None:
-                        await self._store.forget_deadline(workflow_id)
-                        continue
-                    deadline_s = record.options.deadline_s or self._defaults.default_deadline_s
-                    await self._control.expire(
-                        workflow_id, tenant_id=record.tenant_id, deadline_s=deadline_s
-                    )
+                await self.sweep(time.time())
             except Exception:
-                log.exception("deadline sweep failed; retrying")
+                log.exception("sweep failed; retrying")
             await asyncio.sleep(self._settings.deadline_sweep_interval_s)
+
+    async def sweep(self, now: float) -> None:
+        """One pass: overdue workflows fail; unsent requests and final events go out."""
+        for workflow_id in await self._store.overdue(now):
+            record = await self._store.get_workflow(workflow_id)
+            if record is None:
+                await self._store.forget_deadline(workflow_id)
+                continue
+            deadline_s = record.options.deadline_s or self._defaults.default_deadline_s
+            await self._control.expire(
+                workflow_id, tenant_id=record.tenant_id, deadline_s=deadline_s
+            )
+        for workflow_id in await self._store.unsent(now - self._settings.unsent_grace_s):
+            await self._send_unsent(workflow_id)
+
+    async def _send_unsent(self, workflow_id: str) -> None:
+        """Publish a workflow's request (still pending) or final event (ended) again.
+
+        Its writer died or Kafka refused the publish after the write; the same
+        event id goes out, so a copy that did arrive is recognised.
+        """
+        record = await self._store.get_workflow(workflow_id)
+        if record is not None and record.final_event is not None:
+            await self._publisher.publish([record.final_event])
+        elif record is not None and record.status is WorkflowStatus.PENDING:
+            entries = await self._store.read_log(workflow_id, count=1)
+            if entries and entries[0].type == "workflow.requested":
+                request = WorkflowRequested.model_validate_json(entries[0].event_json)
+                await self._publisher.publish([request])
+        # Anything else moved on, so its request arrived; a vanished one needs nothing.
+        await self._store.mark_sent(workflow_id)
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, WorkflowRequested):

@@ -20,3 +20,11 @@ class PlannerSettings(BaseSettings):
         description="Seconds between the planner's scans for workflows past their deadline, so "
         "an overdue workflow fails at most this late. Raise it to query Redis less often.",
     )
+    unsent_grace_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a workflow's request or final event may stay unconfirmed as sent "
+        "before the planner's sweep publishes it (again): the publish after the write failed "
+        "or its writer died. Lower it to recover sooner; a sent event is only ever repeated "
+        "with its own id.",
+    )

@@ -24,6 +24,8 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
                                           fingerprint>", set before that workflow is
                                           written (a retry writes it if it is missing)
     tributary:v1:deadlines        ZSET    workflow id by deadline (epoch seconds)
+    tributary:v1:outbox           ZSET    workflow id by the time its request or final
+                                          event was written, until it is known sent
     tributary:v1:cancellations    PUB/SUB workflow ids whose running steps must stop now
 """
 
@@ -33,6 +35,8 @@ from dataclasses import dataclass
 
 PREFIX = "tributary:v1"
 DEADLINES_KEY = f"{PREFIX}:deadlines"
+OUTBOX_KEY = f"{PREFIX}:outbox"
+"""Workflows whose request or final event may not have reached Kafka yet, by time."""
 CANCELLATIONS_CHANNEL = f"{PREFIX}:cancellations"
 
 

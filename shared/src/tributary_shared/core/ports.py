@@ -94,6 +94,19 @@ class WorkflowStore(Protocol):
 
     async def forget_deadline(self, workflow_id: str) -> None: ...
 
+    async def unsent(self, before: float, *, limit: int = 100) -> list[str]:
+        """Workflows created or ended before ``before`` whose event may not have left.
+
+        Creating and ending a workflow note it here before the write; whoever
+        publishes the request or the final event clears it (``mark_sent``), and
+        a sweeper publishes what stays noted too long.
+        """
+        ...
+
+    async def mark_sent(self, workflow_id: str) -> None:
+        """The workflow's request or final event reached Kafka."""
+        ...
+
 
 class BudgetLedger(Protocol):
     """Per-workflow token and cost budgets, shared by every service and replica.

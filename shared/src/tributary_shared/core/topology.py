@@ -91,7 +91,8 @@ ROLES: tuple[ServiceRole, ...] = (
             "plans with the LLM (structured output, validated, one corrective re-plan), "
             "dispatches root steps, releases dependent steps when their inputs complete, "
             "skips steps whose inputs failed, fails workflows past their deadline, "
-            "cancels on `workflow.cancel_requested`"
+            "cancels on `workflow.cancel_requested`, sends again requests and final "
+            "events that were written but never sent"
         ),
         group_id="tributary-planner",
         consumes=(
@@ -101,12 +102,16 @@ ROLES: tuple[ServiceRole, ...] = (
             "step.failed",
         ),
         # step.dispatched also for dependents whose inputs completed; step.failed
-        # for dependents of a failed step; workflow.failed for deadlines too.
+        # for dependents of a failed step; workflow.failed for deadlines too. Its
+        # sweep re-sends a request or final event whose publish never happened
+        # (workflow.requested, workflow.completed, any other final event).
         emits=(
+            "workflow.requested",
             "plan.created",
             "step.dispatched",
             "step.failed",
             "budget.exhausted",
+            "workflow.completed",
             "workflow.cancelled",
             "workflow.failed",
         ),

@@ -66,6 +66,7 @@ class WorkflowControl:
         WORKFLOW_STATUS_TOTAL.labels("cancelled").inc()
         await self._stop_running_steps(workflow_id)
         await self._publisher.publish([cancelled])
+        await self._store.mark_sent(workflow_id)
         log.info("workflow cancelled", extra={"workflow_id": workflow_id})
         return True
 
@@ -92,6 +93,7 @@ class WorkflowControl:
         WORKFLOW_STATUS_TOTAL.labels("failed").inc()
         await self._stop_running_steps(workflow_id)
         await self._publisher.publish([failed])
+        await self._store.mark_sent(workflow_id)
         log.info("workflow failed: %s", error.code, extra={"workflow_id": workflow_id})
         return True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 
 from tributary_shared.core import machine
 from tributary_shared.core.events import EventEnvelope, WorkflowRequested
@@ -22,6 +23,7 @@ class MemoryWorkflowStore:
         self._logs: dict[str, list[LogEntry]] = {}
         self._requests: dict[tuple[str, str], tuple[str, str]] = {}
         self._deadlines: dict[str, float] = {}
+        self._unsent: dict[str, float] = {}
         self._positions = itertools.count(1)
         self._appended = asyncio.Condition()
 
@@ -55,6 +57,8 @@ class MemoryWorkflowStore:
         return None if claimed else workflow_id
 
     async def apply(self, transition: Transition) -> Applied:
+        if transition.move is Move.CREATE or transition.rule.ends:
+            self._unsent.setdefault(transition.workflow_id, time.time())
         record = machine.apply(self.records.get(transition.workflow_id), transition)
         self.records[transition.workflow_id] = record
         await self.append_log(transition.workflow_id, transition.events)
@@ -107,6 +111,13 @@ class MemoryWorkflowStore:
 
     async def forget_deadline(self, workflow_id: str) -> None:
         self._deadlines.pop(workflow_id, None)
+
+    async def unsent(self, before: float, *, limit: int = 100) -> list[str]:
+        due = sorted((at, wf) for wf, at in self._unsent.items() if at <= before)
+        return [wf for _, wf in due[:limit]]
+
+    async def mark_sent(self, workflow_id: str) -> None:
+        self._unsent.pop(workflow_id, None)
 
 
 def _position(stream_id: str) -> tuple[int, int]:

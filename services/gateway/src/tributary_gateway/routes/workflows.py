@@ -158,6 +158,10 @@ async def _sent(state: State, request: WorkflowRequested) -> bool:
     except Exception:
         log.exception("publishing the workflow request failed")
         return False
+    try:
+        await state.store.mark_sent(request.workflow_id)
+    except Exception:  # the sweeper sends it once more: a duplicate, never a loss
+        log.warning("the workflow request was sent but could not be marked so")
     return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from datetime import datetime
 from importlib import resources
 from typing import Any
@@ -27,7 +28,7 @@ from tributary_shared.core.events import (
     WorkflowOptions,
     WorkflowRequested,
 )
-from tributary_shared.core.keys import DEADLINES_KEY, WorkflowKeys, idempotency_key
+from tributary_shared.core.keys import DEADLINES_KEY, OUTBOX_KEY, WorkflowKeys, idempotency_key
 from tributary_shared.core.machine import (
     Move,
     StepChange,
@@ -124,6 +125,10 @@ class RedisWorkflowStore:
         await self.apply(create(event, deadline_at=deadline_at))
 
     async def apply(self, transition: Transition) -> Applied:
+        if transition.move is Move.CREATE or transition.rule.ends:
+            # Noted before the write, so that no crash between the write and
+            # the publish leaves an event nobody sends (see ``unsent``).
+            await self._redis.zadd(OUTBOX_KEY, {transition.workflow_id: time.time()}, nx=True)
         program = compile_transition(transition, retention_s=self._retention_s)
         keys = WorkflowKeys(transition.workflow_id).all()
         raw = await self._atomic(keys=list(keys), args=[json.dumps(program.as_dict())])
@@ -148,6 +153,15 @@ class RedisWorkflowStore:
 
     async def forget_deadline(self, workflow_id: str) -> None:
         await self._redis.zrem(DEADLINES_KEY, workflow_id)
+
+    async def unsent(self, before: float, *, limit: int = 100) -> list[str]:
+        ids: list[Any] = await self._redis.zrangebyscore(
+            OUTBOX_KEY, "-inf", before, start=0, num=limit
+        )
+        return [_text(i) for i in ids]
+
+    async def mark_sent(self, workflow_id: str) -> None:
+        await self._redis.zrem(OUTBOX_KEY, workflow_id)
 
     async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
         raw = await self._redis.hmget(WorkflowKeys(workflow_id).workflow, ["status", "deadline_at"])
