@@ -60,8 +60,12 @@ from tributary_synthesizer.service import Synthesizer
 SERVICES = ("planner", "agent-runner", "synthesizer")
 
 
-class Crash(Exception):
-    """Stands for the process dying here: nothing after this point happens."""
+class Crash(BaseException):
+    """Stands for the process dying here: nothing after this point happens.
+
+    A BaseException, so that no ``except Exception`` in the code under test
+    can recover from it, as none could from a real death.
+    """
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class _CrashPoint:
     event_type: str | None = None
     move: Move | None = None
     remaining: int = 1
+    error: type[BaseException] = Crash
 
 
 @dataclass
@@ -228,6 +233,12 @@ class Harness:
     def crash_before_publishing(self, service: str, event_type: str, *, times: int = 1) -> None:
         self._crash_points.append(_CrashPoint(service, event_type=event_type, remaining=times))
 
+    def refuse_publishing(self, service: str, event_type: str, *, times: int = 1) -> None:
+        """Kafka is unreachable when ``service`` publishes ``event_type``: an ordinary error."""
+        self._crash_points.append(
+            _CrashPoint(service, event_type=event_type, remaining=times, error=ConnectionError)
+        )
+
     def crash_after(self, service: str, move: Move, *, times: int = 1) -> None:
         self._crash_points.append(_CrashPoint(service, move=move, remaining=times))
 
@@ -241,7 +252,7 @@ class Harness:
                 or (move is not None and point.move is move)
             ):
                 point.remaining -= 1
-                raise Crash(f"{service} died at {event_type or move}")
+                raise point.error(f"{service} failed at {event_type or move}")
 
     # -- what happened -------------------------------------------------------------------
 

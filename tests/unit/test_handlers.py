@@ -507,3 +507,20 @@ async def test_a_request_the_gateway_never_sent_is_sent_by_the_sweep(
     await harness.planner.sweep(time.time() + 60)
     await harness.run()
     await assert_completed_once(harness, endpoint, workflow_id)
+
+
+async def test_a_cancel_while_kafka_is_away_is_recorded_and_its_event_follows(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    harness.refuse_publishing("gateway", "workflow.cancelled")
+
+    assert await harness.control().cancel(workflow_id, tenant_id="default", reason="user")
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.CANCELLED
+    assert harness.cancellations.announced == [workflow_id]  # steps told to stop anyway
+    assert harness.published_of(workflow_id, "workflow.cancelled") == []
+
+    await harness.planner.sweep(time.time() + 60)  # Kafka is back
+    assert len(harness.published_of(workflow_id, "workflow.cancelled")) == 1

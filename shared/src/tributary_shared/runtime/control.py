@@ -64,9 +64,7 @@ class WorkflowControl:
         except TransitionConflict:
             return False
         WORKFLOW_STATUS_TOTAL.labels("cancelled").inc()
-        await self._stop_running_steps(workflow_id)
-        await self._publisher.publish([cancelled])
-        await self._store.mark_sent(workflow_id)
+        await self._announce_end(cancelled)
         log.info("workflow cancelled", extra={"workflow_id": workflow_id})
         return True
 
@@ -91,9 +89,7 @@ class WorkflowControl:
         except TransitionConflict:
             return False
         WORKFLOW_STATUS_TOTAL.labels("failed").inc()
-        await self._stop_running_steps(workflow_id)
-        await self._publisher.publish([failed])
-        await self._store.mark_sent(workflow_id)
+        await self._announce_end(failed)
         log.info("workflow failed: %s", error.code, extra={"workflow_id": workflow_id})
         return True
 
@@ -110,8 +106,23 @@ class WorkflowControl:
             await self._store.forget_deadline(workflow_id)
         return failed
 
-    async def _stop_running_steps(self, workflow_id: str) -> None:
-        await self._cancellations.announce(workflow_id)
+    async def _announce_end(self, final: WorkflowCancelled | WorkflowFailed) -> None:
+        """Tell running steps and Kafka; the end itself is already recorded.
+
+        Neither may undo or fail it: a step that misses the signal stops at its
+        next checkpoint, and a final event that cannot be published now is sent
+        by the planner's sweep of unsent events.
+        """
+        try:
+            await self._cancellations.announce(final.workflow_id)
+        except Exception:
+            log.warning("running steps were not signalled; they stop at their next checkpoint")
+        try:
+            await self._publisher.publish([final])
+        except Exception:
+            log.warning("%s not published now; the unsent sweep sends it", final.type)
+            return
+        await self._store.mark_sent(final.workflow_id)
 
 
 def deadline_at(request: WorkflowRequested, defaults: WorkflowDefaults) -> float:
