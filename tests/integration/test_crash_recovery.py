@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from tests.support.client import GatewayClient
+from tests.support.history import assert_histories_hold
 from tests.support.recovery import (
     assert_each_completed_exactly_once,
     assert_steps_ran_once_per_attempt,
@@ -91,6 +92,10 @@ async def test_kill_9_mid_flight_loses_and_repeats_nothing(
         await client.aclose()
     await assert_results_published_once(crash_services, ids)
     assert_steps_ran_once_per_attempt(slow_llm.admin, states)
+    stack = crash_services.stack
+    await assert_histories_hold(
+        bootstrap(stack), f"redis://127.0.0.1:{stack.config.redis_port}/0", ids
+    )
 
 
 async def test_sigterm_lets_running_steps_finish_before_exit(

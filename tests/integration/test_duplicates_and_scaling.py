@@ -10,7 +10,13 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.support.client import GatewayClient
-from tests.support.recovery import assert_each_completed_exactly_once, start_many
+from tests.support.history import assert_histories_hold
+from tests.support.recovery import (
+    assert_each_completed_exactly_once,
+    assert_steps_ran_once_per_attempt,
+    start_many,
+    wait_until_all_end,
+)
 from tests.support.stack import RunningServices, free_port, start_services
 from tributary_devstack.process import ServiceProcess
 from tributary_devstack.stack import Stack
@@ -103,6 +109,7 @@ async def test_replicas_added_and_removed_under_load_lose_nothing(
         for proc in extra:  # scale back down while work is in flight
             proc.terminate(grace=30)
         await assert_each_completed_exactly_once(client, ids + more)
+        states = await wait_until_all_end(client, ids + more)
     finally:
         await client.aclose()
         for proc in extra:
@@ -111,3 +118,9 @@ async def test_replicas_added_and_removed_under_load_lose_nothing(
     workers = [running.process("agent-runner"), *extra]
     busy = [p for p in workers if "step step.completed" in p.log_path.read_text()]
     assert len(busy) >= 2, "the added replicas took no share of the work"
+    # No step ran twice through the scale events: counted at the LLM server.
+    assert_steps_ran_once_per_attempt(slow_llm.admin, states)
+    config = exclusive_topics.config
+    await assert_histories_hold(
+        f"127.0.0.1:{config.kafka_port}", f"redis://127.0.0.1:{config.redis_port}/0", ids + more
+    )
