@@ -26,6 +26,8 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis import exceptions as redis_errors
+
 from tests.support.scripted import ScriptedEndpoint
 from tributary_agent_runner.service import AgentRunner
 from tributary_agent_runner.settings import AgentSettings
@@ -46,6 +48,7 @@ from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.core.topology import consumers_of, role_of
 from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.outage_riding import riding_out_outages
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
 from tributary_shared.runtime.worker import workflow_llms
 from tributary_shared.twins import (
@@ -101,6 +104,7 @@ class Harness:
     _queue: deque[Delivery] = field(default_factory=deque)
     _crash_points: list[_CrashPoint] = field(default_factory=list)
     _handlers: dict[str, Any] = field(default_factory=dict)
+    _blips: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.budgets = MemoryBudgetLedger(self.store)
@@ -118,14 +122,28 @@ class Harness:
             self._handlers[service] = self._build(service, ports, llms)
 
     def ports_of(self, service: str) -> Ports:
-        return Ports(
+        ports = Ports(
             store=_CrashingStore(self, service),
             budgets=self.budgets,
             publisher=_ServicePublisher(self, service),
             cancellations=self.cancellations,
-            calls=self.calls,
+            calls=_BlippingCalls(self),
             effects=self.effects,
         )
+        # As the workers assemble them (runtime.worker.build_app).
+        return riding_out_outages(ports, patience_s=10.0)
+
+    def redis_blip(self, *, status_reads: int = 0, history_writes: int = 0) -> None:
+        """The next status reads and call-history writes (so many of each) find Redis away."""
+        self._blips = {"status": status_reads, "history": history_writes}
+
+    def blips_left(self) -> int:
+        return sum(self._blips.values())
+
+    def _blip(self, kind: str) -> None:
+        if self._blips.get(kind, 0) > 0:
+            self._blips[kind] -= 1
+            raise redis_errors.ConnectionError("Redis is away (a blip)")
 
     def _build(self, service: str, ports: Ports, llms: Any) -> Any:
         if service == "planner":
@@ -332,6 +350,7 @@ class _CrashingStore:
         return await self._store.get_workflow(workflow_id)
 
     async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
+        self._harness._blip("status")
         return await self._store.status(workflow_id)
 
     async def read_log(
@@ -350,3 +369,23 @@ class _CrashingStore:
 
     async def mark_sent(self, workflow_id: str) -> None:
         await self._store.mark_sent(workflow_id)
+
+
+class _BlippingCalls:
+    """The shared call-history twin, through which Redis may blip."""
+
+    def __init__(self, harness: Harness) -> None:
+        self._harness = harness
+
+    async def record(
+        self, *, workflow_id: str, step_id: str, attempt: int, fingerprint: str
+    ) -> list[str]:
+        self._harness._blip("history")
+        return await self._harness.calls.record(
+            workflow_id=workflow_id, step_id=step_id, attempt=attempt, fingerprint=fingerprint
+        )
+
+    async def first_warning(self, *, workflow_id: str, step_id: str, attempt: int) -> bool:
+        return await self._harness.calls.first_warning(
+            workflow_id=workflow_id, step_id=step_id, attempt=attempt
+        )

@@ -524,3 +524,26 @@ async def test_a_cancel_while_kafka_is_away_is_recorded_and_its_event_follows(
 
     await harness.planner.sweep(time.time() + 60)  # Kafka is back
     assert len(harness.published_of(workflow_id, "workflow.cancelled")) == 1
+
+
+async def test_a_redis_blip_mid_step_is_waited_out_without_restarting_the_step(
+    harness: Harness, endpoint: ScriptedEndpoint, mailbox: Mailbox
+) -> None:
+    mail_each_step(endpoint)
+    endpoint.add_rule(rule({"delay_ms": 200}, has_tool_result=True, last_user_contains="alpha"))
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    running = harness.start(harness.take("agent-runner", "step.dispatched"))
+    await wait_until(lambda: len(endpoint.agent_calls("collect alpha")) == 2)
+    harness.redis_blip(status_reads=2, history_writes=2)  # while the model answers
+    await asyncio.wait_for(running, timeout=20)
+    await harness.run()
+
+    assert harness.pending == []
+    assert harness.blips_left() == 0  # the blip did hit
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.COMPLETED
+    assert [s.attempt for s in record.steps] == [1, 1, 1]  # carried on: none restarted
+    for title in TITLES:
+        assert len(endpoint.agent_calls(title)) == 2, title
+    assert mailbox.sent == ["ops@example.org"] * len(TITLES)

@@ -16,7 +16,7 @@ from redis._parsers.base import BaseParser
 from tributary_shared.core.errors import TransientError
 from tributary_shared.core.events import AnyEvent, WorkflowRequested, encode_event
 from tributary_shared.runtime.kafka.consumer import ConsumerConfig, EventConsumer
-from tributary_shared.runtime.kafka.outages import is_outage
+from tributary_shared.runtime.outages import is_outage
 
 # redis-py's own mapping from an error reply to the exception it raises.
 _parse_error: Callable[[str], Exception] = BaseParser.parse_error

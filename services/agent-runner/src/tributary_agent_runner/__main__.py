@@ -15,7 +15,7 @@ from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_agent_runner.tools.web_search import web_search_tool_from_settings
 from tributary_shared.core.events import AnyEvent, StepDispatched
 from tributary_shared.core.topology import subscription
-from tributary_shared.runtime.settings import load_settings
+from tributary_shared.runtime.settings import ConsumerSettings, load_settings
 from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_worker
 
 
@@ -47,6 +47,7 @@ def build(resources: WorkerResources) -> AgentRunner:
         tools=tools,
         mcp=McpToolset.from_env(tools),  # adds the MCP servers' tools to the registry
         settings=settings,
+        outage_patience_s=load_settings(ConsumerSettings).outage_patience_s,
     )
 
 

@@ -40,6 +40,7 @@ from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.metrics import AGENT_ITERATIONS_COUNT
+from tributary_shared.runtime.retry import ride_out_outages
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class AgentRunner:
         settings: AgentSettings,
         mcp: McpToolset | None = None,
         clock: Callable[[], float] = time.time,
+        outage_patience_s: float = 600.0,
     ) -> None:
         self._mcp = mcp
         self._ports = ports
@@ -66,6 +68,7 @@ class AgentRunner:
         self._running: dict[str, set[asyncio.Task[StepOutcome]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._clock = clock
+        self._outage_patience_s = outage_patience_s
         # Names this replica in lease tokens, for the logs of whoever finds one.
         self._instance = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -92,7 +95,12 @@ class AgentRunner:
                 task.cancel()
 
     async def _checkpoint(self, workflow_id: str) -> None:
-        status, deadline = await self._store.status(workflow_id)
+        # A Redis blip here waits in place: failing would restart the step's LLM calls.
+        status, deadline = await ride_out_outages(
+            lambda: self._store.status(workflow_id),
+            what="checking the workflow before an LLM call",
+            patience_s=self._outage_patience_s,
+        )
         if status is not WorkflowStatus.RUNNING:
             raise LogicError(f"the workflow is {status or 'gone'}", code="workflow_ended")
         if deadline is not None and time.time() > deadline:

@@ -5,6 +5,8 @@
   cap; every failure is logged at WARNING; it never gives up.
 - :func:`run_forever`: a long-lived operation (a pub/sub subscription) that is
   started again, with the same backoff, whenever it fails or ends.
+- :func:`ride_out_outages`: a call in the middle of long work, retried while
+  Kafka or Redis is away (up to a patience), so the work is not restarted.
 - :func:`poll_until`: a readiness wait. A probe is called until it answers
   True, for at most ``attempts`` calls or ``timeout_s`` seconds, then
   :class:`NotReadyError`. An exception from the probe ends the wait at once,
@@ -26,6 +28,7 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     Retrying,
+    retry_if_exception,
     retry_if_exception_type,
     retry_if_result,
     stop_after_attempt,
@@ -36,6 +39,8 @@ from tenacity import (
     wait_fixed,
 )
 from tenacity.stop import stop_base
+
+from tributary_shared.runtime.outages import is_outage
 
 __all__ = ["NotReadyError", "poll_until", "retry_forever", "run_forever"]
 
@@ -174,3 +179,29 @@ def poll_until(
         retry_error_callback=give_up,
     )
     retrying(probe)
+
+
+async def ride_out_outages(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    what: str,
+    patience_s: float,
+    first_wait_s: float = 0.2,
+    max_wait_s: float = 5.0,
+    logger: logging.Logger = log,
+) -> T:
+    """Await ``operation()``, retrying while Kafka or Redis is away, for up to ``patience_s``.
+
+    For calls made in the middle of long work (an agent step): waiting out a
+    blip in place keeps the work done so far, where failing would restart it.
+    Any other error, and an outage that outlasts the patience, is raised.
+    """
+    retrying = AsyncRetrying(
+        stop=stop_after_delay(patience_s),
+        wait=_backoff(first_wait_s, max_wait_s),
+        retry=retry_if_exception(is_outage),
+        before_sleep=_log_retry(what, logger),
+        reraise=True,
+    )
+    result: T = await retrying(_awaiting(operation))
+    return result

@@ -97,6 +97,15 @@ class HttpSettings(BaseSettings):
 
 class ConsumerSettings(BaseSettings):
     model_config = _PREFIXED
+    outage_patience_s: float = Field(
+        default=600.0,
+        gt=0,
+        le=86_400,
+        description="Seconds a worker waits out Kafka or Redis being away before it treats the "
+        "failure as an error: a handler's message is retried without using up its attempts, "
+        "and an agent step's budget, loop-record and effect-ledger calls wait in place, so "
+        "the step does not start its LLM calls again. Raise it to ride out longer outages.",
+    )
     max_in_flight: int = Field(
         default=64,
         ge=1,

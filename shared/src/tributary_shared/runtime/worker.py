@@ -39,6 +39,7 @@ from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_b
 from tributary_shared.runtime.llm.client import LLMClient
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.logs import configure_logging
+from tributary_shared.runtime.outage_riding import riding_out_outages
 from tributary_shared.runtime.redis_client import redis_client
 from tributary_shared.runtime.settings import (
     BudgetSettings,
@@ -168,8 +169,11 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     redis = redis_client(redis_settings)
     listener_redis = redis_client(redis_settings, for_blocking_reads=True)
     publisher = KafkaEventPublisher(broker)
-    ports = redis_ports(
-        redis, listener_redis, publisher, retention_s=redis_settings.workflow_retention_s
+    ports = riding_out_outages(
+        redis_ports(
+            redis, listener_redis, publisher, retention_s=redis_settings.workflow_retention_s
+        ),
+        patience_s=consumer_settings.outage_patience_s,
     )
     resources = WorkerResources(ports=ports, publisher=publisher, broker=broker)
     logic = spec.build(resources)
@@ -194,6 +198,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
             session_timeout_ms=consumer_settings.kafka_session_timeout_ms,
             handler_timeout_s=consumer_settings.handler_timeout_s,
             max_uncommitted_per_partition=consumer_settings.max_uncommitted_per_partition,
+            outage_patience_s=consumer_settings.outage_patience_s,
         ),
         handler=logic.handle,
         publish_raw=publish_raw,

@@ -9,13 +9,13 @@ from tributary_shared.runtime.kafka.consumer import (
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.kafka.lanes import KeyLanes
 from tributary_shared.runtime.kafka.offsets import PartitionOffsets
-from tributary_shared.runtime.kafka.outages import is_outage
 from tributary_shared.runtime.kafka.publisher import (
     EventPublisher,
     KafkaEventPublisher,
     event_headers,
     make_broker,
 )
+from tributary_shared.runtime.outages import is_outage
 
 __all__ = [
     "ConsumerConfig",

@@ -47,8 +47,8 @@ from tributary_shared.runtime.kafka.backpressure import admissible, partitions_t
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.kafka.lanes import KeyLanes
 from tributary_shared.runtime.kafka.offsets import PartitionOffsets
-from tributary_shared.runtime.kafka.outages import is_outage
 from tributary_shared.runtime.logs import workflow_context
+from tributary_shared.runtime.outages import is_outage
 from tributary_shared.runtime.retry import retry_forever
 
 __all__ = [
