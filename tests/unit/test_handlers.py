@@ -547,3 +547,20 @@ async def test_a_redis_blip_mid_step_is_waited_out_without_restarting_the_step(
     for title in TITLES:
         assert len(endpoint.agent_calls(title)) == 2, title
     assert mailbox.sent == ["ops@example.org"] * len(TITLES)
+
+
+async def test_a_delivery_that_fails_after_taking_the_step_lets_its_retry_in_at_once(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    dispatch = harness.take("agent-runner", "step.dispatched")
+    harness.refuse_publishing("agent-runner", "step.started")
+    with pytest.raises(ConnectionError):  # the consumer runtime retries the delivery
+        await harness.deliver(dispatch)
+    assert (await harness.record(workflow_id)).steps[0].owner is None  # let go
+
+    await harness.deliver(dispatch)  # taken over at once, not after the lease lapses
+    record = await harness.record(workflow_id)
+    assert (record.steps[0].status, record.steps[0].attempt) == (StepStatus.COMPLETED, 2)
+    assert len(endpoint.agent_calls("collect alpha")) == 1

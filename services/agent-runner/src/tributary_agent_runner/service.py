@@ -111,14 +111,23 @@ class AgentRunner:
             await self._run_step(event)
 
     async def _run_step(self, dispatched: StepDispatched) -> None:
-        step_id = dispatched.step.step_id
-        extra = {"step_id": step_id}
         claimed = await self._claim(dispatched)
         if claimed is None:
             return
         started, owner = claimed
-        await self._publisher.publish([started])
+        try:
+            await self._run_claimed(dispatched, started, owner)
+        except Exception:
+            # The delivery fails and is retried (an outage, a bug): let go of the
+            # step so that the retry takes it over at once, not after the lease.
+            await self._release(dispatched, owner)
+            raise
 
+    async def _run_claimed(
+        self, dispatched: StepDispatched, started: StepStarted, owner: str
+    ) -> None:
+        extra = {"step_id": dispatched.step.step_id}
+        await self._publisher.publish([started])
         agent = asyncio.create_task(self._run_agent(dispatched, attempt=started.attempt))
         keeper = asyncio.create_task(self._keep_lease(dispatched, owner, agent))
         running = self._running.setdefault(dispatched.workflow_id, set())
