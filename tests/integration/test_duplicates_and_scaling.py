@@ -20,7 +20,7 @@ from tests.support.recovery import (
 from tests.support.stack import RunningServices, free_port, start_services
 from tributary_devstack.process import ServiceProcess
 from tributary_devstack.stack import Stack
-from tributary_scripted_llm import ScriptedLLMAdmin, ScriptedLLMServer
+from tributary_scripted_llm import RecordedRequest, ScriptedLLMAdmin, ScriptedLLMServer
 from tributary_shared.core.events import decode_event, home_topic
 
 pytestmark = pytest.mark.integration
@@ -79,6 +79,20 @@ async def test_duplicates_while_running_yield_one_result_per_step(
     assert (await gateway.get(workflow_id))["status"] == "completed"
 
 
+CAP_PER_REPLICA = 4
+SLOW_LLM_S = 0.4
+
+
+def most_at_once(requests: list[RecordedRequest], duration_s: float) -> int:
+    """The most requests in flight together, each taking ``duration_s`` from its arrival."""
+    arrivals = sorted(r.timestamp for r in requests)
+    most = 0
+    for index, start in enumerate(arrivals):
+        # Those that arrived before ``start`` and are still being answered.
+        most = max(most, sum(1 for a in arrivals[: index + 1] if a > start - duration_s))
+    return most
+
+
 @pytest.fixture(scope="module")
 def slow_llm() -> Iterator[ScriptedLLMServer]:
     with ScriptedLLMServer(latency_ms=400) as server:
@@ -88,7 +102,12 @@ def slow_llm() -> Iterator[ScriptedLLMServer]:
 async def test_replicas_added_and_removed_under_load_lose_nothing(
     exclusive_topics: Stack, slow_llm: ScriptedLLMServer, marker: str
 ) -> None:
-    running = start_services(exclusive_topics, llm_base_url=slow_llm.base_url, label="scale")
+    running = start_services(
+        exclusive_topics,
+        llm_base_url=slow_llm.base_url,
+        label="scale",
+        extra_env={"TRIBUTARY_MAX_IN_FLIGHT": str(CAP_PER_REPLICA)},
+    )
     extra: list[ServiceProcess] = []
     client = GatewayClient(running.gateway_url)
     try:
@@ -120,6 +139,9 @@ async def test_replicas_added_and_removed_under_load_lose_nothing(
     assert len(busy) >= 2, "the added replicas took no share of the work"
     # No step ran twice through the scale events: counted at the LLM server.
     assert_steps_ran_once_per_attempt(slow_llm.admin, states)
+    # Nor did more calls run at once than the replicas' caps allow, rebalances or not.
+    agent_calls = [r for r in slow_llm.admin.requests(contains=marker) if r.tools]
+    assert CAP_PER_REPLICA <= most_at_once(agent_calls, SLOW_LLM_S) <= CAP_PER_REPLICA * 3
     config = exclusive_topics.config
     await assert_histories_hold(
         f"127.0.0.1:{config.kafka_port}", f"redis://127.0.0.1:{config.redis_port}/0", ids + more
