@@ -74,6 +74,7 @@ class Setup:
         self.announced: list[BudgetExhausted] = []
         self.workflow_id = f"wf_{uuid.uuid4().hex}"
         self.hold_s = hold_s
+        self.kafka_away = False
 
     async def start(self, limits: BudgetLimits | None) -> None:
         await self.store.create_workflow(
@@ -85,6 +86,8 @@ class Setup:
 
     def llm(self) -> MeteredLLM:
         async def announce(event: BudgetExhausted) -> None:
+            if self.kafka_away:
+                raise ConnectionError("Kafka is away")
             self.announced.append(event)
 
         return MeteredLLM(
@@ -218,3 +221,14 @@ async def test_a_failed_call_gives_its_reservation_back() -> None:
         await setup.call()
     state = await setup.ledger.state(setup.workflow_id)
     assert (state.reserved_tokens, state.used_tokens) == (0, 0)
+
+
+async def test_an_exhaustion_that_cannot_be_announced_is_still_a_refusal() -> None:
+    setup = Setup(StandInClient(), hold_s=30)
+    await setup.start(tokens(WORST_TOKENS - 1))
+    setup.kafka_away = True
+    with pytest.raises(BudgetExceeded):  # not the publisher's error
+        await setup.call()
+    assert setup.client.calls == 0
+    logged = [e.type for e in await setup.store.read_log(setup.workflow_id)]
+    assert "budget.exhausted" in logged  # it stays in the workflow's log

@@ -143,6 +143,18 @@ class MeteredLLM:
                 self._workflow_id, reservation.reservation_id, usage=usage, micro_usd=cost
             )
 
+    async def _announce_once(self, event: BudgetExhausted) -> None:
+        """Publish the budget's one exhaustion event; the refusal stands either way.
+
+        The event is already in the workflow's log (the ledger wrote it with the
+        refusal), and no later refusal announces it again, so a publish that fails
+        here must not turn the refusal into a different error.
+        """
+        try:
+            await self._announce(event)
+        except Exception:
+            log.warning("the budget.exhausted event could not be published; it is in the log")
+
     async def _reserve(self, role: Role, *, tokens: int, micro_usd: int) -> Reservation:
         """Reserve, waiting while only other calls' holds are in the way (see the module)."""
         give_up_at = time.monotonic() + self._hold_s
@@ -170,7 +182,7 @@ class MeteredLLM:
                 else:
                     metrics.BUDGET_EXHAUSTED_TOTAL.labels(role).inc()
                 if refused.announcement is not None:
-                    await self._announce(refused.announcement)
+                    await self._announce_once(refused.announcement)
                 raise
 
     async def structured(
