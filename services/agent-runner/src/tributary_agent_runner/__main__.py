@@ -11,6 +11,7 @@ from tributary_agent_runner.tools.cpu_pool import CpuPool
 from tributary_agent_runner.tools.fetch_url import make_fetch_url_tool
 from tributary_agent_runner.tools.html_converter import HtmlConverter
 from tributary_agent_runner.tools.mcp_tools import McpToolset
+from tributary_agent_runner.tools.netguard import address_and_port, allow_exact
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_agent_runner.tools.web_search import web_search_tool_from_settings
 from tributary_shared.core.events import AnyEvent, StepDispatched
@@ -31,7 +32,9 @@ def builtin_tools(settings: AgentSettings) -> ToolRegistry:
         CpuPool(processes=settings.tool_worker_processes),
         timeout_s=settings.html_to_text_timeout_s,
     )
-    tools: list[Tool[Any]] = [calculator_tool, make_fetch_url_tool(html_to_text=html)]
+    policy = allow_exact(*map(address_and_port, settings.fetch_url_allowed_targets))
+    fetch_url = make_fetch_url_tool(policy=policy, html_to_text=html)
+    tools: list[Tool[Any]] = [calculator_tool, fetch_url]
     search = web_search_tool_from_settings()
     if search is not None:
         tools.append(search)

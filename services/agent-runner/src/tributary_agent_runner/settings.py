@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tributary_agent_runner.tools.netguard import address_and_port
 
 
 class AgentSettings(BaseSettings):
@@ -58,3 +60,19 @@ class AgentSettings(BaseSettings):
         "past it the process is killed and replaced and `fetch_url` returns an error to the "
         "model. Pages are cut to 2 MiB of HTML before conversion (about 5 s at worst).",
     )
+    fetch_url_allowed_targets: tuple[str, ...] = Field(
+        default=(),
+        description="Non-public addresses `fetch_url` may reach after all (loopback, private, "
+        "link-local, ...), as a JSON list of `address:port`, e.g. "
+        '`["10.0.0.5:8080", "[fd00::5]:443"]`: exactly that address and port, nothing else of '
+        "its range. IP addresses only, not names (what a name resolves to can change). Empty: "
+        "public addresses only. Any URL a model chooses, or a page it read suggests, can reach "
+        "what is listed, so list only services that are safe for anyone to call.",
+    )
+
+    @field_validator("fetch_url_allowed_targets")
+    @classmethod
+    def _addresses_and_ports(cls, targets: tuple[str, ...]) -> tuple[str, ...]:
+        for target in targets:
+            address_and_port(target)
+        return targets

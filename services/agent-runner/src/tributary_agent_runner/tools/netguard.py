@@ -174,6 +174,25 @@ def allow_exact(*targets: tuple[str, int], fallback: AddressPolicy = public_only
     )
 
 
+def address_and_port(text: str) -> tuple[str, int]:
+    """Split ``"10.0.0.5:8080"`` or ``"[fd00::5]:8080"`` into an address literal and a port.
+
+    For :func:`allow_exact` from configuration. Names are refused: what a name
+    resolves to can change after it was allowed. Raises ``ValueError``.
+    """
+    host, colon, port_text = text.strip().rpartition(":")
+    if not colon or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"{text!r} is not address:port")
+    bracketed = host.startswith("[") and host.endswith("]")
+    if ":" in host and not bracketed:
+        raise ValueError(f"{text!r}: write an IPv6 address in brackets, [address]:port")
+    try:
+        address = ipaddress.ip_address(host[1:-1] if bracketed else host)
+    except ValueError:
+        raise ValueError(f"{text!r}: {host!r} is not an IP address (names are refused)") from None
+    return str(canonical_address(address)), int(port_text)
+
+
 # --- host normalisation ------------------------------------------------------
 
 # After IDNA encoding a DNS name is plain ASCII; anything else (percent
