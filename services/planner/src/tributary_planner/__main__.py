@@ -5,11 +5,13 @@ from __future__ import annotations
 from tributary_planner.service import Planner
 from tributary_planner.settings import PlannerSettings
 from tributary_shared.core.topology import subscription
+from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults, load_settings
 from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_worker
 
 
 def build(resources: WorkerResources) -> Planner:
+    failpoints.arm(load_settings(failpoints.FailpointSettings).armed)  # tests only; empty else
     return Planner(
         resources.ports,
         llms=resources.workflow_llms(),

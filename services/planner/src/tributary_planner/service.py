@@ -42,6 +42,7 @@ from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import Ports
 from tributary_shared.core.records import StepRecord, WorkflowRecord
 from tributary_shared.core.status import StepStatus, WorkflowStatus
+from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.budget import budget_limits
 from tributary_shared.runtime.control import WorkflowControl, deadline_at
 from tributary_shared.runtime.llm.metered import MeteredLLM, WorkflowLLMs
@@ -158,6 +159,7 @@ class Planner:
                 await self._store.apply(machine.release_step(dispatched))
             except TransitionConflict:
                 continue  # released by an earlier delivery
+            failpoints.hit("planner.after_release")
             await self._publisher.publish([dispatched])
         for step in doomed(record.steps):
             skipped = StepFailed(
