@@ -14,7 +14,11 @@ from tributary_gateway.settings import GatewaySettings
 from tributary_shared.runtime.budget import RedisBudgetLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
-from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
+from tributary_shared.runtime.kafka.publisher import (
+    ACK_TIMEOUT_S,
+    KafkaEventPublisher,
+    make_broker,
+)
 from tributary_shared.runtime.logs import configure_logging
 from tributary_shared.runtime.redis_client import redis_client
 from tributary_shared.runtime.settings import (
@@ -47,7 +51,9 @@ def create_app() -> FastAPI:
         await broker.start()
         retention = redis_settings.workflow_retention_s
         store = RedisWorkflowStore(redis, retention_s=retention)
-        publisher = KafkaEventPublisher(broker)
+        # Bounded: a request must be answered while Kafka is away (a create with 503,
+        # a cancel once recorded); the sweep of unsent events sends it later.
+        publisher = KafkaEventPublisher(broker, ack_timeout_s=ACK_TIMEOUT_S)
         app.state.gateway = GatewayState(
             settings=gateway,
             store=store,
