@@ -105,6 +105,7 @@ class Harness:
     _crash_points: list[_CrashPoint] = field(default_factory=list)
     _handlers: dict[str, Any] = field(default_factory=dict)
     _blips: dict[str, int] = field(default_factory=dict)
+    _hangs: set[tuple[str, str]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.budgets = MemoryBudgetLedger(self.store)
@@ -153,6 +154,7 @@ class Harness:
                 settings=PlannerSettings(),
                 budgets=BudgetSettings(),
                 defaults=WorkflowDefaults(),
+                sweep_item_timeout_s=0.5,
             )
         if service == "agent-runner":
             return AgentRunner(
@@ -257,6 +259,10 @@ class Harness:
             _CrashPoint(service, event_type=event_type, remaining=times, error=ConnectionError)
         )
 
+    def hang_publishing(self, service: str, event_type: str) -> None:
+        """Kafka is away and the producer waits for it: publishing ``event_type`` never ends."""
+        self._hangs.add((service, event_type))
+
     def crash_after(self, service: str, move: Move, *, times: int = 1) -> None:
         self._crash_points.append(_CrashPoint(service, move=move, remaining=times))
 
@@ -317,6 +323,8 @@ class _ServicePublisher:
         for event in batch:
             assert event.type in emits, f"{self._service} emits undeclared {event.type}"
             self._harness._maybe_crash(self._service, event_type=event.type)
+            if (self._service, event.type) in self._harness._hangs:
+                await asyncio.Event().wait()
         for event in batch:
             self._harness.published.append(event)
             self._harness._route(event)

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 
 from tributary_gateway.app import app_over
@@ -208,3 +209,19 @@ async def test_a_key_used_for_another_request_is_refused(
     assert other.status_code == 422
     assert "already used for a different request" in other.json()["detail"]
     assert len(kafka.requests) == 1
+
+
+async def test_redis_away_is_a_503_to_retry_not_a_500(
+    gateway: httpx.AsyncClient, store: MemoryWorkflowStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    accepted = await start(gateway)
+    workflow_id = accepted.json()["workflow_id"]
+
+    async def away(*_args: object, **_kwargs: object) -> None:
+        raise redis_errors.OutOfMemoryError("OOM command not allowed")
+
+    monkeypatch.setattr(store, "get_workflow", away)
+    answer = await gateway.get(f"/v1/workflows/{workflow_id}")
+    assert answer.status_code == 503
+    assert answer.headers["Retry-After"] == "2"
+    assert "retry" in answer.json()["detail"]

@@ -564,3 +564,21 @@ async def test_a_delivery_that_fails_after_taking_the_step_lets_its_retry_in_at_
     record = await harness.record(workflow_id)
     assert (record.steps[0].status, record.steps[0].attempt) == (StepStatus.COMPLETED, 2)
     assert len(endpoint.agent_calls("collect alpha")) == 1
+
+
+async def test_a_sweep_item_that_cannot_finish_leaves_the_rest_of_the_pass_going(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    first = await harness.submit(TASK)
+    second = await harness.submit(TASK)
+    for _ in (first, second):
+        await harness.deliver(harness.take("planner", "workflow.requested"))
+    harness.hang_publishing("planner", "workflow.failed")  # Kafka away: publishing waits
+
+    await asyncio.wait_for(harness.planner.sweep(time.time() + 3600), timeout=10)
+
+    for workflow_id in (first, second):  # both past their deadline, both failed
+        record = await harness.record(workflow_id)
+        assert record.status is WorkflowStatus.FAILED
+        assert record.error is not None
+        assert record.error.code == "deadline_exceeded"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
+from redis.exceptions import RedisError
 
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.routes import health, workflows
@@ -20,6 +23,7 @@ from tributary_shared.runtime.kafka.publisher import (
     make_broker,
 )
 from tributary_shared.runtime.logs import configure_logging
+from tributary_shared.runtime.outages import is_outage
 from tributary_shared.runtime.redis_client import redis_client
 from tributary_shared.runtime.settings import (
     HttpSettings,
@@ -29,6 +33,8 @@ from tributary_shared.runtime.settings import (
     load_settings,
 )
 from tributary_shared.runtime.state import RedisWorkflowStore
+
+log = logging.getLogger(__name__)
 
 
 def create_app() -> FastAPI:
@@ -101,4 +107,17 @@ def _assemble(
     app.include_router(health.router)
     app.include_router(workflows.router)
     app.mount("/metrics", make_asgi_app())
+    app.add_exception_handler(RedisError, _storage_unavailable)
     return app
+
+
+async def _storage_unavailable(request: Request, exc: Exception) -> Response:
+    """Redis away (or refusing writes: OOM, READONLY) is a 503 the client may retry."""
+    if not is_outage(exc):
+        raise exc
+    log.warning("Redis is unavailable: %s", type(exc).__name__)
+    return JSONResponse(
+        {"detail": "the workflow store is unavailable; please retry"},
+        status_code=503,
+        headers={"Retry-After": "2"},
+    )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 from tributary_planner.dag import (
     DEPENDENCY_FAILED,
@@ -45,6 +46,7 @@ from tributary_shared.core.status import StepStatus, WorkflowStatus
 from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.budget import budget_limits
 from tributary_shared.runtime.control import WorkflowControl, deadline_at
+from tributary_shared.runtime.kafka.publisher import ACK_TIMEOUT_S
 from tributary_shared.runtime.llm.metered import MeteredLLM, WorkflowLLMs
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
 
@@ -60,6 +62,7 @@ class Planner:
         settings: PlannerSettings,
         budgets: BudgetSettings,
         defaults: WorkflowDefaults,
+        sweep_item_timeout_s: float = ACK_TIMEOUT_S,
     ) -> None:
         self._control = WorkflowControl.over(ports)
         self._defaults = defaults
@@ -70,6 +73,7 @@ class Planner:
         self._llms = llms
         self._settings = settings
         self._budget_settings = budgets
+        self._sweep_item_timeout_s = sweep_item_timeout_s
 
     async def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_deadlines(), name="deadline-sweeper")
@@ -93,16 +97,28 @@ class Planner:
     async def sweep(self, now: float) -> None:
         """One pass: overdue workflows fail; unsent requests and final events go out."""
         for workflow_id in await self._store.overdue(now):
-            record = await self._store.get_workflow(workflow_id)
-            if record is None:
-                await self._store.forget_deadline(workflow_id)
-                continue
-            deadline_s = record.options.deadline_s or self._defaults.default_deadline_s
-            await self._control.expire(
-                workflow_id, tenant_id=record.tenant_id, deadline_s=deadline_s
-            )
+            await self._bounded(self._expire, workflow_id, what="failing an overdue workflow")
         for workflow_id in await self._store.unsent(now - self._settings.unsent_grace_s):
-            await self._send_unsent(workflow_id)
+            await self._bounded(self._send_unsent, workflow_id, what="sending an unsent event")
+
+    async def _bounded(
+        self, work: Callable[[str], Awaitable[None]], workflow_id: str, *, what: str
+    ) -> None:
+        """One item of a sweep, bounded in time: an item that cannot finish now (Kafka
+        away: publishing waits for it) is left for the next pass, and the rest go on."""
+        try:
+            async with asyncio.timeout(self._sweep_item_timeout_s):
+                await work(workflow_id)
+        except Exception:
+            log.warning("%s did not finish; the next sweep tries again", what, exc_info=True)
+
+    async def _expire(self, workflow_id: str) -> None:
+        record = await self._store.get_workflow(workflow_id)
+        if record is None:
+            await self._store.forget_deadline(workflow_id)
+            return
+        deadline_s = record.options.deadline_s or self._defaults.default_deadline_s
+        await self._control.expire(workflow_id, tenant_id=record.tenant_id, deadline_s=deadline_s)
 
     async def _send_unsent(self, workflow_id: str) -> None:
         """Publish a workflow's request (still pending) or final event (ended) again.
