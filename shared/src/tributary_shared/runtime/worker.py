@@ -68,10 +68,11 @@ class WorkerResources:
 
     def workflow_llms(self) -> WorkflowLLMs:
         """Budgeted, routed LLM access; reads the LLM and budget settings."""
+        llm_settings = load_settings(LLMSettings)
         return workflow_llms(
             self.ports,
-            LLMClient(load_settings(LLMSettings)),
-            llm_settings=load_settings(LLMSettings),
+            LLMClient(llm_settings),
+            llm_settings=llm_settings,
             budget_settings=load_settings(BudgetSettings),
         )
 

@@ -84,7 +84,7 @@ class RedisWorkflowStore:
         idempotency_key_value: str | None = None,
     ) -> str | None:
         if idempotency_key_value is None:
-            await self._write_new(event, deadline_at)
+            await self.apply(create(event, deadline_at=deadline_at))
             return None
         # The claim names the workflow before it exists (the key and the workflow
         # live on different cluster slots, so no script can write both). The
@@ -102,9 +102,8 @@ class RedisWorkflowStore:
         if not claimed and await self._redis.exists(WorkflowKeys(workflow_id).workflow):
             return workflow_id
         try:
-            await self._write_new(
-                event.model_copy(update={"workflow_id": workflow_id}), deadline_at
-            )
+            request_event = event.model_copy(update={"workflow_id": workflow_id})
+            await self.apply(create(request_event, deadline_at=deadline_at))
         except TransitionConflict:
             return workflow_id  # another attempt at the same request wrote it meanwhile
         return None if claimed else workflow_id
@@ -118,17 +117,24 @@ class RedisWorkflowStore:
             if held is not None:  # else it expired in between: claim it again
                 return False, _text(held)
 
-    async def _write_new(self, event: WorkflowRequested, deadline_at: float) -> None:
-        # Indexed first, so no crash leaves a workflow that no deadline ends; an
-        # entry whose workflow was never written is dropped by the sweeper.
-        await self._redis.zadd(DEADLINES_KEY, {event.workflow_id: deadline_at}, nx=True)
-        await self.apply(create(event, deadline_at=deadline_at))
+    async def _index_before(self, transition: Transition) -> None:
+        """The global indexes a transition needs, written before its script.
+
+        They sit outside the script because they may live on another cluster
+        slot. Written first, no crash leaves a workflow that no deadline ends,
+        nor an event nobody sends (``unsent``); an entry whose write was then
+        refused is dropped by the planner's sweep.
+        """
+        if transition.move is not Move.CREATE and not transition.rule.ends:
+            return
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(OUTBOX_KEY, {transition.workflow_id: time.time()}, nx=True)
+            if transition.move is Move.CREATE and transition.deadline_at is not None:
+                pipe.zadd(DEADLINES_KEY, {transition.workflow_id: transition.deadline_at}, nx=True)
+            await pipe.execute()
 
     async def apply(self, transition: Transition) -> Applied:
-        if transition.move is Move.CREATE or transition.rule.ends:
-            # Noted before the write, so that no crash between the write and
-            # the publish leaves an event nobody sends (see ``unsent``).
-            await self._redis.zadd(OUTBOX_KEY, {transition.workflow_id: time.time()}, nx=True)
+        await self._index_before(transition)
         program = compile_transition(transition, retention_s=self._retention_s)
         keys = WorkflowKeys(transition.workflow_id).all()
         raw = await self._atomic(keys=list(keys), args=[json.dumps(program.as_dict())])
@@ -136,12 +142,7 @@ class RedisWorkflowStore:
         if not outcome["ok"]:
             raise TransitionConflict(_subject(outcome["f"]), outcome["actual"])
         finished, total = outcome["r"][-1]
-        # The deadline index sits outside the script so that it may live on
-        # another cluster slot; a lost entry only means the agent loop, not
-        # the sweeper, enforces that deadline.
-        if transition.move is Move.CREATE and transition.deadline_at is not None:
-            await self._redis.zadd(DEADLINES_KEY, {transition.workflow_id: transition.deadline_at})
-        elif transition.rule.ends:
+        if transition.rule.ends:
             await self._redis.zrem(DEADLINES_KEY, transition.workflow_id)
         return Applied(steps_finished=int(finished or 0), steps_total=int(total or 0))
 
