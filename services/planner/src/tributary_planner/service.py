@@ -30,6 +30,7 @@ from tributary_shared.core.events import (
     AnyEvent,
     ErrorInfo,
     PlanCreated,
+    PlannedStep,
     StepCompleted,
     StepDispatched,
     StepFailed,
@@ -209,21 +210,14 @@ class Planner:
     ) -> StepDispatched:
         """A dependent step's dispatch, with its inputs' results (same id every time)."""
         completed = {s.step_id: s for s in record.steps if s.status is StepStatus.COMPLETED}
-        return StepDispatched(
-            event_id=derived_event_id(record.workflow_id, "dispatch", step.step_id),
-            workflow_id=record.workflow_id,
-            tenant_id=record.tenant_id,
-            causation_id=cause.event_id,
-            step=step.as_planned(),
-            task=record.task,
-            inputs=tuple(
-                StepInput(
-                    step_id=need, title=completed[need].title, result=completed[need].result or ""
-                )
-                for need in step.depends_on
-                if need in completed
-            ),
+        inputs = tuple(
+            StepInput(
+                step_id=need, title=completed[need].title, result=completed[need].result or ""
+            )
+            for need in step.depends_on
+            if need in completed
         )
+        return step_dispatch(record, step.as_planned(), causation_id=cause.event_id, inputs=inputs)
 
     async def _plan(self, request: WorkflowRequested) -> None:
         record = await self._store.get_workflow(request.workflow_id)
@@ -275,14 +269,7 @@ class Planner:
             steps=steps,
         )
         dispatches = [
-            StepDispatched(
-                event_id=derived_event_id(request.workflow_id, "dispatch", step.step_id),
-                workflow_id=request.workflow_id,
-                tenant_id=request.tenant_id,
-                causation_id=plan.event_id,
-                step=step,
-                task=request.task,
-            )
+            step_dispatch(request, step, causation_id=plan.event_id)
             for step in steps
             if not step.depends_on
         ]
@@ -332,15 +319,28 @@ class Planner:
             steps=tuple(step.as_planned() for step in record.steps),
         )
         dispatches = [
-            StepDispatched(
-                event_id=derived_event_id(request.workflow_id, "dispatch", step.step_id),
-                workflow_id=request.workflow_id,
-                tenant_id=request.tenant_id,
-                causation_id=plan.event_id,
-                step=step.as_planned(),
-                task=request.task,
-            )
+            step_dispatch(request, step.as_planned(), causation_id=plan.event_id)
             for step in record.steps
             if step.status is StepStatus.PENDING and not step.depends_on
         ]
         return [plan, *dispatches]
+
+
+def step_dispatch(
+    of: WorkflowRequested | WorkflowRecord,
+    step: PlannedStep,
+    *,
+    causation_id: str,
+    inputs: tuple[StepInput, ...] = (),
+) -> StepDispatched:
+    """A step's dispatch; its id depends on the workflow and step only, so every
+    copy sent (first dispatch, re-send after a crash) is recognised as the same."""
+    return StepDispatched(
+        event_id=derived_event_id(of.workflow_id, "dispatch", step.step_id),
+        workflow_id=of.workflow_id,
+        tenant_id=of.tenant_id,
+        causation_id=causation_id,
+        step=step,
+        task=of.task,
+        inputs=inputs,
+    )
