@@ -45,11 +45,18 @@ async def test_an_attempt_is_warned_about_a_loop_once(adapters: Adapters) -> Non
 async def test_an_effect_is_recalled_for_its_own_step_and_call(adapters: Adapters) -> None:
     workflow_id = f"wf_{uuid.uuid4().hex}"
     effects = adapters.effects
-    assert await effects.recall(workflow_id=workflow_id, step_id="s1", fingerprint="f") is None
+
+    async def recorded(step_id: str, fingerprint: str) -> str | None:
+        intent = await effects.intend(
+            workflow_id=workflow_id, step_id=step_id, fingerprint=fingerprint
+        )
+        return intent.recorded
+
+    assert await recorded("s1", "f") is None
     await effects.record(workflow_id=workflow_id, step_id="s1", fingerprint="f", output="sent")
-    assert await effects.recall(workflow_id=workflow_id, step_id="s1", fingerprint="f") == "sent"
-    assert await effects.recall(workflow_id=workflow_id, step_id="s2", fingerprint="f") is None
-    assert await effects.recall(workflow_id=workflow_id, step_id="s1", fingerprint="g") is None
+    assert await recorded("s1", "f") == "sent"
+    assert await recorded("s2", "f") is None
+    assert await recorded("s1", "g") is None
 
 
 async def test_an_intended_call_is_known_to_the_next_attempt(adapters: Adapters) -> None:

@@ -25,10 +25,6 @@ class CallHistory(Protocol):
         """True once per step: the model has not been warned about a loop yet."""
         ...
 
-    async def recall_effect(self, fingerprint: str) -> str | None:
-        """The recorded result of a side-effecting call made before, if any."""
-        ...
-
     async def intend_effect(self, fingerprint: str) -> ports.EffectIntent:
         """Note a side-effecting call about to be made; say what is known of it."""
         ...
@@ -60,11 +56,6 @@ class StepCallHistory:
     async def first_warning(self) -> bool:
         return await self.calls.first_warning(
             workflow_id=self.workflow_id, step_id=self.step_id, attempt=self.attempt
-        )
-
-    async def recall_effect(self, fingerprint: str) -> str | None:
-        return await self.effects.recall(
-            workflow_id=self.workflow_id, step_id=self.step_id, fingerprint=fingerprint
         )
 
     async def intend_effect(self, fingerprint: str) -> ports.EffectIntent:

@@ -58,10 +58,6 @@ class RedisEffectLedger:
             repeated=recorded is None and not first,
         )
 
-    async def recall(self, *, workflow_id: str, step_id: str, fingerprint: str) -> str | None:
-        value = await self._redis.hget(WorkflowKeys(workflow_id).tool_effects(step_id), fingerprint)
-        return None if value is None else _text(value)
-
     async def record(
         self, *, workflow_id: str, step_id: str, fingerprint: str, output: str
     ) -> None:

@@ -118,15 +118,6 @@ class _Effects:
             patience_s=self._patience_s,
         )
 
-    async def recall(self, *, workflow_id: str, step_id: str, fingerprint: str) -> str | None:
-        return await ride_out_outages(
-            lambda: self._inner.recall(
-                workflow_id=workflow_id, step_id=step_id, fingerprint=fingerprint
-            ),
-            what="recalling a tool call's result",
-            patience_s=self._patience_s,
-        )
-
     async def record(
         self, *, workflow_id: str, step_id: str, fingerprint: str, output: str
     ) -> None:

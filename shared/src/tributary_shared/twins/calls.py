@@ -41,9 +41,6 @@ class MemoryEffectLedger:
         self._intended.add(key)
         return EffectIntent(recorded=recorded, repeated=recorded is None and not first)
 
-    async def recall(self, *, workflow_id: str, step_id: str, fingerprint: str) -> str | None:
-        return self.effects.get((workflow_id, step_id, fingerprint))
-
     async def record(
         self, *, workflow_id: str, step_id: str, fingerprint: str, output: str
     ) -> None:
