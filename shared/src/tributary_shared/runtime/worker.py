@@ -18,7 +18,6 @@ from typing import Protocol
 import uvicorn
 from faststream.asgi import AsgiFastStream, AsgiResponse, get
 from faststream.asgi.types import Scope
-from faststream.kafka import KafkaBroker
 from prometheus_client import make_asgi_app
 from redis.asyncio import Redis
 
@@ -60,8 +59,6 @@ class WorkerResources:
     """What a worker's handlers are built from: the ports, and the budgeted LLM access."""
 
     ports: Ports
-    publisher: KafkaEventPublisher
-    broker: KafkaBroker
 
     def control(self) -> WorkflowControl:
         return WorkflowControl.over(self.ports)
@@ -176,7 +173,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         ),
         patience_s=consumer_settings.outage_patience_s,
     )
-    resources = WorkerResources(ports=ports, publisher=publisher, broker=broker)
+    resources = WorkerResources(ports=ports)
     logic = spec.build(resources)
 
     async def on_dead_letter(event: AnyEvent | None, letter: DeadLetter) -> None:
@@ -185,7 +182,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     async def publish_raw(
         topic: str, value: bytes, key: bytes | None, headers: dict[str, str]
     ) -> None:
-        await resources.publisher.publish_raw(topic, value, key=key, headers=headers)
+        await publisher.publish_raw(topic, value, key=key, headers=headers)
 
     consumer = EventConsumer(
         ConsumerConfig(
