@@ -53,7 +53,9 @@ async def exhaustion_events(adapters: Adapters, workflow_id: str) -> list[dict[s
 TOKENS_100 = BudgetLimits(tokens=100, micro_usd=None, policy="fail")
 
 
-async def test_the_first_refusal_for_good_announces_the_budget_once(adapters: Adapters) -> None:
+async def test_every_refusal_for_good_carries_the_one_announcement_logged(
+    adapters: Adapters,
+) -> None:
     ledger = adapters.budgets
     workflow_id = await opened(adapters, TOKENS_100)
     held = await reserve(ledger, workflow_id, 80)
@@ -68,7 +70,7 @@ async def test_the_first_refusal_for_good_announces_the_budget_once(adapters: Ad
     assert first.value.code == "budget_exhausted"
     assert (announced.limit_tokens, announced.used_tokens, announced.policy) == (100, 30, "fail")
     assert (announced.limit_cost_usd, announced.tenant_id) == (None, "acme")
-    assert second.value.announcement is None
+    assert second.value.announcement == announced  # the same event: published again, not new
     assert not second.value.busy
     assert [e["used_tokens"] for e in await exhaustion_events(adapters, workflow_id)] == [30]
     state = await ledger.state(workflow_id)
@@ -108,7 +110,7 @@ async def test_once_exhausted_a_refusal_is_never_only_busy(adapters: Adapters) -
     with pytest.raises(BudgetExceeded) as blocked:  # would fit alone, but the budget ran out
         await reserve(ledger, workflow_id, 50)
     assert not blocked.value.busy
-    assert blocked.value.announcement is None
+    assert blocked.value.announcement == too_big.value.announcement
     assert len(await exhaustion_events(adapters, workflow_id)) == 1
 
 

@@ -392,20 +392,59 @@ async def test_overdue_workflows_are_listed_until_they_end(store: WorkflowStore)
     assert later not in await store.overdue(now + 7200)
 
 
-async def test_created_and_ended_workflows_stay_unsent_until_marked(store: WorkflowStore) -> None:
+async def noted(store: WorkflowStore, workflow_id: str) -> set[str]:
+    """Event ids of the workflow that the outbox holds as not known sent."""
+    unsent = await store.unsent(time.time() + 1, limit=1_000_000)  # Redis: other tests' too
+    return {n.event_id for n in unsent if n.workflow_id == workflow_id}
+
+
+async def test_every_written_event_stays_unsent_until_marked_sent(store: WorkflowStore) -> None:
     workflow_id = new_id()
     before = time.time()
-    await store.create_workflow(
-        WorkflowRequested(workflow_id=workflow_id, task="t"), deadline_at=before + 600
-    )
-    assert workflow_id not in await store.unsent(before - 60)  # noted at the write
-    assert workflow_id in await store.unsent(time.time() + 1)
-    await store.mark_sent(workflow_id)
-    assert workflow_id not in await store.unsent(time.time() + 1)
+    requested = WorkflowRequested(workflow_id=workflow_id, task="t")
+    await store.create_workflow(requested, deadline_at=before + 600)
+    assert await store.unsent(before - 60) == []  # noted at the time of the write
+    assert await noted(store, workflow_id) == {requested.event_id}
+    await store.mark_sent([requested])
+    assert await noted(store, workflow_id) == set()
 
-    await store.apply(machine.start_planning(workflow_id))
-    assert workflow_id not in await store.unsent(time.time() + 1)  # only requests and ends
-    await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
-    assert workflow_id in await store.unsent(time.time() + 1)
-    await store.mark_sent(workflow_id)
-    assert workflow_id not in await store.unsent(time.time() + 1)
+    await store.apply(machine.start_planning(workflow_id))  # writes no event: notes none
+    assert await noted(store, workflow_id) == set()
+    plan = PlanCreated(workflow_id=workflow_id, steps=steps(2))
+    dispatched = StepDispatched(workflow_id=workflow_id, step=plan.steps[0], task="t")
+    await store.apply(machine.record_plan(plan, [dispatched]))
+    assert await noted(store, workflow_id) == {plan.event_id, dispatched.event_id}
+    await store.mark_sent([dispatched])  # one at a time, as they are published
+    assert await noted(store, workflow_id) == {plan.event_id}
+    await store.mark_sent([plan, plan])
+    cancelled = WorkflowCancelled(workflow_id=workflow_id)
+    await store.apply(machine.cancel(cancelled))
+    assert await noted(store, workflow_id) == {cancelled.event_id}
+
+
+async def test_a_refused_write_leaves_a_note_of_an_event_the_log_does_not_hold(
+    store: WorkflowStore,
+) -> None:
+    workflow_id = new_id()
+    await store.create_workflow(
+        WorkflowRequested(workflow_id=workflow_id, task="t"), deadline_at=time.time() + 600
+    )
+    refused = PlanCreated(workflow_id=workflow_id, steps=steps(1))
+    with pytest.raises(TransitionConflict):  # still pending: no plan may be recorded
+        await store.apply(machine.record_plan(refused, []))
+    assert refused.event_id in await noted(store, workflow_id)
+    logged = {json.loads(e.event_json)["event_id"] for e in await store.read_log(workflow_id)}
+    assert refused.event_id not in logged
+
+
+async def test_tracked_events_are_unsent_until_forgotten_whatever_their_ids(
+    store: WorkflowStore,
+) -> None:
+    workflow_id = f'wf {uuid.uuid4().hex} ["odd", id]'
+    announced = WorkflowCancelled(workflow_id=workflow_id, event_id="ev with spaces")
+    await store.track([announced])
+    unsent = await store.unsent(time.time() + 1, limit=1_000_000)
+    [note] = [n for n in unsent if n.workflow_id == workflow_id]
+    assert note.event_id == "ev with spaces"
+    await store.forget_unsent([note])
+    assert await noted(store, workflow_id) == set()

@@ -48,14 +48,14 @@ def crash_before_writing(store: WorkflowStore, monkeypatch: pytest.MonkeyPatch) 
 def crash_after_writing(store: WorkflowStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """The next workflow write happens, and the process dies right after it."""
     if isinstance(store, RedisWorkflowStore):
-        # The atomic script is the write; whatever the store does after it is lost.
-        script: Callable[..., Awaitable[Any]] = store._atomic
+        # The round trip with the script is the write; what the store does after it is lost.
+        write: Callable[..., Awaitable[Any]] = store._write
 
         async def written_then_dies(*args: Any, **kwargs: Any) -> Any:
-            await script(*args, **kwargs)
+            await write(*args, **kwargs)
             raise Crashed
 
-        monkeypatch.setattr(store, "_atomic", written_then_dies)
+        monkeypatch.setattr(store, "_write", written_then_dies)
         return
     real = store.apply
 

@@ -43,12 +43,13 @@ from tributary_shared.core.events import (
     decode_event,
 )
 from tributary_shared.core.machine import Move, Transition
-from tributary_shared.core.ports import Ports
+from tributary_shared.core.ports import Ports, UnsentEvent
 from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.core.topology import consumers_of, role_of
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.outage_riding import riding_out_outages
+from tributary_shared.runtime.outbox import SentMarkingPublisher
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
 from tributary_shared.runtime.worker import workflow_llms
 from tributary_shared.twins import (
@@ -126,7 +127,7 @@ class Harness:
         ports = Ports(
             store=_CrashingStore(self, service),
             budgets=self.budgets,
-            publisher=_ServicePublisher(self, service),
+            publisher=SentMarkingPublisher(_ServicePublisher(self, service), self.store),
             cancellations=self.cancellations,
             calls=_BlippingCalls(self),
             effects=self.effects,
@@ -192,7 +193,7 @@ class Harness:
         )
         deadline = request.occurred_at.timestamp() + 600
         await self.store.create_workflow(request, deadline_at=deadline)
-        self._route(request)
+        await self.ports_of("gateway").publisher.publish([request])
         return request.workflow_id
 
     async def run(self, *, limit: int = 500) -> None:
@@ -319,9 +320,9 @@ class _ServicePublisher:
 
     async def publish(self, events: Iterable[EventEnvelope]) -> None:
         batch = list(events)
-        emits = role_of(self._service).emits
+        role = role_of(self._service)
         for event in batch:
-            assert event.type in emits, f"{self._service} emits undeclared {event.type}"
+            assert role.may_publish(event.type), f"{self._service} emits undeclared {event.type}"
             self._harness._maybe_crash(self._service, event_type=event.type)
             if (self._service, event.type) in self._harness._hangs:
                 await asyncio.Event().wait()
@@ -372,11 +373,17 @@ class _CrashingStore:
     async def forget_deadline(self, workflow_id: str) -> None:
         await self._store.forget_deadline(workflow_id)
 
-    async def unsent(self, before: float, *, limit: int = 100) -> list[str]:
+    async def unsent(self, before: float, *, limit: int = 100) -> list[UnsentEvent]:
         return await self._store.unsent(before, limit=limit)
 
-    async def mark_sent(self, workflow_id: str) -> None:
-        await self._store.mark_sent(workflow_id)
+    async def track(self, events: Sequence[EventEnvelope]) -> None:
+        await self._store.track(events)
+
+    async def mark_sent(self, events: Sequence[EventEnvelope]) -> None:
+        await self._store.mark_sent(events)
+
+    async def forget_unsent(self, unsent: Sequence[UnsentEvent]) -> None:
+        await self._store.forget_unsent(unsent)
 
 
 class _BlippingCalls:

@@ -9,6 +9,7 @@ the LLM endpoint received per caller and step, and runs of a side-effecting tool
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 
@@ -20,7 +21,13 @@ from tests.support.scripted import ScriptedEndpoint, rule
 from tributary_agent_runner.tools.idempotency import current_call_key
 from tributary_agent_runner.tools.registry import Tool
 from tributary_shared.core import machine
-from tributary_shared.core.events import StepCompleted, StepFailed, StepStarted, WorkflowCancelled
+from tributary_shared.core.events import (
+    StepCompleted,
+    StepFailed,
+    StepStarted,
+    WorkflowCancelled,
+    derived_event_id,
+)
 from tributary_shared.core.machine import Move
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 
@@ -502,8 +509,11 @@ async def test_a_cancel_whose_event_never_left_is_sent_by_the_sweep(
 async def test_a_request_the_gateway_never_sent_is_sent_by_the_sweep(
     harness: Harness, endpoint: ScriptedEndpoint
 ) -> None:
-    workflow_id = await harness.submit(TASK)
-    harness.take("planner", "workflow.requested")  # the gateway died before publishing
+    harness.crash_before_publishing("gateway", "workflow.requested")
+    with pytest.raises(Crash):  # the gateway died between the write and the publish
+        await harness.submit(TASK)
+    [workflow_id] = harness.store.records
+    assert harness.pending == []
     await harness.planner.sweep(time.time() + 60)
     await harness.run()
     await assert_completed_once(harness, endpoint, workflow_id)
@@ -582,3 +592,55 @@ async def test_a_sweep_item_that_cannot_finish_leaves_the_rest_of_the_pass_going
         assert record.status is WorkflowStatus.FAILED
         assert record.error is not None
         assert record.error.code == "deadline_exceeded"
+
+
+async def test_a_started_event_lost_with_its_attempt_still_reaches_kafka_by_the_sweep(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    # The first attempt's step.started was written, then Kafka refused it; the
+    # retry starts attempt 2, so no redelivery would ever send the first one.
+    workflow_id = await harness.submit(TASK)
+    await harness.deliver(harness.take("planner", "workflow.requested"))
+    dispatch = harness.take("agent-runner", "step.dispatched")
+    harness.refuse_publishing("agent-runner", "step.started")
+    with pytest.raises(ConnectionError):
+        await harness.deliver(dispatch)
+    await harness.deliver(dispatch)
+    await harness.run()
+    started = {e.event_id: e for e in harness.published_of(workflow_id, "step.started")}
+    logged = {
+        json.loads(entry.event_json)["event_id"]
+        for entry in await harness.store.read_log(workflow_id, count=1000)
+    }
+    [lost] = [
+        event_id
+        for event_id in logged - started.keys()
+        if event_id in {n.event_id for n in await harness.store.unsent(time.time() + 60)}
+    ]
+
+    await harness.planner.sweep(time.time())  # within the grace: its writer may still send it
+    assert lost not in {e.event_id for e in harness.published_of(workflow_id)}
+    await harness.planner.sweep(time.time() + 60)
+    sent = [e for e in harness.published_of(workflow_id) if e.event_id == lost]
+    assert [(e.type, getattr(e, "attempt", None)) for e in sent] == [("step.started", 1)]
+    assert logged <= {e.event_id for e in harness.published_of(workflow_id)}  # all left
+    assert await harness.store.unsent(time.time() + 60) == []
+    await harness.planner.sweep(time.time() + 60)  # sent once, then forgotten
+    assert len([e for e in harness.published_of(workflow_id) if e.event_id == lost]) == 1
+
+
+async def test_a_budget_announcement_kafka_refused_is_sent_by_the_sweep(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK, token_budget=1)  # no call fits
+    harness.refuse_publishing("planner", "budget.exhausted")
+    await harness.run()
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.FAILED  # the refusal stood
+    assert harness.published_of(workflow_id, "budget.exhausted") == []
+    assert "budget.exhausted" in [e.type for e in await harness.store.read_log(workflow_id)]
+
+    await harness.planner.sweep(time.time() + 60)
+    [announced] = harness.published_of(workflow_id, "budget.exhausted")
+    assert announced.event_id == derived_event_id(workflow_id, "budget.exhausted")
+    assert endpoint.requests == []  # the model was never asked

@@ -24,6 +24,7 @@ from tributary_shared.runtime.kafka.publisher import (
 )
 from tributary_shared.runtime.logs import configure_logging
 from tributary_shared.runtime.outages import is_outage
+from tributary_shared.runtime.outbox import SentMarkingPublisher
 from tributary_shared.runtime.redis_client import redis_client
 from tributary_shared.runtime.settings import (
     HttpSettings,
@@ -59,7 +60,9 @@ def create_app() -> FastAPI:
         store = RedisWorkflowStore(redis, retention_s=retention)
         # Bounded: a request must be answered while Kafka is away (a create with 503,
         # a cancel once recorded); the sweep of unsent events sends it later.
-        publisher = KafkaEventPublisher(broker, ack_timeout_s=ACK_TIMEOUT_S)
+        publisher = SentMarkingPublisher(
+            KafkaEventPublisher(broker, ack_timeout_s=ACK_TIMEOUT_S), store
+        )
         app.state.gateway = GatewayState(
             settings=gateway,
             store=store,

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import logging
+import operator
 import time
 from collections.abc import Awaitable, Callable
 
@@ -49,6 +52,7 @@ from tributary_shared.runtime.budget import budget_limits
 from tributary_shared.runtime.control import WorkflowControl, deadline_at
 from tributary_shared.runtime.kafka.publisher import ACK_TIMEOUT_S
 from tributary_shared.runtime.llm.metered import MeteredLLM, WorkflowLLMs
+from tributary_shared.runtime.outbox import send_unsent
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
 
 log = logging.getLogger(__name__)
@@ -96,20 +100,25 @@ class Planner:
             await asyncio.sleep(self._settings.deadline_sweep_interval_s)
 
     async def sweep(self, now: float) -> None:
-        """One pass: overdue workflows fail; unsent requests and final events go out."""
+        """One pass: overdue workflows fail; events written but not known sent go out."""
         for workflow_id in await self._store.overdue(now):
-            await self._bounded(self._expire, workflow_id, what="failing an overdue workflow")
-        for workflow_id in await self._store.unsent(now - self._settings.unsent_grace_s):
-            await self._bounded(self._send_unsent, workflow_id, what="sending an unsent event")
+            await self._bounded(
+                functools.partial(self._expire, workflow_id), what="failing an overdue workflow"
+            )
+        unsent = await self._store.unsent(now - self._settings.unsent_grace_s)
+        by_workflow = operator.attrgetter("workflow_id")
+        for _, notes in itertools.groupby(sorted(unsent, key=by_workflow), key=by_workflow):
+            await self._bounded(
+                functools.partial(send_unsent, self._store, self._publisher, list(notes)),
+                what="sending unsent events",
+            )
 
-    async def _bounded(
-        self, work: Callable[[str], Awaitable[None]], workflow_id: str, *, what: str
-    ) -> None:
+    async def _bounded(self, work: Callable[[], Awaitable[None]], *, what: str) -> None:
         """One item of a sweep, bounded in time: an item that cannot finish now (Kafka
         away: publishing waits for it) is left for the next pass, and the rest go on."""
         try:
             async with asyncio.timeout(self._sweep_item_timeout_s):
-                await work(workflow_id)
+                await work()
         except Exception:
             log.warning("%s did not finish; the next sweep tries again", what, exc_info=True)
 
@@ -120,23 +129,6 @@ class Planner:
             return
         deadline_s = record.options.deadline_s or self._defaults.default_deadline_s
         await self._control.expire(workflow_id, tenant_id=record.tenant_id, deadline_s=deadline_s)
-
-    async def _send_unsent(self, workflow_id: str) -> None:
-        """Publish a workflow's request (still pending) or final event (ended) again.
-
-        Its writer died or Kafka refused the publish after the write; the same
-        event id goes out, so a copy that did arrive is recognised.
-        """
-        record = await self._store.get_workflow(workflow_id)
-        if record is not None and record.final_event is not None:
-            await self._publisher.publish([record.final_event])
-        elif record is not None and record.status is WorkflowStatus.PENDING:
-            entries = await self._store.read_log(workflow_id, count=1)
-            if entries and entries[0].type == "workflow.requested":
-                request = WorkflowRequested.model_validate_json(entries[0].event_json)
-                await self._publisher.publish([request])
-        # Anything else moved on, so its request arrived; a vanished one needs nothing.
-        await self._store.mark_sent(workflow_id)
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, WorkflowRequested):

@@ -23,7 +23,7 @@ class PlannerSettings(BaseSettings):
     unsent_grace_s: float = Field(
         default=10.0,
         gt=0,
-        description="Seconds a workflow's request or final event may stay unconfirmed as sent "
+        description="Seconds an event written to a workflow's log may stay unconfirmed as sent "
         "before the planner's sweep publishes it (again): the publish after the write failed "
         "or its writer died. Lower it to recover sooner; a sent event is only ever repeated "
         "with its own id.",

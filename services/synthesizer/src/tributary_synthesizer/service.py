@@ -160,7 +160,6 @@ class Synthesizer:
         WORKFLOW_DURATION_SECONDS.labels(status).observe(_age_s(record.created_at))
         log.info("workflow %s", status)
         await self._publisher.publish([final])
-        await self._store.mark_sent(record.workflow_id)
 
 
 def _age_s(created_at: datetime) -> float:

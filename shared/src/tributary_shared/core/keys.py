@@ -24,19 +24,21 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
                                           fingerprint>", set before that workflow is
                                           written (a retry writes it if it is missing)
     tributary:v1:deadlines        ZSET    workflow id by deadline (epoch seconds)
-    tributary:v1:outbox           ZSET    workflow id by the time its request or final
-                                          event was written, until it is known sent
+    tributary:v1:outbox           ZSET    [workflow id, event id] of every event written
+                                          to a log, by the time it was written, until it
+                                          is known sent (the outbox; see ``outbox_member``)
     tributary:v1:cancellations    PUB/SUB workflow ids whose running steps must stop now
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 PREFIX = "tributary:v1"
 DEADLINES_KEY = f"{PREFIX}:deadlines"
 OUTBOX_KEY = f"{PREFIX}:outbox"
-"""Workflows whose request or final event may not have reached Kafka yet, by time."""
+"""Events that may not have reached Kafka yet, by the time they were written."""
 CANCELLATIONS_CHANNEL = f"{PREFIX}:cancellations"
 
 
@@ -95,3 +97,18 @@ class WorkflowKeys:
 
 def idempotency_key(tenant_id: str, key: str) -> str:
     return f"{PREFIX}:idem:{tenant_id}:{key}"
+
+
+def outbox_member(workflow_id: str, event_id: str) -> str:
+    """An event's note in the outbox (a JSON pair: either id may hold any character)."""
+    return json.dumps([workflow_id, event_id], separators=(",", ":"))
+
+
+def outbox_entry(member: str) -> tuple[str, str]:
+    """(workflow id, event id) of a note; the event id is empty for a first-layout
+    note, which held a workflow id alone (for its request or final event)."""
+    try:
+        workflow_id, event_id = json.loads(member)
+    except (ValueError, TypeError):  # not JSON, or not a pair
+        return member, ""
+    return str(workflow_id), str(event_id)

@@ -8,7 +8,7 @@ Handlers receive a ``Ports`` bundle and never build adapters themselves.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +27,7 @@ __all__ = [
     "EventPublisher",
     "IdempotencyKeyReused",
     "Ports",
+    "UnsentEvent",
     "WorkflowStore",
 ]
 
@@ -94,18 +95,39 @@ class WorkflowStore(Protocol):
 
     async def forget_deadline(self, workflow_id: str) -> None: ...
 
-    async def unsent(self, before: float, *, limit: int = 100) -> list[str]:
-        """Workflows created or ended before ``before`` whose event may not have left.
+    async def unsent(self, before: float, *, limit: int = 100) -> list[UnsentEvent]:
+        """Events written before ``before`` that may not have reached Kafka yet.
 
-        Creating and ending a workflow note it here before the write; whoever
-        publishes the request or the final event clears it (``mark_sent``), and
-        a sweeper publishes what stays noted too long.
+        Every transition notes its events here before it writes them (``apply``),
+        as does ``track``; publishing them clears the note (``mark_sent``), and
+        a sweeper publishes what stays noted too long from the workflow's log.
+        A note whose write was refused names an event the log does not hold.
         """
         ...
 
-    async def mark_sent(self, workflow_id: str) -> None:
-        """The workflow's request or final event reached Kafka."""
+    async def track(self, events: Sequence[EventEnvelope]) -> None:
+        """Note events written outside ``apply`` (a budget's announcement) as unsent."""
         ...
+
+    async def mark_sent(self, events: Sequence[EventEnvelope]) -> None:
+        """These events reached Kafka: clear their notes (unknown ones are ignored)."""
+        ...
+
+    async def forget_unsent(self, unsent: Sequence[UnsentEvent]) -> None:
+        """Drop notes the sweeper has dealt with (sent, refused, or long gone)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UnsentEvent:
+    """A note of the outbox: an event of a workflow, not yet known to be on Kafka.
+
+    ``event_id`` is empty for a note of the first layout (a workflow id alone,
+    for its request or final event).
+    """
+
+    workflow_id: str
+    event_id: str
 
 
 class BudgetLedger(Protocol):

@@ -28,6 +28,7 @@ __all__ = [
     "dead_letter_senders",
     "deployed_roles",
     "emitters_of",
+    "relayed_types",
     "role_of",
     "subscribers_of",
     "subscription",
@@ -51,6 +52,13 @@ class ServiceRole:
     consumes: tuple[str, ...] = ()
     group_id: str | None = None
     external: bool = False
+    relays: bool = False
+    """Also re-publishes, with their own ids, events other services wrote to a
+    workflow's log and never sent (the outbox sweep; see ``runtime.outbox``)."""
+
+    def may_publish(self, event_type: str) -> bool:
+        """Whether this service ever puts ``event_type`` on a topic."""
+        return event_type in self.emits or (self.relays and event_type in relayed_types())
 
     @property
     def topics(self) -> tuple[TopicSpec, ...]:
@@ -91,8 +99,8 @@ ROLES: tuple[ServiceRole, ...] = (
             "plans with the LLM (structured output, validated, one corrective re-plan), "
             "dispatches root steps, releases dependent steps when their inputs complete, "
             "skips steps whose inputs failed, fails workflows past their deadline, "
-            "cancels on `workflow.cancel_requested`, sends again requests and final "
-            "events that were written but never sent"
+            "cancels on `workflow.cancel_requested`, sends again every event written "
+            "to a workflow's log but never sent (the outbox)"
         ),
         group_id="tributary-planner",
         consumes=(
@@ -103,18 +111,16 @@ ROLES: tuple[ServiceRole, ...] = (
         ),
         # step.dispatched also for dependents whose inputs completed; step.failed
         # for dependents of a failed step; workflow.failed for deadlines too. Its
-        # sweep re-sends a request or final event whose publish never happened
-        # (workflow.requested, workflow.completed, any other final event).
+        # outbox sweep re-sends any logged event whose publish never happened.
         emits=(
-            "workflow.requested",
             "plan.created",
             "step.dispatched",
             "step.failed",
             "budget.exhausted",
-            "workflow.completed",
             "workflow.cancelled",
             "workflow.failed",
         ),
+        relays=True,
     ),
     ServiceRole(
         service="agent-runner",
@@ -169,6 +175,11 @@ def deployed_roles() -> tuple[ServiceRole, ...]:
 
 def emitters_of(event_type: str) -> tuple[ServiceRole, ...]:
     return tuple(role for role in ROLES if event_type in role.emits)
+
+
+def relayed_types() -> frozenset[str]:
+    """What an outbox sweep may re-send: whatever Tributary's own services write."""
+    return frozenset(t for role in ROLES if not role.external for t in role.emits)
 
 
 def consumers_of(event_type: str) -> tuple[ServiceRole, ...]:

@@ -121,8 +121,6 @@ class WorkflowControl:
             await self._publisher.publish([final])
         except Exception:
             log.warning("%s not published now; the unsent sweep sends it", final.type)
-            return
-        await self._store.mark_sent(final.workflow_id)
 
 
 def deadline_at(request: WorkflowRequested, defaults: WorkflowDefaults) -> float:

@@ -39,6 +39,7 @@ from tributary_shared.runtime.llm.client import LLMClient
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.logs import configure_logging
 from tributary_shared.runtime.outage_riding import riding_out_outages
+from tributary_shared.runtime.outbox import SentMarkingPublisher
 from tributary_shared.runtime.redis_client import redis_client
 from tributary_shared.runtime.settings import (
     BudgetSettings,
@@ -81,9 +82,10 @@ def workflow_llms(
     llm_settings: LLMSettings,
     budget_settings: BudgetSettings,
 ) -> WorkflowLLMs:
-    """LLM calls paid from each workflow's budget; the first refusal is published."""
+    """LLM calls paid from each workflow's budget; its exhaustion is published."""
 
     async def announce(event: BudgetExhausted) -> None:
+        await ports.store.track([event])  # noted unsent first: written outside ``apply``
         await ports.publisher.publish([event])
 
     return WorkflowLLMs(
@@ -99,10 +101,11 @@ def redis_ports(
     redis: Redis, listener_redis: Redis, publisher: EventPublisher, *, retention_s: int
 ) -> Ports:
     """The ports over Redis (and the given Kafka publisher)."""
+    store = RedisWorkflowStore(redis, retention_s=retention_s)
     return Ports(
-        store=RedisWorkflowStore(redis, retention_s=retention_s),
+        store=store,
         budgets=RedisBudgetLedger(redis, ttl_s=retention_s),
-        publisher=publisher,
+        publisher=SentMarkingPublisher(publisher, store),
         cancellations=RedisCancellationSignal(redis, listener_redis=listener_redis),
         calls=RedisCallHistory(redis, ttl_s=retention_s),
         effects=RedisEffectLedger(redis, ttl_s=retention_s),

@@ -27,6 +27,7 @@ class MemoryBudgetLedger:
         self._store = store  # the first refusal is logged with the workflow's events
         self._clock = clock  # holds expire on it, as Redis's on its own
         self.accounts: dict[str, BudgetAccount] = {}
+        self.announcements: dict[str, BudgetExhausted] = {}
 
     async def open(self, workflow_id: str, limits: BudgetLimits) -> None:
         self.accounts.setdefault(workflow_id, BudgetAccount.opened(limits))
@@ -50,7 +51,10 @@ class MemoryBudgetLedger:
                 "other LLM calls of the workflow hold the rest of its budget", busy=True
             )
         if account.exhausted:
-            raise BudgetExceeded("the workflow's budget cannot cover another LLM call")
+            raise BudgetExceeded(
+                "the workflow's budget cannot cover another LLM call",
+                announcement=self.announcements.get(workflow_id),
+            )
         state = after.state()
         announcement = BudgetExhausted(
             event_id=derived_event_id(workflow_id, "budget.exhausted"),
@@ -62,6 +66,7 @@ class MemoryBudgetLedger:
             used_cost_usd=state.used_cost_usd,
             policy=state.policy,
         )
+        self.announcements[workflow_id] = announcement
         await self._store.append_log(workflow_id, (announcement,))
         raise BudgetExceeded(
             "the workflow's budget cannot cover another LLM call", announcement=announcement

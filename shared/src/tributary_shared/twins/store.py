@@ -6,11 +6,12 @@ import asyncio
 import contextlib
 import itertools
 import time
+from collections.abc import Sequence
 
 from tributary_shared.core import machine
 from tributary_shared.core.events import EventEnvelope, WorkflowRequested
 from tributary_shared.core.machine import Move, Transition
-from tributary_shared.core.ports import IdempotencyKeyReused
+from tributary_shared.core.ports import IdempotencyKeyReused, UnsentEvent
 from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 
@@ -23,7 +24,7 @@ class MemoryWorkflowStore:
         self._logs: dict[str, list[LogEntry]] = {}
         self._requests: dict[tuple[str, str], tuple[str, str]] = {}
         self._deadlines: dict[str, float] = {}
-        self._unsent: dict[str, float] = {}
+        self._unsent: dict[tuple[str, str], float] = {}
         self._positions = itertools.count(1)
         self._appended = asyncio.Condition()
 
@@ -57,8 +58,7 @@ class MemoryWorkflowStore:
         return None if claimed else workflow_id
 
     async def apply(self, transition: Transition) -> Applied:
-        if transition.move is Move.CREATE or transition.rule.ends:
-            self._unsent.setdefault(transition.workflow_id, time.time())
+        await self.track(transition.events)  # before the write, as in Redis
         record = machine.apply(self.records.get(transition.workflow_id), transition)
         self.records[transition.workflow_id] = record
         await self.append_log(transition.workflow_id, transition.events)
@@ -112,12 +112,22 @@ class MemoryWorkflowStore:
     async def forget_deadline(self, workflow_id: str) -> None:
         self._deadlines.pop(workflow_id, None)
 
-    async def unsent(self, before: float, *, limit: int = 100) -> list[str]:
-        due = sorted((at, wf) for wf, at in self._unsent.items() if at <= before)
-        return [wf for _, wf in due[:limit]]
+    async def unsent(self, before: float, *, limit: int = 100) -> list[UnsentEvent]:
+        due = sorted((at, note) for note, at in self._unsent.items() if at <= before)
+        return [UnsentEvent(*note) for _, note in due[:limit]]
 
-    async def mark_sent(self, workflow_id: str) -> None:
-        self._unsent.pop(workflow_id, None)
+    async def track(self, events: Sequence[EventEnvelope]) -> None:
+        now = time.time()
+        for event in events:
+            self._unsent.setdefault((event.workflow_id, event.event_id), now)
+
+    async def mark_sent(self, events: Sequence[EventEnvelope]) -> None:
+        for event in events:
+            self._unsent.pop((event.workflow_id, event.event_id), None)
+
+    async def forget_unsent(self, unsent: Sequence[UnsentEvent]) -> None:
+        for note in unsent:
+            self._unsent.pop((note.workflow_id, note.event_id), None)
 
 
 def _position(stream_id: str) -> tuple[int, int]:

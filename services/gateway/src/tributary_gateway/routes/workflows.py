@@ -154,14 +154,10 @@ async def _logged_request(store: WorkflowStore, workflow_id: str) -> WorkflowReq
 
 async def _sent(state: State, request: WorkflowRequested) -> bool:
     try:
-        await state.publisher.publish([request])
+        await state.publisher.publish([request])  # clears its outbox note once sent
     except Exception:
         log.exception("publishing the workflow request failed")
         return False
-    try:
-        await state.store.mark_sent(request.workflow_id)
-    except Exception:  # the sweeper sends it once more: a duplicate, never a loss
-        log.warning("the workflow request was sent but could not be marked so")
     return True
 
 

@@ -174,7 +174,7 @@ def _operations() -> JsonSchema:
     for role in ROLES:
         for topic in ALL_TOPICS:
             received = [m for m in messages_on(topic) if m in role.consumes]
-            sent = [m for m in messages_on(topic) if m in role.emits]
+            sent = [m for m in messages_on(topic) if role.may_publish(m)]
             if is_dead_letter_topic(topic) and role in dead_letterers:
                 sent.append(DEAD_LETTER_MESSAGE)
             for action, chosen in (("receive", received), ("send", sent)):

@@ -14,10 +14,11 @@
 --       hold_s seconds if used + reserved + this stays within the limits (0 = no
 --       limit). Returns {"admitted"}; {"not_opened"} when the budget was never
 --       opened; {"in_flight"} when only other holds stand in the way (nothing is
---       marked); {"exhausted"} when this cannot fit even alone or the budget ran
---       out before. The first "exhausted" marks the budget, fills the limits and
---       amounts into exhausted_event_json, appends it to the log and returns
---       {"exhausted", event_json}.
+--       marked); {"exhausted", event_json} when this cannot fit even alone or the
+--       budget ran out before. The first "exhausted" marks the budget, fills the
+--       limits and amounts into exhausted_event_json, appends it to the log and
+--       keeps it; every later one returns the same event (so that a publish lost
+--       to a crash is made by the next refusal).
 --   "settle", reservation_id, used_tokens, used_micro_usd
 --       replace the hold by the real usage ("settled"); a lapsed hold only adds
 --       the usage ("late"); a settled or unknown id changes nothing ("unchanged").
@@ -86,7 +87,11 @@ elseif op == "reserve" then
     return {"in_flight"}
   end
   if redis.call("HSETNX", key, "exhausted", "1") == 0 then
-    return {"exhausted"}
+    local announced = redis.call("HGET", key, "exhausted_event")
+    if announced then
+      return {"exhausted", announced}
+    end
+    return {"exhausted"}  -- exhausted before the event was kept here
   end
   local event = cjson.decode(ARGV[7])
   event.limit_tokens = limit_t > 0 and limit_t or cjson.null
@@ -95,6 +100,7 @@ elseif op == "reserve" then
   event.used_cost_usd = used_c / 1000000
   event.policy = redis.call("HGET", key, "policy") or "partial"
   local encoded = cjson.encode(event)
+  redis.call("HSET", key, "exhausted_event", encoded)
   redis.call("XADD", log, "*", "type", "budget.exhausted", "event_id", ARGV[8], "event", encoded)
   return {"exhausted", encoded}
 elseif op == "settle" then

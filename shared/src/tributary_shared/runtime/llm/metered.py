@@ -12,7 +12,8 @@ When the ledger refuses a call, the call never starts:
 
 - the budget is **exhausted** (the call cannot fit even alone, or the budget
   ran out before): ``BudgetExceeded`` is raised at once, and the first such
-  refusal's ``budget.exhausted`` is published;
+  refusal's ``budget.exhausted`` is published (each later refusal publishes
+  the same event again, through the outbox: see ``_announce``);
 - only other calls' reservations, still in flight, stand in the way
   (``BudgetExceeded.busy``): the budget is not used up, so the call waits,
   with growing pauses, and tries again while the workflow is not exhausted,
@@ -99,7 +100,7 @@ class MeteredLLM:
         self._hold_s = budgets.budget_hold_s
         self._workflow_id = workflow_id
         self._tenant_id = tenant_id
-        self._announce = announce
+        self._announcer = announce
         self._complexity = complexity
 
     async def complete(
@@ -143,17 +144,19 @@ class MeteredLLM:
                 self._workflow_id, reservation.reservation_id, usage=usage, micro_usd=cost
             )
 
-    async def _announce_once(self, event: BudgetExhausted) -> None:
-        """Publish the budget's one exhaustion event; the refusal stands either way.
+    async def _announce(self, event: BudgetExhausted) -> None:
+        """Publish the budget's exhaustion event; the refusal stands either way.
 
-        The event is already in the workflow's log (the ledger wrote it with the
-        refusal), and no later refusal announces it again, so a publish that fails
-        here must not turn the refusal into a different error.
+        Every refusal for good carries the same event (one id), already in the
+        workflow's log: announcing it through the outbox on each one means a
+        publish lost to a crash or an outage is made by the next refusal or the
+        planner's sweep, and a repeat is recognised as a duplicate. A publish
+        that fails here must not turn the refusal into a different error.
         """
         try:
-            await self._announce(event)
+            await self._announcer(event)
         except Exception:
-            log.warning("the budget.exhausted event could not be published; it is in the log")
+            log.warning("the budget.exhausted event could not be published now; it is noted")
 
     async def _reserve(self, role: Role, *, tokens: int, micro_usd: int) -> Reservation:
         """Reserve, waiting while only other calls' holds are in the way (see the module)."""
@@ -182,7 +185,7 @@ class MeteredLLM:
                 else:
                     metrics.BUDGET_EXHAUSTED_TOTAL.labels(role).inc()
                 if refused.announcement is not None:
-                    await self._announce_once(refused.announcement)
+                    await self._announce(refused.announcement)
                 raise
 
     async def structured(

@@ -11,15 +11,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
+from collections.abc import Sequence
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
 
 from tributary_shared.core.events import (
+    EventEnvelope,
     PlannedStep,
     StepCompleted,
     TokenUsage,
@@ -28,7 +33,14 @@ from tributary_shared.core.events import (
     WorkflowOptions,
     WorkflowRequested,
 )
-from tributary_shared.core.keys import DEADLINES_KEY, OUTBOX_KEY, WorkflowKeys, idempotency_key
+from tributary_shared.core.keys import (
+    DEADLINES_KEY,
+    OUTBOX_KEY,
+    WorkflowKeys,
+    idempotency_key,
+    outbox_entry,
+    outbox_member,
+)
 from tributary_shared.core.machine import (
     Move,
     StepChange,
@@ -36,7 +48,7 @@ from tributary_shared.core.machine import (
     TransitionConflict,
     create,
 )
-from tributary_shared.core.ports import IdempotencyKeyReused
+from tributary_shared.core.ports import IdempotencyKeyReused, UnsentEvent
 from tributary_shared.core.records import (
     Applied,
     FinalEvent,
@@ -61,6 +73,8 @@ _LUA = resources.files("tributary_shared.runtime.state").joinpath("atomic.lua").
 _FINAL: TypeAdapter[FinalEvent] = TypeAdapter(FinalEvent)
 _OUTCOME: TypeAdapter[StepOutcome] = TypeAdapter(StepOutcome)
 _COUNTS = ("steps_finished", "steps_total")
+
+log = logging.getLogger(__name__)
 
 
 def request_fingerprint(event: WorkflowRequested) -> str:
@@ -117,34 +131,56 @@ class RedisWorkflowStore:
             if held is not None:  # else it expired in between: claim it again
                 return False, _text(held)
 
-    async def _index_before(self, transition: Transition) -> None:
-        """The global indexes a transition needs, written before its script.
-
-        They sit outside the script because they may live on another cluster
-        slot. Written first, no crash leaves a workflow that no deadline ends,
-        nor an event nobody sends (``unsent``); an entry whose write was then
-        refused is dropped by the planner's sweep.
-        """
-        if transition.move is not Move.CREATE and not transition.rule.ends:
-            return
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(OUTBOX_KEY, {transition.workflow_id: time.time()}, nx=True)
-            if transition.move is Move.CREATE and transition.deadline_at is not None:
-                pipe.zadd(DEADLINES_KEY, {transition.workflow_id: transition.deadline_at}, nx=True)
-            await pipe.execute()
-
     async def apply(self, transition: Transition) -> Applied:
-        await self._index_before(transition)
         program = compile_transition(transition, retention_s=self._retention_s)
-        keys = WorkflowKeys(transition.workflow_id).all()
-        raw = await self._atomic(keys=list(keys), args=[json.dumps(program.as_dict())])
-        outcome = json.loads(raw)
+        outcome = json.loads(await self._write(transition, program))
         if not outcome["ok"]:
             raise TransitionConflict(_subject(outcome["f"]), outcome["actual"])
         finished, total = outcome["r"][-1]
         if transition.rule.ends:
             await self._redis.zrem(DEADLINES_KEY, transition.workflow_id)
         return Applied(steps_finished=int(finished or 0), steps_total=int(total or 0))
+
+    async def _write(self, transition: Transition, program: Program) -> Any:
+        """One round trip: the transition's global index entries, then its script.
+
+        The outbox notes (every event the transition writes) and the deadline
+        sit outside the script because they may live on another cluster slot.
+        Sent first in the same pipeline, no crash leaves an event nobody sends
+        nor a workflow that no deadline ends; a note whose write was then
+        refused names an event the log does not hold, and the sweep drops it.
+        Returns the script's reply.
+        """
+        keys = list(WorkflowKeys(transition.workflow_id).all())
+        args = [json.dumps(program.as_dict())]
+        while True:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                indexes = self._index_before(pipe, transition)
+                pipe.evalsha(self._atomic.sha, len(keys), *keys, *args)
+                replies = await pipe.execute(raise_on_error=False)
+            if not isinstance(replies[-1], NoScriptError):
+                break
+            await self._redis.script_load(_LUA)  # a restarted Redis: load it, go again
+        if isinstance(replies[-1], Exception):
+            raise replies[-1]
+        for reply in replies[:indexes]:
+            if isinstance(reply, Exception):  # written nonetheless: the caller publishes
+                log.warning("an index entry of a transition was not written: %s", reply)
+        return replies[-1]
+
+    @staticmethod
+    def _index_before(pipe: Pipeline, transition: Transition) -> int:
+        """Queue the transition's outbox notes and deadline; how many commands."""
+        queued = 0
+        if transition.events:
+            now = time.time()
+            notes = {outbox_member(e.workflow_id, e.event_id): now for e in transition.events}
+            pipe.zadd(OUTBOX_KEY, notes, nx=True)
+            queued += 1
+        if transition.move is Move.CREATE and transition.deadline_at is not None:
+            pipe.zadd(DEADLINES_KEY, {transition.workflow_id: transition.deadline_at}, nx=True)
+            queued += 1
+        return queued
 
     async def overdue(self, now: float, *, limit: int = 100) -> list[str]:
         ids: list[Any] = await self._redis.zrangebyscore(
@@ -155,14 +191,27 @@ class RedisWorkflowStore:
     async def forget_deadline(self, workflow_id: str) -> None:
         await self._redis.zrem(DEADLINES_KEY, workflow_id)
 
-    async def unsent(self, before: float, *, limit: int = 100) -> list[str]:
-        ids: list[Any] = await self._redis.zrangebyscore(
+    async def unsent(self, before: float, *, limit: int = 100) -> list[UnsentEvent]:
+        members: list[Any] = await self._redis.zrangebyscore(
             OUTBOX_KEY, "-inf", before, start=0, num=limit
         )
-        return [_text(i) for i in ids]
+        return [UnsentEvent(*outbox_entry(_text(m))) for m in members]
 
-    async def mark_sent(self, workflow_id: str) -> None:
-        await self._redis.zrem(OUTBOX_KEY, workflow_id)
+    async def track(self, events: Sequence[EventEnvelope]) -> None:
+        if events:
+            now = time.time()
+            notes = {outbox_member(e.workflow_id, e.event_id): now for e in events}
+            await self._redis.zadd(OUTBOX_KEY, notes, nx=True)
+
+    async def mark_sent(self, events: Sequence[EventEnvelope]) -> None:
+        if events:
+            await self._redis.zrem(
+                OUTBOX_KEY, *(outbox_member(e.workflow_id, e.event_id) for e in events)
+            )
+
+    async def forget_unsent(self, unsent: Sequence[UnsentEvent]) -> None:
+        if unsent:
+            await self._redis.zrem(OUTBOX_KEY, *(_member_of(u) for u in unsent))
 
     async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
         raw = await self._redis.hmget(WorkflowKeys(workflow_id).workflow, ["status", "deadline_at"])
@@ -359,6 +408,12 @@ def _step_record(step: PlannedStep, fields: dict[str, str]) -> StepRecord:
         owner=fields.get(step_owner_field(step.step_id)) or None,
         lease_until=float(fields.get(step_lease_field(step.step_id), "0") or 0),
     )
+
+
+def _member_of(unsent: UnsentEvent) -> str:
+    if not unsent.event_id:
+        return unsent.workflow_id  # a first-layout note
+    return outbox_member(unsent.workflow_id, unsent.event_id)
 
 
 def _text(value: bytes | str) -> str:
