@@ -5,7 +5,8 @@ The invariants a user relies on, whatever was killed, restarted or rebalanced:
 * each step has at most one outcome (one event id, never both completed and failed);
 * every dispatched step has an outcome, or its workflow ended;
 * every workflow has exactly one terminal event, in its log and on Kafka;
-* nothing was published that the workflow's state (its log) does not hold.
+* nothing was published that the workflow's state (its log) does not hold;
+* everything its log holds reached Kafka (the outbox), within the sweep's grace.
 
 Copies of an event share its id (re-sending after a crash is by design), so
 the checks count distinct ids.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,12 +103,24 @@ def problems_of(workflow_id: str, history: History) -> list[str]:
     for event in history.kafka:
         if event["type"] not in INGRESS_ONLY and str(event["event_id"]) not in logged:
             found.append(f"{event['type']} {event['event_id']} was published but not recorded")
+    published = {str(e["event_id"]) for e in history.kafka}
+    for event in history.log:
+        if str(event["event_id"]) not in published:
+            found.append(f"{event['type']} {event['event_id']} was recorded but never published")
     return [f"{workflow_id}: {problem}" for problem in found]
 
 
-async def assert_histories_hold(bootstrap: str, redis_url: str, workflow_ids: list[str]) -> None:
-    # Re-sent events may still be on their way: the sweep runs every few seconds.
-    await asyncio.sleep(0.5)
-    histories = await read_histories(bootstrap, redis_url, workflow_ids)
-    problems = [p for w, h in histories.items() for p in problems_of(w, h)]
+async def assert_histories_hold(
+    bootstrap: str, redis_url: str, workflow_ids: list[str], *, settle_s: float = 40.0
+) -> None:
+    """Check the invariants, looking again while they fail for up to ``settle_s``:
+    re-sent events may still be on their way (the outbox sweep waits out a grace
+    period, 10 s by default, then runs every second)."""
+    give_up_at = time.monotonic() + settle_s
+    while True:
+        histories = await read_histories(bootstrap, redis_url, workflow_ids)
+        problems = [p for w, h in histories.items() for p in problems_of(w, h)]
+        if not problems or time.monotonic() > give_up_at:
+            break
+        await asyncio.sleep(2)
     assert problems == [], "\n".join(problems[:20])
