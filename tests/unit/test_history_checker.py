@@ -57,3 +57,9 @@ def test_an_event_published_but_not_recorded_is_found() -> None:
     history = healthy()
     history.kafka.append(event("step.completed", "ghost", step_id="s9"))
     assert any("ghost was published but not recorded" in p for p in problems_of("wf", history))
+
+
+def test_an_event_recorded_but_never_published_is_found() -> None:
+    history = healthy()
+    history.log.insert(2, event("step.started", "lost", step_id="s1", attempt=1))
+    assert any("lost was recorded but never published" in p for p in problems_of("wf", history))
