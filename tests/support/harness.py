@@ -97,6 +97,7 @@ class Harness:
     loop_repeat_limit: int = 3
     step_lease_s: float = 1.0
     """Short, so a step whose runner 'died' is taken over within the test."""
+    budget_hold_s: float = BudgetSettings().budget_hold_s
     store: MemoryWorkflowStore = field(default_factory=MemoryWorkflowStore)
     cancellations: MemoryCancellationSignal = field(default_factory=MemoryCancellationSignal)
     published: list[EventEnvelope] = field(default_factory=list)
@@ -119,7 +120,7 @@ class Harness:
                 ports,
                 client,
                 llm_settings=self.endpoint.settings(),
-                budget_settings=BudgetSettings(),
+                budget_settings=BudgetSettings(budget_hold_s=self.budget_hold_s),
             )
             self._handlers[service] = self._build(service, ports, llms)
 
@@ -153,7 +154,7 @@ class Harness:
                 ports,
                 llms=llms,
                 settings=PlannerSettings(),
-                budgets=BudgetSettings(),
+                budgets=BudgetSettings(budget_hold_s=self.budget_hold_s),
                 defaults=WorkflowDefaults(),
                 sweep_item_timeout_s=0.5,
             )

@@ -21,10 +21,12 @@ from tests.support.scripted import ScriptedEndpoint, rule
 from tributary_agent_runner.tools.idempotency import current_call_key
 from tributary_agent_runner.tools.registry import Tool
 from tributary_shared.core import machine
+from tributary_shared.core.errors import BudgetExceeded
 from tributary_shared.core.events import (
     StepCompleted,
     StepFailed,
     StepStarted,
+    TokenUsage,
     WorkflowCancelled,
     derived_event_id,
 )
@@ -644,3 +646,31 @@ async def test_a_budget_announcement_kafka_refused_is_sent_by_the_sweep(
     [announced] = harness.published_of(workflow_id, "budget.exhausted")
     assert announced.event_id == derived_event_id(workflow_id, "budget.exhausted")
     assert endpoint.requests == []  # the model was never asked
+
+
+async def test_a_synthesis_held_up_only_by_a_call_in_flight_is_retried_not_cut_short(
+    endpoint: ScriptedEndpoint, mailbox: Mailbox
+) -> None:
+    async with Harness(endpoint, tools=[mailbox.tool], budget_hold_s=0.3).running() as harness:
+        workflow_id = await harness.submit(TASK, token_budget=1_000_000)
+        while others := [i for i, d in enumerate(harness.pending) if d.service != "synthesizer"]:
+            await harness.deliver_pending(others[0])
+        used = (await harness.budgets.state(workflow_id)).used_tokens
+        in_flight = await harness.budgets.reserve(  # another call holds all but a token
+            workflow_id, tenant_id="default", tokens=1_000_000 - used - 1, micro_usd=0, hold_s=3600
+        )
+        trigger = harness.take("synthesizer", "step.completed")
+        while harness.pending:  # all steps are done: the first result starts the synthesis
+            trigger = harness.take("synthesizer", "step.completed")
+        with pytest.raises(BudgetExceeded) as refused:  # the consumer runtime retries it
+            await harness.deliver(trigger)
+        assert refused.value.busy
+        assert (await harness.record(workflow_id)).status is WorkflowStatus.SYNTHESIZING
+
+        await harness.budgets.settle(
+            workflow_id, in_flight.reservation_id, usage=TokenUsage(), micro_usd=0
+        )
+        await harness.deliver(trigger)
+        record = await harness.record(workflow_id)
+        assert record.status is WorkflowStatus.COMPLETED
+        assert record.partial is False  # the model answered: not the out-of-budget answer

@@ -140,7 +140,12 @@ class Synthesizer:
                     usage=completion.usage,
                     **common,
                 )
-            except BudgetExceeded:
+            except BudgetExceeded as refused:
+                if refused.busy:
+                    # The budget is not used up: a call still in flight (another
+                    # delivery's synthesis) holds it. Cutting the answer short
+                    # would be wrong; the delivery is retried once it settles.
+                    raise
                 final = self._out_of_budget(record, budget.policy, common)
             except TributaryError as error:
                 final = WorkflowFailed(
