@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -74,6 +75,27 @@ def test_a_killed_child_is_reported_ended_with_its_signal(tmp_path: Path) -> Non
     assert procs.wait_exit(process, 5)
     assert not procs.is_running(process)
     assert procs.exit_code(process) == -signal.SIGKILL
+
+
+def test_the_exit_code_of_a_child_whose_threads_outlive_its_main_thread(tmp_path: Path) -> None:
+    # The main thread ends first (it shows as a zombie: the process is seen ended) and
+    # another thread exits the process a moment later, as os._exit with threads running does.
+    program = textwrap.dedent(
+        """
+        import ctypes, os, platform, threading, time
+        threading.Thread(target=lambda: (time.sleep(0.3), os._exit(137))).start()
+        time.sleep(0.05)
+        ctypes.CDLL(None).syscall({"x86_64": 60, "aarch64": 93}[platform.machine()], 0)
+        """
+    )
+    process = procs.spawn(
+        [sys.executable, "-c", program],
+        log_path=tmp_path / "threads.log",
+        env=dict(os.environ),
+        cwd=tmp_path,
+    )
+    assert procs.wait_exit(process, 10)
+    assert procs.exit_code(process) == 137
 
 
 def test_wait_exit_gives_up_on_a_process_that_keeps_running(tmp_path: Path) -> None:

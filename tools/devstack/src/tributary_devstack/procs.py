@@ -27,6 +27,8 @@ from tributary_shared.runtime.retry import NotReadyError, poll_until
 _SAME_START_S = 1.5
 _KILL_WAIT_S = 10.0
 _POLL_S = 0.05
+#: How long an ended child of ours may take to become collectable (see exit_code).
+_SETTLE_S = 2.0
 
 
 class _DetachedPopen(subprocess.Popen[bytes]):
@@ -92,11 +94,27 @@ def pid_alive(pid: int) -> bool:
 
 
 def exit_code(process: psutil.Process) -> int | None:
-    """The exit code of an ended child of ours (collecting it); None for other processes."""
-    with contextlib.suppress(psutil.TimeoutExpired):  # its pid went to another process
-        code: int | None = process.wait(timeout=0)
-        return code
-    return None
+    """The exit code of an ended child of ours (collecting it); None for other processes.
+
+    A child seen ended may not be collectable yet: its main thread shows as a
+    zombie while its other threads are still exiting (a process that calls
+    ``os._exit`` with threads running), so our own child gets a moment.
+    """
+    deadline = time.monotonic() + _SETTLE_S
+    while True:
+        with contextlib.suppress(psutil.TimeoutExpired):  # its pid went to another process
+            code: int | None = process.wait(timeout=0)
+            return code
+        if not _is_our_child(process) or time.monotonic() > deadline:
+            return None
+        time.sleep(_POLL_S / 5)
+
+
+def _is_our_child(process: psutil.Process) -> bool:
+    try:
+        return process.ppid() == os.getpid()
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _tree(process: psutil.Process) -> list[psutil.Process]:
