@@ -156,6 +156,7 @@ def test_sections_name_their_readers(doc: str) -> None:
         "## Gateway and planner",
         "## Gateway",
         "## Planner",
+        "## Planner and agent-runner",
         "## Agent-runner",
         "## Local stack (make up / make test)",
     ]

@@ -9,9 +9,12 @@ import textwrap
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from pydantic import BaseModel
 
 from tests.support.harness import Crash, Harness
 from tests.support.scripted import ScriptedEndpoint, rule
+from tributary_agent_runner.tools.idempotency import current_call_key
+from tributary_agent_runner.tools.registry import Tool
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.failpoints import (
@@ -50,7 +53,7 @@ def test_an_unknown_point_stops_the_service_at_start(monkeypatch: pytest.MonkeyP
 
 
 def test_unknown_names_are_refused_when_arming_and_hitting() -> None:
-    with pytest.raises(UnknownFailpointError, match=r"known: planner\.after_release"):
+    with pytest.raises(UnknownFailpointError, match=r"known: .*planner\.after_release"):
         failpoints.arm(["nowhere"])
     assert failpoints.armed() == frozenset()
     with pytest.raises(UnknownFailpointError):
@@ -126,3 +129,62 @@ async def test_the_planner_point_lies_between_the_release_and_its_publish(
         record = await harness.record(workflow_id)
         assert record.status is WorkflowStatus.COMPLETED
         assert [len(endpoint.agent_calls(s.title)) for s in record.steps] == [1, 1]
+
+
+# -- the agent-runner's points, around the effect ledger ----------------------------------
+
+
+class PaymentArgs(BaseModel):
+    payment_id: str
+
+
+@pytest.mark.parametrize(
+    ("point", "recorded_at_exit", "requests"),
+    [("agent-runner.after_effect", False, 2), ("agent-runner.after_effect_recorded", True, 1)],
+)
+async def test_the_agent_runner_points_lie_around_the_effect_ledger(
+    monkeypatch: pytest.MonkeyPatch, point: str, recorded_at_exit: bool, requests: int
+) -> None:
+    keys: list[str | None] = []
+
+    async def pay(args: PaymentArgs) -> str:
+        keys.append(current_call_key())
+        return f"paid {args.payment_id}"
+
+    payments = Tool(
+        name="send_payment", description="Pay.", args_model=PaymentArgs, run=pay, read_only=False
+    )
+    scripted = ScriptedEndpoint(
+        rule(
+            {"tool_calls": [{"name": "send_payment", "arguments": {"payment_id": "p1"}}]},
+            has_tools=True,
+            has_tool_result=False,
+        )
+    )
+    seen_at_exit: list[tuple[int, bool, StepStatus]] = []
+    try:
+        async with Harness(scripted, tools=[payments]).running() as harness:
+
+            def die(status: int) -> None:
+                assert status == KILLED_EXIT_STATUS
+                step = harness.store.records["wf_1"].steps[0]
+                seen_at_exit.append((len(keys), bool(harness.effects.effects), step.status))
+                failpoints.arm(())  # the restarted runner runs without it
+                raise Crash
+
+            monkeypatch.setattr(os, "_exit", die)
+            failpoints.arm([point])
+            workflow_id = await harness.submit("pay p1")
+            await harness.run()
+
+            # The call was made; its result recorded or not; the step not finished either way.
+            assert seen_at_exit == [(1, recorded_at_exit, StepStatus.RUNNING)]
+            record = await harness.record(workflow_id)
+            assert record.status is WorkflowStatus.COMPLETED
+            assert record.steps[0].attempt == 2
+    finally:
+        await scripted.aclose()
+    # Called again only when the result was not recorded, and then with the same key.
+    assert len(keys) == requests
+    assert len(set(keys)) == 1
+    assert keys[0] is not None

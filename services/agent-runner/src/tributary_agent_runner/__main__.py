@@ -16,6 +16,7 @@ from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_agent_runner.tools.web_search import web_search_tool_from_settings
 from tributary_shared.core.events import AnyEvent, StepDispatched
 from tributary_shared.core.topology import subscription
+from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.settings import ConsumerSettings, load_settings
 from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_worker
 
@@ -42,6 +43,7 @@ def builtin_tools(settings: AgentSettings) -> ToolRegistry:
 
 
 def build(resources: WorkerResources) -> AgentRunner:
+    failpoints.arm(load_settings(failpoints.FailpointSettings).armed)  # tests only; empty else
     settings = load_settings(AgentSettings)
     tools = builtin_tools(settings)
     return AgentRunner(

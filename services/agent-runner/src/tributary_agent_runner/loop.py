@@ -40,6 +40,7 @@ from tributary_shared.core.errors import (
     recovery_for,
 )
 from tributary_shared.core.events import PlannedStep, StepInput, TokenUsage
+from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.metrics import LOOPS_DETECTED_TOTAL, TOOL_CALL_ERRORS_TOTAL
 
 log = logging.getLogger(__name__)
@@ -216,8 +217,10 @@ async def _call_once(
         log.warning("calling %s again after an attempt that may have acted", call.name)
     with calling_with(call_key(history.call_scope, call_fingerprint)):
         content, failed, invalid = await _call_tool(tools, call)
+    failpoints.hit("agent-runner.after_effect")  # tests only: may have acted, not recorded
     if not failed:
         await history.record_effect(call_fingerprint, content)
+        failpoints.hit("agent-runner.after_effect_recorded")
     return content, failed, invalid
 
 

@@ -43,6 +43,10 @@ POINTS: Mapping[str, str] = MappingProxyType(
     {
         "planner.after_release": "the planner has recorded a dependent step's release and "
         "not yet published its dispatch",
+        "agent-runner.after_effect": "a side-effecting tool call has returned and its result "
+        "is not yet recorded in the effect ledger",
+        "agent-runner.after_effect_recorded": "a side-effecting tool call's result is recorded "
+        "in the effect ledger and the step's outcome is not yet",
     }
 )
 

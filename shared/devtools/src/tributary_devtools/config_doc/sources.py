@@ -61,7 +61,7 @@ READERS: dict[str, tuple[str, ...]] = {
     "tributary_shared.runtime.settings.WorkflowDefaults": ("gateway", "planner"),
     "tributary_gateway.settings.GatewaySettings": ("gateway",),
     "tributary_planner.settings.PlannerSettings": ("planner",),
-    "tributary_shared.runtime.failpoints.FailpointSettings": ("planner",),
+    "tributary_shared.runtime.failpoints.FailpointSettings": ("planner", "agent-runner"),
     "tributary_agent_runner.settings.AgentSettings": ("agent-runner",),
     "tributary_agent_runner.tools.mcp_config.McpSettings": ("agent-runner",),
     "tributary_agent_runner.tools.web_search.WebSearchSettings": ("agent-runner",),
