@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack, contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
 from mcp import Client
 
+from tests.support.mcp_servers import ARITH_SERVER, http_fixture_server
 from tributary_agent_runner.tools import mcp_connection
 from tributary_agent_runner.tools.mcp_config import McpSettings
 from tributary_agent_runner.tools.mcp_tools import McpToolset
@@ -28,7 +25,6 @@ from tributary_agent_runner.tools.registry import ToolError, ToolRegistry
 
 pytestmark = pytest.mark.integration
 
-SERVER_SCRIPT = Path(__file__).parents[1] / "fixtures" / "mcp" / "arith_server.py"
 TOKEN = "http-token-0123456789abcdef"
 URL_KEY = "http-urlkey-0123456789"
 
@@ -36,26 +32,10 @@ URL_KEY = "http-urlkey-0123456789"
 @contextmanager
 def http_server(port: int = 0) -> Iterator[int]:
     """Run the fixture server over HTTP; yields its port and stops it on exit."""
-    proc = subprocess.Popen(
-        [sys.executable, str(SERVER_SCRIPT), "--http", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        env={**os.environ, "MCP_TEST_TOKEN": TOKEN},
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.startswith("PORT "), f"server did not start: {line!r}"
-        yield int(line.split()[1])
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with http_fixture_server(
+        ARITH_SERVER, "--http", port=port, env={"MCP_TEST_TOKEN": TOKEN}
+    ) as bound:
+        yield bound
 
 
 def remote(port: int, token: str = TOKEN, **options: Any) -> dict[str, Any]:

@@ -13,7 +13,6 @@ run once, and the event histories hold.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -22,8 +21,7 @@ from tests.support.client import GatewayClient
 from tests.support.history import History, assert_histories_hold, read_histories
 from tests.support.lag import wait_until_handled
 from tests.support.recovery import assert_steps_ran_once_per_attempt, wait_until_all_end
-from tests.support.stack import WORKERS, RunningServices, start_services
-from tributary_devstack.process import ServiceProcess
+from tests.support.stack import WORKERS, RunningServices, start_services, until_dead
 from tributary_devstack.stack import Stack
 from tributary_scripted_llm import ScriptedLLMAdmin, ScriptedLLMServer
 from tributary_shared.runtime.failpoints import KILLED_EXIT_STATUS
@@ -52,14 +50,6 @@ async def armed_services(
     await asyncio.to_thread(running.start, "planner")
     yield running
     running.stop()
-
-
-async def until_dead(process: ServiceProcess, *, within: float = 60) -> None:
-    # Polled rather than waited for: waiting would collect the exit status first.
-    deadline = time.monotonic() + within
-    while process.is_alive():
-        assert time.monotonic() < deadline, f"{process.name} still running"
-        await asyncio.sleep(0.1)
 
 
 def lost_dispatches(history: History) -> set[str]:

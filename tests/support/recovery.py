@@ -74,6 +74,26 @@ CALLS_PER_RUN = 2
 """A standard step's agent asks the model twice: for the calculator call, then the answer."""
 
 
+def agent_calls_per_step(admin: ScriptedLLMAdmin, state: dict[str, object]) -> dict[str, int]:
+    """The agent calls the LLM server received for each step of a workflow, every attempt's."""
+    task = str(state["task"])
+    steps = state["steps"]
+    assert isinstance(steps, list)
+    calls = [
+        r for r in admin.requests(contains=f"Overall task, for context only: {task}") if r.tools
+    ]
+    return {
+        str(step["step_id"]): sum(
+            1
+            for r in calls
+            if any(
+                f"Your step: {step['title']}\n" in str(m.get("content") or "") for m in r.messages
+            )
+        )
+        for step in steps
+    }
+
+
 def assert_steps_ran_once_per_attempt(
     admin: ScriptedLLMAdmin, states: dict[str, dict[str, object]]
 ) -> None:
@@ -84,17 +104,11 @@ def assert_steps_ran_once_per_attempt(
     over after a crash ran at most once per attempt.
     """
     for state in states.values():
-        task = str(state["task"])
         steps = state["steps"]
         assert isinstance(steps, list)
-        calls = [
-            r for r in admin.requests(contains=f"Overall task, for context only: {task}") if r.tools
-        ]
+        made_per_step = agent_calls_per_step(admin, state)
         for step in steps:
-            asked = f"Your step: {step['title']}\n"
-            made = sum(
-                1 for r in calls if any(asked in str(m.get("content") or "") for m in r.messages)
-            )
+            made = made_per_step[str(step["step_id"])]
             attempt = int(step["attempt"])
             where = (state["workflow_id"], step["step_id"], attempt, made)
             if attempt == 1:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,3 +122,12 @@ def start_services(
         running.gateway_url = f"http://127.0.0.1:{gateway.port}"
     ACTIVE.append(running)
     return running
+
+
+async def until_dead(process: ServiceProcess, *, within: float = 60) -> None:
+    """Until ``process`` has exited (a failpoint's kill, say); fails after ``within`` s."""
+    # Polled rather than waited for: waiting would collect the exit status first.
+    deadline = time.monotonic() + within
+    while process.is_alive():
+        assert time.monotonic() < deadline, f"{process.name} still running"
+        await asyncio.sleep(0.1)
