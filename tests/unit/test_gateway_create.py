@@ -21,17 +21,20 @@ from redis.asyncio import Redis
 from tributary_gateway.app import app_over
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.settings import GatewaySettings
+from tributary_gateway.streams import StreamSlots
 from tributary_shared.core import machine
 from tributary_shared.core.events import EventEnvelope, WorkflowRequested
 from tributary_shared.core.machine import Transition
 from tributary_shared.core.records import Applied
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import WorkflowControl, deadline_at
+from tributary_shared.runtime.fanout import LogFanout
 from tributary_shared.runtime.kafka.publisher import make_broker
 from tributary_shared.runtime.settings import WorkflowDefaults
 from tributary_shared.twins import (
     MemoryBudgetLedger,
     MemoryCancellationSignal,
+    MemoryLogReader,
     MemoryPublisher,
     MemoryWorkflowStore,
 )
@@ -79,7 +82,8 @@ async def gateway(store: MemoryWorkflowStore, kafka: Kafka) -> AsyncIterator[htt
         settings=GatewaySettings(),
         store=store,
         ledger=MemoryBudgetLedger(store),
-        blocking_store=store,
+        follower=LogFanout(MemoryLogReader(store), store, idle_s=1.0),
+        streams=StreamSlots(10),
         publisher=kafka,
         broker=make_broker("127.0.0.1:9", client_id="gateway-test"),
         redis=redis,

@@ -20,16 +20,19 @@ from redis.asyncio import Redis
 from tributary_gateway.app import app_over
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.settings import GatewaySettings
+from tributary_gateway.streams import StreamSlots
 from tributary_shared.core import machine
 from tributary_shared.core.events import WorkflowRequested
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.fanout import LogFanout
 from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
 from tributary_shared.runtime.outages import is_outage
 from tributary_shared.runtime.settings import WorkflowDefaults
 from tributary_shared.twins import (
     MemoryBudgetLedger,
     MemoryCancellationSignal,
+    MemoryLogReader,
     MemoryWorkflowStore,
 )
 
@@ -88,7 +91,8 @@ async def gateway(store: MemoryWorkflowStore) -> Any:
         settings=GatewaySettings(),
         store=store,
         ledger=MemoryBudgetLedger(store),
-        blocking_store=store,
+        follower=LogFanout(MemoryLogReader(store), store, idle_s=1.0),
+        streams=StreamSlots(10),
         publisher=publisher,
         broker=make_broker("127.0.0.1:9", client_id="gateway-test"),
         redis=redis,

@@ -14,9 +14,11 @@ from redis.exceptions import RedisError
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.routes import health, workflows
 from tributary_gateway.settings import GatewaySettings
+from tributary_gateway.streams import StreamSlots
 from tributary_shared.runtime.budget import RedisBudgetLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.fanout import LogFanout
 from tributary_shared.runtime.kafka.publisher import (
     ACK_TIMEOUT_S,
     KafkaEventPublisher,
@@ -25,7 +27,7 @@ from tributary_shared.runtime.kafka.publisher import (
 from tributary_shared.runtime.logs import configure_logging
 from tributary_shared.runtime.outages import is_outage
 from tributary_shared.runtime.outbox import SentMarkingPublisher
-from tributary_shared.runtime.redis_client import redis_client
+from tributary_shared.runtime.redis_client import redis_client, single_connection_client
 from tributary_shared.runtime.settings import (
     HttpSettings,
     KafkaSettings,
@@ -34,6 +36,7 @@ from tributary_shared.runtime.settings import (
     load_settings,
 )
 from tributary_shared.runtime.state import RedisWorkflowStore
+from tributary_shared.runtime.state.log_reader import RedisLogReader
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +53,10 @@ def create_app() -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = redis_client(redis_settings)
-        # SSE readers block on XREAD; that client must not time out under them.
+        # The cancellation listener blocks; that client must not time out under it.
         blocking = redis_client(redis_settings, for_blocking_reads=True)
+        # Every event stream of this replica is served by one XREAD on one connection.
+        log_reader = single_connection_client(redis_settings)
         broker = make_broker(
             kafka.kafka_bootstrap_servers, client_id=f"{kafka.kafka_client_id}-{instance}"
         )
@@ -63,11 +68,19 @@ def create_app() -> FastAPI:
         publisher = SentMarkingPublisher(
             KafkaEventPublisher(broker, ack_timeout_s=ACK_TIMEOUT_S), store
         )
+        follower = LogFanout(
+            RedisLogReader(log_reader, redis),
+            store,
+            idle_s=gateway.sse_ping_s,
+            max_backlog=gateway.stream_backlog,
+        )
+        await follower.start()
         app.state.gateway = GatewayState(
             settings=gateway,
             store=store,
             ledger=RedisBudgetLedger(redis, ttl_s=retention),
-            blocking_store=RedisWorkflowStore(blocking, retention_s=retention),
+            follower=follower,
+            streams=StreamSlots(gateway.max_streams),
             publisher=publisher,
             broker=broker,
             redis=redis,
@@ -82,6 +95,8 @@ def create_app() -> FastAPI:
             yield
         finally:
             await broker.stop()
+            await follower.close()
+            await log_reader.aclose()
             await blocking.aclose()
             await redis.aclose()
 

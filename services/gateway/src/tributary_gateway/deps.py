@@ -10,7 +10,8 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from tributary_gateway.settings import GatewaySettings
-from tributary_shared.core.ports import BudgetLedger, EventPublisher, WorkflowStore
+from tributary_gateway.streams import StreamSlots
+from tributary_shared.core.ports import BudgetLedger, EventPublisher, LogFollower, WorkflowStore
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.settings import WorkflowDefaults
 
@@ -20,7 +21,8 @@ class GatewayState:
     settings: GatewaySettings
     store: WorkflowStore
     ledger: BudgetLedger
-    blocking_store: WorkflowStore
+    follower: LogFollower
+    streams: StreamSlots
     publisher: EventPublisher
     broker: KafkaBroker
     redis: Redis

@@ -20,3 +20,17 @@ class GatewaySettings(BaseSettings):
         "(`GET /workflows/{id}/events`), and between its checks whether the workflow ended. "
         "Keep it below the idle timeout of proxies in front of the gateway.",
     )
+    max_streams: int = Field(
+        default=5_000,
+        ge=1,
+        description="Event streams (`GET /workflows/{id}/events`) one gateway replica serves "
+        "at once; one more gets `429` with `Retry-After`. All of them share one Redis "
+        "connection; each costs a little memory and a file descriptor.",
+    )
+    stream_backlog: int = Field(
+        default=256,
+        ge=1,
+        description="Batches of events an event stream may fall behind its workflow's log "
+        "before it is closed (its client reconnects with `Last-Event-ID`), so a slow client "
+        "cannot make the gateway buffer without bound.",
+    )

@@ -25,7 +25,9 @@ __all__ = [
     "EffectIntent",
     "EffectLedger",
     "EventPublisher",
+    "FollowerOverrun",
     "IdempotencyKeyReused",
+    "LogFollower",
     "Ports",
     "UnsentEvent",
     "WorkflowStore",
@@ -128,6 +130,26 @@ class UnsentEvent:
 
     workflow_id: str
     event_id: str
+
+
+class FollowerOverrun(Exception):
+    """A follower fell too far behind its log's live entries and was dropped.
+
+    Its reader reconnects from the last entry it received (SSE ``Last-Event-ID``).
+    """
+
+
+class LogFollower(Protocol):
+    """Follows workflows' logs live, many at once over few connections (SSE streams)."""
+
+    def follow(self, workflow_id: str, *, after: str) -> AsyncIterator[list[LogEntry]]:
+        """Batches of the log's entries after position ``after``, as they are written.
+
+        An empty batch means nothing came for a while: the caller may look at
+        the workflow's state or send a keep-alive. Raises ``FollowerOverrun``
+        when the caller reads slower than the log grows, past a bound.
+        """
+        ...
 
 
 class BudgetLedger(Protocol):

@@ -26,3 +26,16 @@ def redis_client(settings: RedisSettings, *, for_blocking_reads: bool = False) -
         lib_version=None,
     )
     return Redis(connection_pool=pool)
+
+
+def single_connection_client(settings: RedisSettings) -> Redis:
+    """One connection of its own, no socket timeout: for one long blocking reader
+    whose connection id matters (it is woken with ``CLIENT UNBLOCK``)."""
+    return Redis.from_url(
+        settings.redis_url,
+        single_connection_client=True,
+        socket_timeout=None,
+        health_check_interval=10,
+        lib_name=None,
+        lib_version=None,
+    )

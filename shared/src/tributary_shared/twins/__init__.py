@@ -9,6 +9,7 @@ store twin runs ``core.machine.apply`` itself; the budget twin the same
 from tributary_shared.twins.budget import MemoryBudgetLedger
 from tributary_shared.twins.calls import MemoryCallHistory, MemoryEffectLedger
 from tributary_shared.twins.cancellation import MemoryCancellationSignal
+from tributary_shared.twins.follower import MemoryLogReader
 from tributary_shared.twins.publisher import MemoryPublisher
 from tributary_shared.twins.store import MemoryWorkflowStore
 
@@ -17,6 +18,7 @@ __all__ = [
     "MemoryCallHistory",
     "MemoryCancellationSignal",
     "MemoryEffectLedger",
+    "MemoryLogReader",
     "MemoryPublisher",
     "MemoryWorkflowStore",
 ]

@@ -79,6 +79,11 @@ class MemoryWorkflowStore:
         async with self._appended:
             self._appended.notify_all()
 
+    async def appended(self) -> None:
+        """Returns at the next append to any log."""
+        async with self._appended:
+            await self._appended.wait()
+
     async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
         return self.records.get(workflow_id)
 

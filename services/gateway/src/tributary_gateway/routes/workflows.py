@@ -31,7 +31,7 @@ from tributary_shared.core.events import (
     derived_event_id,
 )
 from tributary_shared.core.machine import TransitionConflict
-from tributary_shared.core.ports import IdempotencyKeyReused, WorkflowStore
+from tributary_shared.core.ports import FollowerOverrun, IdempotencyKeyReused, WorkflowStore
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import deadline_at
 from tributary_shared.runtime.logs import workflow_context
@@ -244,11 +244,13 @@ async def cancel_workflow(
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events."},
         400: {"model": Problem, "description": "Malformed Last-Event-ID."},
         **_NOT_FOUND,
+        429: {"model": Problem, "description": "This replica serves its most streams."},
     },
     summary="Follow a workflow's events live (Server-Sent Events)",
     description="Each event's `id` is its position in the workflow's log: reconnect with "
     "`Last-Event-ID` to resume after it, on any gateway replica. The stream ends after "
-    "`workflow.completed`, `workflow.failed` or `workflow.cancelled`.",
+    "`workflow.completed`, `workflow.failed` or `workflow.cancelled`. A client that reads "
+    "slower than the workflow writes is disconnected; it reconnects with `Last-Event-ID`.",
 )
 async def stream_events(
     workflow_id: WorkflowId,
@@ -262,6 +264,12 @@ async def stream_events(
         raise HTTPException(400, "Last-Event-ID must be an event id from this stream")
     if await state.store.get_workflow(workflow_id) is None:
         raise _not_found(workflow_id)
+    if not state.streams.take():
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "this gateway replica serves as many event streams as it may; retry shortly",
+            headers={"Retry-After": "5"},
+        )
     return EventSourceResponse(
         _follow(state, workflow_id, after=last_event_id or "0"),
         ping=int(state.settings.sse_ping_s),
@@ -269,16 +277,21 @@ async def stream_events(
 
 
 async def _follow(state: State, workflow_id: str, *, after: str) -> AsyncIterator[ServerSentEvent]:
-    block_ms = int(state.settings.sse_ping_s * 1000)
-    while True:
-        entries = await state.blocking_store.read_log(workflow_id, after=after, block_ms=block_ms)
-        if not entries:
-            record = await state.store.get_workflow(workflow_id)
-            if record is None or record.status.terminal:
-                return
-            continue
-        for entry in entries:
-            yield ServerSentEvent(data=entry.event_json, event=entry.type, id=entry.stream_id)
-            after = entry.stream_id
-            if entry.type in TERMINAL_EVENT_TYPES:
-                return
+    """The workflow's log as events, until its terminal event (or it is gone)."""
+    follower = state.follower.follow(workflow_id, after=after)
+    try:
+        async for entries in follower:
+            if not entries:  # quiet for a while: has it ended without us (expired)?
+                record = await state.store.get_workflow(workflow_id)
+                if record is None or record.status.terminal:
+                    return
+                continue
+            for entry in entries:
+                yield ServerSentEvent(data=entry.event_json, event=entry.type, id=entry.stream_id)
+                if entry.type in TERMINAL_EVENT_TYPES:
+                    return
+    except FollowerOverrun:
+        log.info("a slow event stream was closed; its client resumes with Last-Event-ID")
+    finally:
+        state.streams.give_back()
+        await follower.aclose()  # type: ignore[attr-defined]

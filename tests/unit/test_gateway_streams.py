@@ -1,0 +1,113 @@
+"""Event streams in the gateway: served through the fan-out, bounded per replica."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tributary_devstack.sse import SseParser
+from tributary_gateway.app import app_over
+from tributary_gateway.deps import GatewayState
+from tributary_gateway.settings import GatewaySettings
+from tributary_gateway.streams import StreamSlots
+from tributary_shared.core import machine
+from tributary_shared.core.events import WorkflowCancelled, WorkflowRequested
+from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.fanout import LogFanout
+from tributary_shared.runtime.kafka.publisher import make_broker
+from tributary_shared.runtime.settings import WorkflowDefaults
+from tributary_shared.twins import (
+    MemoryBudgetLedger,
+    MemoryCancellationSignal,
+    MemoryLogReader,
+    MemoryPublisher,
+    MemoryWorkflowStore,
+)
+
+
+@pytest.fixture
+def store() -> MemoryWorkflowStore:
+    return MemoryWorkflowStore()
+
+
+@pytest.fixture
+def slots() -> StreamSlots:
+    return StreamSlots(2)
+
+
+@pytest.fixture
+async def gateway(
+    store: MemoryWorkflowStore, slots: StreamSlots
+) -> AsyncIterator[httpx.AsyncClient]:
+    redis = Redis()  # never connected
+    follower = LogFanout(MemoryLogReader(store), store, idle_s=0.5)
+    await follower.start()
+    publisher = MemoryPublisher()
+    state = GatewayState(
+        settings=GatewaySettings(),
+        store=store,
+        ledger=MemoryBudgetLedger(store),
+        follower=follower,
+        streams=slots,
+        publisher=publisher,
+        broker=make_broker("127.0.0.1:9", client_id="gateway-test"),
+        redis=redis,
+        control=WorkflowControl(
+            store=store, publisher=publisher, cancellations=MemoryCancellationSignal()
+        ),
+        defaults=WorkflowDefaults(),
+    )
+    transport = httpx.ASGITransport(app=app_over(state))
+    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        yield client
+    await follower.close()
+    await redis.aclose()
+
+
+async def pending(store: MemoryWorkflowStore) -> str:
+    workflow_id = f"wf_{uuid.uuid4().hex}"
+    await store.create_workflow(
+        WorkflowRequested(workflow_id=workflow_id, task="t"), deadline_at=time.time() + 600
+    )
+    return workflow_id
+
+
+def event_types(body: str) -> list[str]:
+    parser = SseParser()
+    parsed = (parser.feed(line) for line in body.splitlines())
+    return [event.event for event in parsed if event is not None]
+
+
+async def test_a_stream_follows_the_log_live_until_the_terminal_event(
+    gateway: httpx.AsyncClient, store: MemoryWorkflowStore, slots: StreamSlots
+) -> None:
+    workflow_id = await pending(store)
+    streaming = asyncio.create_task(gateway.get(f"/v1/workflows/{workflow_id}/events"))
+    await asyncio.sleep(0.3)  # connected, caught up, now waiting on the fan-out
+    assert slots.open == 1
+    await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
+    response = await asyncio.wait_for(streaming, timeout=10)
+    assert event_types(response.text) == ["workflow.requested", "workflow.cancelled"]
+    assert slots.open == 0  # given back when the stream ended
+
+
+async def test_streams_beyond_the_replicas_ceiling_get_429_with_retry_after(
+    gateway: httpx.AsyncClient, store: MemoryWorkflowStore, slots: StreamSlots
+) -> None:
+    workflow_id = await pending(store)
+    assert slots.take()
+    assert slots.take()  # two streams open: the ceiling
+    refused = await gateway.get(f"/v1/workflows/{workflow_id}/events")
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"].isdigit()
+    slots.give_back()
+    await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
+    served = await gateway.get(f"/v1/workflows/{workflow_id}/events")
+    assert served.status_code == 200
+    assert event_types(served.text)[-1] == "workflow.cancelled"
