@@ -32,6 +32,7 @@ from tributary_shared.core.status import StepStatus, WorkflowStatus
 
 ERROR = ErrorInfo(code="x", message="it broke", error_class="logic")
 OWNER = "runner-a/1"
+PLANNER = "planner-a/1"
 
 
 def start(started: StepStarted, *, owner: str = OWNER, lease_s: float = 60) -> machine.Transition:
@@ -42,6 +43,28 @@ def start(started: StepStarted, *, owner: str = OWNER, lease_s: float = 60) -> m
 
 def finish(outcome: StepCompleted | StepFailed, *, owner: str = OWNER) -> machine.Transition:
     return machine.finish_step(outcome, owner=owner)
+
+
+def start_planning(
+    workflow_id: str, *, owner: str = PLANNER, lease_s: float = 60
+) -> machine.Transition:
+    """Planning taken by ``owner`` with a lease of ``lease_s`` (negative: already lapsed)."""
+    now = time.time()
+    return machine.start_planning(workflow_id, owner=owner, lease_until=now + lease_s, now=now)
+
+
+def plan_of(workflow_id: str, *, owner: str = PLANNER, n: int = 2) -> machine.Transition:
+    plan = PlanCreated(workflow_id=workflow_id, steps=steps(n))
+    roots = [StepDispatched(workflow_id=workflow_id, step=s, task="t") for s in plan.steps]
+    return machine.record_plan(plan, roots, owner=owner)
+
+
+async def requested(store: WorkflowStore) -> str:
+    workflow_id = new_id()
+    await store.create_workflow(
+        WorkflowRequested(workflow_id=workflow_id, task="t"), deadline_at=time.time() + 600
+    )
+    return workflow_id
 
 
 def new_id() -> str:
@@ -67,14 +90,16 @@ async def planned(store: WorkflowStore, n: int = 2, *, chain: bool = False) -> s
         WorkflowRequested(workflow_id=workflow_id, task="t", options=WorkflowOptions(max_steps=5)),
         deadline_at=time.time() + 600,
     )
-    await store.apply(machine.start_planning(workflow_id))
+    await store.apply(start_planning(workflow_id))
     plan = PlanCreated(workflow_id=workflow_id, steps=steps(n, chain=chain))
     roots = [
         StepDispatched(workflow_id=workflow_id, step=s, task="t")
         for s in plan.steps
         if not s.depends_on
     ]
-    await store.apply(machine.record_plan(plan, roots, usage=TokenUsage(prompt_tokens=5)))
+    await store.apply(
+        machine.record_plan(plan, roots, owner=PLANNER, usage=TokenUsage(prompt_tokens=5))
+    )
     return workflow_id
 
 
@@ -408,11 +433,11 @@ async def test_every_written_event_stays_unsent_until_marked_sent(store: Workflo
     await store.mark_sent([requested])
     assert await noted(store, workflow_id) == set()
 
-    await store.apply(machine.start_planning(workflow_id))  # writes no event: notes none
+    await store.apply(start_planning(workflow_id))  # writes no event: notes none
     assert await noted(store, workflow_id) == set()
     plan = PlanCreated(workflow_id=workflow_id, steps=steps(2))
     dispatched = StepDispatched(workflow_id=workflow_id, step=plan.steps[0], task="t")
-    await store.apply(machine.record_plan(plan, [dispatched]))
+    await store.apply(machine.record_plan(plan, [dispatched], owner=PLANNER))
     assert await noted(store, workflow_id) == {plan.event_id, dispatched.event_id}
     await store.mark_sent([dispatched])  # one at a time, as they are published
     assert await noted(store, workflow_id) == {plan.event_id}
@@ -431,7 +456,7 @@ async def test_a_refused_write_leaves_a_note_of_an_event_the_log_does_not_hold(
     )
     refused = PlanCreated(workflow_id=workflow_id, steps=steps(1))
     with pytest.raises(TransitionConflict):  # still pending: no plan may be recorded
-        await store.apply(machine.record_plan(refused, []))
+        await store.apply(machine.record_plan(refused, [], owner=PLANNER))
     assert refused.event_id in await noted(store, workflow_id)
     logged = {json.loads(e.event_json)["event_id"] for e in await store.read_log(workflow_id)}
     assert refused.event_id not in logged
@@ -448,3 +473,105 @@ async def test_tracked_events_are_unsent_until_forgotten_whatever_their_ids(
     assert note.event_id == "ev with spaces"
     await store.forget_unsent([note])
     assert await noted(store, workflow_id) == set()
+
+
+# -- the planning lease: one planner at a time, and only it records the plan --------------
+
+
+async def test_a_workflow_being_planned_is_not_planned_again(store: WorkflowStore) -> None:
+    workflow_id = await requested(store)
+    await store.apply(start_planning(workflow_id))
+    with pytest.raises(TransitionConflict):
+        await store.apply(start_planning(workflow_id, owner="planner-b/2"))
+    with pytest.raises(TransitionConflict):  # nor by its own planner while it holds it
+        await store.apply(start_planning(workflow_id))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.status, record.planning_owner) == (WorkflowStatus.PLANNING, PLANNER)
+    assert record.planning_leased_at(time.time())
+
+
+async def test_a_lapsed_planning_lease_is_taken_over_and_fences_its_old_holder(
+    store: WorkflowStore,
+) -> None:
+    workflow_id = await requested(store)
+    await store.apply(start_planning(workflow_id, owner="dead-planner", lease_s=-1))
+    await store.apply(start_planning(workflow_id))
+    later = time.time() + 120
+    for late in (  # the old holder's writes are all refused
+        machine.renew_planning_lease(workflow_id, owner="dead-planner", lease_until=later),
+        machine.release_planning_lease(workflow_id, owner="dead-planner"),
+        plan_of(workflow_id, owner="dead-planner"),
+        machine.fail_planning(
+            WorkflowFailed(workflow_id=workflow_id, error=ERROR), owner="dead-planner"
+        ),
+    ):
+        with pytest.raises(TransitionConflict):
+            await store.apply(late)
+    await store.apply(plan_of(workflow_id))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.status, record.planning_owner, record.planning_lease_until) == (
+        WorkflowStatus.RUNNING,
+        None,
+        0.0,
+    )
+    assert [e.type for e in await store.read_log(workflow_id)].count("plan.created") == 1
+    with pytest.raises(TransitionConflict):  # a planned workflow is not planned again
+        await store.apply(start_planning(workflow_id, owner="planner-b/2", lease_s=-1))
+
+
+async def test_only_the_planning_lease_holder_renews_and_gives_it_up(
+    store: WorkflowStore,
+) -> None:
+    workflow_id = await requested(store)
+    with pytest.raises(TransitionConflict):  # nothing to renew before planning starts
+        await store.apply(
+            machine.renew_planning_lease(workflow_id, owner=PLANNER, lease_until=time.time())
+        )
+    await store.apply(start_planning(workflow_id))
+    later = time.time() + 120
+    with pytest.raises(TransitionConflict):
+        await store.apply(
+            machine.renew_planning_lease(workflow_id, owner="intruder", lease_until=later)
+        )
+    await store.apply(machine.renew_planning_lease(workflow_id, owner=PLANNER, lease_until=later))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert record.planning_lease_until == later
+    with pytest.raises(TransitionConflict):
+        await store.apply(machine.release_planning_lease(workflow_id, owner="intruder"))
+    await store.apply(machine.release_planning_lease(workflow_id, owner=PLANNER))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.status, record.planning_owner) == (WorkflowStatus.PLANNING, None)
+    await store.apply(start_planning(workflow_id, owner="planner-b/2"))  # at once
+    with pytest.raises(TransitionConflict):
+        await store.apply(plan_of(workflow_id))
+
+
+async def test_planning_fails_once_and_by_its_holder_only(store: WorkflowStore) -> None:
+    workflow_id = await requested(store)
+    await store.apply(start_planning(workflow_id))
+    failed = WorkflowFailed(workflow_id=workflow_id, error=ERROR)
+    usage = TokenUsage(prompt_tokens=4, completion_tokens=1)
+    with pytest.raises(TransitionConflict):
+        await store.apply(machine.fail_planning(failed, owner="intruder", usage=usage))
+    await store.apply(machine.fail_planning(failed, owner=PLANNER, usage=usage))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert (record.status, record.error, record.final_event, record.usage) == (
+        WorkflowStatus.FAILED,
+        ERROR,
+        failed,
+        usage,
+    )
+    assert workflow_id not in await store.overdue(time.time() + 3600)
+    assert failed.event_id in await noted(store, workflow_id)  # its final event is noted
+    for late in (
+        machine.fail_planning(failed, owner=PLANNER),
+        plan_of(workflow_id),
+        start_planning(workflow_id, owner="planner-b/2", lease_s=-1),
+    ):
+        with pytest.raises(TransitionConflict):
+            await store.apply(late)

@@ -33,11 +33,13 @@ async def test_a_finished_workflow_expires_after_the_retention(stack: Stack) -> 
         )
         keys = WorkflowKeys(workflow_id).all()
         assert [await redis.ttl(key) for key in keys[:1]] == [-1]  # kept while it runs
-        await store.apply(machine.start_planning(workflow_id))
-        step = PlannedStep(step_id="s1", index=0, title="t", instruction="i")
+        now = time.time()
         await store.apply(
-            machine.record_plan(PlanCreated(workflow_id=workflow_id, steps=(step,)), [])
+            machine.start_planning(workflow_id, owner="planner", lease_until=now + 60, now=now)
         )
+        step = PlannedStep(step_id="s1", index=0, title="t", instruction="i")
+        plan = PlanCreated(workflow_id=workflow_id, steps=(step,))
+        await store.apply(machine.record_plan(plan, [], owner="planner"))
         error = ErrorInfo(code="x", message="x", error_class="logic")
         await store.apply(machine.fail(WorkflowFailed(workflow_id=workflow_id, error=error)))
         for key in keys:

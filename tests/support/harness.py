@@ -97,6 +97,8 @@ class Harness:
     loop_repeat_limit: int = 3
     step_lease_s: float = 1.0
     """Short, so a step whose runner 'died' is taken over within the test."""
+    planning_lease_s: float = 1.0
+    """Short, so a workflow whose planner 'died' is planned within the test."""
     budget_hold_s: float = BudgetSettings().budget_hold_s
     store: MemoryWorkflowStore = field(default_factory=MemoryWorkflowStore)
     cancellations: MemoryCancellationSignal = field(default_factory=MemoryCancellationSignal)
@@ -153,7 +155,7 @@ class Harness:
             return Planner(
                 ports,
                 llms=llms,
-                settings=PlannerSettings(),
+                settings=PlannerSettings(planning_lease_s=self.planning_lease_s),
                 budgets=BudgetSettings(budget_hold_s=self.budget_hold_s),
                 defaults=WorkflowDefaults(),
                 sweep_item_timeout_s=0.5,

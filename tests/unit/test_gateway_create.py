@@ -10,6 +10,7 @@ per retry at most and always under its first event id.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -197,7 +198,10 @@ async def test_a_retry_of_a_workflow_under_way_sends_nothing_again(
 ) -> None:
     accepted = await start(gateway, KEY)
     workflow_id = accepted.json()["workflow_id"]
-    await store.apply(machine.start_planning(workflow_id))
+    now = time.time()
+    await store.apply(
+        machine.start_planning(workflow_id, owner="planner", lease_until=now + 60, now=now)
+    )
 
     retried = await start(gateway, KEY)
     assert retried.status_code == 202

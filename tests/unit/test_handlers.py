@@ -17,10 +17,12 @@ import pytest
 from pydantic import BaseModel
 
 from tests.support.harness import Crash, Harness
-from tests.support.scripted import ScriptedEndpoint, rule
+from tests.support.scripted import PLAN_FORMAT, ScriptedEndpoint, rule
 from tributary_agent_runner.tools.idempotency import current_call_key
 from tributary_agent_runner.tools.registry import Tool
+from tributary_scripted_llm import Rule
 from tributary_shared.core import machine
+from tributary_shared.core.budget import Reservation
 from tributary_shared.core.errors import BudgetExceeded
 from tributary_shared.core.events import (
     StepCompleted,
@@ -380,6 +382,158 @@ async def test_a_runner_that_lost_its_lease_stops_and_records_nothing(
     record = await harness.record(workflow_id)
     assert (record.steps[0].status, record.steps[0].owner) == (StepStatus.RUNNING, "other-runner")
     assert harness.published_of(workflow_id, "step.completed") == []
+
+
+# -- the planning lease: one planner per workflow, whatever Kafka delivers ----------------
+
+
+async def test_a_second_delivery_of_a_request_being_planned_waits_for_the_plan(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    """The request arrives again (a rebalance, the unsent sweep) while the first
+    delivery is still planning: the model is asked once. Planning outlasts the
+    lease, so only its renewals keep the second delivery waiting."""
+    delay_ms = int(harness.planning_lease_s * 1000 * 1.5)
+    endpoint.add_rule(rule({"delay_ms": delay_ms}, schema_name=PLAN_FORMAT))
+    workflow_id = await harness.submit(TASK)
+    request = harness.take("planner", "workflow.requested")
+    first = harness.start(request)
+    await wait_until(lambda: len(endpoint.planner_calls()) == 1)
+    second = harness.start(request)
+    await asyncio.wait_for(asyncio.gather(first, second), timeout=20)
+
+    assert len(endpoint.planner_calls()) == 1
+    record = await harness.record(workflow_id)
+    assert (record.status, record.planning_owner) == (WorkflowStatus.RUNNING, None)
+    plans = harness.published_of(workflow_id, "plan.created")
+    assert len({e.event_id for e in plans}) == 1  # the waiting delivery sent the same plan
+    await harness.run()
+    await assert_completed_once(harness, endpoint, workflow_id)
+
+
+async def test_a_dead_planners_workflow_is_planned_once_its_lease_lapses(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK)
+    request = harness.take("planner", "workflow.requested")
+    now = time.time()
+    await harness.store.apply(
+        machine.start_planning(workflow_id, owner="dead-planner", lease_until=now + 0.5, now=now)
+    )
+
+    await asyncio.wait_for(harness.deliver(request), timeout=10)
+
+    assert time.time() - now >= 0.5  # it waited for the lease, then took over
+    record = await harness.record(workflow_id)
+    assert (record.status, record.planning_owner) == (WorkflowStatus.RUNNING, None)
+    await harness.run()
+    await assert_completed_once(harness, endpoint, workflow_id)
+
+
+async def steal_planning(harness: Harness, workflow_id: str) -> None:
+    """Give the planning lease to another planner behind its holder's back (as if it
+    had lapsed during a long pause and been taken over)."""
+    holder = (await harness.record(workflow_id)).planning_owner
+    assert holder is not None
+    await harness.store.apply(machine.release_planning_lease(workflow_id, owner=holder))
+    now = time.time()
+    await harness.store.apply(
+        machine.start_planning(workflow_id, owner="other-planner", lease_until=now + 60, now=now)
+    )
+
+
+async def assert_planned_by_the_other_planner_only(harness: Harness, workflow_id: str) -> None:
+    record = await harness.record(workflow_id)
+    assert (record.status, record.planning_owner) == (WorkflowStatus.PLANNING, "other-planner")
+    assert record.steps == ()
+    assert harness.published_of(workflow_id, "plan.created") == []
+    assert harness.published_of(workflow_id, "workflow.failed") == []
+
+
+async def test_a_planner_that_lost_its_lease_stops_planning(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    endpoint.add_rule(rule({"hang": True}, schema_name=PLAN_FORMAT))
+    workflow_id = await harness.submit(TASK)
+    planning = harness.start(harness.take("planner", "workflow.requested"))
+    await wait_until(lambda: len(endpoint.planner_calls()) == 1)
+
+    await steal_planning(harness, workflow_id)
+
+    await asyncio.wait_for(planning, timeout=5)  # its next renewal is refused: it stops
+    await assert_planned_by_the_other_planner_only(harness, workflow_id)
+
+
+INVALID_PLAN = {"steps": [{"title": "a", "instruction": "x"}, {"title": "b", "instruction": "x"}]}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param({}, id="a valid plan"),
+        pytest.param({"json": INVALID_PLAN}, id="a plan that fails planning"),
+    ],
+)
+async def test_a_planner_whose_lease_was_lost_records_no_plan_and_no_failure(
+    endpoint: ScriptedEndpoint, answer: dict[str, object]
+) -> None:
+    """The model answers after the lease was lost but before a renewal noticed: the
+    plan (or planning's failure) is fenced off by the lease."""
+    endpoint.add_rule(rule({"delay_ms": 300, **answer}, schema_name=PLAN_FORMAT))
+    async with Harness(endpoint, planning_lease_s=60).running() as harness:  # no renewal due
+        workflow_id = await harness.submit(TASK)
+        planning = harness.start(harness.take("planner", "workflow.requested"))
+        await wait_until(lambda: len(endpoint.planner_calls()) == 1)
+
+        await steal_planning(harness, workflow_id)
+
+        await asyncio.wait_for(planning, timeout=10)
+        assert len(endpoint.planner_calls()) == (1 if not answer else 2)  # one re-plan
+        await assert_planned_by_the_other_planner_only(harness, workflow_id)
+
+
+@pytest.mark.parametrize("how", ["cancelled", "failed"])
+async def test_a_planning_delivery_cut_short_lets_its_retry_plan_at_once(
+    endpoint: ScriptedEndpoint, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """A revoked partition, a shutdown or the handler's timeout cancels the delivery;
+    an error fails it. Either way its lease is given up, so the retry does not wait
+    for a lease that would take a minute to lapse."""
+    async with Harness(endpoint, planning_lease_s=60).running() as harness:
+        workflow_id = await harness.submit(TASK)
+        request = harness.take("planner", "workflow.requested")
+        if how == "cancelled":
+            endpoint.add_rule(
+                Rule.model_validate(
+                    {
+                        "match": {"schema_name": PLAN_FORMAT},
+                        "responses": [{"hang": True}],
+                        "repeat_last": False,
+                    }
+                )
+            )
+            delivery = harness.start(request)
+            await wait_until(lambda: len(endpoint.planner_calls()) == 1)
+            delivery.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await delivery
+        else:
+            reserve = harness.budgets.reserve
+
+            async def broken_once(*args: object, **kwargs: object) -> Reservation:
+                monkeypatch.setattr(harness.budgets, "reserve", reserve)
+                raise RuntimeError("the budget ledger broke")
+
+            monkeypatch.setattr(harness.budgets, "reserve", broken_once)
+            with pytest.raises(RuntimeError):
+                await harness.deliver(request)
+        record = await harness.record(workflow_id)
+        assert (record.status, record.planning_owner) == (WorkflowStatus.PLANNING, None)
+
+        await asyncio.wait_for(harness.deliver(request), timeout=10)  # at once
+        record = await harness.record(workflow_id)
+        assert record.status is WorkflowStatus.RUNNING
+        assert len(harness.distinct_ids(workflow_id, "plan.created")) == 1
 
 
 # -- what a dependency's outcome released or skipped is never lost ------------------------

@@ -102,7 +102,7 @@ def transition_for(kind: str, step: PlannedStep, attempt: int) -> Transition:
     if kind == "cancel":
         return machine.cancel(WorkflowCancelled(workflow_id=WF))
     if kind == "plan_again":
-        return machine.start_planning(WF)
+        return machine.start_planning(WF, owner=owner, lease_until=NOW + 30, now=NOW)
     raise AssertionError(kind)
 
 
@@ -126,10 +126,12 @@ def planned_record(plan: tuple[PlannedStep, ...]) -> WorkflowRecord:
     record = machine.apply(
         None, machine.create(WorkflowRequested(workflow_id=WF, task="t"), deadline_at=1e12)
     )
-    record = machine.apply(record, machine.start_planning(WF))
+    record = machine.apply(
+        record, machine.start_planning(WF, owner="planner", lease_until=NOW + 30, now=NOW)
+    )
     roots = [StepDispatched(workflow_id=WF, step=s, task="t") for s in plan if not s.depends_on]
     return machine.apply(
-        record, machine.record_plan(PlanCreated(workflow_id=WF, steps=plan), roots)
+        record, machine.record_plan(PlanCreated(workflow_id=WF, steps=plan), roots, owner="planner")
     )
 
 
@@ -183,6 +185,86 @@ def test_no_step_gets_two_outcomes_and_no_workflow_two_results(
             if step_record.status is StepStatus.COMPLETED:
                 assert step_record.outcome is not None
                 assert step_record.result == "r"
+
+
+# -- planning: one planner at a time, one plan ---------------------------------------------
+
+PLANNING_KINDS = ("start", "renew", "release", "record", "fail", "cancel", "deadline")
+
+
+def planning_transition_for(kind: str, planner: int, lease: int) -> Transition:
+    """One attempted planning move by one of three planners; many are refused.
+
+    ``lease`` picks the lease a start takes (lapsed, lapsing now, or alive at ``NOW``)
+    or a renewal sets.
+    """
+    owner = f"planner-{planner}"
+    lease_until = NOW + (lease - 1) * 10
+    if kind == "start":
+        return machine.start_planning(WF, owner=owner, lease_until=lease_until, now=NOW)
+    if kind == "renew":
+        return machine.renew_planning_lease(WF, owner=owner, lease_until=lease_until)
+    if kind == "release":
+        return machine.release_planning_lease(WF, owner=owner)
+    if kind == "record":
+        step = PlannedStep(step_id="s1", index=0, title="t", instruction="i")
+        plan = PlanCreated(workflow_id=WF, steps=(step,))
+        dispatch = StepDispatched(workflow_id=WF, step=step, task="t")
+        return machine.record_plan(plan, [dispatch], owner=owner, usage=USAGE)
+    if kind == "fail":
+        return machine.fail_planning(WorkflowFailed(workflow_id=WF, error=ERROR), owner=owner)
+    if kind == "cancel":
+        return machine.cancel(WorkflowCancelled(workflow_id=WF))
+    if kind == "deadline":
+        return machine.fail(WorkflowFailed(workflow_id=WF, error=ERROR))
+    raise AssertionError(kind)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    attempts=st.lists(
+        st.tuples(st.sampled_from(PLANNING_KINDS), st.integers(0, 2), st.integers(0, 2)),
+        max_size=30,
+    )
+)
+def test_planning_is_held_by_one_planner_and_ends_once(
+    attempts: list[tuple[str, int, int]],
+) -> None:
+    record = machine.apply(
+        None, machine.create(WorkflowRequested(workflow_id=WF, task="t"), deadline_at=1e12)
+    )
+    accepted: list[Transition] = []
+    for kind, planner, lease in attempts:
+        transition = planning_transition_for(kind, planner, lease)
+        before = record
+        try:
+            record = machine.apply(record, transition)
+        except TransitionConflict:
+            assert machine.refusal(before, transition) is not None
+            continue
+        accepted.append(transition)
+        assert not before.status.terminal, f"{kind} changed an ended workflow"
+        if transition.move is machine.Move.START_PLANNING:
+            # never while another (or the same) planner holds planning
+            assert before.status in (WorkflowStatus.PENDING, WorkflowStatus.PLANNING)
+            assert not before.planning_leased_at(NOW)
+            assert record.planning_owner == transition.planning_owner
+        if transition.rule.fenced:  # a lease holder's own write only
+            assert before.status is WorkflowStatus.PLANNING
+            assert before.planning_owner == transition.fence
+        if record.status is WorkflowStatus.RUNNING:  # planned: nobody holds planning
+            assert record.planning_owner is None
+            assert not record.planning_leased_at(NOW)
+
+        plans = [t for t in accepted if t.move is machine.Move.RECORD_PLAN]
+        assert len(plans) <= 1
+        assert sum(1 for t in accepted if t.final is not None) <= 1
+        if plans:
+            # the plan came from whoever held planning last
+            holders = [t.planning_owner for t in accepted if t.move is machine.Move.START_PLANNING]
+            assert plans[0].fence == holders[-1]
+            assert record.steps_total == 1
+        assert record.usage == sum((t.usage for t in accepted), TokenUsage())
 
 
 # -- the handlers, with their events delivered in any order, some twice -------------------

@@ -124,7 +124,10 @@ async def test_with_kafka_away_a_cancel_is_answered_and_recorded(
 ) -> None:
     running = request()
     await store.create_workflow(running, deadline_at=time.time() + 600)
-    await store.apply(machine.start_planning(running.workflow_id))
+    now = time.time()
+    await store.apply(
+        machine.start_planning(running.workflow_id, owner="planner", lease_until=now + 60, now=now)
+    )
     async with asyncio.timeout(5):
         answer = await gateway.post(f"/v1/workflows/{running.workflow_id}/cancel")
     assert answer.status_code == 200

@@ -1,4 +1,12 @@
-"""The planner: turns a workflow request into a validated plan and dispatches its steps."""
+"""The planner: turns a workflow request into a validated plan and dispatches its steps.
+
+Planning runs under the workflow's planning lease (``core.machine``): one
+planner at a time holds it, renews it while the planning LLM calls run, and
+alone may record the plan or fail planning. A second delivery of the request
+(a rebalance, the unsent sweep sending a request again, a redelivery after a
+crash) waits for the holder instead of asking the model a second time, and
+takes over when the holder's lease lapses or is given up.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,10 @@ import functools
 import itertools
 import logging
 import operator
+import os
+import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 
 from tributary_planner.dag import (
@@ -68,6 +79,7 @@ class Planner:
         budgets: BudgetSettings,
         defaults: WorkflowDefaults,
         sweep_item_timeout_s: float = ACK_TIMEOUT_S,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self._control = WorkflowControl.over(ports)
         self._defaults = defaults
@@ -79,6 +91,9 @@ class Planner:
         self._settings = settings
         self._budget_settings = budgets
         self._sweep_item_timeout_s = sweep_item_timeout_s
+        self._clock = clock
+        # Names this replica in lease tokens, for the logs of whoever finds one.
+        self._instance = f"{socket.gethostname()}:{os.getpid()}"
 
     async def start(self) -> None:
         self._sweeper = asyncio.create_task(self._sweep_deadlines(), name="deadline-sweeper")
@@ -223,25 +238,80 @@ class Planner:
         # runs without a budget, and a budget never opened admits no call.
         limits = budget_limits(request.options, self._budget_settings)
         await self._budgets.open(request.workflow_id, limits)
-        try:
-            await self._store.apply(machine.start_planning(request.workflow_id))
-        except TransitionConflict:
-            record = await self._store.get_workflow(request.workflow_id)
-            if record is not None and record.status is WorkflowStatus.RUNNING:
-                # Planned before a crash; the step events may not have left.
-                await self._publisher.publish(self._planned_events(request, record))
-            elif record is not None and record.final_event is not None:
-                final = record.final_event
-                if final.causation_id == request.event_id:  # planning failed before a crash
-                    await self._publisher.publish([final])
+        owner = await self._claim_planning(request)
+        if owner is None:
             return
+        try:
+            await self._plan_claimed(request, owner)
+        except asyncio.CancelledError:
+            this_task = asyncio.current_task()
+            if this_task is not None and this_task.cancelling():
+                # Shutdown, a revoked partition or the handler's timeout: let go so
+                # that the request's redelivery, here or elsewhere, plans at once.
+                await self._release_planning(request.workflow_id, owner)
+            raise
+        except Exception:
+            # The delivery fails and is retried (an outage, a bug): let go of the
+            # planning so that the retry takes it over at once, not after the lease.
+            await self._release_planning(request.workflow_id, owner)
+            raise
 
-        max_steps = min(
-            request.options.max_steps or self._settings.max_steps, self._settings.max_steps
+    async def _claim_planning(self, request: WorkflowRequested) -> str | None:
+        """Take the workflow's planning lease (its token), or None when there is nothing
+        to plan.
+
+        A workflow that a live planner is planning (another replica, or this one
+        before a rebalance) is not planned again: this delivery waits until that
+        planner records the plan or its lease lapses. A workflow planned (or
+        failed in planning) already has its events sent again instead.
+        """
+        lease_s = self._settings.planning_lease_s
+        while True:
+            record = await self._store.get_workflow(request.workflow_id)
+            if record is None:
+                return None  # expired and removed: nothing left to plan
+            now = self._clock()
+            if record.status is WorkflowStatus.PLANNING and record.planning_leased_at(now):
+                await asyncio.sleep(min(record.planning_lease_until - now, lease_s / 3) + 0.01)
+                continue
+            if record.status not in (WorkflowStatus.PENDING, WorkflowStatus.PLANNING):
+                await self._send_planned_again(request, record)
+                return None
+            owner = f"{self._instance}/{uuid.uuid4().hex}"
+            start = machine.start_planning(
+                request.workflow_id, owner=owner, lease_until=now + lease_s, now=now
+            )
+            try:
+                await self._store.apply(start)
+            except TransitionConflict:
+                continue  # taken or moved on meanwhile: look again
+            return owner
+
+    async def _send_planned_again(self, request: WorkflowRequested, record: WorkflowRecord) -> None:
+        """What planning this request recorded before a crash, sent again (same ids)."""
+        if record.status is WorkflowStatus.RUNNING:
+            # Planned before a crash; the step events may not have left.
+            await self._publisher.publish(self._planned_events(request, record))
+        elif record.final_event is not None:
+            final = record.final_event
+            if final.causation_id == request.event_id:  # planning failed before a crash
+                await self._publisher.publish([final])
+
+    async def _plan_claimed(self, request: WorkflowRequested, owner: str) -> None:
+        """Plan under the lease ``owner`` holds; record the plan, or fail, only while held."""
+        drafting = asyncio.create_task(self._draft(request), name="planning")
+        keeper = asyncio.create_task(
+            self._keep_planning_lease(request.workflow_id, owner, drafting),
+            name="planning-lease-keeper",
         )
         try:
-            llm = self._llms.for_workflow(request.workflow_id, request.tenant_id)
-            draft, usage = await self._draft_plan(llm, request.task, max_steps=max_steps)
+            draft, usage = await drafting
+        except asyncio.CancelledError:
+            this_task = asyncio.current_task()
+            if this_task is not None and this_task.cancelling():
+                raise
+            log.info("planning stopped: the planning lease was lost or the workflow ended")
+            return
         except TributaryError as error:
             log.warning("planning failed: %s", error.code, extra={"error_code": error.code})
             await self._control.fail(
@@ -249,8 +319,11 @@ class Planner:
                 tenant_id=request.tenant_id,
                 error=error.to_info(),
                 causation_id=request.event_id,
+                planner=owner,
             )
             return
+        finally:
+            keeper.cancel()
 
         steps = planned_steps(draft)
         plan = PlanCreated(
@@ -266,11 +339,47 @@ class Planner:
             if not step.depends_on
         ]
         try:
-            await self._store.apply(machine.record_plan(plan, dispatches, usage=usage))
+            await self._store.apply(machine.record_plan(plan, dispatches, owner=owner, usage=usage))
         except TransitionConflict:
-            return  # cancelled or failed meanwhile
+            log.info("plan refused: the workflow moved on or the planning lease was lost")
+            return
         log.info("planned %d steps", len(steps))
         await self._publisher.publish([plan, *dispatches])
+
+    async def _draft(self, request: WorkflowRequested) -> tuple[PlanDraft, TokenUsage]:
+        max_steps = min(
+            request.options.max_steps or self._settings.max_steps, self._settings.max_steps
+        )
+        llm = self._llms.for_workflow(request.workflow_id, request.tenant_id)
+        return await self._draft_plan(llm, request.task, max_steps=max_steps)
+
+    async def _keep_planning_lease(
+        self, workflow_id: str, owner: str, drafting: asyncio.Task[tuple[PlanDraft, TokenUsage]]
+    ) -> None:
+        """Renew the planning lease while the planning LLM calls run (they may ride out
+        an outage for long); stop them once the lease is lost."""
+        lease_s = self._settings.planning_lease_s
+        while True:
+            await asyncio.sleep(lease_s / 3)
+            renewal = machine.renew_planning_lease(
+                workflow_id, owner=owner, lease_until=self._clock() + lease_s
+            )
+            try:
+                await self._store.apply(renewal)
+            except TransitionConflict:
+                # Taken over after a lapse, or the workflow ended: planning must not
+                # go on, and its plan would be refused anyway.
+                drafting.cancel()
+                return
+            except Exception:
+                log.warning("renewing the planning lease failed; retrying")
+
+    async def _release_planning(self, workflow_id: str, owner: str) -> None:
+        release = machine.release_planning_lease(workflow_id, owner=owner)
+        try:
+            await asyncio.wait_for(self._store.apply(release), timeout=2.0)
+        except Exception:  # best effort: otherwise the lease simply lapses
+            log.info("a planning lease was not given up (lost, planning over or Redis away)")
 
     async def _draft_plan(
         self, llm: MeteredLLM, task: str, *, max_steps: int

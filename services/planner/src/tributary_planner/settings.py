@@ -28,3 +28,13 @@ class PlannerSettings(BaseSettings):
         "or its writer died. Lower it to recover sooner; a sent event is only ever repeated "
         "with its own id.",
     )
+    planning_lease_s: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="Seconds a planner's lease on a workflow's planning lasts; it is renewed "
+        "every third of that while the planning LLM calls run, so a second delivery of the "
+        "request waits for the plan instead of planning again. A workflow whose planner died "
+        "is planned by the next delivery once the lease lapses: a shorter lease recovers "
+        "sooner but renews more often.",
+    )

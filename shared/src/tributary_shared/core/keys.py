@@ -3,7 +3,9 @@
 All keys of one workflow share the hash tag ``{<workflow id>}`` so that a
 Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
 
-    tributary:v1:wf:{id}          HASH    workflow fields (status, task, result, usage...)
+    tributary:v1:wf:{id}          HASH    workflow fields (status, task, result, usage...),
+                                          "planning_owner" and "planning_lease_until"
+                                          (the planner's lease)
     tributary:v1:wf:{id}:steps    HASH    per step: "<step>:status", "<step>:data" (JSON),
                                           "<step>:event" (its outcome), "<step>:owner" and
                                           "<step>:lease_until" (the runner's lease)

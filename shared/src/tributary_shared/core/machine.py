@@ -1,7 +1,9 @@
 """Every workflow and step transition, decided without I/O.
 
     workflow   (absent) --create--> pending --start_planning--> planning
+               planning --start_planning--> planning (taken over: the planner's lease lapsed)
                planning --record_plan--> running --start_synthesis--> synthesizing
+               planning --fail_planning--> failed (the planner gave up: no valid plan)
                synthesizing --complete--> completed
                any active status --fail--> failed, --cancel--> cancelled
 
@@ -12,6 +14,15 @@
 
 ``RULES`` is the whole table: for each move, the workflow statuses it may
 start from, the status it leads to and the step statuses it may start from.
+
+Two kinds of work run long and must run once at a time: planning a workflow
+and running a step. Each runs under a lease, an owner token with an expiry
+that the owner renews while it works: the workflow's planning lease, and each
+step's own. A move on a step concerns the step's lease; a move on the
+workflow alone concerns the planning lease. A rule may require that lease to
+have lapsed (``needs_expired_lease``: nobody is working on it) or the
+transition to come from its holder (``fenced``: a planner or runner that lost
+its lease writes nothing).
 A builder (``start_step``, ``finish_step``...) turns the event a handler wants
 to record into a ``Transition``: the move, what changes, and the events to
 append to the workflow's log. ``apply`` checks a transition against a record
@@ -62,12 +73,15 @@ __all__ = [
     "complete",
     "create",
     "fail",
+    "fail_planning",
     "finish_step",
     "record_plan",
     "refusal",
     "release_lease",
+    "release_planning_lease",
     "release_step",
     "renew_lease",
+    "renew_planning_lease",
     "skip_step",
     "start_planning",
     "start_step",
@@ -89,7 +103,10 @@ class Move(StrEnum):
 
     CREATE = "create"
     START_PLANNING = "start_planning"
+    RENEW_PLANNING_LEASE = "renew_planning_lease"
+    RELEASE_PLANNING_LEASE = "release_planning_lease"
     RECORD_PLAN = "record_plan"
+    FAIL_PLANNING = "fail_planning"
     RELEASE_STEP = "release_step"
     SKIP_STEP = "skip_step"
     START_STEP = "start_step"
@@ -115,9 +132,11 @@ class Rule:
     step_to: frozenset[StepStatus] = frozenset()
     needs_all_steps_finished: bool = False
     needs_expired_lease: bool = False
-    """The step's lease, if any, must have expired at the transition's ``now``."""
+    """The lease, if any, must have expired at the transition's ``now``: the step's for a
+    move on a step, else the workflow's planning lease."""
     fenced: bool = False
-    """Only the holder of the step's lease (the transition's ``fence``) may make it."""
+    """Only the lease's holder (the transition's ``fence``) may make it: the step's lease
+    for a move on a step, else the workflow's planning lease."""
     ends: bool = False
     """The workflow reaches a final status: its keys start to expire."""
 
@@ -128,9 +147,15 @@ _S = StepStatus
 RULES: Mapping[Move, Rule] = MappingProxyType(
     {
         Move.CREATE: Rule(frozenset(), _W.PENDING),
-        # A redelivered request may plan again when planning never finished.
-        Move.START_PLANNING: Rule(frozenset({_W.PENDING, _W.PLANNING}), _W.PLANNING),
-        Move.RECORD_PLAN: Rule(frozenset({_W.PLANNING}), _W.RUNNING),
+        # planning -> planning: a redelivered request takes planning over once the
+        # previous planner's lease lapsed (it died, or lost Redis for that long).
+        Move.START_PLANNING: Rule(
+            frozenset({_W.PENDING, _W.PLANNING}), _W.PLANNING, needs_expired_lease=True
+        ),
+        Move.RENEW_PLANNING_LEASE: Rule(frozenset({_W.PLANNING}), fenced=True),
+        Move.RELEASE_PLANNING_LEASE: Rule(frozenset({_W.PLANNING}), fenced=True),
+        Move.RECORD_PLAN: Rule(frozenset({_W.PLANNING}), _W.RUNNING, fenced=True),
+        Move.FAIL_PLANNING: Rule(frozenset({_W.PLANNING}), _W.FAILED, fenced=True, ends=True),
         Move.RELEASE_STEP: Rule(
             frozenset({_W.RUNNING}),
             step_from=frozenset({_S.WAITING}),
@@ -204,8 +229,11 @@ class Transition:
     plan: tuple[PlannedStep, ...] | None = None
     usage: TokenUsage = field(default_factory=TokenUsage)
     final: FinalEvent | None = None
+    planning_owner: str | None = None
+    """The planning lease's new holder; "" gives it up; None leaves it as it is."""
+    planning_lease_until: float | None = None
     fence: str | None = None
-    """For fenced moves: the lease token the step's owner must match."""
+    """For fenced moves: the lease token the lease's holder must match."""
     now: float | None = None
     """For lease checks: the time (epoch seconds) the transition is decided at."""
     at: datetime = field(default_factory=utc_now)
@@ -240,20 +268,72 @@ def create(request: WorkflowRequested, *, deadline_at: float) -> Transition:
     )
 
 
-def start_planning(workflow_id: str) -> Transition:
-    return Transition(Move.START_PLANNING, workflow_id)
+def start_planning(workflow_id: str, *, owner: str, lease_until: float, now: float) -> Transition:
+    """pending -> planning, or planning -> planning once the previous planner's lease lapsed."""
+    return Transition(
+        Move.START_PLANNING,
+        workflow_id,
+        planning_owner=owner,
+        planning_lease_until=lease_until,
+        now=now,
+    )
+
+
+def renew_planning_lease(workflow_id: str, *, owner: str, lease_until: float) -> Transition:
+    """The planner keeps planning; refused once it lost the lease or the workflow moved on."""
+    return Transition(
+        Move.RENEW_PLANNING_LEASE,
+        workflow_id,
+        planning_lease_until=lease_until,
+        fence=owner,
+    )
+
+
+def release_planning_lease(workflow_id: str, *, owner: str) -> Transition:
+    """The planner stops without a plan; the next delivery may plan at once."""
+    return Transition(
+        Move.RELEASE_PLANNING_LEASE,
+        workflow_id,
+        planning_owner="",
+        planning_lease_until=0.0,
+        fence=owner,
+    )
 
 
 def record_plan(
-    plan: PlanCreated, dispatches: Sequence[StepDispatched], *, usage: TokenUsage | None = None
+    plan: PlanCreated,
+    dispatches: Sequence[StepDispatched],
+    *,
+    owner: str,
+    usage: TokenUsage | None = None,
 ) -> Transition:
-    """The plan and the dispatch of its root steps, logged together."""
+    """The plan and the dispatch of its root steps, logged together, by the planning
+    lease's holder only."""
     return Transition(
         Move.RECORD_PLAN,
         plan.workflow_id,
         events=(plan, *dispatches),
         plan=plan.steps,
         usage=usage or TokenUsage(),
+        planning_owner="",
+        planning_lease_until=0.0,
+        fence=owner,
+    )
+
+
+def fail_planning(
+    failed: WorkflowFailed, *, owner: str, usage: TokenUsage | None = None
+) -> Transition:
+    """planning -> failed (no valid plan), by the planning lease's holder only."""
+    return Transition(
+        Move.FAIL_PLANNING,
+        failed.workflow_id,
+        events=(failed,),
+        final=failed,
+        usage=usage or TokenUsage(),
+        planning_owner="",
+        planning_lease_until=0.0,
+        fence=owner,
     )
 
 
@@ -352,6 +432,11 @@ def refusal(record: WorkflowRecord | None, transition: Transition) -> Transition
             return TransitionConflict(f"lease of {step.step_id}", step.owner or "")
         if rule.needs_expired_lease and step.leased_at(transition.now or 0.0):
             return TransitionConflict(f"lease of {step.step_id}", step.owner or "")
+    else:
+        if rule.fenced and record.planning_owner != transition.fence:
+            return TransitionConflict("planning lease", record.planning_owner or "")
+        if rule.needs_expired_lease and record.planning_leased_at(transition.now or 0.0):
+            return TransitionConflict("planning lease", record.planning_owner or "")
     if rule.needs_all_steps_finished and not record.all_steps_finished:
         return TransitionConflict("steps finished", str(record.steps_finished))
     return None
@@ -371,6 +456,10 @@ def apply(record: WorkflowRecord | None, transition: Transition) -> WorkflowReco
     }
     if rule.workflow_to is not None:
         changes["status"] = rule.workflow_to
+    if transition.planning_owner is not None:
+        changes["planning_owner"] = transition.planning_owner or None
+    if transition.planning_lease_until is not None:
+        changes["planning_lease_until"] = transition.planning_lease_until
     if transition.plan is not None:
         changes["steps"] = tuple(StepRecord.planned(step) for step in transition.plan)
         changes["steps_total"] = len(transition.plan)

@@ -110,6 +110,18 @@ class WorkflowRecord(Model):
     error: ErrorInfo | None = None
     usage: TokenUsage = Field(default_factory=TokenUsage)
     final_event: FinalEvent | None = None
+    planning_owner: str | None = Field(
+        default=None, description="Token of the planner that holds the planning lease."
+    )
+    planning_lease_until: float = Field(
+        default=0.0,
+        description="Epoch seconds until which the planning lease holds; 0 when none.",
+    )
+
+    def planning_leased_at(self, now: float) -> bool:
+        """Whether a planner holds the workflow's planning at ``now`` (its lease has not
+        expired)."""
+        return bool(self.planning_owner) and self.planning_lease_until > now
 
     @property
     def all_steps_finished(self) -> bool:

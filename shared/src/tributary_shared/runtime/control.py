@@ -75,8 +75,13 @@ class WorkflowControl:
         tenant_id: str,
         error: ErrorInfo,
         causation_id: str | None = None,
+        planner: str | None = None,
     ) -> bool:
-        """Fail an active workflow and stop its running steps; False when it had ended."""
+        """Fail an active workflow and stop its running steps; False when it had ended.
+
+        A ``planner`` (its planning lease's token) fails planning only while it still
+        holds that lease: False too once another planner took over.
+        """
         failed = WorkflowFailed(
             event_id=derived_event_id(workflow_id, "final"),
             workflow_id=workflow_id,
@@ -84,8 +89,13 @@ class WorkflowControl:
             causation_id=causation_id,
             error=error,
         )
+        transition = (
+            machine.fail(failed)
+            if planner is None
+            else machine.fail_planning(failed, owner=planner)
+        )
         try:
-            await self._store.apply(machine.fail(failed))
+            await self._store.apply(transition)
         except TransitionConflict:
             return False
         WORKFLOW_STATUS_TOTAL.labels("failed").inc()

@@ -15,6 +15,11 @@ from tributary_shared.core.events import EventEnvelope
 
 WF, STEPS, LOG = 1, 2, 3
 
+PLANNING_OWNER = "planning_owner"
+"""Workflow hash field: the token of the planner holding the planning lease."""
+PLANNING_LEASE_UNTIL = "planning_lease_until"
+"""Workflow hash field: epoch seconds until which the planning lease holds."""
+
 
 @dataclass
 class Program:

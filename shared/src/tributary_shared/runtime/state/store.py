@@ -59,6 +59,8 @@ from tributary_shared.core.records import (
 )
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 from tributary_shared.runtime.state.program import (
+    PLANNING_LEASE_UNTIL,
+    PLANNING_OWNER,
     STEPS,
     WF,
     Program,
@@ -266,6 +268,11 @@ def compile_transition(transition: Transition, *, retention_s: int) -> Program:
             program.expect_field(STEPS, step_owner_field(change.step_id), [transition.fence or ""])
         if rule.needs_expired_lease:
             program.expect_at_most(STEPS, step_lease_field(change.step_id), transition.now or 0.0)
+    else:  # a move on the workflow alone: its lease is the planning lease
+        if rule.fenced:
+            program.expect_field(WF, PLANNING_OWNER, [transition.fence or ""])
+        if rule.needs_expired_lease:
+            program.expect_at_most(WF, PLANNING_LEASE_UNTIL, transition.now or 0.0)
     if rule.needs_all_steps_finished:
         program.expect_at_least(WF, "steps_finished", "steps_total")
 
@@ -274,6 +281,10 @@ def compile_transition(transition: Transition, *, retention_s: int) -> Program:
         fields["status"] = rule.workflow_to
     if transition.request is not None:
         fields.update(_request_fields(transition.request, transition.deadline_at))
+    if transition.planning_owner is not None:
+        fields[PLANNING_OWNER] = transition.planning_owner
+    if transition.planning_lease_until is not None:
+        fields[PLANNING_LEASE_UNTIL] = repr(transition.planning_lease_until)
     if transition.plan is not None:
         fields["steps_total"] = str(len(transition.plan))
         fields["plan"] = json.dumps([step.model_dump() for step in transition.plan])
@@ -384,6 +395,8 @@ def _workflow_record(workflow_id: str, wf: dict[str, str], steps: dict[str, str]
             completion_tokens=int(wf.get("usage_completion", "0")),
         ),
         final_event=_FINAL.validate_json(wf["final_event"]) if "final_event" in wf else None,
+        planning_owner=wf.get(PLANNING_OWNER) or None,
+        planning_lease_until=float(wf.get(PLANNING_LEASE_UNTIL, "0") or 0),
     )
 
 
