@@ -44,8 +44,13 @@ async def crash_services(
         exclusive_topics,
         llm_base_url=slow_llm.base_url,
         label=f"crash-{request.node.name[:40]}",
-        # A killed runner's step is taken over once its lease lapses: keep that short.
-        extra_env={"TRIBUTARY_SHUTDOWN_GRACE_S": "20", "TRIBUTARY_AGENT_STEP_LEASE_S": "3"},
+        # A killed runner's step, or a killed planner's planning, is taken over once
+        # its lease lapses: keep those short.
+        extra_env={
+            "TRIBUTARY_SHUTDOWN_GRACE_S": "20",
+            "TRIBUTARY_AGENT_STEP_LEASE_S": "3",
+            "TRIBUTARY_PLANNER_PLANNING_LEASE_S": "3",
+        },
     )
     yield running
     running.stop()

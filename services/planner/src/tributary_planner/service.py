@@ -266,12 +266,16 @@ class Planner:
         failed in planning) already has its events sent again instead.
         """
         lease_s = self._settings.planning_lease_s
+        waiting = False
         while True:
             record = await self._store.get_workflow(request.workflow_id)
             if record is None:
                 return None  # expired and removed: nothing left to plan
             now = self._clock()
             if record.status is WorkflowStatus.PLANNING and record.planning_leased_at(now):
+                if not waiting:
+                    waiting = True
+                    log.info("another planner is planning this workflow; waiting for its plan")
                 await asyncio.sleep(min(record.planning_lease_until - now, lease_s / 3) + 0.01)
                 continue
             if record.status not in (WorkflowStatus.PENDING, WorkflowStatus.PLANNING):
