@@ -496,9 +496,9 @@ async def test_a_planner_whose_lease_was_lost_records_no_plan_and_no_failure(
 async def test_a_planning_delivery_cut_short_lets_its_retry_plan_at_once(
     endpoint: ScriptedEndpoint, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
-    """A revoked partition, a shutdown or the handler's timeout cancels the delivery;
-    an error fails it. Either way its lease is given up, so the retry does not wait
-    for a lease that would take a minute to lapse."""
+    """A shutdown or the handler's timeout cancels the delivery; an error fails it.
+    Either way its lease is given up, so the retry does not wait for a lease that
+    would take a minute to lapse."""
     async with Harness(endpoint, planning_lease_s=60).running() as harness:
         workflow_id = await harness.submit(TASK)
         request = harness.take("planner", "workflow.requested")

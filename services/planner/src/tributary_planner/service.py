@@ -246,8 +246,8 @@ class Planner:
         except asyncio.CancelledError:
             this_task = asyncio.current_task()
             if this_task is not None and this_task.cancelling():
-                # Shutdown, a revoked partition or the handler's timeout: let go so
-                # that the request's redelivery, here or elsewhere, plans at once.
+                # A shutdown or the handler's timeout: let go so that the request's
+                # redelivery, here or elsewhere, plans at once.
                 await self._release_planning(request.workflow_id, owner)
             raise
         except Exception:
