@@ -67,11 +67,13 @@ async def planned(store: WorkflowStore, steps: int = 3) -> tuple[str, list[Plann
     await store.create_workflow(
         WorkflowRequested(workflow_id=workflow_id, task="t"), deadline_at=time.time() + 600
     )
-    await store.apply(machine.start_planning(workflow_id))
+    now = time.time()
+    await store.apply(machine.start_planning(workflow_id, owner="p", lease_until=now + 60, now=now))
     plan = tuple(
         PlannedStep(step_id=f"s{i}", index=i, title=f"t{i}", instruction="i") for i in range(steps)
     )
-    await store.apply(machine.record_plan(PlanCreated(workflow_id=workflow_id, steps=plan), []))
+    plan_created = PlanCreated(workflow_id=workflow_id, steps=plan)
+    await store.apply(machine.record_plan(plan_created, [], owner="p"))
     return workflow_id, list(plan)
 
 
