@@ -11,11 +11,18 @@ from typing import Any, Literal
 
 from tributary_shared.core.events import TokenUsage
 
-__all__ = ["Completion", "Message", "Role", "ToolCall"]
+__all__ = ["CallContext", "Completion", "Message", "Role", "ToolCall"]
 
 Role = Literal["planner", "agent", "synthesizer"]
 Message = dict[str, Any]
 """One chat message in the OpenAI wire shape."""
+
+
+@dataclass(frozen=True)
+class CallContext:
+    workflow_id: str
+    tenant_id: str
+    deadline_at: float | None = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@
     │                       then the next model of the chain, then the step fails
     ├── ModelError          one corrective re-prompt, then the step fails
     ├── LogicError          the step stops with a clear reason
-    │   └── BudgetExceeded      no further LLM call starts (``busy``: not yet)
+    │   ├── BudgetExceeded      no further LLM call starts (``busy``: not yet)
+    │   └── DeadlineExceeded    the workflow's deadline passed: nothing retries it
     ├── FatalError          no retry: the workflow fails at once
     │   └── BudgetNotOpened     the workflow has no budget record: no call starts
     └── PoisonMessage       the message can never be handled: dead-lettered at once
@@ -16,6 +17,11 @@ class hierarchy (``BudgetExceeded`` recovers as a ``LogicError``). A code in
 class: a model the endpoint does not know may be known to the next one. The
 LLM client, structured output, the agent loop and the services act on what
 ``recovery_for`` returns; none of them decides by class on its own.
+
+``PROVIDER_OUTAGE_CODES`` says which failures mean the model endpoint itself
+is away (unreachable, timing out, failing with 5xx): those, and only those,
+count towards opening a deployment's circuit breaker. A 429 means the
+endpoint is up and pacing us; the rate limiter answers it, not the breaker.
 
 Tool failures are not raised: the agent loop hands them back to the model as
 the tool's result, so it can adapt (error class ``tool`` in the metrics).
@@ -37,10 +43,12 @@ from tributary_shared.core.events import BudgetExhausted, ErrorInfo
 
 __all__ = [
     "FALLBACK_CODES",
+    "PROVIDER_OUTAGE_CODES",
     "RECOVERY",
     "Backoff",
     "BudgetExceeded",
     "BudgetNotOpened",
+    "DeadlineExceeded",
     "ErrorClass",
     "FatalError",
     "LogicError",
@@ -50,6 +58,7 @@ __all__ = [
     "Recovery",
     "TransientError",
     "TributaryError",
+    "is_provider_outage",
     "recovery_for",
     "retry_delay",
 ]
@@ -125,6 +134,17 @@ class BudgetExceeded(LogicError):
         # Set only for the first refusal for good: the event to publish about it.
         self.announcement = announcement
         self.busy = busy
+
+
+class DeadlineExceeded(LogicError):
+    """The workflow's deadline passed before the work could be done; retrying cannot help.
+
+    The code says where it passed: ``deadline_exceeded`` in general,
+    ``llm_admission_deadline_exceeded`` while an LLM call waited for its turn
+    at a deployment (its rate limit, its open circuit breaker).
+    """
+
+    default_code = "deadline_exceeded"
 
 
 class FatalError(TributaryError):
@@ -223,6 +243,15 @@ RECOVERY: Mapping[type[TributaryError], Recovery] = MappingProxyType(
 
 FALLBACK_CODES: frozenset[str] = frozenset({"llm_model_not_found"})
 """Codes that may hand a call to the next model whatever their class."""
+
+PROVIDER_OUTAGE_CODES: frozenset[str] = frozenset({"llm_unavailable", "llm_timeout"})
+"""Transient codes that mean the model endpoint is away (connection refused or
+reset, timeout, 5xx, overloaded), as opposed to pacing us (429) or answering."""
+
+
+def is_provider_outage(error: BaseException) -> bool:
+    """True when ``error`` says the model endpoint itself is away (see the module)."""
+    return isinstance(error, TransientError) and error.code in PROVIDER_OUTAGE_CODES
 
 
 def recovery_for(error: BaseException) -> Recovery:

@@ -30,6 +30,26 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
                                           to a log, by the time it was written, until it
                                           is known sent (the outbox; see ``outbox_member``)
     tributary:v1:cancellations    PUB/SUB workflow ids whose running steps must stop now
+
+The admission gate of each LLM deployment (``core.admission``) shares the hash
+tag ``{<deployment>}``, so its script stays atomic in one slot:
+
+    tributary:v1:llm:{d}:gate     HASH    breaker, rate limiter (theoretical arrival
+                                          times, learned and configured limits, pause),
+                                          the queue's virtual clock and arrival counter
+    tributary:v1:llm:{d}:tickets  HASH    ticket id -> the waiting call (JSON)
+    tributary:v1:llm:{d}:tenants  ZSET    tenants with calls waiting, by virtual time
+    tributary:v1:llm:{d}:since    HASH    "t:<tenant>" / "w:<tenant>:<workflow>" -> the arrival
+                                          that made it start waiting (breaks ties)
+    tributary:v1:llm:{d}:clocks   HASH    tenant -> virtual time of its last served workflow
+    tributary:v1:llm:{d}:t:<tenant>   ZSET    the tenant's workflows with calls waiting,
+                                          by virtual time
+    tributary:v1:llm:{d}:w:<tenant>:<workflow>  ZSET  the workflow's waiting tickets, by arrival
+    tributary:v1:llm:{d}:replicas ZSET    replica -> when it counts as dead
+    tributary:v1:llm:{d}:r:<replica>  SET     the replica's waiting tickets
+    tributary:v1:llm:{d}:grants:<replica>  LIST  grants for the replica's tickets that
+                                          another replica's pump made
+    tributary:v1:llm:deployments  SET     every deployment seen (for ``make status``)
 """
 
 from __future__ import annotations
@@ -42,6 +62,8 @@ DEADLINES_KEY = f"{PREFIX}:deadlines"
 OUTBOX_KEY = f"{PREFIX}:outbox"
 """Events that may not have reached Kafka yet, by the time they were written."""
 CANCELLATIONS_CHANNEL = f"{PREFIX}:cancellations"
+DEPLOYMENTS_KEY = f"{PREFIX}:llm:deployments"
+"""Every LLM deployment whose admission gate was used, for ``make status``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,3 +136,45 @@ def outbox_entry(member: str) -> tuple[str, str]:
     except (ValueError, TypeError):  # not JSON, or not a pair
         return member, ""
     return str(workflow_id), str(event_id)
+
+
+@dataclass(frozen=True, slots=True)
+class DeploymentKeys:
+    """The admission gate of one LLM deployment (see the module's layout)."""
+
+    deployment: str
+
+    @property
+    def prefix(self) -> str:
+        return f"{PREFIX}:llm:{{{self.deployment}}}"
+
+    @property
+    def gate(self) -> str:
+        return f"{self.prefix}:gate"
+
+    @property
+    def tickets(self) -> str:
+        return f"{self.prefix}:tickets"
+
+    @property
+    def tenants(self) -> str:
+        return f"{self.prefix}:tenants"
+
+    @property
+    def since(self) -> str:
+        return f"{self.prefix}:since"
+
+    @property
+    def clocks(self) -> str:
+        return f"{self.prefix}:clocks"
+
+    @property
+    def replicas(self) -> str:
+        return f"{self.prefix}:replicas"
+
+    def grants(self, replica: str) -> str:
+        return f"{self.prefix}:grants:{replica}"
+
+    def fixed(self) -> list[str]:
+        """The keys every gate script is given, in the order it reads them."""
+        return [self.gate, self.tickets, self.tenants, self.since, self.clocks, self.replicas]

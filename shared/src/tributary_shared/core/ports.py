@@ -12,6 +12,15 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from tributary_shared.core.admission import (
+    CallOutcome,
+    DeploymentState,
+    GatePolicy,
+    Grant,
+    Pumped,
+    RateLimitObservation,
+    Ticket,
+)
 from tributary_shared.core.budget import BudgetLimits, BudgetState, Reservation
 from tributary_shared.core.events import EventEnvelope, TokenUsage, WorkflowRequested
 from tributary_shared.core.machine import Transition
@@ -22,6 +31,7 @@ __all__ = [
     "BudgetLedger",
     "CallHistory",
     "CancellationSignal",
+    "DeploymentGate",
     "EffectIntent",
     "EffectLedger",
     "EventPublisher",
@@ -219,6 +229,51 @@ class CallHistory(Protocol):
 
     async def first_warning(self, *, workflow_id: str, step_id: str, attempt: int) -> bool:
         """True once per attempt: its model has not been warned about a loop yet."""
+        ...
+
+
+class DeploymentGate(Protocol):
+    """The admission gate of each LLM deployment, shared by every replica.
+
+    The rules (breaker, pacing, fair order) are ``core.admission``'s; each
+    operation is atomic. ``policy`` carries the caller's configuration.
+    """
+
+    async def enqueue(self, deployment: str, ticket: Ticket, *, policy: GatePolicy) -> Pumped:
+        """Put a call in the queue, then pump (see ``pump``) for its replica."""
+        ...
+
+    async def pump(self, deployment: str, *, replica: str, policy: GatePolicy) -> Pumped:
+        """Admit what may go now. ``granted`` lists every call admitted; those of
+        other replicas are also handed to them (``take_grants``)."""
+        ...
+
+    async def report(
+        self,
+        deployment: str,
+        *,
+        replica: str,
+        ticket_id: str,
+        outcome: CallOutcome,
+        observation: RateLimitObservation,
+        policy: GatePolicy,
+    ) -> Pumped:
+        """An admitted call ended: learn from it, move the breaker, then pump."""
+        ...
+
+    async def leave(self, deployment: str, ticket_id: str) -> None:
+        """Take a call out of the queue: its caller stopped waiting."""
+        ...
+
+    async def take_grants(self, deployment: str, *, replica: str, timeout_s: float) -> list[Grant]:
+        """Grants other replicas' pumps made for ``replica``'s calls; waits up to
+        ``timeout_s`` for the first."""
+        ...
+
+    async def state(self, deployment: str) -> DeploymentState: ...
+
+    async def deployments(self) -> list[str]:
+        """Every deployment whose gate was used."""
         ...
 
 

@@ -3,9 +3,11 @@
 Each twin implements its port (``core.ports``) with the same rules as the real
 adapter, and passes the same contract tests (``tests/contract``). The workflow
 store twin runs ``core.machine.apply`` itself; the budget twin the same
-``BudgetAccount`` rule as ``budget.lua``. None of them expires anything.
+``BudgetAccount`` rule as ``budget.lua``; the deployment gate twin the
+operations of ``core.admission`` that ``gate.lua`` runs. None of them expires anything.
 """
 
+from tributary_shared.twins.admission import MemoryDeploymentGate
 from tributary_shared.twins.budget import MemoryBudgetLedger
 from tributary_shared.twins.calls import MemoryCallHistory, MemoryEffectLedger
 from tributary_shared.twins.cancellation import MemoryCancellationSignal
@@ -17,6 +19,7 @@ __all__ = [
     "MemoryBudgetLedger",
     "MemoryCallHistory",
     "MemoryCancellationSignal",
+    "MemoryDeploymentGate",
     "MemoryEffectLedger",
     "MemoryLogReader",
     "MemoryPublisher",
