@@ -20,12 +20,15 @@ from .models import (
     ToolCallSpec,
     UsageSpec,
 )
+from .ratelimit import RATE_LIMITED_RULE_ID, RateLimitStats
 from .server import ScriptedLLMServer
 
 __all__ = [
+    "RATE_LIMITED_RULE_ID",
     "AdminError",
     "ErrorSpec",
     "Match",
+    "RateLimitStats",
     "RecordedRequest",
     "Response",
     "Rule",

@@ -37,6 +37,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=ServerConfig().max_recorded_requests,
         help="how many recent requests GET /_admin/requests keeps (0 disables recording)",
     )
+    parser.add_argument(
+        "--rate-limit-rpm",
+        type=int,
+        default=0,
+        help="chat completions accepted per minute, 429 beyond (0: no limit)",
+    )
+    parser.add_argument(
+        "--rate-limit-burst",
+        type=int,
+        default=0,
+        help="how many of them may come at once (0: the minute's limit)",
+    )
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--access-log", action="store_true", help="log every request")
     return parser.parse_args(argv)
@@ -44,11 +56,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.latency_ms < 0:
-        raise SystemExit("--latency-ms must be >= 0")
+    if min(args.latency_ms, args.rate_limit_rpm, args.rate_limit_burst) < 0:
+        raise SystemExit("--latency-ms, --rate-limit-rpm and --rate-limit-burst must be >= 0")
     rules = _RULE_LIST.validate_python(json.loads(args.rules.read_text())) if args.rules else []
     config = ServerConfig(
-        latency_ms=args.latency_ms, max_recorded_requests=args.max_recorded_requests
+        latency_ms=args.latency_ms,
+        max_recorded_requests=args.max_recorded_requests,
+        rate_limit_rpm=args.rate_limit_rpm,
+        rate_limit_burst=args.rate_limit_burst,
     )
     app = create_app(config, rules)
     uvicorn.run(

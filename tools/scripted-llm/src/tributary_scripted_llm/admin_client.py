@@ -22,6 +22,7 @@ from .models import (
     ScriptedResponse,
     ServerConfig,
 )
+from .ratelimit import RateLimitStats
 
 _RECORDS = TypeAdapter(list[RecordedRequest])
 _RULES = TypeAdapter(list[RuleStatus])
@@ -131,6 +132,20 @@ class ScriptedLLMAdmin:
         )
         payload = update.model_dump(exclude_none=True)
         return ServerConfig.model_validate(self._call("POST", "/_admin/config", json=payload))
+
+    def set_rate_limit(self, requests_per_minute: int, *, burst: int = 0) -> None:
+        """Accept ``requests_per_minute`` chat completions a minute, at most ``burst`` at
+        once (0: the minute's limit), and answer 429 beyond; 0 lifts the limit. Starts
+        afresh: a full bucket, counts at zero."""
+        self._call(
+            "POST",
+            "/_admin/config",
+            json={"rate_limit_rpm": requests_per_minute, "rate_limit_burst": burst},
+        )
+
+    def rate_limit(self) -> RateLimitStats:
+        """Requests the limit allowed and refused since it was set."""
+        return RateLimitStats.model_validate(self._call("GET", "/_admin/rate-limit"))
 
     def set_latency(self, ms: int) -> None:
         """Delay every chat completion answer by ``ms`` milliseconds."""

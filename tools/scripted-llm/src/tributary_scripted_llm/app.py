@@ -24,6 +24,7 @@ from .models import (
     ScriptedResponse,
     ServerConfig,
 )
+from .ratelimit import RATE_LIMITED_RULE_ID
 from .render import (
     COMPLETION_ID_PREFIX,
     completion_body,
@@ -110,6 +111,15 @@ def create_app(config: ServerConfig | None = None, rules: Iterable[Rule] = ()) -
             return error_response(400, ErrorSpec(message=str(exc), param=exc.param))
 
         seq = state.next_seq()
+        limited = state.rate_limit.take() if state.rate_limit is not None else None
+        if limited is not None and not limited.allowed:
+            state.record(seq, chat, RATE_LIMITED_RULE_ID)
+            refused = ErrorSpec(
+                message="Rate limit reached for requests.",
+                type="requests",
+                code="rate_limit_exceeded",
+            )
+            return error_response(429, refused, limited.headers)
         found = state.rules.next_response(chat)
         rule_id, scripted = found if found is not None else (None, None)
         state.record(seq, chat, rule_id)
@@ -122,7 +132,8 @@ def create_app(config: ServerConfig | None = None, rules: Iterable[Rule] = ()) -
             released = ErrorSpec(message="Request released before its delay ended.")
             return error_response(503, released)
 
-        headers = dict(scripted.headers) if scripted else {}
+        headers = dict(limited.headers) if limited is not None else {}
+        headers.update(scripted.headers if scripted else {})
         completion_id = f"{COMPLETION_ID_PREFIX}{seq}"
         headers.setdefault("x-request-id", completion_id)
         if scripted is not None and scripted.status is not None and scripted.is_error:
@@ -217,6 +228,10 @@ def create_app(config: ServerConfig | None = None, rules: Iterable[Rule] = ()) -
     @app.post("/_admin/config")
     async def set_config(update: ConfigUpdate) -> Response:
         return Response(state.update_config(update).model_dump_json(), media_type=JSON)
+
+    @app.get("/_admin/rate-limit")
+    async def rate_limit() -> Response:
+        return Response(state.rate_limit_stats().model_dump_json(), media_type=JSON)
 
     @app.post("/_admin/reset")
     async def reset() -> Response:

@@ -176,6 +176,10 @@ class ServerConfig(_Strict):
     """Oldest recorded requests are dropped past this, so long benchmarks stay bounded."""
     models: list[str] = Field(default_factory=lambda: ["scripted-llm"])
     """Model ids listed by ``GET /v1/models`` (any model name is accepted anyway)."""
+    rate_limit_rpm: int = Field(default=0, ge=0)
+    """Chat completions accepted per minute; beyond it 429 (see ``ratelimit``). 0: no limit."""
+    rate_limit_burst: int = Field(default=0, ge=0)
+    """How many of them may come at once (the bucket's size); 0: the minute's limit."""
 
 
 class ConfigUpdate(_Strict):
@@ -184,3 +188,6 @@ class ConfigUpdate(_Strict):
     latency_ms: int | None = Field(default=None, ge=0)
     max_recorded_requests: int | None = Field(default=None, ge=0)
     models: list[str] | None = None
+    rate_limit_rpm: int | None = Field(default=None, ge=0)
+    """Setting it (or the burst) starts the limit afresh: a full bucket, counts at zero."""
+    rate_limit_burst: int | None = Field(default=None, ge=0)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 
 from .chat_request import ChatRequest
 from .models import ConfigUpdate, RecordedRequest, Rule, ServerConfig
+from .ratelimit import RateLimitStats, RequestBucket
 from .rules import RuleBook
 
 
@@ -39,6 +40,7 @@ class ServerState:
         for rule in rules:
             self.rules.add(rule)
         self.recorded: deque[RecordedRequest] = deque(maxlen=self.config.max_recorded_requests)
+        self.rate_limit = self._bucket()
         self._seq = itertools.count(1)
         # Released when the server stops, so hanging and delayed requests end at once
         # instead of holding up uvicorn's graceful shutdown.
@@ -69,7 +71,20 @@ class ServerState:
         self.config = self.config.model_copy(update=changes)
         if self.recorded.maxlen != self.config.max_recorded_requests:
             self.recorded = deque(self.recorded, maxlen=self.config.max_recorded_requests)
+        if {"rate_limit_rpm", "rate_limit_burst"} & changes.keys():
+            self.rate_limit = self._bucket()
         return self.config
+
+    def _bucket(self) -> RequestBucket | None:
+        rpm = self.config.rate_limit_rpm
+        if rpm == 0:
+            return None
+        return RequestBucket(requests_per_minute=rpm, burst=self.config.rate_limit_burst or rpm)
+
+    def rate_limit_stats(self) -> RateLimitStats:
+        if self.rate_limit is None:
+            return RateLimitStats(requests_per_minute=0, burst=0, allowed=0, refused=0)
+        return self.rate_limit.stats()
 
     def reset(self) -> None:
         """Back to the state the server started with, minus the initial rules."""
