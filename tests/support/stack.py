@@ -89,6 +89,9 @@ def service_env(llm_base_url: str, extra: Mapping[str, str] | None = None) -> di
         # Tests share these processes: a model one test breaks must not be
         # skipped in the next (the circuit breaker has its own test).
         "TRIBUTARY_LLM_FALLBACK_COOLDOWN_S": "0",
+        # Nor may one test's scripted outage open the shared breaker of the model
+        # every test uses (test_provider_admission_e2e turns it on for its own).
+        "TRIBUTARY_LLM_BREAKER_FAILURES": "0",
         "TRIBUTARY_KAFKA_SESSION_TIMEOUT_MS": "6000",
     }
     env.update(extra or {})

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tributary_shared.core.budget import BudgetLimits
-from tributary_shared.core.completions import Completion, Message, Role
+from tributary_shared.core.completions import CallContext, Completion, Message, Role
 from tributary_shared.core.errors import BudgetExceeded, BudgetNotOpened, TransientError
 from tributary_shared.core.events import BudgetExhausted, TokenUsage, WorkflowRequested
 from tributary_shared.runtime.budget.pricing import estimate_prompt_tokens
@@ -51,6 +51,7 @@ class StandInClient:
         response_format: dict[str, Any] | None = None,
         models: Sequence[str] | None = None,
         max_tokens: int | None = None,
+        context: CallContext | None = None,
     ) -> Completion:
         self.calls += 1
         self.entered.set()

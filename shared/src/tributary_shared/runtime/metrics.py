@@ -1,12 +1,14 @@
 """Prometheus metrics shared by every service (each process exposes /metrics).
 
 Label values are bounded sets (roles, statuses, error classes, event types,
-model names from configuration): never ids, which would grow without bound.
+model names and deployments from configuration): never ids, which would grow
+without bound. The admission gauges show what this process last saw of a
+deployment's gate, which every replica shares.
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 WORKFLOW_DURATION_SECONDS = Histogram(
     "workflow_duration_seconds",
@@ -54,4 +56,34 @@ BUDGET_EXHAUSTED_TOTAL = Counter(
 )
 LOOPS_DETECTED_TOTAL = Counter(
     "loops_detected_total", "Agent loops detected, by kind and outcome.", ["kind", "outcome"]
+)
+LLM_BREAKER_STATE = Gauge(
+    "llm_breaker_state",
+    "1 for the state the deployment's shared circuit breaker is in (closed, open, half_open), "
+    "0 for the others.",
+    ["deployment", "state"],
+)
+LLM_RATE_LIMIT = Gauge(
+    "llm_rate_limit",
+    "The deployment's per-minute limit in force (configured or learned, the lower), "
+    "by kind (requests, tokens); 0: none.",
+    ["deployment", "kind"],
+)
+LLM_ADMISSION_WAITING = Gauge(
+    "llm_admission_waiting", "LLM calls of this process waiting for their turn.", ["deployment"]
+)
+LLM_ADMISSION_SENDING = Gauge(
+    "llm_admission_sending",
+    "Admitted LLM calls of this process awaiting their answer.",
+    ["deployment"],
+)
+LLM_ADMISSION_WAIT_SECONDS = Histogram(
+    "llm_admission_wait_seconds",
+    "Time LLM calls waited for their turn, by how the wait ended (admitted, deadline, "
+    "queue_full, cancelled, bypassed).",
+    ["deployment", "outcome"],
+    buckets=(0.005, 0.05, 0.25, 1, 2.5, 5, 10, 30, 60, 120, 300, 600),
+)
+LLM_RATE_LIMITED_TOTAL = Counter(
+    "llm_rate_limited_total", "LLM calls the endpoint answered with 429.", ["deployment"]
 )

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PREFIXED = SettingsConfigDict(env_prefix="TRIBUTARY_", extra="ignore", frozen=True)
@@ -269,6 +277,93 @@ class LLMSettings(BaseSettings):
             "agent": self.agent_model,
             "synthesizer": self.synthesizer_model,
         }[role]
+
+
+class DeploymentLimits(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rpm: int | None = Field(
+        default=None, ge=1, description="Requests per minute the deployment allows; unset: none."
+    )
+    tpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens per minute the deployment allows, counted as providers count them "
+        "before a call (its estimated prompt plus its completion cap); unset: none.",
+    )
+
+
+class AdmissionSettings(BaseSettings):
+    """How LLM calls are admitted to each deployment: limits, breaker and fair order.
+
+    Every replica shares one gate per deployment in Redis; a deployment is a
+    model name as the roles configure it.
+    """
+
+    model_config = _PREFIXED
+
+    llm_rate_limits: dict[str, DeploymentLimits] = Field(
+        default_factory=dict,
+        description="Per-minute limits of each LLM deployment (a model name as the roles "
+        'name it), shared by every replica, e.g. `{"gpt-4o-mini": {"rpm": 500, "tpm": '
+        "200000}}`. Limits the provider announces in its `x-ratelimit-limit-*` headers apply "
+        "as well, and the lower of the two wins; a model without either goes unpaced.",
+    )
+    llm_rate_burst_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=60,
+        description="Seconds' worth of a deployment's per-minute limits that may go out at "
+        "once. 60 lets a whole minute's limit go in a burst, as a provider's token bucket "
+        "does; lower it to spread calls evenly if the provider enforces its limits over "
+        "shorter windows.",
+    )
+    llm_breaker_failures: int = Field(
+        default=5,
+        ge=0,
+        description="Outages of a deployment in a row (connection failures, timeouts, 5xx), "
+        "counted across every replica, that open its circuit breaker: nobody sends to it "
+        "until a probe call succeeds. `0` never opens it.",
+    )
+    llm_breaker_cooldown_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds an open breaker waits before it lets one call through as a probe; "
+        "a probe that fails starts another wait.",
+    )
+    llm_breaker_probe_lease_s: float = Field(
+        default=90.0,
+        gt=0,
+        description="Seconds a probe call may take before another call probes instead (its "
+        "replica may have died). Keep it above `TRIBUTARY_LLM_TIMEOUT_S`.",
+    )
+    llm_max_waiting: int = Field(
+        default=1000,
+        ge=1,
+        description="LLM calls one process lets wait for their turn at once; one more is "
+        "refused at once as a transient `llm_admission_queue_full`, and retried after a "
+        "pause. Waiting calls hold no sending slot.",
+    )
+    llm_max_sending: int = Field(
+        default=1000,
+        ge=1,
+        description="LLM calls one process sends at once, once admitted; the next admitted "
+        "call waits for one to return.",
+    )
+    tenant_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Share of each tenant when LLM calls wait for their turn, e.g. "
+        '`{"gold": 3}`: while both wait, a tenant of weight 3 gets three calls admitted for '
+        "each one of a tenant of weight 1 (the default).",
+    )
+
+    @field_validator("tenant_weights")
+    @classmethod
+    def _positive_weights(cls, weights: dict[str, float]) -> dict[str, float]:
+        for tenant, weight in weights.items():
+            if not 0 < weight <= 1000:
+                raise ValueError(f"the weight of {tenant!r} must be above 0 and at most 1000")
+        return weights
 
 
 class WorkflowDefaults(BaseSettings):

@@ -35,6 +35,7 @@ from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.kafka.consumer import ConsumerConfig, EventConsumer, LaneKey
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
+from tributary_shared.runtime.llm.admission import Admission, CallAdmission, RedisDeploymentGate
 from tributary_shared.runtime.llm.client import LLMClient
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.logs import configure_logging
@@ -42,6 +43,7 @@ from tributary_shared.runtime.outage_riding import riding_out_outages
 from tributary_shared.runtime.outbox import SentMarkingPublisher
 from tributary_shared.runtime.redis_client import redis_client
 from tributary_shared.runtime.settings import (
+    AdmissionSettings,
     BudgetSettings,
     ConsumerSettings,
     HttpSettings,
@@ -60,6 +62,8 @@ class WorkerResources:
     """What a worker's handlers are built from: the ports, and the budgeted LLM access."""
 
     ports: Ports
+    admission: CallAdmission | None = None
+    """When the process's LLM calls may go: one gate per deployment, shared in Redis."""
 
     def control(self) -> WorkflowControl:
         return WorkflowControl.over(self.ports)
@@ -69,7 +73,7 @@ class WorkerResources:
         llm_settings = load_settings(LLMSettings)
         return workflow_llms(
             self.ports,
-            LLMClient(llm_settings),
+            LLMClient(llm_settings, admission=self.admission),
             llm_settings=llm_settings,
             budget_settings=load_settings(BudgetSettings),
         )
@@ -176,7 +180,11 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         ),
         patience_s=consumer_settings.outage_patience_s,
     )
-    resources = WorkerResources(ports=ports)
+    admission = Admission(
+        RedisDeploymentGate(redis, blocking_redis=listener_redis),
+        settings=load_settings(AdmissionSettings),
+    )
+    resources = WorkerResources(ports=ports, admission=admission)
     logic = spec.build(resources)
 
     async def on_dead_letter(event: AnyEvent | None, letter: DeadLetter) -> None:
@@ -240,6 +248,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     async def drain() -> None:
         await consumer.stop()
         await logic.close()
+        await admission.aclose()
         await listener_redis.aclose()
         await redis.aclose()
 

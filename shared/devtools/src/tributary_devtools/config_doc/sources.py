@@ -58,6 +58,7 @@ READERS: dict[str, tuple[str, ...]] = {
     "tributary_shared.runtime.settings.ConsumerSettings": WORKERS,
     "tributary_shared.runtime.settings.LLMSettings": WORKERS,
     "tributary_shared.runtime.settings.BudgetSettings": WORKERS,
+    "tributary_shared.runtime.settings.AdmissionSettings": WORKERS,
     "tributary_shared.runtime.settings.WorkflowDefaults": ("gateway", "planner"),
     "tributary_gateway.settings.GatewaySettings": ("gateway",),
     "tributary_planner.settings.PlannerSettings": ("planner",),

@@ -22,10 +22,11 @@ import httpx2
 import openai
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
-from tributary_shared.core.completions import Completion, Message, Role, ToolCall
+from tributary_shared.core.completions import CallContext, Completion, Message, Role, ToolCall
 from tributary_shared.core.errors import TransientError, TributaryError, recovery_for, retry_delay
 from tributary_shared.core.events import TokenUsage
 from tributary_shared.runtime import metrics
+from tributary_shared.runtime.llm.admission import UNPACED, CallAdmission, note_rate_limit_headers
 from tributary_shared.runtime.llm.errors import check_finish, classify_sdk_error
 from tributary_shared.runtime.settings import ConfigurationError, LLMSettings
 
@@ -37,16 +38,23 @@ _CONNECTIONS_PER_POOL = 250
 
 class LLMClient:
     def __init__(
-        self, settings: LLMSettings, *, http_client: httpx2.AsyncClient | None = None
+        self,
+        settings: LLMSettings,
+        *,
+        http_client: httpx2.AsyncClient | None = None,
+        admission: CallAdmission | None = None,
     ) -> None:
         """``http_client``, when given, carries every request instead of the pooled
         clients (tests pass one over an in-process transport); it stays the
-        caller's to close."""
+        caller's to close. ``admission`` decides when each request may go (the
+        deployment's shared breaker, rate limits and fair queue); without it
+        every request goes at once."""
         if settings.api_key is None:
             raise ConfigurationError(
                 "invalid configuration: TRIBUTARY_LLM_API_KEY (or OPENAI_API_KEY) is not set"
             )
         self._settings = settings
+        self._admission = admission or UNPACED
         self._cooling_until: dict[str, float] = {}
         self._owns_http_clients = http_client is None
         self._clients = [
@@ -83,6 +91,7 @@ class LLMClient:
         response_format: dict[str, Any] | None = None,
         models: Sequence[str] | None = None,
         max_tokens: int | None = None,
+        context: CallContext | None = None,
     ) -> Completion:
         """One completion; raises the error tree's errors.
 
@@ -100,6 +109,7 @@ class LLMClient:
                     tools=tools,
                     response_format=response_format,
                     max_tokens=max_tokens,
+                    context=context,
                 )
             except TributaryError as error:
                 if not recovery_for(error).falls_back or position == len(chain) - 1:
@@ -120,6 +130,7 @@ class LLMClient:
         tools: Sequence[dict[str, Any]] | None,
         response_format: dict[str, Any] | None,
         max_tokens: int | None,
+        context: CallContext | None = None,
     ) -> Completion:
         attempt = 1
         while True:
@@ -131,6 +142,7 @@ class LLMClient:
                     tools=tools,
                     response_format=response_format,
                     max_tokens=max_tokens,
+                    context=context,
                 )
             except TributaryError as error:
                 delay = retry_delay(
@@ -151,6 +163,7 @@ class LLMClient:
         tools: Sequence[dict[str, Any]] | None,
         response_format: dict[str, Any] | None,
         max_tokens: int | None = None,
+        context: CallContext | None = None,
     ) -> Completion:
         kwargs: dict[str, Any] = {}
         if max_tokens is not None:
@@ -161,12 +174,20 @@ class LLMClient:
             kwargs["response_format"] = response_format
         started = time.perf_counter()
         try:
-            response = await next(self._next_client).chat.completions.create(
-                model=model,
-                messages=list(messages),  # type: ignore[arg-type]
-                timeout=self._settings.timeout_s,
-                **kwargs,
-            )
+            async with self._admission.admit(
+                deployment=model,
+                context=context,
+                messages=messages,
+                tools=tools,
+                max_tokens=max_tokens,
+            ):
+                started = time.perf_counter()
+                response = await next(self._next_client).chat.completions.create(
+                    model=model,
+                    messages=list(messages),  # type: ignore[arg-type]
+                    timeout=self._settings.timeout_s,
+                    **kwargs,
+                )
         except openai.OpenAIError as exc:
             error = classify_sdk_error(exc, model=model)
             metrics.LLM_REQUEST_SECONDS.labels(model, role, error.code).observe(
@@ -210,6 +231,7 @@ def _pools(settings: LLMSettings) -> list[httpx2.AsyncClient]:
         DefaultAsyncHttpxClient(
             limits=httpx2.Limits(max_connections=per_pool, max_keepalive_connections=per_pool),
             timeout=settings.timeout_s,
+            event_hooks={"response": [note_rate_limit_headers]},
         )
         for _ in range(shards)
     ]

@@ -36,7 +36,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from tributary_shared.core.budget import Reservation
-from tributary_shared.core.completions import Completion, Message, Role
+from tributary_shared.core.completions import CallContext, Completion, Message, Role
 from tributary_shared.core.errors import BudgetExceeded
 from tributary_shared.core.events import BudgetExhausted, Complexity, TokenUsage
 from tributary_shared.core.ports import BudgetLedger
@@ -75,6 +75,7 @@ class CompletionClient(Protocol):
         response_format: dict[str, Any] | None = None,
         models: Sequence[str] | None = None,
         max_tokens: int | None = None,
+        context: CallContext | None = None,
     ) -> Completion: ...
 
     async def close(self) -> None: ...
@@ -131,6 +132,7 @@ class MeteredLLM:
                 response_format=response_format,
                 models=models,
                 max_tokens=cap,
+                context=CallContext(workflow_id=self._workflow_id, tenant_id=self._tenant_id),
             )
             return completion
         finally:
