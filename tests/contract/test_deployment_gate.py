@@ -368,6 +368,16 @@ async def test_tenants_take_turns_then_workflows_then_calls_in_the_order_they_as
     assert order == ["big1", "other-tenant", "small", "big2", "big3", "big4", "big5"]
 
 
+async def test_ties_go_to_whoever_began_waiting_first_not_to_the_first_name(gate: Gate) -> None:
+    await pause(gate)
+    for tenant, workflow in (("zeta", "z1"), ("alpha", "a1"), ("zeta", "zz"), ("zeta", "aa")):
+        name = f"{tenant}-{workflow}"
+        await gate.ask(name, tenant=tenant, workflow=workflow, policy=ONE_PER_SECOND)
+    gate.clock.advance(10.0)
+    order = await gate.granted_in_turn(4, 1.0, ONE_PER_SECOND)
+    assert order == ["zeta-z1", "alpha-a1", "zeta-zz", "zeta-aa"]
+
+
 async def test_a_workflow_that_starts_waiting_joins_the_current_round(gate: Gate) -> None:
     await pause(gate)
     for index in range(1, 5):

@@ -38,12 +38,13 @@ tag ``{<deployment>}``, so its script stays atomic in one slot:
                                           times, learned and configured limits, pause),
                                           the queue's virtual clock and arrival counter
     tributary:v1:llm:{d}:tickets  HASH    ticket id -> the waiting call (JSON)
-    tributary:v1:llm:{d}:tenants  ZSET    tenants with calls waiting, by virtual time
-    tributary:v1:llm:{d}:since    HASH    "t:<tenant>" / "w:<tenant>:<workflow>" -> the arrival
-                                          that made it start waiting (breaks ties)
+    tributary:v1:llm:{d}:tenants  ZSET    "<arrival>:<tenant>" for tenants with calls waiting,
+                                          by virtual time (the zero-padded arrival that made
+                                          it start waiting breaks ties)
+    tributary:v1:llm:{d}:since    HASH    "t:<tenant>" / "w:<tenant>:<workflow>" -> its member
     tributary:v1:llm:{d}:clocks   HASH    tenant -> virtual time of its last served workflow
-    tributary:v1:llm:{d}:t:<tenant>   ZSET    the tenant's workflows with calls waiting,
-                                          by virtual time
+    tributary:v1:llm:{d}:t:<tenant>   ZSET    "<arrival>:<workflow>" for the tenant's
+                                          workflows with calls waiting, by virtual time
     tributary:v1:llm:{d}:w:<tenant>:<workflow>  ZSET  the workflow's waiting tickets, by arrival
     tributary:v1:llm:{d}:replicas ZSET    replica -> when it counts as dead
     tributary:v1:llm:{d}:r:<replica>  SET     the replica's waiting tickets

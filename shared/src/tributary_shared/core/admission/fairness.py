@@ -15,7 +15,8 @@ turns, whatever order their calls arrived in: the small one never waits
 behind the large one's whole backlog.
 
 The Redis adapter keeps the same structures (``runtime/llm/admission/gate.lua``):
-sorted sets by virtual time, a hash of "since" sequence numbers for the ties,
+sorted sets by virtual time whose members start with the zero-padded "since"
+(so Redis orders ties as ``_first`` does, in one lookup however many tie),
 and one sorted set per workflow by arrival. Virtual times are integers, so
 both sides compare them exactly; they restart at zero whenever the queue
 empties.

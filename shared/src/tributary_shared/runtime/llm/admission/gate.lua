@@ -59,6 +59,23 @@ local function grants_key(name)
 end
 
 -- The fair queue ---------------------------------------------------------------
+-- A tenant's member in the tenants zset, and a workflow's in its tenant's, is
+-- "<since, 16 digits>:<name>": Redis orders equal virtual times by member, so the
+-- one that began waiting first comes first. The since hash maps "t:<tenant>" and
+-- "w:<tenant>:<workflow>" to those members.
+
+local function name_of(member)
+  return string.sub(member, 18)
+end
+
+local function joined(zset, field, name, virtual_time, seq)
+  if redis.call("HEXISTS", since_key, field) == 1 then
+    return
+  end
+  local member = string.format("%016d:", seq) .. name
+  redis.call("ZADD", zset, fmt(virtual_time), member)
+  redis.call("HSET", since_key, field, member)
+end
 
 local function enqueue_ticket(raw)
   local ticket = cjson.decode(raw)
@@ -66,17 +83,12 @@ local function enqueue_ticket(raw)
     return
   end
   local seq = redis.call("HINCRBY", gate_key, "seq", 1)
-  if not redis.call("ZSCORE", tenants_key, ticket.tenant) then
-    redis.call("ZADD", tenants_key, fmt(num("clock")), ticket.tenant)
-    redis.call("HSET", since_key, "t:" .. ticket.tenant, seq)
-  end
+  joined(tenants_key, "t:" .. ticket.tenant, ticket.tenant, num("clock"), seq)
   local workflows = workflows_key(ticket.tenant)
-  if not redis.call("ZSCORE", workflows, ticket.workflow) then
-    local tenant_clock = tonumber(redis.call("HGET", clocks_key, ticket.tenant) or "0")
-    redis.call("ZADD", workflows, fmt(tenant_clock), ticket.workflow)
-    redis.call("HSET", since_key, "w:" .. ticket.tenant .. ":" .. ticket.workflow, seq)
-    redis.call("EXPIRE", workflows, ttl)
-  end
+  local tenant_clock = tonumber(redis.call("HGET", clocks_key, ticket.tenant) or "0")
+  joined(workflows, "w:" .. ticket.tenant .. ":" .. ticket.workflow, ticket.workflow,
+    tenant_clock, seq)
+  redis.call("EXPIRE", workflows, ttl)
   local calls = calls_key(ticket.tenant, ticket.workflow)
   redis.call("ZADD", calls, seq, ticket.id)
   redis.call("EXPIRE", calls, ttl)
@@ -85,30 +97,20 @@ local function enqueue_ticket(raw)
   redis.call("EXPIRE", replica_key(ticket.replica), ttl)
 end
 
--- The member of ``zset`` with the lowest virtual time; ties to the lowest "since".
-local function first(zset, since_prefix)
-  local lowest = redis.call("ZRANGE", zset, 0, 0, "WITHSCORES")
-  if #lowest == 0 then
-    return nil
-  end
-  local best, best_since = nil, nil
-  for _, member in ipairs(redis.call("ZRANGEBYSCORE", zset, lowest[2], lowest[2])) do
-    local since = tonumber(redis.call("HGET", since_key, since_prefix .. member))
-    if best == nil or since < best_since then
-      best, best_since = member, since
-    end
-  end
-  return best
-end
-
 local function head()
-  local tenant = first(tenants_key, "t:")
-  if tenant == nil then
+  local tenant_member = redis.call("ZRANGE", tenants_key, 0, 0)[1]
+  if tenant_member == nil then
     return nil
   end
-  local workflow = first(workflows_key(tenant), "w:" .. tenant .. ":")
+  local tenant = name_of(tenant_member)
+  local workflow = name_of(redis.call("ZRANGE", workflows_key(tenant), 0, 0)[1])
   local id = redis.call("ZRANGE", calls_key(tenant, workflow), 0, 0)[1]
   return cjson.decode(redis.call("HGET", tickets_key, id))
+end
+
+local function left(zset, field)
+  redis.call("ZREM", zset, redis.call("HGET", since_key, field))
+  redis.call("HDEL", since_key, field)
 end
 
 local function remove_ticket(ticket)
@@ -120,27 +122,30 @@ local function remove_ticket(ticket)
     return
   end
   local workflows = workflows_key(ticket.tenant)
-  redis.call("ZREM", workflows, ticket.workflow)
-  redis.call("HDEL", since_key, "w:" .. ticket.tenant .. ":" .. ticket.workflow)
+  left(workflows, "w:" .. ticket.tenant .. ":" .. ticket.workflow)
   if redis.call("ZCARD", workflows) > 0 then
     return
   end
-  redis.call("ZREM", tenants_key, ticket.tenant)
-  redis.call("HDEL", since_key, "t:" .. ticket.tenant)
+  left(tenants_key, "t:" .. ticket.tenant)
   redis.call("HDEL", clocks_key, ticket.tenant)
   if redis.call("ZCARD", tenants_key) == 0 then
     set("clock", 0)
   end
 end
 
+-- Moves the member on by ``stride``; returns its virtual time before.
+local function moved_on(zset, field, stride)
+  local member = redis.call("HGET", since_key, field)
+  local virtual_time = tonumber(redis.call("ZSCORE", zset, member))
+  redis.call("ZADD", zset, fmt(virtual_time + stride), member)
+  return virtual_time
+end
+
 local function serve(ticket, stride)
-  local tenant_time = tonumber(redis.call("ZSCORE", tenants_key, ticket.tenant))
-  set("clock", fmt(tenant_time))
-  redis.call("ZADD", tenants_key, fmt(tenant_time + ticket.stride), ticket.tenant)
-  local workflows = workflows_key(ticket.tenant)
-  local workflow_time = tonumber(redis.call("ZSCORE", workflows, ticket.workflow))
+  set("clock", fmt(moved_on(tenants_key, "t:" .. ticket.tenant, ticket.stride)))
+  local workflow_time = moved_on(workflows_key(ticket.tenant),
+    "w:" .. ticket.tenant .. ":" .. ticket.workflow, stride)
   redis.call("HSET", clocks_key, ticket.tenant, fmt(workflow_time))
-  redis.call("ZADD", workflows, fmt(workflow_time + stride), ticket.workflow)
   remove_ticket(ticket)
 end
 
