@@ -122,6 +122,8 @@ class _Waiter:
 
 
 class Admission:
+    """This process's calls to every deployment, through the gate they share (see the module)."""
+
     def __init__(
         self,
         gate: DeploymentGate,
