@@ -3,12 +3,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from tributary_agent_runner.tools.netguard import address_and_port
+from tributary_shared.runtime.settings import TributarySettings
 
 
-class AgentSettings(BaseSettings):
+class AgentSettings(TributarySettings):
     model_config = SettingsConfigDict(env_prefix="TRIBUTARY_AGENT_", extra="ignore", frozen=True)
 
     max_iterations: int = Field(

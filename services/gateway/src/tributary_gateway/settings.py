@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from tributary_shared.runtime.settings import TributarySettings
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(TributarySettings):
     model_config = SettingsConfigDict(env_prefix="TRIBUTARY_GATEWAY_", extra="ignore", frozen=True)
 
     max_task_chars: int = Field(

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from tributary_shared.runtime.settings import TributarySettings
 
 
-class PlannerSettings(BaseSettings):
+class PlannerSettings(TributarySettings):
     model_config = SettingsConfigDict(env_prefix="TRIBUTARY_PLANNER_", extra="ignore", frozen=True)
 
     max_steps: int = Field(

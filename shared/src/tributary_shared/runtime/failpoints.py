@@ -22,7 +22,9 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from tributary_shared.runtime.settings import TributarySettings
 
 __all__ = [
     "KILLED_EXIT_STATUS",
@@ -75,7 +77,7 @@ def _points_doc() -> str:
     return "; ".join(f"`{name}`: {where}" for name, where in POINTS.items())
 
 
-class FailpointSettings(BaseSettings):
+class FailpointSettings(TributarySettings):
     model_config = SettingsConfigDict(env_prefix="TRIBUTARY_", extra="ignore", frozen=True)
 
     failpoints: str = Field(

@@ -2,7 +2,9 @@
 
 Each concern has one settings class; services compose the ones they need and
 pass them down. A missing or malformed variable fails at start with a message
-naming it (see ``load_settings``).
+naming it (see ``load_settings``). Every settings class is a
+``TributarySettings``, so each variable ``X`` can also be given as a file named
+by ``X_FILE`` (``env_files``): the way Kubernetes hands secrets over.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from tributary_shared.runtime.env_files import EnvAndFilesSource, FileVariableError
 
 _PREFIXED = SettingsConfigDict(env_prefix="TRIBUTARY_", extra="ignore", frozen=True)
 
@@ -27,7 +31,31 @@ class ConfigurationError(SystemExit):
     """Raised at start when the environment does not describe a usable configuration."""
 
 
-class KafkaSettings(BaseSettings):
+class TributarySettings(BaseSettings):
+    """Base of every service's settings: variables, and ``<VARIABLE>_FILE`` for each of them.
+
+    A file named by ``X_FILE`` gives ``X`` its content (trailing line breaks dropped);
+    setting both is an error. See ``tributary_shared.runtime.env_files``.
+    """
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            EnvAndFilesSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
+
+
+class KafkaSettings(TributarySettings):
     model_config = _PREFIXED
     kafka_bootstrap_servers: str = Field(
         default="127.0.0.1:9092",
@@ -43,7 +71,7 @@ class KafkaSettings(BaseSettings):
     )
 
 
-class RedisSettings(BaseSettings):
+class RedisSettings(TributarySettings):
     model_config = _PREFIXED
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0",
@@ -75,7 +103,7 @@ class RedisSettings(BaseSettings):
     )
 
 
-class HttpSettings(BaseSettings):
+class HttpSettings(TributarySettings):
     model_config = _PREFIXED
     http_host: str = Field(
         default="127.0.0.1",
@@ -103,7 +131,7 @@ class HttpSettings(BaseSettings):
     )
 
 
-class ConsumerSettings(BaseSettings):
+class ConsumerSettings(TributarySettings):
     model_config = _PREFIXED
     outage_patience_s: float = Field(
         default=600.0,
@@ -164,7 +192,7 @@ class ConsumerSettings(BaseSettings):
     )
 
 
-class LLMSettings(BaseSettings):
+class LLMSettings(TributarySettings):
     """Where the OpenAI-compatible endpoint is and which model serves each role."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -293,7 +321,7 @@ class DeploymentLimits(BaseModel):
     )
 
 
-class AdmissionSettings(BaseSettings):
+class AdmissionSettings(TributarySettings):
     """How LLM calls are admitted to each deployment: limits, breaker and fair order.
 
     Every replica shares one gate per deployment in Redis; a deployment is a
@@ -366,7 +394,7 @@ class AdmissionSettings(BaseSettings):
         return weights
 
 
-class WorkflowDefaults(BaseSettings):
+class WorkflowDefaults(TributarySettings):
     """Defaults a workflow's own options override."""
 
     model_config = _PREFIXED
@@ -390,7 +418,7 @@ class ModelPrice(BaseModel):
     )
 
 
-class BudgetSettings(BaseSettings):
+class BudgetSettings(TributarySettings):
     """Defaults for per-workflow budgets; a workflow's options override them."""
 
     model_config = _PREFIXED
@@ -434,13 +462,19 @@ SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 
 def load_settings(cls: type[SettingsT]) -> SettingsT:
-    """Instantiate ``cls`` from the environment or exit naming the bad variables."""
+    """Instantiate ``cls`` from the environment or exit naming the bad variables.
+
+    Values are never quoted: the variable may hold a secret.
+    """
     try:
         return cls()
+    except FileVariableError as exc:
+        raise ConfigurationError(f"invalid configuration: {exc}") from None
     except ValidationError as exc:
         prefix = cls.model_config.get("env_prefix", "")
         problems = []
-        for err in exc.errors():
+        for err in exc.errors(include_input=False):
             field = ".".join(str(p) for p in err["loc"])
-            problems.append(f"{prefix}{field.upper()}: {err['msg']}")
+            # A rule between several variables names them in its message.
+            problems.append(f"{prefix}{field.upper()}: {err['msg']}" if field else err["msg"])
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None

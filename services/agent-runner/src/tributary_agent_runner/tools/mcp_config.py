@@ -25,7 +25,9 @@ from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from tributary_shared.runtime.settings import TributarySettings
 
 #: Server names become tool-name prefixes, so they use the OpenAI function-name charset.
 SERVER_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
@@ -146,7 +148,7 @@ class McpHttpServer(_ServerBase):
 McpServer = Annotated[McpStdioServer | McpHttpServer, Field(discriminator="transport")]
 
 
-class McpSettings(BaseSettings):
+class McpSettings(TributarySettings):
     """MCP servers whose tools are offered to agents (env ``TRIBUTARY_MCP_*``).
 
     With no servers configured nothing is started and no tool is added.

@@ -18,7 +18,9 @@ from typing import Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from tributary_shared.runtime.settings import TributarySettings
 
 from .html_text import inline_text
 from .registry import Tool, ToolError
@@ -30,7 +32,7 @@ _TITLE_CHARS = 200
 _SNIPPET_CHARS = 300
 
 
-class WebSearchSettings(BaseSettings):
+class WebSearchSettings(TributarySettings):
     """Which search provider the ``web_search`` tool uses (env ``TRIBUTARY_WEB_SEARCH_*``).
 
     With no provider configured the tool is not offered at all.

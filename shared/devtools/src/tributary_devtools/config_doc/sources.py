@@ -23,6 +23,7 @@ from typing import Any
 from pydantic_settings import BaseSettings
 
 from tributary_shared.core.topology import deployed_roles
+from tributary_shared.runtime.settings import TributarySettings
 
 __all__ = [
     "ALL_SERVICES",
@@ -89,14 +90,15 @@ def _modules(package: str) -> Iterator[types.ModuleType]:
 
 @cache
 def settings_classes() -> tuple[type[BaseSettings], ...]:
-    """Every pydantic-settings class defined in :data:`SETTINGS_PACKAGES`, sorted by name."""
+    """Every pydantic-settings class defined in :data:`SETTINGS_PACKAGES`, sorted by name
+    (their common base, which has no settings of its own, aside)."""
     found: dict[str, type[BaseSettings]] = {}
     for package in SETTINGS_PACKAGES:
         for module in _modules(package):
             for _, obj in inspect.getmembers(module, inspect.isclass):
                 if (
                     issubclass(obj, BaseSettings)
-                    and obj is not BaseSettings
+                    and obj not in (BaseSettings, TributarySettings)
                     and obj.__module__ == module.__name__
                 ):
                     found[qualified_name(obj)] = obj
