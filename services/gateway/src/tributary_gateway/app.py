@@ -24,6 +24,7 @@ from tributary_shared.runtime.kafka.publisher import (
     KafkaEventPublisher,
     make_broker,
 )
+from tributary_shared.runtime.kafka.security import kafka_security
 from tributary_shared.runtime.logs import configure_logging
 from tributary_shared.runtime.outages import is_outage
 from tributary_shared.runtime.outbox import SentMarkingPublisher
@@ -49,6 +50,7 @@ def create_app() -> FastAPI:
     defaults = load_settings(WorkflowDefaults)
     instance = http.service_instance or "gateway"
     configure_logging("gateway", level=http.log_level, instance=instance)
+    security = kafka_security(kafka)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -58,7 +60,9 @@ def create_app() -> FastAPI:
         # Every event stream of this replica is served by one XREAD on one connection.
         log_reader = single_connection_client(redis_settings)
         broker = make_broker(
-            kafka.kafka_bootstrap_servers, client_id=f"{kafka.kafka_client_id}-{instance}"
+            kafka.kafka_bootstrap_servers,
+            client_id=f"{kafka.kafka_client_id}-{instance}",
+            security=security,
         )
         await broker.start()
         retention = redis_settings.workflow_retention_s

@@ -3,19 +3,54 @@
 A worker runs hundreds of handlers at once; with redis-py's default pool a
 burst beyond its size fails with "too many connections". A blocking pool
 makes callers wait briefly for a free connection instead.
+
+The URL says where Redis is and whether TLS is used (``rediss://``); the user,
+password and certificate files may come from their own settings
+(``connection_options``), so that a URL without secrets can sit beside a
+password read from a mounted secret.
 """
 
 from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from tributary_shared.runtime.settings import RedisSettings
 
+__all__ = ["connection_options", "redis_client"]
+
+
+def connection_options(settings: RedisSettings) -> dict[str, Any]:
+    """Keyword arguments, beside the URL, for a redis-py client or pool of ``settings``.
+
+    The settings refuse a user or password given both here and in the URL (redis-py
+    would silently prefer the URL's), and TLS options without a ``rediss://`` URL.
+    """
+    options: dict[str, Any] = {}
+    if settings.redis_username is not None:
+        options["username"] = settings.redis_username
+    if settings.redis_password is not None:
+        options["password"] = settings.redis_password.get_secret_value()
+    if urlsplit(settings.redis_url.get_secret_value()).scheme == "rediss":
+        options["ssl_cert_reqs"] = "required"
+        options["ssl_check_hostname"] = settings.redis_ssl_check_hostname
+        for option, path in (
+            ("ssl_ca_certs", settings.redis_ssl_ca_path),
+            ("ssl_certfile", settings.redis_ssl_cert_path),
+            ("ssl_keyfile", settings.redis_ssl_key_path),
+        ):
+            if path is not None:
+                options[option] = str(path)
+    return options
+
 
 def redis_client(settings: RedisSettings, *, for_blocking_reads: bool = False) -> Redis:
     """``for_blocking_reads``: no socket timeout, for XREAD BLOCK and subscriptions."""
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url,
+        settings.redis_url.get_secret_value(),
+        **connection_options(settings),
         max_connections=settings.redis_max_connections,
         timeout=settings.redis_pool_timeout_s,
         health_check_interval=10,

@@ -9,16 +9,20 @@ by ``X_FILE`` (``env_files``): the way Kubernetes hands secrets over.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
+    FilePath,
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -55,6 +59,10 @@ class TributarySettings(BaseSettings):
         )
 
 
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
 class KafkaSettings(TributarySettings):
     model_config = _PREFIXED
     kafka_bootstrap_servers: str = Field(
@@ -69,15 +77,124 @@ class KafkaSettings(TributarySettings):
         "brokers show in their logs, metrics and quotas. Change it to tell apart deployments "
         "that share one Kafka cluster.",
     )
+    kafka_security_protocol: KafkaSecurityProtocol = Field(
+        default="PLAINTEXT",
+        description="How every Kafka client of the process (producers, consumers, admin) "
+        "talks to the brokers: `PLAINTEXT` (neither encrypted nor authenticated: a trusted "
+        "network only), `SSL` (TLS), `SASL_PLAINTEXT` (a password, unencrypted) or `SASL_SSL` "
+        "(a password over TLS: what a shared or managed cluster wants).",
+    )
+    kafka_sasl_mechanism: KafkaSaslMechanism | None = Field(
+        default=None,
+        description="SASL mechanism the brokers accept: `PLAIN`, `SCRAM-SHA-256` or "
+        "`SCRAM-SHA-512`. Required with the `SASL_*` protocols, refused without them.",
+    )
+    kafka_sasl_username: str | None = Field(
+        default=None,
+        min_length=1,
+        description="SASL user the process authenticates as; with the `SASL_*` protocols only.",
+    )
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None,
+        min_length=1,
+        description="That user's password; with the `SASL_*` protocols only. Give it as a file "
+        "(`TRIBUTARY_KAFKA_SASL_PASSWORD_FILE`) from a secret.",
+    )
+    kafka_ssl_ca_path: FilePath | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities that signed the brokers' "
+        "certificates; unset: the system's trusted authorities. With `SSL` and `SASL_SSL` only.",
+    )
+    kafka_ssl_cert_path: FilePath | None = Field(
+        default=None,
+        description="PEM file of this client's certificate (then its chain), for brokers that "
+        "require client certificates (`ssl.client.auth=required`); unset: none is sent. Its "
+        "key is read from `TRIBUTARY_KAFKA_SSL_KEY_PATH`, or from this file when that is unset.",
+    )
+    kafka_ssl_key_path: FilePath | None = Field(
+        default=None,
+        description="PEM file of the private key of `TRIBUTARY_KAFKA_SSL_CERT_PATH`.",
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None,
+        description="Password of that private key, when it is encrypted.",
+    )
+    kafka_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Whether a broker's certificate must name the host the client connects to "
+        "(the certificate is verified against the authorities either way). Turn it off only "
+        "for brokers reached by an address their certificates do not carry.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent_security(self) -> KafkaSettings:
+        protocol = self.kafka_security_protocol
+        sasl = {
+            "TRIBUTARY_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "TRIBUTARY_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "TRIBUTARY_KAFKA_SASL_PASSWORD": self.kafka_sasl_password,
+        }
+        tls = {
+            "TRIBUTARY_KAFKA_SSL_CA_PATH": self.kafka_ssl_ca_path,
+            "TRIBUTARY_KAFKA_SSL_CERT_PATH": self.kafka_ssl_cert_path,
+            "TRIBUTARY_KAFKA_SSL_KEY_PATH": self.kafka_ssl_key_path,
+            "TRIBUTARY_KAFKA_SSL_KEY_PASSWORD": self.kafka_ssl_key_password,
+        }
+        if protocol.startswith("SASL_"):
+            _require(sasl, f"TRIBUTARY_KAFKA_SECURITY_PROTOCOL={protocol}")
+        else:
+            _refuse(sasl, f"TRIBUTARY_KAFKA_SECURITY_PROTOCOL={protocol} uses no SASL")
+        if protocol not in ("SSL", "SASL_SSL"):
+            _refuse(tls, f"TRIBUTARY_KAFKA_SECURITY_PROTOCOL={protocol} uses no TLS")
+        if self.kafka_ssl_key_path is not None and self.kafka_ssl_cert_path is None:
+            raise ValueError(
+                "TRIBUTARY_KAFKA_SSL_KEY_PATH is set without TRIBUTARY_KAFKA_SSL_CERT_PATH"
+            )
+        return self
 
 
 class RedisSettings(TributarySettings):
     model_config = _PREFIXED
-    redis_url: str = Field(
-        default="redis://127.0.0.1:6379/0",
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:6379/0"),
         description="Redis holding workflow state, event logs and budgets, as "
-        "`redis://[:password@]host:port/db` (`rediss://` for TLS). Every service of one "
-        "deployment must use the same database.",
+        "`redis://[[user]:password@]host:port/db`, or `rediss://...` for TLS; by default "
+        "`redis://127.0.0.1:6379/0`. Every service of one deployment must use the same "
+        "database. It may carry a password, so it is kept secret: give it from a secret, or "
+        "keep the password out of it in `TRIBUTARY_REDIS_PASSWORD`.",
+    )
+    redis_username: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Redis ACL user to authenticate as, when the URL names none; unset with a "
+        "password: the `default` user.",
+    )
+    redis_password: SecretStr | None = Field(
+        default=None,
+        min_length=1,
+        description="Password of that user (or of `requirepass`), when the URL carries none. "
+        "Give it as a file (`TRIBUTARY_REDIS_PASSWORD_FILE`) from a secret.",
+    )
+    redis_ssl_ca_path: FilePath | None = Field(
+        default=None,
+        description="PEM file of the certificate authorities that signed the Redis server's "
+        "certificate; unset: the system's trusted authorities. With a `rediss://` URL only.",
+    )
+    redis_ssl_cert_path: FilePath | None = Field(
+        default=None,
+        description="PEM file of this client's certificate, for a server that requires client "
+        "certificates (`tls-auth-clients yes`); with a `rediss://` URL only.",
+    )
+    redis_ssl_key_path: FilePath | None = Field(
+        default=None,
+        description="PEM file of the private key of `TRIBUTARY_REDIS_SSL_CERT_PATH`, when the "
+        "certificate's file does not hold it.",
+    )
+    redis_ssl_check_hostname: bool = Field(
+        default=True,
+        description="Whether the Redis server's certificate must name the host in the URL (the "
+        "certificate is verified against the authorities either way). Turn it off only for "
+        "a server reached by an address its certificate does not carry.",
     )
     redis_max_connections: int = Field(
         default=512,
@@ -101,6 +218,45 @@ class RedisSettings(TributarySettings):
         "long from its request. Lower it to save Redis memory, raise it if clients collect "
         "results late.",
     )
+
+    @model_validator(mode="after")
+    def _consistent_connection(self) -> RedisSettings:
+        # Messages never quote the URL: it may hold a password.
+        url = urlsplit(self.redis_url.get_secret_value())
+        if url.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(
+                "TRIBUTARY_REDIS_URL must start with redis://, rediss:// (TLS) or unix://"
+            )
+        if url.username and self.redis_username is not None:
+            raise ValueError("TRIBUTARY_REDIS_USERNAME is set and TRIBUTARY_REDIS_URL names a user")
+        if url.password and self.redis_password is not None:
+            raise ValueError(
+                "TRIBUTARY_REDIS_PASSWORD is set and TRIBUTARY_REDIS_URL carries a password"
+            )
+        if url.scheme != "rediss":
+            tls = {
+                "TRIBUTARY_REDIS_SSL_CA_PATH": self.redis_ssl_ca_path,
+                "TRIBUTARY_REDIS_SSL_CERT_PATH": self.redis_ssl_cert_path,
+                "TRIBUTARY_REDIS_SSL_KEY_PATH": self.redis_ssl_key_path,
+            }
+            _refuse(tls, "TRIBUTARY_REDIS_URL is not a rediss:// (TLS) URL")
+        if self.redis_ssl_key_path is not None and self.redis_ssl_cert_path is None:
+            raise ValueError(
+                "TRIBUTARY_REDIS_SSL_KEY_PATH is set without TRIBUTARY_REDIS_SSL_CERT_PATH"
+            )
+        return self
+
+
+def _require(values: Mapping[str, object], reason: str) -> None:
+    missing = [name for name, value in values.items() if value is None]
+    if missing:
+        raise ValueError(f"{reason} needs {', '.join(missing)}")
+
+
+def _refuse(values: Mapping[str, object], reason: str) -> None:
+    present = [name for name, value in values.items() if value is not None]
+    if present:
+        raise ValueError(f"{', '.join(present)} set, but {reason}")
 
 
 class HttpSettings(TributarySettings):

@@ -35,6 +35,7 @@ from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.kafka.consumer import ConsumerConfig, EventConsumer, LaneKey
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
+from tributary_shared.runtime.kafka.security import kafka_security
 from tributary_shared.runtime.llm.admission import Admission, CallAdmission, RedisDeploymentGate
 from tributary_shared.runtime.llm.client import LLMClient
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
@@ -168,8 +169,11 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     instance = http.service_instance or spec.service
     configure_logging(spec.service, level=http.log_level, instance=instance)
 
+    security = kafka_security(kafka)
     broker = make_broker(
-        kafka.kafka_bootstrap_servers, client_id=f"{kafka.kafka_client_id}-{instance}"
+        kafka.kafka_bootstrap_servers,
+        client_id=f"{kafka.kafka_client_id}-{instance}",
+        security=security,
     )
     redis = redis_client(redis_settings)
     listener_redis = redis_client(redis_settings, for_blocking_reads=True)
@@ -208,6 +212,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
             handler_timeout_s=consumer_settings.handler_timeout_s,
             max_uncommitted_per_partition=consumer_settings.max_uncommitted_per_partition,
             outage_patience_s=consumer_settings.outage_patience_s,
+            security=security,
         ),
         handler=logic.handle,
         publish_raw=publish_raw,

@@ -23,6 +23,7 @@ from tributary_devstack.topics import (
     plan_topics,
 )
 from tributary_shared.core.topics import TopicSpec
+from tributary_shared.runtime.kafka.security import PLAINTEXT, KafkaSecurity
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -40,9 +41,10 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, coro).result()
 
 
-async def _with_admin(bootstrap: str, limit_s: float, call: Any) -> Any:
+async def _with_admin(bootstrap: str, limit_s: float, call: Any, security: KafkaSecurity) -> Any:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
+        **security.client_kwargs(),
         request_timeout_ms=_REQUEST_TIMEOUT_MS,
         client_id="tributary-devstack",
     )
@@ -60,7 +62,9 @@ async def _all_partition_counts(admin: Any) -> dict[str, int]:
     return partition_counts(await admin.describe_topics(None))
 
 
-async def broker_ready_async(bootstrap: str, limit_s: float = 5.0) -> bool:
+async def broker_ready_async(
+    bootstrap: str, limit_s: float = 5.0, *, security: KafkaSecurity = PLAINTEXT
+) -> bool:
     """True if the broker answers a metadata request and reports a controller."""
 
     async def probe(admin: Any) -> bool:
@@ -68,18 +72,24 @@ async def broker_ready_async(bootstrap: str, limit_s: float = 5.0) -> bool:
         return bool(cluster.get("brokers")) and cluster.get("controller_id", -1) >= 0
 
     try:
-        return bool(await _with_admin(bootstrap, limit_s, probe))
+        return bool(await _with_admin(bootstrap, limit_s, probe, security))
     except Exception as exc:  # any failure just means "not ready yet"
         log.debug("broker at %s not ready: %r", bootstrap, exc)
         return False
 
 
-def broker_ready(bootstrap: str, limit_s: float = 5.0) -> bool:
-    return run_sync(broker_ready_async(bootstrap, limit_s))
+def broker_ready(
+    bootstrap: str, limit_s: float = 5.0, *, security: KafkaSecurity = PLAINTEXT
+) -> bool:
+    return run_sync(broker_ready_async(bootstrap, limit_s, security=security))
 
 
 async def describe_partitions_async(
-    bootstrap: str, names: Iterable[str] | None = None, limit_s: float = 15.0
+    bootstrap: str,
+    names: Iterable[str] | None = None,
+    limit_s: float = 15.0,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> dict[str, int]:
     """name -> partition count of the existing topics among ``names`` (all if None)."""
     wanted = set(names) if names is not None else None
@@ -88,18 +98,26 @@ async def describe_partitions_async(
         counts = await _all_partition_counts(admin)
         return {n: c for n, c in counts.items() if wanted is None or n in wanted}
 
-    result: dict[str, int] = await _with_admin(bootstrap, limit_s, call)
+    result: dict[str, int] = await _with_admin(bootstrap, limit_s, call, security)
     return result
 
 
 def describe_partitions(
-    bootstrap: str, names: Iterable[str] | None = None, limit_s: float = 15.0
+    bootstrap: str,
+    names: Iterable[str] | None = None,
+    limit_s: float = 15.0,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> dict[str, int]:
-    return run_sync(describe_partitions_async(bootstrap, names, limit_s))
+    return run_sync(describe_partitions_async(bootstrap, names, limit_s, security=security))
 
 
 async def ensure_topics_async(
-    bootstrap: str, specs: Iterable[TopicSpec], limit_s: float = 30.0
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    limit_s: float = 30.0,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> TopicPlan:
     """Create missing topics and grow under-partitioned ones; return what was done.
 
@@ -129,9 +147,15 @@ async def ensure_topics_async(
             raise TopicError("could not create topics: " + "; ".join(failures))
         return plan
 
-    result: TopicPlan = await _with_admin(bootstrap, limit_s, call)
+    result: TopicPlan = await _with_admin(bootstrap, limit_s, call, security)
     return result
 
 
-def ensure_topics(bootstrap: str, specs: Iterable[TopicSpec], limit_s: float = 30.0) -> TopicPlan:
-    return run_sync(ensure_topics_async(bootstrap, specs, limit_s))
+def ensure_topics(
+    bootstrap: str,
+    specs: Iterable[TopicSpec],
+    limit_s: float = 30.0,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+) -> TopicPlan:
+    return run_sync(ensure_topics_async(bootstrap, specs, limit_s, security=security))

@@ -57,6 +57,7 @@ from tributary_devstack.services import (
 )
 from tributary_devstack.topics import TopicPlan
 from tributary_shared.core.topics import ALL_TOPICS, TopicSpec
+from tributary_shared.runtime.kafka.security import PLAINTEXT
 
 KAFKA = "kafka"
 REDIS = "redis"
@@ -133,7 +134,7 @@ class Stack:
         # the current configuration if the environment changed since.
         if record.kind == KAFKA:
             bootstrap = f"127.0.0.1:{record.port or self.config.kafka_port}"
-            return lambda: kafka_admin.broker_ready(bootstrap)
+            return lambda: kafka_admin.broker_ready(bootstrap, security=PLAINTEXT)
         if record.kind == REDIS:
             port = record.port or self.config.redis_port
             return lambda: redis_ping(port)
@@ -265,7 +266,9 @@ class Stack:
 
     def ensure_topics(self) -> TopicPlan:
         """Create the topics of ``self.topics`` with their partition counts."""
-        plan = kafka_admin.ensure_topics(self.config.kafka_bootstrap, self.topics)
+        plan = kafka_admin.ensure_topics(
+            self.config.kafka_bootstrap, self.topics, security=PLAINTEXT
+        )
         if plan.create:
             self._say("Created topics: " + ", ".join(s.name for s in plan.create))
         for name, (have, want) in plan.oversized.items():

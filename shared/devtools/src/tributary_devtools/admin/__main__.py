@@ -3,7 +3,9 @@
     dead-letters list [--json]              every dead letter, oldest first
     dead-letters redrive POSITION [...]     publish letters' messages again
 
-The Kafka address comes from TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS (or --bootstrap).
+The Kafka address comes from TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS (or --bootstrap), and
+the connection's TLS and SASL settings from the same variables the services read
+(TRIBUTARY_KAFKA_SECURITY_PROTOCOL, ...; see docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import sys
 
 from tributary_devtools.admin.deadletters import read_letters, redrive, summary_line
+from tributary_shared.runtime.kafka.security import kafka_security
 from tributary_shared.runtime.settings import KafkaSettings, load_settings
 
 
@@ -29,9 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     again.add_argument("positions", nargs="+", metavar="PARTITION:OFFSET")
     args = parser.parse_args(argv)
 
-    bootstrap = args.bootstrap or load_settings(KafkaSettings).kafka_bootstrap_servers
+    settings = load_settings(KafkaSettings)
+    bootstrap = args.bootstrap or settings.kafka_bootstrap_servers
+    security = kafka_security(settings)
     if args.action == "list":
-        stored = asyncio.run(read_letters(bootstrap))
+        stored = asyncio.run(read_letters(bootstrap, security=security))
         for item in stored:
             if args.json:
                 print(
@@ -43,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{len(stored)} dead letter(s)", file=sys.stderr)
         return 0
     try:
-        for line in asyncio.run(redrive(bootstrap, args.positions)):
+        for line in asyncio.run(redrive(bootstrap, args.positions, security=security)):
             print(f"re-driven {line}")
     except (ValueError, LookupError) as exc:
         print(f"error: {exc}", file=sys.stderr)

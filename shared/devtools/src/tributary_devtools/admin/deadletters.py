@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from tributary_shared.core.topics import DEAD_LETTERS
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
+from tributary_shared.runtime.kafka.security import PLAINTEXT, KafkaSecurity
 
 REDRIVEN_HEADER = "tributary-redriven-from"
 
@@ -33,11 +34,14 @@ def parse_position(text: str) -> tuple[int, int]:
     return int(partition), int(offset)
 
 
-async def read_letters(bootstrap: str, *, idle_ms: int = 1500) -> list[StoredLetter]:
+async def read_letters(
+    bootstrap: str, *, security: KafkaSecurity = PLAINTEXT, idle_ms: int = 1500
+) -> list[StoredLetter]:
     """Every letter on the topic, oldest first per partition."""
     consumer = AIOKafkaConsumer(
         DEAD_LETTERS.name,
         bootstrap_servers=bootstrap,
+        **security.client_kwargs(),
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
@@ -61,11 +65,16 @@ async def read_letters(bootstrap: str, *, idle_ms: int = 1500) -> list[StoredLet
     return letters
 
 
-async def fetch_letter(bootstrap: str, position: str) -> DeadLetter:
+async def fetch_letter(
+    bootstrap: str, position: str, *, security: KafkaSecurity = PLAINTEXT
+) -> DeadLetter:
     partition, offset = parse_position(position)
     tp = TopicPartition(DEAD_LETTERS.name, partition)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        **security.client_kwargs(),
+        group_id=None,
+        enable_auto_commit=False,
     )
     await consumer.start()
     try:
@@ -80,10 +89,17 @@ async def fetch_letter(bootstrap: str, position: str) -> DeadLetter:
         await consumer.stop()
 
 
-async def redrive(bootstrap: str, positions: Iterable[str]) -> list[str]:
+async def redrive(
+    bootstrap: str, positions: Iterable[str], *, security: KafkaSecurity = PLAINTEXT
+) -> list[str]:
     """Publish each letter's original message again; returns what was re-driven."""
-    letters = [(position, await fetch_letter(bootstrap, position)) for position in positions]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
+    letters = [
+        (position, await fetch_letter(bootstrap, position, security=security))
+        for position in positions
+    ]
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, **security.client_kwargs(), enable_idempotence=True
+    )
     await producer.start()
     done: list[str] = []
     try:

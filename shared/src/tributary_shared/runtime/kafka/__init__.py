@@ -15,19 +15,29 @@ from tributary_shared.runtime.kafka.publisher import (
     event_headers,
     make_broker,
 )
+from tributary_shared.runtime.kafka.security import (
+    PLAINTEXT,
+    KafkaSecurity,
+    kafka_security,
+    tls_context,
+)
 from tributary_shared.runtime.outages import is_outage
 
 __all__ = [
+    "PLAINTEXT",
     "ConsumerConfig",
     "DeadLetter",
     "EventConsumer",
     "EventPublisher",
     "HandlerTimedOut",
     "KafkaEventPublisher",
+    "KafkaSecurity",
     "KeyLanes",
     "LaneKey",
     "PartitionOffsets",
     "event_headers",
     "is_outage",
+    "kafka_security",
     "make_broker",
+    "tls_context",
 ]

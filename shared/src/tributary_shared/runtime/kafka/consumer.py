@@ -47,6 +47,7 @@ from tributary_shared.runtime.kafka.backpressure import admissible, partitions_t
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.kafka.lanes import KeyLanes
 from tributary_shared.runtime.kafka.offsets import PartitionOffsets
+from tributary_shared.runtime.kafka.security import PLAINTEXT, KafkaSecurity
 from tributary_shared.runtime.logs import workflow_context
 from tributary_shared.runtime.outages import is_outage
 from tributary_shared.runtime.retry import retry_forever
@@ -91,6 +92,9 @@ class ConsumerConfig:
     revoke_drain_s: float = 2.0
     """How long a revocation waits for the revoked partitions' handlers before the
     group moves on; it holds up the whole group's rebalance, so it stays short."""
+    security: KafkaSecurity = PLAINTEXT
+    """From ``kafka_security``; plaintext only in tests (a unit test holds every
+    construction in the code base to passing it)."""
 
 
 class HandlerTimedOut(TransientError):
@@ -103,6 +107,7 @@ def kafka_client(config: ConsumerConfig) -> AIOKafkaConsumer:
     """The aiokafka consumer the runtime fetches with (tests pass a fake instead)."""
     return AIOKafkaConsumer(
         bootstrap_servers=config.bootstrap_servers,
+        **config.security.client_kwargs(),
         group_id=config.group_id,
         client_id=config.client_id,
         enable_auto_commit=False,

@@ -21,6 +21,7 @@ from typing import Protocol
 from faststream.kafka import KafkaBroker
 
 from tributary_shared.core.events import EventEnvelope, encode_event, home_topic
+from tributary_shared.runtime.kafka.security import PLAINTEXT, KafkaSecurity
 
 __all__ = [
     "ACK_TIMEOUT_S",
@@ -49,9 +50,14 @@ def event_headers(event: EventEnvelope) -> dict[str, str]:
     }
 
 
-def make_broker(bootstrap_servers: str, *, client_id: str) -> KafkaBroker:
+def make_broker(
+    bootstrap_servers: str, *, client_id: str, security: KafkaSecurity = PLAINTEXT
+) -> KafkaBroker:
+    """The process's producer; ``security`` comes from ``kafka_security`` (plaintext only
+    in tests: a unit test holds every call of the code base to passing it)."""
     return KafkaBroker(
         bootstrap_servers,
+        security=security.broker_security(),
         client_id=client_id,
         enable_idempotence=True,
         acks="all",
