@@ -7,13 +7,19 @@ so they never collide with a stack a developer is running on the default ports.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Pinned in tools/devstack/kafka/pom.xml as well; 4.1.x resolves cleanly from Maven Central.
 DEFAULT_KAFKA_VERSION = "4.1.1"
+# The infrastructure's user and password end up inside JAAS strings, Kafka's
+# `--add-scram` arguments and a Redis ACL line; characters outside these need
+# quoting rules that differ between the three, so they are refused instead.
+_CREDENTIAL = r"^[A-Za-z0-9._~+-]+$"
 
 
 def find_repo_root(start: Path | None = None) -> Path:
@@ -124,6 +130,40 @@ class StackConfig(BaseSettings):
         "scripted LLM.",
     )
 
+    tls_cert_path: Path | None = Field(
+        default=None,
+        description="PEM certificate (then its chain) Kafka and Redis present, naming "
+        "`127.0.0.1`. Set with `TRIBUTARY_TLS_KEY_PATH` and `TRIBUTARY_TLS_CA_PATH`, Kafka's "
+        "client listener speaks TLS and Redis listens with TLS only; unset: plaintext.",
+    )
+    tls_key_path: Path | None = Field(
+        default=None,
+        description="Unencrypted PEM (PKCS#8) private key of `TRIBUTARY_TLS_CERT_PATH`.",
+    )
+    tls_ca_path: Path | None = Field(
+        default=None,
+        description="PEM certificate of the authority that signed `TRIBUTARY_TLS_CERT_PATH`; "
+        "the services and the stack's own clients trust it.",
+    )
+    infra_username: str = Field(
+        default="tributary",
+        pattern=_CREDENTIAL,
+        description="User Kafka (SASL) and Redis (ACL) require when `TRIBUTARY_INFRA_PASSWORD` "
+        "is set.",
+    )
+    infra_password: SecretStr | None = Field(
+        default=None,
+        description="Set: Kafka requires SASL (`PLAIN`, `SCRAM-SHA-256` and `SCRAM-SHA-512` "
+        "are all enabled) and Redis the user `TRIBUTARY_INFRA_USERNAME`, both with this "
+        "password (letters, digits and `._~+-`); the services read it from a file under the "
+        "run dir. Kafka's SCRAM credentials are written when its storage is formatted, so "
+        "change it only with a fresh run dir. Unset: no authentication.",
+    )
+    infra_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="SCRAM-SHA-512",
+        description="SASL mechanism the services use when `TRIBUTARY_INFRA_PASSWORD` is set.",
+    )
+
     java: str = Field(default="java", description="Java executable that runs Kafka.")
     mvn: str = Field(default="mvn", description="Maven executable that fetches the Kafka jars.")
     redis_server: str = Field(default="redis-server", description="`redis-server` executable.")
@@ -146,14 +186,33 @@ class StackConfig(BaseSettings):
             return None
         return value.strip() or None
 
+    @field_validator("infra_password")
+    @classmethod
+    def _plain_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(_CREDENTIAL, value.get_secret_value()):
+            # The message must not quote the password.
+            raise ValueError("use only letters, digits and ._~+- in the password")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> StackConfig:
+        paths = (self.tls_cert_path, self.tls_key_path, self.tls_ca_path)
+        if any(path is not None for path in paths) and None in paths:
+            raise ValueError(
+                "set TRIBUTARY_TLS_CERT_PATH, TRIBUTARY_TLS_KEY_PATH and TRIBUTARY_TLS_CA_PATH "
+                "together, or none of them"
+            )
+        return self
+
     @model_validator(mode="after")
     def _absolute_dirs(self) -> StackConfig:
         # Frozen model: bypass __setattr__ to normalise the paths once.
         root = self.repo_root.resolve()
         object.__setattr__(self, "repo_root", root)
-        for name in ("run_dir", "cache_dir"):
-            value: Path = getattr(self, name)
-            object.__setattr__(self, name, (root / value.expanduser()).resolve())
+        for name in ("run_dir", "cache_dir", "tls_cert_path", "tls_key_path", "tls_ca_path"):
+            value: Path | None = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, (root / value.expanduser()).resolve())
         return self
 
     # Derived locations. Kept here so every module agrees on the layout.
@@ -197,8 +256,38 @@ class StackConfig(BaseSettings):
         return f"127.0.0.1:{self.kafka_port}"
 
     @property
+    def uses_tls(self) -> bool:
+        return self.tls_cert_path is not None
+
+    @property
+    def uses_passwords(self) -> bool:
+        return self.infra_password is not None
+
+    @property
+    def kafka_security_protocol(self) -> Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]:
+        """The protocol of the broker's one client listener (and the services' setting)."""
+        if self.uses_passwords:
+            return "SASL_SSL" if self.uses_tls else "SASL_PLAINTEXT"
+        return "SSL" if self.uses_tls else "PLAINTEXT"
+
+    @property
+    def kafka_keystore_path(self) -> Path:
+        """Key and certificate chain in one PEM file, as Kafka's PEM keystore reads them."""
+        return self.kafka_dir / "keystore.pem"
+
+    @property
+    def redis_acl_path(self) -> Path:
+        return self.redis_dir / "users.acl"
+
+    @property
+    def infra_password_path(self) -> Path:
+        """The password as a file, which the services read (``..._PASSWORD_FILE``)."""
+        return self.run_dir / "secrets" / "infra-password"
+
+    @property
     def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        scheme = "rediss" if self.uses_tls else "redis"
+        return f"{scheme}://127.0.0.1:{self.redis_port}/0"
 
     @property
     def gateway_url(self) -> str:

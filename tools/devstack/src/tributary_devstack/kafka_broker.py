@@ -87,13 +87,25 @@ def ensure_libs(config: StackConfig, say: Callable[[str], None]) -> Path:
         return config.kafka_libs_dir
 
 
+def write_private(path: Path, content: bytes) -> None:
+    """Write a file only its owner can read: it holds a password or a private key."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(content)
+    path.chmod(0o600)
+
+
 def write_config_files(config: StackConfig) -> None:
-    """(Re)write server.properties and the Log4j2 config under the run dir."""
+    """(Re)write server.properties, the TLS keystore and the Log4j2 config under the run dir."""
     config.kafka_dir.mkdir(parents=True, exist_ok=True)
     config.logs_dir.mkdir(parents=True, exist_ok=True)
-    (config.kafka_dir / "server.properties").write_text(
-        render_server_properties(config), encoding="utf-8"
-    )
+    write_private(config.kafka_dir / "server.properties", render_server_properties(config).encode())
+    if config.tls_cert_path is not None and config.tls_key_path is not None:
+        write_private(
+            config.kafka_keystore_path,
+            config.tls_key_path.read_bytes() + config.tls_cert_path.read_bytes(),
+        )
     (config.kafka_dir / "log4j2.properties").write_text(
         render_log4j2_properties(), encoding="utf-8"
     )
@@ -116,6 +128,7 @@ def format_storage(config: StackConfig) -> None:
             env=os.environ,
             cwd=config.kafka_dir,
             timeout=_FORMAT_TIMEOUT_S,
+            secrets=[config.infra_password.get_secret_value()] if config.infra_password else [],
         )
         if code != 0 or not is_formatted(config):
             raise ComponentStartError(

@@ -21,19 +21,30 @@ STORAGE_TOOL_CLASS = "kafka.tools.StorageTool"
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
 
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+_SCRAM = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
 def server_properties(config: StackConfig) -> dict[str, str]:
-    """Broker settings as an ordered mapping (rendered by ``render_properties``)."""
+    """Broker settings as an ordered mapping (rendered by ``render_properties``).
+
+    The broker has one listener for clients and itself, named after its protocol
+    (``config.kafka_security_protocol``), and the KRaft controller's, which stays
+    plaintext on the loopback address.
+    """
     kafka = config.kafka_port
     controller = config.kafka_controller_port
+    listener = config.kafka_security_protocol
     return {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{controller}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{kafka}",
+        "listeners": f"{listener}://127.0.0.1:{kafka},CONTROLLER://127.0.0.1:{controller}",
+        "advertised.listeners": f"{listener}://127.0.0.1:{kafka}",
         "controller.listener.names": "CONTROLLER",
-        "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": listener,
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{listener}:{listener}",
+        **_security_properties(config),
         "log.dirs": str(config.kafka_data_dir),
         # One node: every internal topic must be satisfiable with one replica.
         "offsets.topic.replication.factor": "1",
@@ -56,8 +67,48 @@ def server_properties(config: StackConfig) -> dict[str, str]:
     }
 
 
+def _security_properties(config: StackConfig) -> dict[str, str]:
+    props: dict[str, str] = {}
+    listener = f"listener.name.{config.kafka_security_protocol.lower()}"
+    if config.infra_password is not None:
+        user = config.infra_username
+        password = config.infra_password.get_secret_value()
+        # The broker logs in to itself with PLAIN; SCRAM users are kept in the cluster
+        # metadata, written when the storage is formatted (storage_format_command).
+        props["sasl.enabled.mechanisms"] = ",".join(SASL_MECHANISMS)
+        props["sasl.mechanism.inter.broker.protocol"] = "PLAIN"
+        props[f"{listener}.plain.sasl.jaas.config"] = (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            f'username="{user}" password="{password}" user_{user}="{password}";'
+        )
+        for mechanism in _SCRAM:
+            props[f"{listener}.{mechanism.lower()}.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{user}" password="{password}";'
+            )
+    if config.tls_ca_path is not None:
+        props["ssl.keystore.type"] = "PEM"
+        props["ssl.keystore.location"] = str(config.kafka_keystore_path)
+        props["ssl.truststore.type"] = "PEM"
+        props["ssl.truststore.location"] = str(config.tls_ca_path)
+        props["ssl.client.auth"] = "none"
+    return props
+
+
+def scram_credentials(config: StackConfig) -> list[str]:
+    """``--add-scram`` arguments of the storage format: the SCRAM users, if any."""
+    if config.infra_password is None:
+        return []
+    user, password = config.infra_username, config.infra_password.get_secret_value()
+    arguments = []
+    for mechanism in _SCRAM:
+        arguments += ["--add-scram", f"{mechanism}=[name={user},password={password}]"]
+    return arguments
+
+
 def render_properties(props: Mapping[str, str], header: str = "") -> str:
-    """Render a Java ``.properties`` file. Values here never need escaping."""
+    """Render a Java ``.properties`` file. Values here never need escaping (the
+    configuration admits no backslash in the one secret they may hold)."""
     lines = [f"# {line}" for line in header.splitlines()]
     lines.extend(f"{key}={value}" for key, value in props.items())
     return "\n".join(lines) + "\n"
@@ -142,6 +193,7 @@ def storage_format_command(config: StackConfig, cluster_id: str) -> list[str]:
         "-c",
         str(config.kafka_dir / "server.properties"),
         "-g",
+        *scram_credentials(config),
     ]
 
 

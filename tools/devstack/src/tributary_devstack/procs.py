@@ -172,12 +172,24 @@ def stop(process: psutil.Process, grace: float) -> None:
 
 
 def run_checked(
-    command: Sequence[str], *, log_path: Path, env: Mapping[str, str], cwd: Path, timeout: float
+    command: Sequence[str],
+    *,
+    log_path: Path,
+    env: Mapping[str, str],
+    cwd: Path,
+    timeout: float,
+    secrets: Sequence[str] = (),
 ) -> int:
-    """Run a short-lived command in the foreground, output appended to ``log_path``."""
+    """Run a short-lived command in the foreground, output appended to ``log_path``.
+
+    The command line is logged with each of ``secrets`` masked.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    shown = shlex.join(command)
+    for secret in secrets:
+        shown = shown.replace(secret, "***")
     with log_path.open("ab") as log:
-        log.write(f"\n===== running: {shlex.join(command)}\n".encode())
+        log.write(f"\n===== running: {shown}\n".encode())
         log.flush()
         completed = subprocess.run(  # noqa: S603 - argv list built by this package
             list(command),

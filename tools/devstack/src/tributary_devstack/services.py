@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from tributary_devstack.config import StackConfig
+from tributary_devstack.infra import infra_env, without_owned
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +71,13 @@ def service_env(
 ) -> dict[str, str]:
     """Environment of one service process.
 
-    Precedence, lowest first: the caller's environment, the stack's wiring
-    (Kafka, Redis, HTTP, instance, LLM), then ``extra`` from the caller.
+    Precedence, lowest first: the caller's environment (less the connection
+    variables the stack owns), the stack's wiring (Kafka, Redis and how to
+    reach them, HTTP, instance, LLM), then ``extra`` from the caller.
     """
-    env = dict(environ)
+    env = without_owned(environ)
     env.update(llm)
+    env.update(infra_env(config))
     env.update(
         {
             "TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS": config.kafka_bootstrap,

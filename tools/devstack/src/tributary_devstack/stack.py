@@ -19,6 +19,7 @@ import psutil
 
 from tributary_devstack import kafka_admin, kafka_broker, procs
 from tributary_devstack.config import StackConfig
+from tributary_devstack.infra import kafka_client_security
 from tributary_devstack.llm import (
     LlmEndpoint,
     llm_env,
@@ -43,7 +44,7 @@ from tributary_devstack.process import (
     wait_all_healthy,
 )
 from tributary_devstack.readiness import ComponentStartError, redis_ping
-from tributary_devstack.redis_config import redis_command
+from tributary_devstack.redis_config import redis_acl, redis_command
 from tributary_devstack.services import (
     SERVICES,
     ServiceSpec,
@@ -57,7 +58,7 @@ from tributary_devstack.services import (
 )
 from tributary_devstack.topics import TopicPlan
 from tributary_shared.core.topics import ALL_TOPICS, TopicSpec
-from tributary_shared.runtime.kafka.security import PLAINTEXT
+from tributary_shared.runtime.kafka.security import KafkaSecurity
 
 KAFKA = "kafka"
 REDIS = "redis"
@@ -102,6 +103,7 @@ class Stack:
         self._handles: dict[str, ManagedProcess] = {}
         self._lock_depth = 0
         self._lock_file: int | None = None
+        self._kafka_security: KafkaSecurity | None = None
 
     # ----------------------------------------------------------------- locking
 
@@ -129,15 +131,28 @@ class Stack:
     def pids_dir(self) -> Path:
         return self.config.pids_dir
 
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        """How the stack's own clients connect to its broker (built once: it reads the CA)."""
+        if self._kafka_security is None:
+            self._kafka_security = kafka_client_security(self.config)
+        return self._kafka_security
+
     def _probe_for(self, record: PidRecord) -> Callable[[], bool]:
         # Probe the port the process was started with, which may differ from
         # the current configuration if the environment changed since.
         if record.kind == KAFKA:
             bootstrap = f"127.0.0.1:{record.port or self.config.kafka_port}"
-            return lambda: kafka_admin.broker_ready(bootstrap, security=PLAINTEXT)
+            return lambda: kafka_admin.broker_ready(bootstrap, security=self.kafka_security)
         if record.kind == REDIS:
             port = record.port or self.config.redis_port
-            return lambda: redis_ping(port)
+            password = self.config.infra_password
+            return lambda: redis_ping(
+                port,
+                tls_ca_path=self.config.tls_ca_path,
+                username=self.config.infra_username if password is not None else None,
+                password=password.get_secret_value() if password is not None else None,
+            )
         return http_probe(record.health_url)
 
     def _handle(self, record: PidRecord, process: psutil.Process) -> ManagedProcess:
@@ -216,6 +231,8 @@ class Stack:
             return existing
         self._ensure_port_free(REDIS, self.config.redis_port)
         self.config.redis_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.uses_passwords:
+            kafka_broker.write_private(self.config.redis_acl_path, redis_acl(self.config).encode())
         self._say(f"Starting Redis on 127.0.0.1:{self.config.redis_port}")
         return self._spawn(
             name=REDIS,
@@ -267,7 +284,7 @@ class Stack:
     def ensure_topics(self) -> TopicPlan:
         """Create the topics of ``self.topics`` with their partition counts."""
         plan = kafka_admin.ensure_topics(
-            self.config.kafka_bootstrap, self.topics, security=PLAINTEXT
+            self.config.kafka_bootstrap, self.topics, security=self.kafka_security
         )
         if plan.create:
             self._say("Created topics: " + ", ".join(s.name for s in plan.create))
@@ -348,6 +365,12 @@ class Stack:
         self, spec: ServiceSpec, *, port: int, instance: str, env: Mapping[str, str] | None
     ) -> ServiceProcess:
         self._ensure_port_free(instance, port)
+        if self.config.infra_password is not None:
+            # The services read the password from this file (see infra.infra_env).
+            kafka_broker.write_private(
+                self.config.infra_password_path,
+                self.config.infra_password.get_secret_value().encode(),
+            )
         handle = self._spawn(
             name=instance,
             kind="service",
