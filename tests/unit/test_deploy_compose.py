@@ -15,6 +15,7 @@ from tests.unit.test_deploy_settings import (
     Doc,
     compose,
     compose_environment,
+    resolve_compose_value,
     served_paths,
 )
 from tests.unit.test_deploy_topics import script_topics
@@ -124,11 +125,24 @@ def test_python_healthchecks_hit_served_paths_on_the_configured_port(name: str) 
         assert compose_environment(service)["TRIBUTARY_HTTP_PORT"] == match["port"]
 
 
-def test_gateway_is_published_on_8000_and_checks_readiness() -> None:
+def test_gateway_is_published_on_8000_of_this_machine_only_and_checks_readiness() -> None:
     gateway = services()["gateway"]
-    assert "8000:8000" in [str(port) for port in gateway["ports"]]
+    published = [resolve_compose_value(port) for port in gateway["ports"]]
+    # The API has no TLS of its own: other machines reach it only when asked for.
+    assert published == ["127.0.0.1:8000:8000"]
     assert "/readyz" in " ".join(healthcheck_argv(gateway))
     assert compose_environment(gateway)["TRIBUTARY_HTTP_HOST"] == "0.0.0.0"
+
+
+def test_nothing_is_published_beyond_this_machine_by_default() -> None:
+    published = [
+        (name, str(resolve_compose_value(port)))
+        for name, service in services().items()
+        for port in service.get("ports", [])
+    ]
+    assert published, "the gateway and Kafka's host listener are published"
+    for name, port in published:
+        assert port.startswith("127.0.0.1:"), (name, port)
 
 
 def test_dependencies_wait_for_topics_and_healthy_infrastructure() -> None:

@@ -1,10 +1,10 @@
 """deploy/k8s against the Kubernetes schemas (kubernetes-validate, offline) and the code:
-probes, ports, security, secrets, the gateway's disruption budget and KEDA scaling."""
+probes, ports, security, disruption budgets and KEDA scaling. Secrets and network
+policies have their own module, test_deploy_k8s_security."""
 
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -35,10 +35,13 @@ from tributary_shared.runtime.settings import ConsumerSettings
 #: from 1.30) and the newest the bundled schemas know.
 K8S_VERSIONS = ("1.30", all_versions()[-1])
 #: Custom resources, checked by hand below (no bundled schema).
-CUSTOM_KINDS = {("keda.sh/v1alpha1", "ScaledObject"), ("kafka.strimzi.io/v1", "KafkaTopic")}
+CUSTOM_KINDS = {
+    ("keda.sh/v1alpha1", "ScaledObject"),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"),
+    ("kafka.strimzi.io/v1", "KafkaTopic"),
+}
 APP_SERVICES = ("gateway", *WORKERS)
 PARTITIONS = {topic.name: topic.partitions for topic in ALL_TOPICS}
-SECRET_NAME, SECRET_KEY = "tributary-llm", "api-key"
 
 
 def kustomization() -> Doc:
@@ -108,8 +111,10 @@ def test_kustomization_lists_every_top_level_manifest() -> None:
 
 def test_manifests_exist_for_every_expected_kind() -> None:
     kinds = {doc["kind"] for doc in applied_docs()}
-    expected = {"Namespace", "ConfigMap", "Deployment", "Service"}
-    assert expected | {"PodDisruptionBudget", "ScaledObject", "Job"} <= kinds
+    expected = {"Namespace", "ConfigMap", "Deployment", "Service", "NetworkPolicy"}
+    assert (
+        expected | {"PodDisruptionBudget", "ScaledObject", "TriggerAuthentication", "Job"} <= kinds
+    )
     assert set(of_kind("Deployment")) == set(APP_SERVICES)
     assert set(of_kind("Service")) == set(APP_SERVICES)
 
@@ -127,8 +132,9 @@ def test_every_manifest_validates_against_the_kubernetes_schemas(version: str) -
             where = ".".join(str(part) for part in exc.path)
             pytest.fail(f"{path.name}: {doc['kind']}/{doc['metadata']['name']}: {where}: {exc}")
         checked += 1
-    # Namespace, ConfigMap, 4 Deployments, 4 Services, PDB, Job, example Secret.
-    assert checked >= 13
+    # Namespace, ConfigMap, 4 Deployments, 4 Services, 4 PDBs, Job, 6 NetworkPolicies,
+    # 3 example Secrets.
+    assert checked >= 24
 
 
 def test_only_known_custom_resources_skip_the_schemas() -> None:
@@ -227,34 +233,12 @@ def test_termination_grace_outlasts_the_consumer_drain(service: str) -> None:
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
-def test_configuration_and_the_api_key_come_from_configmap_and_secret(service: str) -> None:
+def test_configuration_comes_from_the_configmap_and_the_pod(service: str) -> None:
     main = container(service)
     assert {"configMapRef": {"name": "tributary-config"}} in main["envFrom"]
     env = env_of(main)
     instance = env["TRIBUTARY_SERVICE_INSTANCE"]["valueFrom"]["fieldRef"]["fieldPath"]
     assert instance == "metadata.name"
-    for name, item in env.items():
-        if re.search(r"KEY|TOKEN|SECRET|PASSWORD", name):
-            assert "value" not in item, f"{service}: {name} must come from a Secret"
-    if service in WORKERS:
-        ref = env["TRIBUTARY_LLM_API_KEY"]["valueFrom"]["secretKeyRef"]
-        assert (ref["name"], ref["key"]) == (SECRET_NAME, SECRET_KEY)
-        assert ref.get("optional") is not True
-    else:
-        assert "TRIBUTARY_LLM_API_KEY" not in env
-
-
-def test_the_secret_is_not_applied_and_the_example_is_a_placeholder() -> None:
-    assert not of_kind("Secret"), "the Secret is created out of band"
-    (secret,) = load_yaml_docs(K8S_DIR / "examples" / "llm-api-key.secret.example.yaml")
-    assert secret["kind"] == "Secret"
-    assert secret["metadata"]["name"] == SECRET_NAME
-    value = secret["stringData"][SECRET_KEY]
-    assert "REPLACE" in value
-    assert "data" not in secret
-    for path in k8s_manifest_files():
-        if "examples" not in path.parts:
-            assert "kind: Secret" not in path.read_text(), path.name
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -279,6 +263,18 @@ def test_service_selects_the_deployment_pods(service: str) -> None:
 # --- gateway availability -------------------------------------------------------------------
 
 
+def disruption_budget(service: str) -> Doc:
+    """The one PodDisruptionBudget selecting the service's pods."""
+    labels = of_kind("Deployment")[service]["spec"]["template"]["metadata"]["labels"]
+    found = [
+        pdb
+        for pdb in of_kind("PodDisruptionBudget").values()
+        if pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    ]
+    assert len(found) == 1, (service, [pdb["metadata"]["name"] for pdb in found])
+    return found[0]
+
+
 def test_gateway_has_a_fixed_replica_count_and_a_disruption_budget() -> None:
     gateway = of_kind("Deployment")["gateway"]
     replicas = gateway["spec"]["replicas"]
@@ -287,10 +283,30 @@ def test_gateway_has_a_fixed_replica_count_and_a_disruption_budget() -> None:
     autoscalers = [*of_kind("ScaledObject").values(), *of_kind("HorizontalPodAutoscaler").values()]
     targets = [doc["spec"]["scaleTargetRef"]["name"] for doc in autoscalers]
     assert "gateway" not in targets
-    (pdb,) = of_kind("PodDisruptionBudget").values()
-    labels = gateway["spec"]["template"]["metadata"]["labels"]
-    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    pdb = disruption_budget("gateway")
     assert 1 <= pdb["spec"]["minAvailable"] < replicas
+
+
+@pytest.mark.parametrize("service", WORKERS)
+def test_workers_have_a_disruption_budget_that_never_blocks_a_drain(service: str) -> None:
+    """One pod at a time; a worker runs a single replica when idle (KEDA's minimum), and a
+    budget demanding one available would block every node drain."""
+    spec = disruption_budget(service)["spec"]
+    assert spec["maxUnavailable"] == 1
+    assert "minAvailable" not in spec
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_unready_pods_never_hold_a_drain_up(service: str) -> None:
+    assert disruption_budget(service)["spec"]["unhealthyPodEvictionPolicy"] == "AlwaysAllow"
+
+
+def test_every_disruption_budget_selects_a_deployment() -> None:
+    budgets = of_kind("PodDisruptionBudget")
+    assert len(budgets) == len(APP_SERVICES)
+    assert {disruption_budget(service)["metadata"]["name"] for service in APP_SERVICES} == set(
+        budgets
+    )
 
 
 # --- KEDA -----------------------------------------------------------------------------------
@@ -320,6 +336,21 @@ KAFKA_TRIGGER_KEYS = {
     "limitToPartitionsWithLag",
     "partitionLimitation",
     "version",
+    "sasl",
+    "tls",
+}
+#: TRIBUTARY_KAFKA_SASL_MECHANISM -> the KEDA kafka scaler's ``sasl``.
+KEDA_SASL = {"PLAIN": "plaintext", "SCRAM-SHA-256": "scram_sha256", "SCRAM-SHA-512": "scram_sha512"}
+#: What a TriggerAuthentication may hand the kafka scaler.
+KEDA_KAFKA_AUTH_PARAMETERS = {
+    "sasl",
+    "username",
+    "password",
+    "tls",
+    "ca",
+    "cert",
+    "key",
+    "keyPassword",
 }
 
 
@@ -357,12 +388,33 @@ def test_scaled_object_scales_the_deployment_on_kafka_lag(service: str) -> None:
         assert int(metadata["lagThreshold"]) >= 1
         assert metadata["bootstrapServers"] == configmap_data()["TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS"]
         assert metadata.get("offsetResetPolicy", "latest") == "earliest"
+        # KEDA connects as the services do: same TLS, same SASL mechanism, same user.
+        config = configmap_data()
+        protocol = config.get("TRIBUTARY_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+        tls = "enable" if protocol in ("SSL", "SASL_SSL") else "disable"
+        assert metadata.get("tls", "disable") == tls
+        mechanism = config.get("TRIBUTARY_KAFKA_SASL_MECHANISM")
+        assert metadata.get("sasl", "none") == (KEDA_SASL[mechanism] if mechanism else "none")
+        if protocol != "PLAINTEXT":
+            auth = trigger["authenticationRef"]
+            assert auth.get("kind", "TriggerAuthentication") == "TriggerAuthentication"
+            assert auth["name"] in of_kind("TriggerAuthentication")
         triggered.append(metadata["topic"])
     # No replica beyond any of its topics' partition counts.
     assert 1 <= spec["minReplicaCount"] <= spec["maxReplicaCount"]
     assert all(spec["maxReplicaCount"] <= PARTITIONS[topic] for topic in triggered)
     # KEDA owns the replica count.
     assert "replicas" not in of_kind("Deployment")[service]["spec"]
+
+
+def test_the_trigger_authentication_hands_the_scaler_the_services_kafka_user() -> None:
+    (auth,) = of_kind("TriggerAuthentication").values()
+    assert set(auth["spec"]) == {"secretTargetRef"}
+    refs = {ref["parameter"]: (ref["name"], ref["key"]) for ref in auth["spec"]["secretTargetRef"]}
+    assert set(refs) <= KEDA_KAFKA_AUTH_PARAMETERS
+    assert refs["username"] == ("tributary-kafka", "username")
+    assert refs["password"] == ("tributary-kafka", "password")
+    assert refs["ca"] == ("tributary-kafka", "ca.crt")
 
 
 # --- the probe paths answer ------------------------------------------------------------------

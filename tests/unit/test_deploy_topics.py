@@ -47,6 +47,15 @@ def test_script_is_valid_bash() -> None:
 
 STUB = """#!/usr/bin/env bash
 printf '%s\\n' "$*" >> "$CALLS"
+# Keep what --command-config pointed at (the script removes it when it ends), and its mode.
+args=("$@")
+for i in "${!args[@]}"; do
+  if [ "${args[$i]}" = "--command-config" ]; then
+    config="${args[$((i + 1))]}"
+    cp "$config" "$CALLS.config"
+    stat -c %a "$config" > "$CALLS.mode"
+  fi
+done
 case " $* " in
   *" --describe "*) cat "$DESCRIBE" ;;
   *" --create "*) [ -z "${FAIL_CREATE:-}" ] || exit 3 ;;
@@ -120,6 +129,63 @@ def test_script_requires_the_bootstrap_servers(tmp_path: Path) -> None:
     assert calls == []
 
 
+@pytest.mark.skipif(BASH is None, reason="bash is not installed")
+def test_script_connects_as_the_services_do_with_the_password_from_a_file(
+    tmp_path: Path,
+) -> None:
+    password = tmp_path / "password"
+    password.write_text('pa"ss\\word\n')  # a quote and a backslash, as JAAS must carry them
+    result, calls = run_script(
+        tmp_path,
+        TRIBUTARY_KAFKA_SECURITY_PROTOCOL="SASL_SSL",
+        TRIBUTARY_KAFKA_SASL_MECHANISM="SCRAM-SHA-512",
+        TRIBUTARY_KAFKA_SASL_USERNAME="tributary",
+        TRIBUTARY_KAFKA_SASL_PASSWORD_FILE=str(password),
+        TRIBUTARY_KAFKA_SSL_CA_PATH="/secrets/kafka/ca.crt",
+        TMPDIR=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    assert calls
+    assert all(" --command-config " in call for call in calls)
+    config = (tmp_path / "calls.txt.config").read_text().splitlines()
+    assert config == [
+        "security.protocol=SASL_SSL",
+        "ssl.truststore.type=PEM",
+        "ssl.truststore.location=/secrets/kafka/ca.crt",
+        "sasl.mechanism=SCRAM-SHA-512",
+        "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+        'username="tributary" password="pa\\\\"ss\\\\\\\\word";',
+    ]
+    assert (tmp_path / "calls.txt.mode").read_text().strip() == "600"
+    assert not list(tmp_path.glob("tributary-kafka-client.*")), "removed when done"
+    assert "pa" + '"ss' not in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(BASH is None, reason="bash is not installed")
+def test_script_refuses_a_password_given_both_ways(tmp_path: Path) -> None:
+    password = tmp_path / "password"
+    password.write_text("one")
+    result, calls = run_script(
+        tmp_path,
+        TRIBUTARY_KAFKA_SECURITY_PROTOCOL="SASL_PLAINTEXT",
+        TRIBUTARY_KAFKA_SASL_MECHANISM="PLAIN",
+        TRIBUTARY_KAFKA_SASL_USERNAME="tributary",
+        TRIBUTARY_KAFKA_SASL_PASSWORD="two",
+        TRIBUTARY_KAFKA_SASL_PASSWORD_FILE=str(password),
+        TMPDIR=str(tmp_path),
+    )
+    assert result.returncode != 0
+    assert "TRIBUTARY_KAFKA_SASL_PASSWORD and TRIBUTARY_KAFKA_SASL_PASSWORD_FILE" in result.stderr
+    assert calls == []
+
+
+@pytest.mark.skipif(BASH is None, reason="bash is not installed")
+def test_plaintext_needs_no_command_config(tmp_path: Path) -> None:
+    result, calls = run_script(tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not any("--command-config" in call for call in calls)
+
+
 def topics_job() -> Doc:
     jobs = [doc for _, doc in k8s_docs() if doc["kind"] == "Job"]
     assert len(jobs) == 1
@@ -145,9 +211,20 @@ def test_job_mounts_the_generated_script_and_reads_the_configmap() -> None:
     assert volume["configMap"]["name"] == generator["name"]
     assert Path(script_path).name == "ensure-topics.sh"
     env = {item["name"]: item for item in container["env"]}
-    ref = env["TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS"]["valueFrom"]["configMapKeyRef"]
-    assert ref["name"] == "tributary-config"
-    assert ref["key"] in configmap_data()
+    # The script reaches Kafka as the services do (the ConfigMap's address and protocol;
+    # the user, password and CA as files: test_deploy_k8s_security checks they resolve).
+    for name in (
+        "TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS",
+        "TRIBUTARY_KAFKA_SECURITY_PROTOCOL",
+        "TRIBUTARY_KAFKA_SASL_MECHANISM",
+    ):
+        ref = env[name]["valueFrom"]["configMapKeyRef"]
+        assert ref["name"] == "tributary-config"
+        assert ref["key"] == name
+        assert ref["key"] in configmap_data()
+    for name in ("TRIBUTARY_KAFKA_SASL_USERNAME_FILE", "TRIBUTARY_KAFKA_SASL_PASSWORD_FILE"):
+        assert env[name]["value"].startswith("/var/run/secrets/")
+    assert "TRIBUTARY_KAFKA_SSL_CA_PATH" in env
     assert int(env["TOPIC_REPLICATION_FACTOR"]["value"]) >= 1
     # kafka-run-class.sh writes its log directory; the root filesystem is read-only.
     assert env["LOG_DIR"]["value"].startswith("/tmp/")

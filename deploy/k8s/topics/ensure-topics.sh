@@ -8,14 +8,80 @@
 #   TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS  bootstrap servers (required)
 #   TOPIC_REPLICATION_FACTOR           replicas per partition for new topics (default 1)
 #   KAFKA_TOPICS                       path of kafka-topics.sh (default /opt/kafka/bin/kafka-topics.sh)
+# and, read as the services read them (docs/configuration.md), how to reach the brokers:
+#   TRIBUTARY_KAFKA_SECURITY_PROTOCOL  PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL
+#   TRIBUTARY_KAFKA_SASL_MECHANISM     PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_* only)
+#   TRIBUTARY_KAFKA_SASL_USERNAME[_FILE], TRIBUTARY_KAFKA_SASL_PASSWORD[_FILE]
+#   TRIBUTARY_KAFKA_SSL_CA_PATH        PEM CA of the brokers (default: the JVM's trusted CAs)
+#   TRIBUTARY_KAFKA_SSL_CHECK_HOSTNAME false to skip the hostname check (default true)
 set -euo pipefail
 
 bootstrap="${TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS:?TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS is not set}"
 replication="${TOPIC_REPLICATION_FACTOR:-1}"
 kafka_topics="${KAFKA_TOPICS:-/opt/kafka/bin/kafka-topics.sh}"
+protocol="${TRIBUTARY_KAFKA_SECURITY_PROTOCOL:-PLAINTEXT}"
+
+# The value of setting $1, from the variable or from the file its _FILE variable names.
+setting() {
+  local name="$1" file_name="$1_FILE"
+  if [ -n "${!name:-}" ] && [ -n "${!file_name:-}" ]; then
+    echo "$name and ${file_name} are both set; set only one of them" >&2
+    exit 1
+  fi
+  if [ -n "${!file_name:-}" ]; then
+    cat "${!file_name}"
+  else
+    printf '%s' "${!name:-}"
+  fi
+}
+
+# A value inside a JAAS string ("..."), itself inside a .properties value.
+jaas_quoted() {
+  local value="${1//\\/\\\\}"
+  value="${value//\"/\\\"}"
+  value="${value//\\/\\\\}"
+  printf '"%s"' "$value"
+}
+
+# kafka-topics.sh --command-config for the configured protocol, in a file only this user
+# reads (it holds the password), removed on exit.
+client_config=()
+if [ "$protocol" != "PLAINTEXT" ]; then
+  config_file="$(mktemp "${TMPDIR:-/tmp}/tributary-kafka-client.XXXXXX")"
+  trap 'rm -f "$config_file"' EXIT
+  {
+    echo "security.protocol=$protocol"
+    case "$protocol" in
+      SSL | SASL_SSL)
+        if [ -n "${TRIBUTARY_KAFKA_SSL_CA_PATH:-}" ]; then
+          echo "ssl.truststore.type=PEM"
+          echo "ssl.truststore.location=$TRIBUTARY_KAFKA_SSL_CA_PATH"
+        fi
+        if [ "${TRIBUTARY_KAFKA_SSL_CHECK_HOSTNAME:-true}" = "false" ]; then
+          echo "ssl.endpoint.identification.algorithm="
+        fi
+        ;;
+    esac
+    case "$protocol" in
+      SASL_PLAINTEXT | SASL_SSL)
+        mechanism="${TRIBUTARY_KAFKA_SASL_MECHANISM:?TRIBUTARY_KAFKA_SASL_MECHANISM is not set}"
+        case "$mechanism" in
+          PLAIN) module=org.apache.kafka.common.security.plain.PlainLoginModule ;;
+          SCRAM-SHA-256 | SCRAM-SHA-512) module=org.apache.kafka.common.security.scram.ScramLoginModule ;;
+          *) echo "unknown TRIBUTARY_KAFKA_SASL_MECHANISM: $mechanism" >&2; exit 1 ;;
+        esac
+        username="$(setting TRIBUTARY_KAFKA_SASL_USERNAME)"
+        password="$(setting TRIBUTARY_KAFKA_SASL_PASSWORD)"
+        echo "sasl.mechanism=$mechanism"
+        echo "sasl.jaas.config=$module required username=$(jaas_quoted "$username") password=$(jaas_quoted "$password");"
+        ;;
+    esac
+  } > "$config_file"
+  client_config=(--command-config "$config_file")
+fi
 
 topics() {
-  "$kafka_topics" --bootstrap-server "$bootstrap" "$@"
+  "$kafka_topics" --bootstrap-server "$bootstrap" "${client_config[@]}" "$@"
 }
 
 # "name partition-count" for every existing topic; retried while the broker starts.
