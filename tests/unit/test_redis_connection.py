@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import os
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from redis.asyncio import SSLConnection
 from redis.asyncio.connection import Connection
 
 from tests.support.tls import TestAuthority
+from tests.unit.test_deploy_settings import REPO
 from tributary_shared.runtime.redis_client import connection_options, redis_client
 from tributary_shared.runtime.settings import ConfigurationError, RedisSettings, load_settings
 
@@ -136,3 +139,77 @@ def test_tls_files_with_a_plain_url_are_refused(
     env = {"TRIBUTARY_REDIS_SSL_CA_PATH": str(authority.ca_file)}
     with pytest.raises(ConfigurationError, match="not a rediss:// "):
         settings_from(env, monkeypatch)
+
+
+# --- every Redis client goes through the options ------------------------------------------
+
+#: Ways to build a redis-py client or pool.
+REDIS_BUILDERS = frozenset({"Redis", "StrictRedis", "ConnectionPool", "BlockingConnectionPool"})
+#: The functions that turn settings into a client's credentials and TLS options.
+OPTION_SOURCES = frozenset({"connection_options", "redis_client_options"})
+#: The local stack's helpers that take those options from their caller.
+FORWARDERS = frozenset({"redis_ping", "read_gates"})
+
+
+def redis_client_calls(path: Path) -> list[tuple[str, bool]]:
+    """("file:line", goes through the options) for every client or pool built in ``path``."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    where = path.relative_to(REPO)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        builder = isinstance(func, ast.Name) and func.id in REDIS_BUILDERS
+        builder |= isinstance(func, ast.Attribute) and func.attr in REDIS_BUILDERS
+        builder |= (
+            isinstance(func, ast.Attribute)
+            and func.attr == "from_url"
+            and isinstance(func.value, ast.Name | ast.Attribute)
+            and (getattr(func.value, "id", None) or getattr(func.value, "attr", ""))
+            in REDIS_BUILDERS
+        )
+        name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+        if builder:
+            spread = [kw.value for kw in node.keywords if kw.arg is None]
+            ok = any(kw.arg == "connection_pool" for kw in node.keywords) or any(
+                isinstance(value, ast.Name)  # options handed down by the caller
+                or (
+                    isinstance(value, ast.Call)
+                    and getattr(value.func, "id", getattr(value.func, "attr", None))
+                    in OPTION_SOURCES
+                )
+                for value in spread
+            )
+            found.append((f"{where}:{node.lineno}", ok))
+        elif name in FORWARDERS:
+            ok = len(node.args) >= 2 or any(kw.arg == "options" for kw in node.keywords)
+            found.append((f"{where}:{node.lineno} {name}", ok))
+    return found
+
+
+def test_every_redis_client_of_the_code_base_takes_the_configured_credentials_and_tls() -> None:
+    roots = [REPO / "shared" / "src", REPO / "shared" / "devtools" / "src"]
+    roots += sorted((REPO / "services").glob("*/src")) + sorted((REPO / "tools").glob("*/src"))
+    calls = [
+        call for root in roots for path in root.rglob("*.py") for call in redis_client_calls(path)
+    ]
+    bypassing = [where for where, ok in calls if not ok]
+    assert not bypassing, bypassing
+    # Not vacuous: the services' pooled and single-connection clients, the local stack's
+    # readiness probe and its gate reader, and the calls that hand options to them.
+    assert len(calls) >= 6, calls
+
+
+def test_the_check_catches_a_client_built_without_the_options() -> None:
+    sample = REPO / "shared" / "src" / "unchecked_sample.py"
+    bad = (
+        "r = Redis.from_url(url)\n"
+        "s = redis.Redis(host='h', port=1)\n"
+        "p = BlockingConnectionPool.from_url(url, max_connections=2)\n"
+        "ok = Redis(connection_pool=p)\n"
+        "ping = redis_ping(url)\n"
+    )
+    with mock.patch.object(Path, "read_text", return_value=bad):
+        verdicts = [ok for _where, ok in redis_client_calls(sample)]
+    assert verdicts == [False, False, False, True, False]

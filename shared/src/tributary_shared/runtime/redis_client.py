@@ -19,7 +19,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 
 from tributary_shared.runtime.settings import RedisSettings
 
-__all__ = ["connection_options", "redis_client"]
+__all__ = ["connection_options", "redis_client", "single_connection_client"]
 
 
 def connection_options(settings: RedisSettings) -> dict[str, Any]:
@@ -67,7 +67,8 @@ def single_connection_client(settings: RedisSettings) -> Redis:
     """One connection of its own, no socket timeout: for one long blocking reader
     whose connection id matters (it is woken with ``CLIENT UNBLOCK``)."""
     return Redis.from_url(
-        settings.redis_url,
+        settings.redis_url.get_secret_value(),
+        **connection_options(settings),
         single_connection_client=True,
         socket_timeout=None,
         health_check_interval=10,

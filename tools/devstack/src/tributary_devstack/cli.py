@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from tributary_devstack import logs
 from tributary_devstack.config import StackConfig
+from tributary_devstack.infra import redis_client_options
 from tributary_devstack.llm_gates import format_gates, read_gates
 from tributary_devstack.readiness import ComponentStartError, redis_ping
 from tributary_devstack.services import SERVICE_NAMES
@@ -99,8 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _say("Stopped: " + ", ".join(stopped) if stopped else "Nothing was running.")
             case "status":
                 _say(format_status(stack.status(), config.gateway_url))
-                if redis_ping(config.redis_port):
-                    _say(format_gates(read_gates(config.redis_url)))
+                redis_options = redis_client_options(config)
+                if redis_ping(config.redis_url, redis_options):
+                    _say(format_gates(read_gates(config.redis_url, redis_options)))
             case "scale":
                 handles = stack.scale(args.service, args.replicas)
                 _say(f"{args.service}: {len(handles)} replica(s) running")

@@ -8,11 +8,18 @@ readiness clients connect the same way (``kafka_client_security``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from tributary_devstack.config import StackConfig
 from tributary_shared.runtime.kafka.security import PLAINTEXT, KafkaSecurity, tls_context
 
-__all__ = ["OWNED_PREFIXES", "infra_env", "kafka_client_security", "without_owned"]
+__all__ = [
+    "OWNED_PREFIXES",
+    "infra_env",
+    "kafka_client_security",
+    "redis_client_options",
+    "without_owned",
+]
 
 #: Service variables about the connections, which only the stack sets for its services.
 OWNED_PREFIXES = (
@@ -66,3 +73,15 @@ def kafka_client_security(config: StackConfig) -> KafkaSecurity:
         password=config.infra_password,
         ssl_context=tls_context(ca_path=config.tls_ca_path) if config.uses_tls else None,
     )
+
+
+def redis_client_options(config: StackConfig) -> dict[str, Any]:
+    """Keyword arguments, beside ``config.redis_url``, of the stack's own Redis clients."""
+    options: dict[str, Any] = {}
+    if config.infra_password is not None:
+        options["username"] = config.infra_username
+        options["password"] = config.infra_password.get_secret_value()
+    if config.tls_ca_path is not None:
+        options["ssl_ca_certs"] = str(config.tls_ca_path)
+        options["ssl_cert_reqs"] = "required"
+    return options

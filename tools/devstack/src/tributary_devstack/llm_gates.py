@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -18,8 +20,8 @@ from tributary_shared.runtime.llm.admission import RedisDeploymentGate
 __all__ = ["format_gates", "read_gates"]
 
 
-async def _read(redis_url: str) -> list[tuple[str, DeploymentState]]:
-    redis = Redis.from_url(redis_url, socket_timeout=2.0)
+async def _read(redis_url: str, options: Mapping[str, Any]) -> list[tuple[str, DeploymentState]]:
+    redis = Redis.from_url(redis_url, socket_timeout=2.0, **options)
     try:
         gate = RedisDeploymentGate(redis)
         return [(name, await gate.state(name)) for name in await gate.deployments()]
@@ -27,10 +29,13 @@ async def _read(redis_url: str) -> list[tuple[str, DeploymentState]]:
         await redis.aclose()
 
 
-def read_gates(redis_url: str) -> list[tuple[str, DeploymentState]]:
-    """Every deployment's gate; none when Redis cannot be read."""
+def read_gates(
+    redis_url: str, options: Mapping[str, Any] | None = None
+) -> list[tuple[str, DeploymentState]]:
+    """Every deployment's gate; none when Redis cannot be read. ``options``: the stack's
+    credentials and TLS (``infra.redis_client_options``)."""
     try:
-        return asyncio.run(_read(redis_url))
+        return asyncio.run(_read(redis_url, options or {}))
     except Exception:
         return []
 

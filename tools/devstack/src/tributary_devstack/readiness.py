@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import signal
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -52,26 +54,10 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
     return response.status_code == 200
 
 
-def redis_ping(
-    port: int,
-    timeout: float = 2.0,
-    *,
-    tls_ca_path: Path | None = None,
-    username: str | None = None,
-    password: str | None = None,
-) -> bool:
-    """True if the Redis on 127.0.0.1:``port`` answers PING (over TLS with ``tls_ca_path``)."""
-    tls: dict[str, object] = {}
-    if tls_ca_path is not None:
-        tls = {"ssl": True, "ssl_ca_certs": str(tls_ca_path), "ssl_cert_reqs": "required"}
-    client = redis.Redis(
-        host="127.0.0.1",
-        port=port,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        username=username,
-        password=password,
-        **tls,  # type: ignore[arg-type]
+def redis_ping(url: str, options: Mapping[str, Any], timeout: float = 2.0) -> bool:
+    """True if the Redis at ``url`` (with ``infra.redis_client_options``) answers PING."""
+    client = redis.Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, **options
     )
     try:
         return bool(client.ping())

@@ -19,7 +19,7 @@ import psutil
 
 from tributary_devstack import kafka_admin, kafka_broker, procs
 from tributary_devstack.config import StackConfig
-from tributary_devstack.infra import kafka_client_security
+from tributary_devstack.infra import kafka_client_security, redis_client_options
 from tributary_devstack.llm import (
     LlmEndpoint,
     llm_env,
@@ -146,13 +146,9 @@ class Stack:
             return lambda: kafka_admin.broker_ready(bootstrap, security=self.kafka_security)
         if record.kind == REDIS:
             port = record.port or self.config.redis_port
-            password = self.config.infra_password
-            return lambda: redis_ping(
-                port,
-                tls_ca_path=self.config.tls_ca_path,
-                username=self.config.infra_username if password is not None else None,
-                password=password.get_secret_value() if password is not None else None,
-            )
+            scheme = "rediss" if self.config.uses_tls else "redis"
+            url = f"{scheme}://127.0.0.1:{port}/0"
+            return lambda: redis_ping(url, redis_client_options(self.config))
         return http_probe(record.health_url)
 
     def _handle(self, record: PidRecord, process: psutil.Process) -> ManagedProcess:
