@@ -12,7 +12,13 @@ What Kafka and real processes would do to a delivery is made explicit:
   delivered again, as Kafka would after a restart;
 * ``deliver_twice``: every event reaches each consumer twice (at-least-once);
 * ``start``: a delivery runs as a task that a test may cancel mid-flight, as a
-  revoked partition or a shutdown would.
+  revoked partition or a shutdown would;
+* ``produce``: someone outside the services (an integration, a forger) puts an
+  event straight onto its topic.
+
+A delivery whose error the error table dead-letters (a refused forgery, say)
+is dead-lettered as the consumer runtime does it: the letter is kept in
+``dead_letters`` and the workers' dead-letter hook runs on it.
 
 Every event a handler publishes must be one its service declares it emits.
 """
@@ -35,12 +41,15 @@ from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_planner.service import Planner
 from tributary_planner.settings import PlannerSettings
+from tributary_shared.core.errors import recovery_for
 from tributary_shared.core.events import (
     AnyEvent,
     EventEnvelope,
     WorkflowOptions,
     WorkflowRequested,
     decode_event,
+    encode_event,
+    home_topic,
 )
 from tributary_shared.core.machine import Move, Transition
 from tributary_shared.core.ports import Ports, UnsentEvent
@@ -48,10 +57,11 @@ from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.core.topology import consumers_of, role_of
 from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.outage_riding import riding_out_outages
 from tributary_shared.runtime.outbox import SentMarkingPublisher
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
-from tributary_shared.runtime.worker import workflow_llms
+from tributary_shared.runtime.worker import fail_workflow_for_dead_letter, workflow_llms
 from tributary_shared.twins import (
     MemoryBudgetLedger,
     MemoryCallHistory,
@@ -104,6 +114,8 @@ class Harness:
     cancellations: MemoryCancellationSignal = field(default_factory=MemoryCancellationSignal)
     published: list[EventEnvelope] = field(default_factory=list)
     """Every event any handler published, in order: what the topics carry."""
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    """Every delivery a service dead-lettered, in order."""
     crashes: int = 0
     _queue: deque[Delivery] = field(default_factory=deque)
     _crash_points: list[_CrashPoint] = field(default_factory=list)
@@ -213,6 +225,32 @@ class Harness:
         except Crash:
             self.crashes += 1
             self._queue.append(Delivery(delivery.service, delivery.event, redelivered=True))
+        except Exception as error:
+            if not recovery_for(error).dead_letters:
+                raise
+            await self._dead_letter(delivery, error)
+
+    async def _dead_letter(self, delivery: Delivery, error: Exception) -> None:
+        """As the consumer runtime does it: the letter, then the workers' hook."""
+        event = delivery.event
+        letter = DeadLetter.of(
+            consumer=role_of(delivery.service).group_id or delivery.service,
+            topic=home_topic(event),
+            partition=0,
+            offset=len(self.dead_letters),
+            key=event.workflow_id.encode(),
+            value=encode_event(event),
+            headers={},
+            error=error,
+            attempts=1,
+        )
+        self.dead_letters.append(letter)
+        await fail_workflow_for_dead_letter(self.ports_of(delivery.service), event, letter)
+
+    def produce(self, event: EventEnvelope) -> None:
+        """``event`` put straight onto its topic from outside the services (an integration,
+        a forger): queued for every service that consumes it."""
+        self._route(event)
 
     @property
     def pending(self) -> list[Delivery]:

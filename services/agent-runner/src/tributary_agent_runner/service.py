@@ -1,5 +1,9 @@
 """The agent-runner: runs dispatched steps and records each outcome exactly once.
 
+A step runs as the planner stored it, never as a message says: a dispatch
+whose tenant, step, task or inputs differ from the store is refused
+(``core.provenance``) and dead-lettered, and its workflow goes on untouched.
+
 A step runs under a lease (``core.machine``): one runner at a time holds it,
 renews it while the agent works, and alone may record the outcome. A second
 delivery of the same step (a rebalance, a redelivery after a crash) waits for
@@ -36,6 +40,7 @@ from tributary_shared.core.events import (
 )
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import Ports
+from tributary_shared.core.provenance import dispatch_refusal, recorded_dispatch
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
@@ -114,7 +119,8 @@ class AgentRunner:
         claimed = await self._claim(dispatched)
         if claimed is None:
             return
-        started, owner = claimed
+        # From here on, the step as the store records it: nothing the message said.
+        started, owner, dispatched = claimed
         try:
             await self._run_claimed(dispatched, started, owner)
         except Exception:
@@ -150,21 +156,29 @@ class AgentRunner:
                 self._running.pop(dispatched.workflow_id, None)
         await self._record_outcome(dispatched, run, attempt=started.attempt, owner=owner)
 
-    async def _claim(self, dispatched: StepDispatched) -> tuple[StepStarted, str] | None:
-        """Take the step's lease, or None when there is nothing to run.
+    async def _claim(
+        self, dispatched: StepDispatched
+    ) -> tuple[StepStarted, str, StepDispatched] | None:
+        """Take the step's lease, or None when there is nothing to run; with the lease,
+        the dispatch rebuilt from the store.
 
-        A step leased by a live runner (another replica, or this one before a
-        rebalance) is not started again: this delivery waits until that runner
-        records the outcome or its lease lapses.
+        A dispatch unlike the stored plan raises ``EventRefused``. A step leased
+        by a live runner (another replica, or this one before a rebalance) is not
+        started again: this delivery waits until that runner records the outcome
+        or its lease lapses.
         """
         step_id = dispatched.step.step_id
         extra = {"step_id": step_id}
         while True:
             record = await self._store.get_workflow(dispatched.workflow_id)
-            current = record.step(step_id) if record is not None else None
-            if record is None or current is None:
-                log.warning("step for an unknown workflow or plan skipped", extra=extra)
+            if record is None:
+                log.warning("step for an unknown workflow skipped", extra=extra)
                 return None
+            refused = dispatch_refusal(dispatched, record)
+            if refused is not None:
+                raise refused
+            current = record.step(step_id)
+            assert current is not None, "a dispatch that passed names a stored step"
             if current.status.terminal:
                 # Finished before a crash: make sure its outcome left, then stop.
                 if current.outcome is not None:
@@ -184,7 +198,7 @@ class AgentRunner:
             started = StepStarted(
                 event_id=derived_event_id(dispatched.event_id, "started", str(attempt)),
                 workflow_id=dispatched.workflow_id,
-                tenant_id=dispatched.tenant_id,
+                tenant_id=record.tenant_id,
                 causation_id=dispatched.event_id,
                 step_id=step_id,
                 attempt=attempt,
@@ -196,7 +210,7 @@ class AgentRunner:
                 )
             except TransitionConflict:
                 continue  # taken or moved on meanwhile: look again
-            return started, owner
+            return started, owner, recorded_dispatch(dispatched, record)
 
     async def _keep_lease(
         self, dispatched: StepDispatched, owner: str, agent: asyncio.Task[StepOutcome]

@@ -6,6 +6,12 @@ alone may record the plan or fail planning. A second delivery of the request
 (a rebalance, the unsent sweep sending a request again, a redelivery after a
 crash) waits for the holder instead of asking the model a second time, and
 takes over when the holder's lease lapses or is given up.
+
+Every event it consumes is checked against the workflow store first
+(``core.provenance``): a request, cancel or step result of another tenant, or a
+step result unlike the stored outcome, is refused and dead-lettered, and the
+workflow it names goes on untouched. A request for a workflow the store holds
+is planned from the stored task and options, not the message's.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ from tributary_shared.core.events import (
 )
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import Ports
+from tributary_shared.core.provenance import recorded_inputs, result_refusal, tenant_refusal
 from tributary_shared.core.records import StepRecord, WorkflowRecord
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 from tributary_shared.runtime import failpoints
@@ -147,16 +154,40 @@ class Planner:
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, WorkflowRequested):
-            await self._plan(event)
+            await self._plan(await self._as_recorded(event))
         elif isinstance(event, WorkflowCancelRequested):
-            await self._control.cancel(
-                event.workflow_id,
-                tenant_id=event.tenant_id,
-                reason=event.reason,
-                causation_id=event.event_id,
-            )
+            await self._cancel(event)
         elif isinstance(event, StepCompleted | StepFailed):
             await self._advance(event)
+
+    async def _as_recorded(self, request: WorkflowRequested) -> WorkflowRequested:
+        """The request as the store holds it: a workflow it already holds is planned
+        from its stored task and options, and only for its own tenant.
+
+        A request the store does not hold yet (an integration's, produced straight
+        onto the ingress topic) is recorded from the message by ``_plan``.
+        """
+        record = await self._store.get_workflow(request.workflow_id)
+        if record is None:
+            return request
+        refused = tenant_refusal(request, record)
+        if refused is not None:
+            raise refused
+        return request.model_copy(update={"task": record.task, "options": record.options})
+
+    async def _cancel(self, request: WorkflowCancelRequested) -> None:
+        record = await self._store.get_workflow(request.workflow_id)
+        if record is None:
+            return  # nothing to cancel
+        refused = tenant_refusal(request, record)
+        if refused is not None:
+            raise refused
+        await self._control.cancel(
+            request.workflow_id,
+            tenant_id=record.tenant_id,
+            reason=request.reason,
+            causation_id=request.event_id,
+        )
 
     async def _advance(self, finished: StepCompleted | StepFailed) -> None:
         """Release the steps whose inputs are now complete; skip those that can never run.
@@ -167,6 +198,9 @@ class Planner:
         record = await self._store.get_workflow(finished.workflow_id)
         if record is None:
             return
+        refused = result_refusal(finished, record)
+        if refused is not None:
+            raise refused
         # A recorded skip belongs on Kafka even once the workflow has ended.
         skips = [
             step.outcome
@@ -216,15 +250,12 @@ class Planner:
         record: WorkflowRecord, step: StepRecord, *, cause: StepCompleted | StepFailed
     ) -> StepDispatched:
         """A dependent step's dispatch, with its inputs' results (same id every time)."""
-        completed = {s.step_id: s for s in record.steps if s.status is StepStatus.COMPLETED}
-        inputs = tuple(
-            StepInput(
-                step_id=need, title=completed[need].title, result=completed[need].result or ""
-            )
-            for need in step.depends_on
-            if need in completed
+        return step_dispatch(
+            record,
+            step.as_planned(),
+            causation_id=cause.event_id,
+            inputs=recorded_inputs(record, step),
         )
-        return step_dispatch(record, step.as_planned(), causation_id=cause.event_id, inputs=inputs)
 
     async def _plan(self, request: WorkflowRequested) -> None:
         record = await self._store.get_workflow(request.workflow_id)

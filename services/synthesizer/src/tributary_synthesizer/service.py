@@ -1,4 +1,10 @@
-"""The synthesizer: when every step of a workflow is done, writes the final answer."""
+"""The synthesizer: when every step of a workflow is done, writes the final answer.
+
+It reads the steps' results from the workflow store, never from the message
+that woke it: a step result of another tenant, or one unlike the outcome the
+store recorded, is refused (``core.provenance``) and dead-lettered, and the
+workflow goes on untouched.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from tributary_shared.core.events import (
 )
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import Ports
+from tributary_shared.core.provenance import result_refusal
 from tributary_shared.core.records import WorkflowRecord
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
@@ -55,6 +62,9 @@ class Synthesizer:
         record = await self._store.get_workflow(event.workflow_id)
         if record is None:
             return
+        refused = result_refusal(event, record)
+        if refused is not None:
+            raise refused
         if record.status.terminal:
             await self._republish_final(record, cause=event)
             return
@@ -64,7 +74,7 @@ class Synthesizer:
             started = SynthesisStarted(
                 event_id=derived_event_id(event.workflow_id, "synthesis"),
                 workflow_id=event.workflow_id,
-                tenant_id=event.tenant_id,
+                tenant_id=record.tenant_id,
                 causation_id=event.event_id,
             )
             try:

@@ -10,6 +10,8 @@
     ├── FatalError          no retry: the workflow fails at once
     │   └── BudgetNotOpened     the workflow has no budget record: no call starts
     └── PoisonMessage       the message can never be handled: dead-lettered at once
+        └── EventRefused        not its workflow's to act on (another tenant's, or unlike
+                                what the store recorded): dead-lettered, the workflow untouched
 
 ``RECOVERY`` is that table and ``recovery_for`` reads it, along the error's
 class hierarchy (``BudgetExceeded`` recovers as a ``LogicError``). A code in
@@ -50,6 +52,7 @@ __all__ = [
     "BudgetNotOpened",
     "DeadlineExceeded",
     "ErrorClass",
+    "EventRefused",
     "FatalError",
     "LogicError",
     "ModelError",
@@ -163,6 +166,19 @@ class PoisonMessage(TributaryError):
     default_code = "poison_message"
 
 
+class EventRefused(PoisonMessage):
+    """A worker refused an event that is not its workflow's to act on.
+
+    The event names a workflow of another tenant, or says something other than
+    what the workflow store recorded (a dispatch unlike the stored plan, a step
+    result unlike the stored outcome): a forgery, or a message gone astray.
+    Handling it again cannot change that, and it must not end the workflow it
+    names: that workflow goes on as recorded.
+    """
+
+    default_code = "event_refused"
+
+
 @dataclass(frozen=True)
 class Backoff:
     """Exponential backoff with jitter; a server's Retry-After is waited out, up to the cap.
@@ -207,6 +223,9 @@ class Outcome(StrEnum):
     """The workflow fails at once: its other steps would fail the same way."""
     DEAD_LETTER = "dead_letter"
     """The message is dead-lettered at once: handling it again cannot succeed."""
+    REFUSED = "refused"
+    """The message is dead-lettered at once and its workflow left as it is: the
+    message is not the workflow's own, so it must not fail it either."""
 
 
 @dataclass(frozen=True)
@@ -227,7 +246,12 @@ class Recovery:
 
     @property
     def dead_letters(self) -> bool:
-        return self.outcome is Outcome.DEAD_LETTER
+        return self.outcome in (Outcome.DEAD_LETTER, Outcome.REFUSED)
+
+    @property
+    def spares_workflow(self) -> bool:
+        """Dead-lettering the message must leave its workflow as it is."""
+        return self.outcome is Outcome.REFUSED
 
 
 RECOVERY: Mapping[type[TributaryError], Recovery] = MappingProxyType(
@@ -238,6 +262,7 @@ RECOVERY: Mapping[type[TributaryError], Recovery] = MappingProxyType(
         LogicError: Recovery(),
         FatalError: Recovery(outcome=Outcome.WORKFLOW_FAILS),
         PoisonMessage: Recovery(outcome=Outcome.DEAD_LETTER),
+        EventRefused: Recovery(outcome=Outcome.REFUSED),
     }
 )
 

@@ -141,10 +141,24 @@ async def fail_workflow_for_dead_letter(
 ) -> None:
     """A message that could not be processed fails its workflow with a clear reason.
 
-    An undecodable message still names its workflow: the Kafka key.
+    An undecodable message still names its workflow: the Kafka key. A message
+    that was refused (``letter.refused``: another tenant's, or unlike what the
+    store recorded) fails nothing: the workflow it names is not its own, and
+    goes on as recorded. Nor does a decoded message of another tenant, however
+    it failed.
     """
+    if letter.refused:
+        log.warning(
+            "refused %s left its workflow as it is",
+            event.type if event is not None else "a message",
+            extra={"error_code": letter.error_code},
+        )
+        return
     workflow_id = event.workflow_id if event is not None else letter.key
     if not workflow_id:
+        return
+    record = await ports.store.get_workflow(workflow_id)
+    if record is None or (event is not None and event.tenant_id != record.tenant_id):
         return
     what = event.type if event is not None else "a malformed event"
     error = ErrorInfo(
@@ -155,7 +169,7 @@ async def fail_workflow_for_dead_letter(
     )
     await WorkflowControl.over(ports).fail(
         workflow_id,
-        tenant_id=event.tenant_id if event is not None else "default",
+        tenant_id=record.tenant_id,
         error=error,
         causation_id=event.event_id if event is not None else None,
     )

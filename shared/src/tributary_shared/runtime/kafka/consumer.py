@@ -34,10 +34,8 @@ from pydantic import ValidationError
 
 from tributary_shared.core.errors import (
     Backoff,
-    ErrorClass,
     PoisonMessage,
     TransientError,
-    TributaryError,
     recovery_for,
 )
 from tributary_shared.core.events import AnyEvent, decode_event
@@ -433,11 +431,6 @@ class EventConsumer:
         *,
         attempts: int,
     ) -> None:
-        if isinstance(error, TributaryError):
-            error_class, code, message = error.error_class.value, error.code, error.message
-        else:
-            error_class, code = ErrorClass.INTERNAL.value, "handler_failed"
-            message = f"{type(error).__name__}: {error}"
         letter = DeadLetter.of(
             consumer=self._config.group_id,
             topic=record.topic,
@@ -446,11 +439,10 @@ class EventConsumer:
             key=record.key,
             value=record.value,
             headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
-            error_class=error_class,
-            error_code=code,
-            error_message=message,
+            error=error,
             attempts=attempts,
         )
+        error_class, code = letter.error_class, letter.error_code
         metrics.DEAD_LETTERS_TOTAL.labels(self._config.group_id, error_class).inc()
         # Keep trying while Kafka is away: losing a dead letter would lose the
         # message itself, and its offset is committed only once this returns.

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from tributary_shared.core.errors import ErrorClass, TributaryError, recovery_for
 from tributary_shared.core.events import utc_now
 
 
@@ -22,6 +23,11 @@ class DeadLetter(BaseModel):
     error_code: str
     error_message: str
     attempts: int
+    refused: bool = Field(
+        default=False,
+        description="The message was refused as not its workflow's own (another tenant's, or "
+        "unlike what the workflow store recorded); its workflow was left as it is.",
+    )
     payload_b64: str = Field(description="The original message value, base64-encoded.")
     payload_text: str | None = Field(
         default=None, description="The original value as text, when it is valid UTF-8."
@@ -40,12 +46,20 @@ class DeadLetter(BaseModel):
         key: bytes | None,
         value: bytes | None,
         headers: dict[str, str],
-        error_class: str,
-        error_code: str,
-        error_message: str,
+        error: BaseException,
         attempts: int,
         failed_at: datetime | None = None,
     ) -> DeadLetter:
+        """The letter for a message given up on with ``error``."""
+        if isinstance(error, TributaryError):
+            error_class, error_code, error_message = (
+                error.error_class.value,
+                error.code,
+                error.message,
+            )
+        else:
+            error_class, error_code = ErrorClass.INTERNAL.value, "handler_failed"
+            error_message = f"{type(error).__name__}: {error}"
         raw = value or b""
         try:
             text: str | None = raw.decode()
@@ -61,6 +75,7 @@ class DeadLetter(BaseModel):
             error_code=error_code,
             error_message=error_message,
             attempts=attempts,
+            refused=recovery_for(error).spares_workflow,
             payload_b64=base64.b64encode(raw).decode(),
             payload_text=text,
             headers=headers,
