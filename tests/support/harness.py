@@ -54,12 +54,14 @@ from tributary_shared.core.events import (
 from tributary_shared.core.machine import Move, Transition
 from tributary_shared.core.ports import Ports, UnsentEvent
 from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
+from tributary_shared.core.redaction import Redactor
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.core.topology import consumers_of, role_of
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.outage_riding import riding_out_outages
 from tributary_shared.runtime.outbox import SentMarkingPublisher
+from tributary_shared.runtime.redaction import redacting
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
 from tributary_shared.runtime.worker import fail_workflow_for_dead_letter, workflow_llms
 from tributary_shared.twins import (
@@ -116,6 +118,7 @@ class Harness:
     """Every event any handler published, in order: what the topics carry."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     """Every delivery a service dead-lettered, in order."""
+    redactor: Redactor = field(default_factory=Redactor)
     crashes: int = 0
     _queue: deque[Delivery] = field(default_factory=deque)
     _crash_points: list[_CrashPoint] = field(default_factory=list)
@@ -148,7 +151,7 @@ class Harness:
             effects=self.effects,
         )
         # As the workers assemble them (runtime.worker.build_app).
-        return riding_out_outages(ports, patience_s=10.0)
+        return redacting(riding_out_outages(ports, patience_s=10.0), self.redactor)
 
     def redis_blip(self, *, status_reads: int = 0, history_writes: int = 0) -> None:
         """The next status reads and call-history writes (so many of each) find Redis away."""
@@ -207,8 +210,9 @@ class Harness:
             options=WorkflowOptions(**options),
         )
         deadline = request.occurred_at.timestamp() + 600
-        await self.store.create_workflow(request, deadline_at=deadline)
-        await self.ports_of("gateway").publisher.publish([request])
+        gateway = self.ports_of("gateway")
+        await gateway.store.create_workflow(request, deadline_at=deadline)
+        await gateway.publisher.publish([request])
         return request.workflow_id
 
     async def run(self, *, limit: int = 500) -> None:
@@ -243,6 +247,7 @@ class Harness:
             headers={},
             error=error,
             attempts=1,
+            redact=self.redactor,
         )
         self.dead_letters.append(letter)
         await fail_workflow_for_dead_letter(self.ports_of(delivery.service), event, letter)

@@ -2,10 +2,12 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
-from tributary_shared.runtime.logs import JsonFormatter, redact, workflow_context
+from tributary_shared.core.redaction import Redactor
+from tributary_shared.runtime.logs import JsonFormatter, workflow_context
 from tributary_shared.runtime.settings import (
     ConfigurationError,
     ConsumerSettings,
@@ -42,15 +44,32 @@ def test_tributary_llm_variables_win_over_openai_ones(monkeypatch: pytest.Monkey
     "line",
     [
         "Authorization: Bearer abcdef1234567890",
+        "Authorization: Basic dXNlcjoxMjM0NTY3ODkw",
         "api_key=sk-live-0123456789abcdef",
         '{"api_key": "0123456789abcdef"}',
+        "connecting to redis://app:0123456789abcdef@redis:6379/0 failed",
+        "retrying with client_secret=0123456789abcdef&grant_type=client_credentials",
+        "key trb_0123456789ab_0123456789abcdefABCDEF0123456789abcdefABCD was revoked",
     ],
 )
-def test_secrets_are_redacted(line: str) -> None:
-    cleaned = redact(line)
-    assert "0123456789abcdef" not in cleaned
-    assert "1234567890" not in cleaned
-    assert "[REDACTED]" in cleaned
+def test_log_lines_and_their_tracebacks_are_redacted(line: str) -> None:
+    formatter = JsonFormatter("planner", "planner-0")
+    try:
+        raise RuntimeError(line)
+    except RuntimeError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "%s", (line,), sys.exc_info())
+    entry = json.loads(formatter.format(record))
+    for text in (entry["message"], entry["exception"]):
+        assert "0123456789abcdef" not in text
+        assert "1234567890" not in text
+        assert "dXNlcjoxMjM0NTY3ODkw" not in text
+        assert "[REDACTED]" in text
+
+
+def test_log_lines_are_redacted_with_the_configured_key_prefixes() -> None:
+    formatter = JsonFormatter("planner", "", redact=Redactor(["acme_"]))
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "key %s", ("acme_0123456789",), None)
+    assert json.loads(formatter.format(record))["message"] == "key acme_[REDACTED]"
 
 
 def test_log_lines_are_json_and_carry_the_workflow_id() -> None:

@@ -12,9 +12,11 @@ from prometheus_client import make_asgi_app
 from redis.exceptions import RedisError
 
 from tributary_gateway.deps import GatewayState
+from tributary_gateway.redaction import redact_error_responses
 from tributary_gateway.routes import health, workflows
 from tributary_gateway.settings import GatewaySettings
 from tributary_gateway.streams import StreamSlots
+from tributary_shared.core.redaction import DEFAULT_REDACTOR, Redactor
 from tributary_shared.runtime.budget import RedisBudgetLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
@@ -28,10 +30,12 @@ from tributary_shared.runtime.kafka.security import kafka_security
 from tributary_shared.runtime.logs import configure_logging
 from tributary_shared.runtime.outages import is_outage
 from tributary_shared.runtime.outbox import SentMarkingPublisher
+from tributary_shared.runtime.redaction import RedactingPublisher, RedactingStore
 from tributary_shared.runtime.redis_client import redis_client, single_connection_client
 from tributary_shared.runtime.settings import (
     HttpSettings,
     KafkaSettings,
+    RedactionSettings,
     RedisSettings,
     WorkflowDefaults,
     load_settings,
@@ -48,8 +52,9 @@ def create_app() -> FastAPI:
     redis_settings = load_settings(RedisSettings)
     gateway = load_settings(GatewaySettings)
     defaults = load_settings(WorkflowDefaults)
+    redactor = load_settings(RedactionSettings).redactor()
     instance = http.service_instance or "gateway"
-    configure_logging("gateway", level=http.log_level, instance=instance)
+    configure_logging("gateway", level=http.log_level, instance=instance, redact=redactor)
     security = kafka_security(kafka)
 
     @asynccontextmanager
@@ -66,11 +71,16 @@ def create_app() -> FastAPI:
         )
         await broker.start()
         retention = redis_settings.workflow_retention_s
-        store = RedisWorkflowStore(redis, retention_s=retention)
+        redis_store = RedisWorkflowStore(redis, retention_s=retention)
+        # What it writes and publishes (a task, a cancel's reason) is redacted first.
+        store = RedactingStore(redis_store, redactor)
         # Bounded: a request must be answered while Kafka is away (a create with 503,
         # a cancel once recorded); the sweep of unsent events sends it later.
-        publisher = SentMarkingPublisher(
-            KafkaEventPublisher(broker, ack_timeout_s=ACK_TIMEOUT_S), store
+        publisher = RedactingPublisher(
+            SentMarkingPublisher(
+                KafkaEventPublisher(broker, ack_timeout_s=ACK_TIMEOUT_S), redis_store
+            ),
+            redactor,
         )
         follower = LogFanout(
             RedisLogReader(log_reader, redis),
@@ -104,21 +114,22 @@ def create_app() -> FastAPI:
             await blocking.aclose()
             await redis.aclose()
 
-    return _assemble(lifespan)
+    return _assemble(lifespan, redactor)
 
 
-def app_over(state: GatewayState) -> FastAPI:
+def app_over(state: GatewayState, *, redactor: Redactor = DEFAULT_REDACTOR) -> FastAPI:
     """The gateway over clients built elsewhere (tests give it the in-memory twins).
 
     Reads no settings from the environment, configures no logging, connects nothing.
     """
-    app = _assemble(None)
+    app = _assemble(None, redactor)
     app.state.gateway = state
     return app
 
 
 def _assemble(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None,
+    redactor: Redactor,
 ) -> FastAPI:
     app = FastAPI(
         title="Tributary gateway",
@@ -130,6 +141,7 @@ def _assemble(
     app.include_router(workflows.router)
     app.mount("/metrics", make_asgi_app())
     app.add_exception_handler(RedisError, _storage_unavailable)
+    redact_error_responses(app, redactor)
     return app
 
 

@@ -2,8 +2,9 @@
 
 The workflow id travels in a context variable set by the consumer runtime and
 the gateway, so code deep in a call stack logs it without passing it around.
-Secrets never reach a log line: ``redact`` masks bearer tokens and API keys in
-messages as a last line of defence.
+Secrets never reach a log line: each message and traceback is redacted
+(``core.redaction``: credentials, ``password=``-style values, passwords in
+URLs, keys by their configured prefixes) as it is formatted.
 """
 
 from __future__ import annotations
@@ -11,34 +12,26 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+
+from tributary_shared.core.redaction import DEFAULT_REDACTOR
 
 workflow_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "workflow_id", default=None
 )
 
-_SECRET_PATTERNS = (
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-    re.compile(r"(?i)((?:api[_-]?key|authorization|token)[\"']?\s*[:=]\s*[\"']?)[^\s\"',}]{6,}"),
-    re.compile(r"\b(sk-)[A-Za-z0-9_-]{8,}"),
-)
-
-
-def redact(text: str) -> str:
-    for pattern in _SECRET_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + "[REDACTED]", text)
-    return text
-
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str, instance: str) -> None:
+    def __init__(
+        self, service: str, instance: str, *, redact: Callable[[str], str] = DEFAULT_REDACTOR
+    ) -> None:
         super().__init__()
         self._service = service
         self._instance = instance
+        self._redact = redact
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -46,7 +39,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname,
             "service": self._service,
             "logger": record.name,
-            "message": redact(record.getMessage()),
+            "message": self._redact(record.getMessage()),
         }
         if self._instance:
             entry["instance"] = self._instance
@@ -58,13 +51,19 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = redact(self.formatException(record.exc_info))
+            entry["exception"] = self._redact(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 
-def configure_logging(service: str, *, level: str = "INFO", instance: str = "") -> None:
+def configure_logging(
+    service: str,
+    *,
+    level: str = "INFO",
+    instance: str = "",
+    redact: Callable[[str], str] = DEFAULT_REDACTOR,
+) -> None:
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service, instance))
+    handler.setFormatter(JsonFormatter(service, instance, redact=redact))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -26,6 +26,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from tributary_shared.core.redaction import DEFAULT_KEY_PREFIXES, Redactor
 from tributary_shared.runtime.env_files import EnvAndFilesSource, FileVariableError
 
 _PREFIXED = SettingsConfigDict(env_prefix="TRIBUTARY_", extra="ignore", frozen=True)
@@ -285,6 +286,31 @@ class HttpSettings(TributarySettings):
         description="Lowest level of the log lines written. `DEBUG` is verbose, for diagnosing "
         "a problem.",
     )
+
+
+class RedactionSettings(TributarySettings):
+    model_config = _PREFIXED
+    redact_key_prefixes: tuple[str, ...] = Field(
+        default=DEFAULT_KEY_PREFIXES,
+        description="Prefixes by which API keys are recognised and masked (8 or more key "
+        "characters after the prefix) in logs, events, stored workflow state, dead letters and "
+        "HTTP error responses, as a JSON list. The default holds Tributary's own `trb_` and "
+        "the usual providers' (see docs/security.md); setting it replaces that list, so keep "
+        "`trb_` in it and add the prefixes of the keys your tools and models use. Every "
+        "service of a deployment must use the same list. `Authorization` credentials, "
+        "`Bearer` tokens, `password=`-style values and passwords in URLs are masked whatever "
+        "it holds.",
+    )
+
+    @field_validator("redact_key_prefixes")
+    @classmethod
+    def _no_blank_prefix(cls, prefixes: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not prefix.strip() for prefix in prefixes):
+            raise ValueError("a key prefix must not be blank")
+        return prefixes
+
+    def redactor(self) -> Redactor:
+        return Redactor(self.redact_key_prefixes)
 
 
 class ConsumerSettings(TributarySettings):

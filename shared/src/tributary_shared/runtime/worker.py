@@ -42,6 +42,7 @@ from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.logs import configure_logging
 from tributary_shared.runtime.outage_riding import riding_out_outages
 from tributary_shared.runtime.outbox import SentMarkingPublisher
+from tributary_shared.runtime.redaction import redacting
 from tributary_shared.runtime.redis_client import redis_client
 from tributary_shared.runtime.settings import (
     AdmissionSettings,
@@ -50,6 +51,7 @@ from tributary_shared.runtime.settings import (
     HttpSettings,
     KafkaSettings,
     LLMSettings,
+    RedactionSettings,
     RedisSettings,
     load_settings,
 )
@@ -180,8 +182,9 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     kafka = load_settings(KafkaSettings)
     redis_settings = load_settings(RedisSettings)
     consumer_settings = load_settings(ConsumerSettings)
+    redactor = load_settings(RedactionSettings).redactor()
     instance = http.service_instance or spec.service
-    configure_logging(spec.service, level=http.log_level, instance=instance)
+    configure_logging(spec.service, level=http.log_level, instance=instance, redact=redactor)
 
     security = kafka_security(kafka)
     broker = make_broker(
@@ -192,11 +195,14 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     redis = redis_client(redis_settings)
     listener_redis = redis_client(redis_settings, for_blocking_reads=True)
     publisher = KafkaEventPublisher(broker)
-    ports = riding_out_outages(
-        redis_ports(
-            redis, listener_redis, publisher, retention_s=redis_settings.workflow_retention_s
+    ports = redacting(
+        riding_out_outages(
+            redis_ports(
+                redis, listener_redis, publisher, retention_s=redis_settings.workflow_retention_s
+            ),
+            patience_s=consumer_settings.outage_patience_s,
         ),
-        patience_s=consumer_settings.outage_patience_s,
+        redactor,
     )
     admission = Admission(
         RedisDeploymentGate(redis, blocking_redis=listener_redis),
@@ -232,6 +238,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         publish_raw=publish_raw,
         on_dead_letter=on_dead_letter,
         lane_of=spec.lane_of,
+        redact=redactor,
     )
 
     @get(include_in_schema=False)

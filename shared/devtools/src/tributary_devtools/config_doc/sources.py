@@ -56,6 +56,7 @@ READERS: dict[str, tuple[str, ...]] = {
     "tributary_shared.runtime.settings.KafkaSettings": ALL_SERVICES,
     "tributary_shared.runtime.settings.RedisSettings": ALL_SERVICES,
     "tributary_shared.runtime.settings.HttpSettings": ALL_SERVICES,
+    "tributary_shared.runtime.settings.RedactionSettings": ALL_SERVICES,
     "tributary_shared.runtime.settings.ConsumerSettings": WORKERS,
     "tributary_shared.runtime.settings.LLMSettings": WORKERS,
     "tributary_shared.runtime.settings.BudgetSettings": WORKERS,

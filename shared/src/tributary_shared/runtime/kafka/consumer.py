@@ -39,6 +39,7 @@ from tributary_shared.core.errors import (
     recovery_for,
 )
 from tributary_shared.core.events import AnyEvent, decode_event
+from tributary_shared.core.redaction import DEFAULT_REDACTOR
 from tributary_shared.core.topics import DEAD_LETTERS
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.kafka.backpressure import admissible, partitions_to_pause
@@ -144,8 +145,10 @@ class EventConsumer:
         on_dead_letter: DeadLetterHook | None = None,
         lane_of: LaneKey | None = None,
         client: Callable[[ConsumerConfig], AIOKafkaConsumer] = kafka_client,
+        redact: Callable[[str], str] = DEFAULT_REDACTOR,
     ) -> None:
         self._config = config
+        self._redact = redact
         self._client = client
         self._lane_of: LaneKey = lane_of or workflow_lane
         self._handler = handler
@@ -441,6 +444,7 @@ class EventConsumer:
             headers={k: v.decode(errors="replace") for k, v in (record.headers or ())},
             error=error,
             attempts=attempts,
+            redact=self._redact,
         )
         error_class, code = letter.error_class, letter.error_code
         metrics.DEAD_LETTERS_TOTAL.labels(self._config.group_id, error_class).inc()

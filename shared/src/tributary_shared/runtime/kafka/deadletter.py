@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from tributary_shared.core.errors import ErrorClass, TributaryError, recovery_for
 from tributary_shared.core.events import utc_now
+from tributary_shared.core.redaction import DEFAULT_REDACTOR
 
 
 class DeadLetter(BaseModel):
@@ -21,7 +23,7 @@ class DeadLetter(BaseModel):
     key: str | None
     error_class: str
     error_code: str
-    error_message: str
+    error_message: str = Field(description="Why, with secrets redacted.")
     attempts: int
     refused: bool = Field(
         default=False,
@@ -48,9 +50,10 @@ class DeadLetter(BaseModel):
         headers: dict[str, str],
         error: BaseException,
         attempts: int,
+        redact: Callable[[str], str] = DEFAULT_REDACTOR,
         failed_at: datetime | None = None,
     ) -> DeadLetter:
-        """The letter for a message given up on with ``error``."""
+        """The letter for a message given up on with ``error``; its message redacted."""
         if isinstance(error, TributaryError):
             error_class, error_code, error_message = (
                 error.error_class.value,
@@ -73,7 +76,7 @@ class DeadLetter(BaseModel):
             key=key.decode(errors="replace") if key is not None else None,
             error_class=error_class,
             error_code=error_code,
-            error_message=error_message,
+            error_message=redact(error_message),
             attempts=attempts,
             refused=recovery_for(error).spares_workflow,
             payload_b64=base64.b64encode(raw).decode(),
