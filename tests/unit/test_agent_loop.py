@@ -13,6 +13,7 @@ from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_shared.core.errors import FatalError, ModelError, TributaryError
 from tributary_shared.core.events import PlannedStep, TokenUsage
+from tributary_shared.core.untrusted import untrusted
 from tributary_shared.runtime.llm import Completion, Message, Role, ToolCall
 
 STEP = PlannedStep(step_id="s1", index=0, title="Multiply", instruction="What is 6 * 7?")
@@ -77,7 +78,11 @@ async def test_a_tool_result_goes_back_to_the_model_before_it_answers() -> None:
     assert outcome.iterations == 2
     assert outcome.usage == TokenUsage(prompt_tokens=20, completion_tokens=10)
     tool_message = port.seen[1][-1]
-    assert tool_message == {"role": "tool", "tool_call_id": "c1", "content": "6 * 7 = 42"}
+    assert tool_message == {
+        "role": "tool",
+        "tool_call_id": "c1",
+        "content": untrusted("6 * 7 = 42", source="tool calculator"),
+    }
 
 
 async def test_a_failing_tool_is_reported_to_the_model_which_can_adapt() -> None:
@@ -201,5 +206,7 @@ async def test_a_side_effect_runs_once_even_when_the_step_runs_again() -> None:
             history=history,
         )
         assert outcome.result == "done"
-        assert port.seen[1][-1]["content"] == "sent to ops@example.org"
+        assert port.seen[1][-1]["content"] == untrusted(
+            "sent to ops@example.org", source="tool send_mail"
+        )
     assert sent == ["ops@example.org"]

@@ -253,6 +253,12 @@ def test_auto_plain_answer_quotes_last_user_message() -> None:
     assert auto_reply(request).content == "Answer: Summarise: R1, R2"
 
 
+def test_quote_reads_data_marked_untrusted_without_its_markers() -> None:
+    wrapped = '<untrusted_data source="tool calculator">\n6 * 7 = 42\n</untrusted_data>'
+    assert quote(f"## part\n{wrapped}") == "## part 6 * 7 = 42"
+    assert quote("a <b> c </untrusted_dat") == "a <b> c </untrusted_dat"
+
+
 def test_auto_calls_calculator_then_reports_result() -> None:
     request = chat(user("Compute 6 * 7 please"), tools=["fetch_url", "calculator"])
     reply = auto_reply(request)

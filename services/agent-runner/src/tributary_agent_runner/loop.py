@@ -2,8 +2,12 @@
 
 The model is called with the step's instruction and the offered tools; tool
 calls run and their results go back to the model, until it answers in text or
-the iteration limit is reached. Errors recover as the error table
-(``tributary_shared.core.errors.recovery_for``) says:
+the iteration limit is reached. What came from outside (each tool's output, the
+results of the steps this one builds on) reaches the model marked as untrusted
+data (``core.untrusted``), and the system prompt says it is never to be obeyed.
+
+Errors recover as the error table (``tributary_shared.core.errors.recovery_for``)
+says:
 
 * unusable model output (truncated, refused, empty, tool arguments that fail
   validation) is a model error: it gets the table's corrective re-prompts
@@ -40,15 +44,17 @@ from tributary_shared.core.errors import (
     recovery_for,
 )
 from tributary_shared.core.events import PlannedStep, StepInput, TokenUsage
+from tributary_shared.core.untrusted import UNTRUSTED_DATA_RULE, untrusted
 from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.metrics import LOOPS_DETECTED_TOTAL, TOOL_CALL_ERRORS_TOTAL
 
 log = logging.getLogger(__name__)
 
-SYSTEM_PROMPT = """You are an agent working on one step of a larger task.
+SYSTEM_PROMPT = f"""You are an agent working on one step of a larger task.
 Use the tools when they help (for example the calculator for any arithmetic). \
 When you have the answer, reply with it in plain text: concise, factual and \
-self-contained, since it is combined with other agents' answers."""
+self-contained, since it is combined with other agents' answers.
+{UNTRUSTED_DATA_RULE}"""
 
 
 class AgentLLM(Protocol):
@@ -82,7 +88,9 @@ def step_messages(step: PlannedStep, task: str, inputs: Sequence[StepInput] = ()
         {"role": "user", "content": f"Overall task, for context only: {task}"},
     ]
     if inputs:
-        results = "\n\n".join(f"## {i.title}\n{i.result}" for i in inputs)
+        results = "\n\n".join(
+            f"## {i.title}\n{untrusted(i.result, source=f'step {i.step_id}')}" for i in inputs
+        )
         messages.append(
             {"role": "user", "content": f"Results of the steps yours builds on:\n\n{results}"}
         )
@@ -178,7 +186,9 @@ async def run_agent(
             content, failed, invalid = await _call_once(tools, call, call_fingerprint, history)
             outcome.tool_failures += int(failed)
             invalid_arguments = invalid_arguments or invalid
-            messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+            # Whatever a tool returns (a page, a search result, a remote error) is data.
+            data = untrusted(content, source=f"tool {call.name}")
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": data})
         if invalid_arguments:
             # The tool result already told the model what was wrong: it counts
             # as the correction, so no re-prompt is added.

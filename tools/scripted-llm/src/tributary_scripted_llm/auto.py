@@ -4,7 +4,9 @@ They are chosen so that a whole workflow runs offline with predictable output: t
 planner gets one step per ';'-separated task part, agents call the ``calculator`` or
 ``fetch_url`` tool when the step asks for it and then report the tool's result, and
 plain calls (e.g. synthesis) quote their input so the final answer visibly contains
-the step results.
+the step results. Text the services mark as untrusted data
+(``<untrusted_data source="...">...</untrusted_data>``) is quoted as a model reads it:
+its content, without the markers.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ _EXPR_CANDIDATE = re.compile(r"(?:(?<![\w)])-)?[\d(][\d\s+\-*/().]*")
 # A binary operator between two operands: what makes a run an expression, not a number.
 _BINARY_OP = re.compile(r"[\d.)]\s*[-+*/]\s*[-\d(.]")
 _URL = re.compile(r"https?://[^\s<>\"'`\])]+")
+_DATA_MARKERS = re.compile(r"</?untrusted_data(?:\s[^>]*)?>")
 
 
 def find_expression(text: str) -> str | None:
@@ -62,8 +65,8 @@ def find_url(text: str) -> str | None:
 
 
 def quote(text: str, limit: int = QUOTE_CHARS) -> str:
-    """``text`` on one line, cut to ``limit`` characters."""
-    flat = " ".join(text.split())
+    """``text`` on one line without data markers, cut to ``limit`` characters."""
+    flat = " ".join(_DATA_MARKERS.sub(" ", text).split())
     return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
 
 
