@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -201,6 +203,26 @@ def test_a_secret_in_any_of_its_forms_never_survives(
 @given(st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789 .,!?\n()*+-", max_size=200))
 def test_text_without_credentials_is_unchanged(text: str) -> None:
     assert redact(text) == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a_" * 50_000,
+        "a.b-" * 25_000,
+        "x://" + "a:" * 50_000,
+        "password=" * 10_000,
+        'password: "' + "a" * 100_000,
+        "authorization: " + "a " * 50_000,
+        "bearer " * 15_000,
+    ],
+)
+def test_redacting_takes_time_in_proportion_to_the_text(text: str) -> None:
+    """A page an agent quotes may be built to make a pattern backtrack: 100 KB of it
+    takes milliseconds, where a quadratic pattern would take minutes."""
+    started = time.perf_counter()
+    redact(text)
+    assert time.perf_counter() - started < 5.0
 
 
 # -- events -------------------------------------------------------------------------------------

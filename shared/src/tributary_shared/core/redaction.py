@@ -82,17 +82,22 @@ _AUTHORIZATION = re.compile(
     r"[^\s\"',;}\\]+(?:[ \t]+[^\s\"',;}\\]+)*"
 )
 _BEARER = re.compile(r"(?i)\b(bearer[ \t]+)[A-Za-z0-9._~+/=-]{8,}")
-# scheme://user:password@host: the password goes, the user stays.
-_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+._-]*://[^\s/?#@:\"'<>]*):([^\s/?#\"'<>]+)@")
+# scheme://user:password@host: the password goes, the user stays. A scheme starts
+# where a run of scheme characters starts, so a long run is scanned once.
+_URL_CREDENTIALS = re.compile(
+    r"(?i)(?<![a-z0-9+._-])([a-z][a-z0-9+._-]*://[^\s/?#@:\"'<>]*):([^\s/?#\"'<>]+)@"
+)
 _SENSITIVE_NAMES = (
     r"(?:password|passwd|passphrase|pwd|secret|token|credentials?|api[_-]?key|apikey"
     r"|(?:access|private|secret|signing)[_-]?key)"
 )
 _SECRET_KEY = re.compile(rf"(?i)(?:authorization|{_SENSITIVE_NAMES})$")
-# name=value, name: value, "name": "value" (a quoted value may hold spaces).
+# name=value, name: value, "name": "value" (a quoted value may hold spaces, up to a
+# bound). Matching starts at the secret's word: whatever name ends in it
+# (db_password, X-Api-Key) stays as it is.
 _NAMED_VALUE = re.compile(
-    rf"(?i)((?<![A-Za-z0-9])[A-Za-z0-9_.-]*?{_SENSITIVE_NAMES}(?:\\?[\"'])?[ \t]*[:=][ \t]*)"
-    r"(?:(\\?[\"'])(.+?)\2|([^\s\"',;&}\\]+))"
+    rf"(?i)({_SENSITIVE_NAMES}(?:\\?[\"'])?[ \t]*[:=][ \t]*)"
+    r"(?:(\\?[\"'])([^\n]{1,1000}?)\2|([^\s\"',;&}\\]+))"
 )
 
 

@@ -36,7 +36,9 @@ element ends only at its own closing tag; "&lt;" inside it is just text."""
 
 # "<untrusted_data", "</untrusted_data", "< / UNTRUSTED_DATA", and with the full-width
 # and small less-than signs (U+FF1C, U+FE64) that a model may read as "<".
-_TAG_INSIDE = re.compile(rf"[<\uff1c\ufe64](\s*/?\s*{UNTRUSTED_TAG})", re.IGNORECASE)
+# Possessive (*+): spaces and "/" are disjoint, and a "<" before a long run of spaces
+# must cost one pass, not one per way of splitting the run.
+_TAG_INSIDE = re.compile(rf"[<\uff1c\ufe64](\s*+/?\s*+{UNTRUSTED_TAG})", re.IGNORECASE)
 _SOURCE_CHARS = re.compile(r"[^A-Za-z0-9 _.:/@-]")
 _SOURCE_MAX = 80
 

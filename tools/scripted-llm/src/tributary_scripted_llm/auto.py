@@ -32,7 +32,7 @@ _EXPR_CANDIDATE = re.compile(r"(?:(?<![\w)])-)?[\d(][\d\s+\-*/().]*")
 # A binary operator between two operands: what makes a run an expression, not a number.
 _BINARY_OP = re.compile(r"[\d.)]\s*[-+*/]\s*[-\d(.]")
 _URL = re.compile(r"https?://[^\s<>\"'`\])]+")
-_DATA_MARKERS = re.compile(r"</?untrusted_data(?:\s[^>]*)?>")
+_DATA_MARKERS = re.compile(r"</?untrusted_data(?:\s[^>]{0,200})?>")
 
 
 def find_expression(text: str) -> str | None:
