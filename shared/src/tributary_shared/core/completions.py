@@ -20,6 +20,13 @@ Message = dict[str, Any]
 
 @dataclass(frozen=True)
 class CallContext:
+    """The workflow an LLM call is made for.
+
+    The client waits out a failing endpoint for as long as this workflow's
+    deadline allows (``deadline_at``, epoch seconds; None: no deadline is
+    known), and tells the workflow that it is waiting.
+    """
+
     workflow_id: str
     tenant_id: str
     deadline_at: float | None = None
