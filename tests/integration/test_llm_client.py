@@ -27,6 +27,8 @@ def client_settings(llm: ScriptedLLMServer, **extra: object) -> LLMSettings:
             "TRIBUTARY_LLM_TIMEOUT_S": 1.0,
             "TRIBUTARY_LLM_MAX_ATTEMPTS": 3,
             "TRIBUTARY_LLM_MAX_BACKOFF_S": 2.0,
+            # A call that keeps failing gives up within the test, not after an hour.
+            "TRIBUTARY_LLM_PATIENCE_S": 3.0,
             **extra,
         }
     )
@@ -70,14 +72,16 @@ async def test_a_burst_of_500s_is_ridden_out(
     assert (await client.complete(role="agent", messages=ask(marker))).content == "back"
 
 
-async def test_persistent_5xx_gives_up_after_the_bounded_attempts(
+async def test_persistent_5xx_gives_up_once_its_patience_is_spent(
     client: LLMClient, llm_admin: ScriptedLLMAdmin, marker: str
 ) -> None:
     llm_admin.add_rule(contains=marker, responses=[{"status": 502}])
+    started = time.monotonic()
     with pytest.raises(TransientError) as caught:
         await client.complete(role="agent", messages=ask(marker))
     assert caught.value.code == "llm_unavailable"
-    assert served(llm_admin, marker) == 3
+    assert time.monotonic() - started < 3.0 + 1.0  # TRIBUTARY_LLM_PATIENCE_S, then no more
+    assert served(llm_admin, marker) >= 3  # past TRIBUTARY_LLM_MAX_ATTEMPTS while it lasted
 
 
 async def test_a_hang_past_the_timeout_is_a_transient_timeout(

@@ -50,4 +50,7 @@ async def test_workers_serve_health_and_the_documented_metrics(
         tokens = (
             await http.get(f"http://127.0.0.1:{services.process('agent-runner').port}/metrics")
         ).text
-        assert 'llm_tokens_total{kind="prompt",model="gpt-4o-mini",role="agent"}' in tokens
+        assert (
+            'llm_tokens_total{deployment="gpt-4o-mini",kind="prompt",model="gpt-4o-mini",role="agent"}'
+            in tokens
+        )

@@ -1,7 +1,13 @@
-"""The scripted LLM server in-process: the real SDK over an ASGI transport, no socket."""
+"""The scripted LLM server in-process: the real SDK over an ASGI transport, no socket.
+
+The app answers for every host name, so several deployments (``http://<host>/v1``)
+can share it; a host taken down refuses connections, as a stopped endpoint does,
+and the transport counts the connection attempts each host received.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import httpx2
@@ -12,6 +18,8 @@ from tributary_shared.runtime.llm import LLMClient
 from tributary_shared.runtime.settings import LLMSettings
 
 PLAN_FORMAT = "tributary_plan"
+HOST = "scripted-llm"
+"""The host of ``TRIBUTARY_LLM_BASE_URL`` in ``ScriptedEndpoint.settings``."""
 
 
 class ScriptedEndpoint:
@@ -19,9 +27,8 @@ class ScriptedEndpoint:
 
     def __init__(self, *rules: Rule) -> None:
         self.app = create_app(rules=rules)
-        self.http = httpx2.AsyncClient(
-            transport=httpx2.ASGITransport(app=self.app), base_url="http://scripted-llm"
-        )
+        self.hosts = _Hosts(httpx2.ASGITransport(app=self.app))
+        self.http = httpx2.AsyncClient(transport=self.hosts, base_url="http://scripted-llm")
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -34,7 +41,7 @@ class ScriptedEndpoint:
     def settings(self, **overrides: object) -> LLMSettings:
         return LLMSettings.model_validate(
             {
-                "TRIBUTARY_LLM_BASE_URL": "http://scripted-llm/v1",
+                "TRIBUTARY_LLM_BASE_URL": f"http://{HOST}/v1",
                 "TRIBUTARY_LLM_API_KEY": SecretStr("test-key"),
                 "TRIBUTARY_LLM_MAX_ATTEMPTS": 3,
                 "TRIBUTARY_LLM_MAX_BACKOFF_S": 0.01,
@@ -44,6 +51,17 @@ class ScriptedEndpoint:
 
     def client(self, **overrides: object) -> LLMClient:
         return LLMClient(self.settings(**overrides), http_client=self.http)
+
+    def take_down(self, host: str = HOST) -> None:
+        """``host`` refuses connections from now on."""
+        self.hosts.down.add(host)
+
+    def bring_up(self, host: str = HOST) -> None:
+        self.hosts.down.discard(host)
+
+    def attempts_at(self, host: str = HOST) -> int:
+        """Requests sent to ``host``, refused ones included."""
+        return self.hosts.attempts[host]
 
     def add_rule(self, rule: Rule) -> None:
         self.app.state.scripted.rules.add(rule)
@@ -64,6 +82,27 @@ class ScriptedEndpoint:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+
+
+class _Hosts(httpx2.AsyncBaseTransport):
+    """The scripted app behind every host name; hosts taken down refuse connections."""
+
+    def __init__(self, app: httpx2.AsyncBaseTransport) -> None:
+        self._app = app
+        self.down: set[str] = set()
+        self.attempts: Counter[str] = Counter()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        host = request.url.host
+        self.attempts[host] += 1
+        if host in self.down:
+            raise httpx2.ConnectError(f"connection to {host} refused", request=request)
+        return await self._app.handle_async_request(request)
+
+
+def deployment(id: str, host: str, **fields: object) -> dict[str, object]:
+    """One entry of ``TRIBUTARY_LLM_DEPLOYMENTS`` served by ``host`` (key inherited)."""
+    return {"id": id, "base_url": f"http://{host}/v1", **fields}
 
 
 def _says(message: dict[str, Any], text: str) -> bool:

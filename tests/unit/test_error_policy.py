@@ -7,6 +7,7 @@ how many requests, for which model, when — is what these tests assert on.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -70,7 +71,7 @@ def gap_s(endpoint: ScriptedEndpoint) -> float:
     return second.timestamp - first.timestamp
 
 
-# -- retry with backoff, Retry-After honoured up to the cap ---------------------
+# -- retry with backoff, Retry-After waited out --------------------------------
 
 
 async def test_a_429_waits_out_its_retry_after(scripted: Scripted) -> None:
@@ -86,16 +87,34 @@ async def test_a_429_waits_out_its_retry_after(scripted: Scripted) -> None:
     assert 1.0 <= gap_s(endpoint) < 1.5
 
 
-async def test_a_retry_after_beyond_the_cap_waits_only_the_cap(
+async def test_a_retry_after_beyond_the_backoff_ceiling_is_still_waited_out(
     scripted: Scripted,
 ) -> None:
-    endpoint = scripted(
-        rule({"status": 429, "headers": {"Retry-After": "30"}}, {"content": "fine"})
-    )
+    endpoint = scripted(rule({"status": 429, "headers": {"Retry-After": "1"}}, {"content": "fine"}))
     client = endpoint.client(TRIBUTARY_LLM_MAX_BACKOFF_S=0.2)
     assert (await client.complete(role="agent", messages=HELLO)).content == "fine"
-    assert transient_delay(retry_after_s=30.0, cap_s=0.2, jitter=0.0) == 0.2
-    assert 0.2 <= gap_s(endpoint) < 1.0
+    assert transient_delay(retry_after_s=1.0, cap_s=0.2, jitter=0.0) == 1.0
+    assert 1.0 <= gap_s(endpoint) < 1.5  # not back at the ceiling's 0.2 s
+
+
+async def test_a_retry_after_in_milliseconds_is_waited_out(scripted: Scripted) -> None:
+    endpoint = scripted(
+        rule({"status": 503, "headers": {"retry-after-ms": "600"}}, {"content": "fine"})
+    )
+    client = endpoint.client(TRIBUTARY_LLM_MAX_BACKOFF_S=0.05)
+    assert (await client.complete(role="agent", messages=HELLO)).content == "fine"
+    assert 0.6 <= gap_s(endpoint) < 1.1
+
+
+async def test_a_retry_after_beyond_the_patience_fails_the_call_at_once(
+    scripted: Scripted,
+) -> None:
+    endpoint = scripted(rule({"status": 429, "headers": {"Retry-After": "120"}}))
+    client = endpoint.client(TRIBUTARY_LLM_PATIENCE_S=60)
+    with pytest.raises(TransientError) as caught:
+        await client.complete(role="agent", messages=HELLO)
+    assert caught.value.code == "llm_rate_limited"
+    assert len(endpoint.requests) == 1
 
 
 # -- fallback ---------------------------------------------------------------------
@@ -112,14 +131,21 @@ async def test_a_5xx_is_retried_then_the_next_model_takes_over(
     assert endpoint.models == ["primary", "primary", "primary", "backup"]
 
 
-async def test_a_5xx_on_the_last_model_fails_after_its_retries(
+async def test_a_5xx_that_outlasts_the_patience_fails_the_call_with_its_own_code(
     scripted: Scripted,
 ) -> None:
     endpoint = scripted(rule({"status": 502}))
+    client = endpoint.client(TRIBUTARY_LLM_PATIENCE_S=1.0, TRIBUTARY_LLM_MAX_BACKOFF_S=0.05)
+    started = time.monotonic()
     with pytest.raises(TransientError) as caught:
-        await endpoint.client().complete(role="agent", messages=HELLO, models=["only"])
+        await client.complete(role="agent", messages=HELLO, models=["only"])
     assert caught.value.code == "llm_unavailable"
-    assert endpoint.models == ["only"] * 3
+    # It kept trying nearly all its patience, round and round past
+    # TRIBUTARY_LLM_MAX_ATTEMPTS (3 here), and made no try after it (the recorded
+    # times also hold each request's way to the server: a margin for a busy machine).
+    assert 0.9 < time.monotonic() - started < 3.0
+    assert len(endpoint.models) > 3
+    assert endpoint.requests[-1].timestamp - endpoint.requests[0].timestamp <= 1.0 + 0.3
 
 
 async def test_a_rejected_key_is_neither_retried_nor_handed_to_another_model(

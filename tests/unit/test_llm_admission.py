@@ -275,7 +275,10 @@ async def test_a_429_through_the_client_pauses_the_deployment_for_everyone(
     )
     gate = MemoryDeploymentGate()
     client = LLMClient(
-        endpoint.settings(TRIBUTARY_LLM_MAX_ATTEMPTS=1, TRIBUTARY_AGENT_MODEL=MODEL),
+        # No patience: the call gives up at the 429 instead of waiting out its Retry-After.
+        endpoint.settings(
+            TRIBUTARY_LLM_MAX_ATTEMPTS=1, TRIBUTARY_LLM_PATIENCE_S=0, TRIBUTARY_AGENT_MODEL=MODEL
+        ),
         http_client=endpoint.http,
         admission=replica(gate),
     )

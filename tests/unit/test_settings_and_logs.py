@@ -91,6 +91,6 @@ def test_a_large_llm_connection_budget_is_split_over_small_pools() -> None:
         {"TRIBUTARY_LLM_API_KEY": SecretStr("k"), "TRIBUTARY_LLM_MAX_CONNECTIONS": 6000}
     )
     client = LLMClient(settings)
-    assert len(client._clients) == 24
+    assert len(client._owned_pools) == 24
     small = LLMClient(LLMSettings.model_validate({"TRIBUTARY_LLM_API_KEY": SecretStr("k")}))
-    assert len(small._clients) == 4
+    assert len(small._owned_pools) == 4

@@ -13,6 +13,7 @@ importing the package loads nothing beyond pydantic.
 
 from tributary_shared.core.errors import (
     BudgetExceeded,
+    DeadlineExceeded,
     ErrorClass,
     FatalError,
     LogicError,
@@ -100,6 +101,7 @@ __all__ = [
     "BudgetExhausted",
     "BudgetPolicy",
     "Complexity",
+    "DeadlineExceeded",
     "ErrorClass",
     "ErrorInfo",
     "EventEnvelope",

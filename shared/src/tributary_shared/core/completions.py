@@ -6,12 +6,22 @@ and the agent loop all speak these; in the core, they import no SDK.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from tributary_shared.core.errors import TributaryError
 from tributary_shared.core.events import TokenUsage
 
-__all__ = ["CallContext", "Completion", "Message", "Role", "ToolCall"]
+__all__ = [
+    "CallContext",
+    "Completion",
+    "Message",
+    "ModelWait",
+    "Role",
+    "ToolCall",
+    "WaitListener",
+]
 
 Role = Literal["planner", "agent", "synthesizer"]
 Message = dict[str, Any]
@@ -33,6 +43,28 @@ class CallContext:
 
 
 @dataclass(frozen=True)
+class ModelWait:
+    """An LLM call is waiting for its model: what failed last, and when it tries again."""
+
+    model: str
+    """The model name the call asked for (not the provider's id for it)."""
+    deployment: str
+    """The deployment whose try failed."""
+    error: TributaryError
+    attempt: int
+    """Tries the call has made so far, on every deployment."""
+    waiting_since: float
+    """When the call first failed (epoch seconds)."""
+    next_try_at: float
+    """When it tries again (epoch seconds)."""
+
+
+WaitListener = Callable[[ModelWait], Awaitable[bool]]
+"""Told when a call starts waiting for its model, and now and then while it waits;
+returns False when the call is no longer wanted (its workflow has ended): it stops."""
+
+
+@dataclass(frozen=True)
 class ToolCall:
     id: str
     name: str
@@ -46,6 +78,8 @@ class Completion:
     finish_reason: str
     model: str
     usage: TokenUsage = field(default_factory=TokenUsage)
+    deployment: str | None = None
+    """The deployment that served the completion (None: not known)."""
 
     def as_assistant_message(self) -> Message:
         message: Message = {"role": "assistant", "content": self.content}

@@ -1,12 +1,14 @@
 """One error tree for every service, and the one table that says how each class recovers.
 
     TributaryError          internal: the step fails
-    ├── TransientError      retry with backoff (Retry-After honoured up to the cap),
-    │                       then the next model of the chain, then the step fails
+    ├── TransientError      retry with backoff (Retry-After waited out), the next
+    │                       deployment of the chain taking over when one's tries run
+    │                       out, round the chain while the patience and the deadline
+    │                       allow; then the step fails
     ├── ModelError          one corrective re-prompt, then the step fails
     ├── LogicError          the step stops with a clear reason
     │   ├── BudgetExceeded      no further LLM call starts (``busy``: not yet)
-    │   └── DeadlineExceeded    the workflow's deadline passed: nothing retries it
+    │   └── DeadlineExceeded    the workflow's deadline passed: the workflow fails
     ├── FatalError          no retry: the workflow fails at once
     │   └── BudgetNotOpened     the workflow has no budget record: no call starts
     └── PoisonMessage       the message can never be handled: dead-lettered at once
@@ -63,7 +65,6 @@ __all__ = [
     "TributaryError",
     "is_provider_outage",
     "recovery_for",
-    "retry_delay",
 ]
 
 
@@ -144,7 +145,8 @@ class DeadlineExceeded(LogicError):
 
     The code says where it passed: ``deadline_exceeded`` in general,
     ``llm_admission_deadline_exceeded`` while an LLM call waited for its turn
-    at a deployment (its rate limit, its open circuit breaker).
+    at a deployment (its rate limit, its open circuit breaker). Every other
+    step of the workflow is past the same deadline, so the workflow fails.
     """
 
     default_code = "deadline_exceeded"
@@ -181,11 +183,14 @@ class EventRefused(PoisonMessage):
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with jitter; a server's Retry-After is waited out, up to the cap.
+    """Exponential backoff with jitter; a server's Retry-After is waited out in full.
 
     Attempt ``n`` waits between half and all of ``base_s * 2 ** (n - 1)``,
     never more than the cap. The jitter spreads out clients that failed
-    together, so they do not all come back at the same instant.
+    together, so they do not all come back at the same instant. A server that
+    says when to come back is not asked again sooner, whatever the cap: that is
+    what turns one rate limit into a storm of them. (How long a caller may wait
+    at all is its own limit, not the backoff's.)
     """
 
     base_s: float
@@ -210,7 +215,7 @@ class Backoff:
         exponential = min(cap, self.base_s * 2.0 ** (attempt - 1))
         jittered = exponential / 2 + jitter * exponential / 2
         if self.honours_retry_after and retry_after_s is not None:
-            return min(cap, max(retry_after_s, jittered))
+            return max(retry_after_s, jittered)
         return jittered
 
 
@@ -260,6 +265,7 @@ RECOVERY: Mapping[type[TributaryError], Recovery] = MappingProxyType(
         TransientError: Recovery(retry=Backoff(base_s=0.5, cap_s=30.0), falls_back=True),
         ModelError: Recovery(reprompts=1),
         LogicError: Recovery(),
+        DeadlineExceeded: Recovery(outcome=Outcome.WORKFLOW_FAILS),
         FatalError: Recovery(outcome=Outcome.WORKFLOW_FAILS),
         PoisonMessage: Recovery(outcome=Outcome.DEAD_LETTER),
         EventRefused: Recovery(outcome=Outcome.REFUSED),
@@ -292,15 +298,3 @@ def recovery_for(error: BaseException) -> Recovery:
     if code in FALLBACK_CODES and not recovery.falls_back:
         return replace(recovery, falls_back=True)
     return recovery
-
-
-def retry_delay(
-    error: BaseException, attempt: int, *, jitter: float, cap_s: float | None = None
-) -> float | None:
-    """Seconds to wait before repeating the call that failed with ``error`` on
-    attempt ``attempt``, or None when its class is not retried."""
-    backoff = recovery_for(error).retry
-    if backoff is None:
-        return None
-    retry_after_s = error.retry_after_s if isinstance(error, TransientError) else None
-    return backoff.delay(attempt, jitter=jitter, retry_after_s=retry_after_s, cap_s=cap_s)

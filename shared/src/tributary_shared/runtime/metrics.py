@@ -26,12 +26,14 @@ AGENT_ITERATIONS_COUNT = Histogram(
     buckets=(1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30),
 )
 LLM_TOKENS_TOTAL = Counter(
-    "llm_tokens_total", "Tokens used by LLM calls.", ["model", "role", "kind"]
+    "llm_tokens_total",
+    "Tokens used by LLM calls, by the model asked for and the deployment that served it.",
+    ["model", "deployment", "role", "kind"],
 )
 LLM_REQUEST_SECONDS = Histogram(
     "llm_request_seconds",
-    "Latency of single LLM requests.",
-    ["model", "role", "outcome"],
+    "Latency of single LLM requests (one HTTP attempt at one deployment).",
+    ["model", "deployment", "role", "outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
 )
 LLM_RETRIES_TOTAL = Counter(
@@ -48,8 +50,14 @@ DEAD_LETTERS_TOTAL = Counter(
 )
 LLM_FALLBACKS_TOTAL = Counter(
     "llm_fallbacks_total",
-    "Calls moved to the fallback model, by the error that moved them.",
-    ["role", "error_code"],
+    "Calls handed over from a deployment to the next of their chain, by the error that "
+    "moved them and the deployment they left.",
+    ["role", "error_code", "deployment"],
+)
+LLM_CALLS_WAITING = Gauge(
+    "llm_calls_waiting",
+    "LLM calls now pausing before their next try, the endpoint having failed, by model.",
+    ["model"],
 )
 BUDGET_EXHAUSTED_TOTAL = Counter(
     "budget_exhausted_total", "LLM calls refused because the workflow's budget ran out.", ["role"]

@@ -9,8 +9,9 @@ by ``X_FILE`` (``env_files``): the way Kubernetes hands secrets over.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from typing import Literal, TypeVar
+from typing import Literal, Self, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -24,7 +25,12 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from tributary_shared.core.redaction import DEFAULT_KEY_PREFIXES, Redactor
 from tributary_shared.runtime.env_files import EnvAndFilesSource, FileVariableError
@@ -374,6 +380,50 @@ class ConsumerSettings(TributarySettings):
     )
 
 
+class Deployment(BaseModel):
+    """One place a model is served: an endpoint, its key, the provider's name for the
+    model there, and the limits the provider sets on it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/@+-]{0,127}$",
+        description="Names the deployment in step outcomes (`deployments`), `llm.waiting` "
+        "events, metrics, logs and its shared admission gate; unique across all models, and "
+        "not the name of a model served by `TRIBUTARY_LLM_BASE_URL` (whose deployment goes "
+        "by the model's name).",
+    )
+    base_url: str | None = Field(
+        default=None,
+        min_length=1,
+        description="OpenAI-compatible endpoint, ending in `/v1`; unset: "
+        "`TRIBUTARY_LLM_BASE_URL` (the OpenAI API when that is unset too).",
+    )
+    api_key: SecretStr | None = Field(
+        default=None,
+        description="Key sent to this endpoint; unset: `TRIBUTARY_LLM_API_KEY`.",
+    )
+    model: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The provider's id for the model at this endpoint (an Azure deployment "
+        "name, a dated version, another provider's name for it); unset: the model name as "
+        "configured.",
+    )
+    rpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="Requests per minute the provider allows this deployment (its "
+        "account's limit, shared by every replica); unset: none known.",
+    )
+    tpm: int | None = Field(
+        default=None,
+        ge=1,
+        description="Tokens (prompt and completion) per minute the provider allows this "
+        "deployment; unset: none known.",
+    )
+
+
 class LLMSettings(TributarySettings):
     """Where the OpenAI-compatible endpoint is and which model serves each role."""
 
@@ -422,16 +472,20 @@ class LLMSettings(TributarySettings):
         ge=1,
         le=10,
         validation_alias="TRIBUTARY_LLM_MAX_ATTEMPTS",
-        description="Tries of one LLM call, the first included, while the endpoint fails "
-        "transiently (timeouts, rate limits, server errors); then the fallback model, if any, "
-        "takes over.",
+        description="Tries of one LLM call on one deployment, the first included, while it "
+        "fails transiently (timeouts, rate limits, server errors, connections refused); then "
+        "the next deployment of the call's chain takes over. Once every deployment has had "
+        "its tries, the call goes round the chain again while `TRIBUTARY_LLM_PATIENCE_S` and "
+        "the workflow's deadline allow.",
     )
     max_backoff_s: float = Field(
         default=30.0,
         gt=0,
         validation_alias="TRIBUTARY_LLM_MAX_BACKOFF_S",
         description="Longest pause, in seconds, between two tries of an LLM call; pauses "
-        "otherwise double from 0.5 s, or follow the endpoint's `Retry-After`.",
+        "double from 0.5 s up to it, each a random part of the way between half and all of "
+        "its length. An endpoint's `Retry-After` (or `retry-after-ms`) is waited out in full, "
+        "even beyond it. Lower it to notice a recovered endpoint sooner.",
     )
     max_completion_tokens: int = Field(
         default=2048,
@@ -471,15 +525,121 @@ class LLMSettings(TributarySettings):
         default=30.0,
         ge=0,
         validation_alias="TRIBUTARY_LLM_FALLBACK_COOLDOWN_S",
-        description="Seconds a model whose retries ran out is skipped, its calls going straight "
-        "to the fallback model, before it is tried again; `0` tries it every time.",
+        description="Seconds a deployment whose tries ran out (in this process) goes to the "
+        "end of the chains it is in, so that calls try the next deployment or the fallback "
+        "model first; `0` keeps every chain in its configured order.",
     )
     fallback_model: str | None = Field(
         default=None,
         validation_alias="TRIBUTARY_FALLBACK_MODEL",
-        description="Model that takes a call over when the first model's tries run out or the "
-        "endpoint does not know it; unset: no fallback.",
+        description="Model that takes a call over, at its own deployments, when every "
+        "deployment of the first model has had its tries or does not know it; unset: no "
+        "fallback.",
     )
+    deployments: dict[str, list[Deployment]] = Field(
+        default_factory=dict,
+        validation_alias="TRIBUTARY_LLM_DEPLOYMENTS",
+        description="Where each model is served, as an ordered list of deployments per model "
+        "name (the names the role, routing and fallback settings use), e.g. "
+        '`{"gpt-4o-mini": [{"id": "azure-eu", "base_url": "https://eu.example.com/v1", '
+        '"api_key": "...", "model": "gpt-4o-mini-eu"}, {"id": "openai", "api_key": "sk-..."}]}`. '
+        "A call goes to the first deployment and moves down the list when one keeps failing "
+        "(`TRIBUTARY_LLM_MAX_ATTEMPTS`) or has no headroom, then to the fallback model's. A "
+        "model not named here is served by `TRIBUTARY_LLM_BASE_URL` with "
+        "`TRIBUTARY_LLM_API_KEY`, in a deployment named after the model. It holds keys: set "
+        "it from a secret.",
+    )
+    patience_s: float = Field(
+        default=3600.0,
+        ge=0,
+        le=7 * 24 * 3600,
+        validation_alias="TRIBUTARY_LLM_PATIENCE_S",
+        description="Seconds an LLM call keeps trying, from its first failure, while the "
+        "deployments of its chain fail transiently: a try that would come later is not made "
+        "and the call fails (`llm_unavailable`, `llm_rate_limited`, `llm_timeout`). The "
+        "workflow's deadline ends the wait first when it comes sooner, and the workflow then "
+        "fails with `deadline_exceeded`. `0`: no waiting; a failing deployment hands over to "
+        "the next at once and the call fails with the last. Keep it below "
+        "`TRIBUTARY_HANDLER_TIMEOUT_S`.",
+    )
+    wait_notice_interval_s: float = Field(
+        default=10.0,
+        gt=0,
+        validation_alias="TRIBUTARY_LLM_WAIT_NOTICE_INTERVAL_S",
+        description="While an LLM call waits for its model, the workflow's events say so "
+        "(`llm.waiting`) at its first pause and then at most once per this many seconds.",
+    )
+
+    @field_validator("deployments")
+    @classmethod
+    def _deployments_are_distinct(
+        cls, value: dict[str, list[Deployment]]
+    ) -> dict[str, list[Deployment]]:
+        seen: set[str] = set()
+        for model, deployments in value.items():
+            if not deployments:
+                raise ValueError(f"model {model!r} is given no deployment")
+            for deployment in deployments:
+                if deployment.id in seen:
+                    raise ValueError(f"deployment id {deployment.id!r} is given twice")
+                seen.add(deployment.id)
+        return value
+
+    @model_validator(mode="after")
+    def _no_deployment_takes_a_default_ones_name(self) -> Self:
+        # A model served by TRIBUTARY_LLM_BASE_URL has a deployment named after it:
+        # a configured one of the same name would share its admission gate.
+        served_by_default = set(self.routed_models()) - set(self.deployments)
+        for model, deployments in self.deployments.items():
+            for deployment in deployments:
+                if deployment.id in served_by_default:
+                    raise ValueError(
+                        f"TRIBUTARY_LLM_DEPLOYMENTS: deployment id {deployment.id!r} (model "
+                        f"{model!r}) is the name of a model served by TRIBUTARY_LLM_BASE_URL, "
+                        "whose deployment goes by that name; choose another"
+                    )
+        return self
+
+    def deployments_for(self, model: str) -> tuple[Deployment, ...]:
+        """Where ``model`` is served, in the order calls try them, with the endpoint and
+        key each inherits from ``TRIBUTARY_LLM_BASE_URL`` / ``TRIBUTARY_LLM_API_KEY``
+        filled in. A model with none of its own is served by ``TRIBUTARY_LLM_BASE_URL``,
+        in a deployment named after the model."""
+        configured = self.deployments.get(model)
+        if not configured:
+            return (self.default_deployment(model),)
+        return tuple(
+            deployment.model_copy(
+                update={
+                    "base_url": deployment.base_url or self.base_url,
+                    "api_key": deployment.api_key or self.api_key,
+                }
+            )
+            for deployment in configured
+        )
+
+    def default_deployment(self, model: str) -> Deployment:
+        """``model`` at ``TRIBUTARY_LLM_BASE_URL``: named after it (model names are not
+        held to the pattern of configured ids)."""
+        return Deployment.model_construct(
+            id=model, base_url=self.base_url, api_key=self.api_key, model=None, rpm=None, tpm=None
+        )
+
+    def configured_deployments(self) -> tuple[Deployment, ...]:
+        """Every deployment of ``TRIBUTARY_LLM_DEPLOYMENTS``, endpoint and key filled in."""
+        return tuple(d for model in self.deployments for d in self.deployments_for(model))
+
+    def routed_models(self) -> tuple[str, ...]:
+        """Every model name these settings send calls to (roles, routing, fallback)."""
+        names = (
+            self.planner_model,
+            self.agent_model,
+            self.synthesizer_model,
+            self.agent_model_simple,
+            self.agent_model_complex,
+            self.fallback_model,
+        )
+        return tuple(dict.fromkeys(name for name in names if name))
 
     def model_for(self, role: Literal["planner", "agent", "synthesizer"]) -> str:
         return {
@@ -634,9 +794,10 @@ class BudgetSettings(TributarySettings):
         "never settled (the process died mid-call) stops counting after it; a call that "
         "outlives its hold is still charged in full, but for the rest of it parallel calls no "
         "longer see its worst case. It is also the longest a call waits while only other "
-        "calls' reservations stand in its way. Keep it above the longest one LLM call may take "
-        "with its retries (`TRIBUTARY_LLM_TIMEOUT_S` x `TRIBUTARY_LLM_MAX_ATTEMPTS`, plus "
-        "backoff).",
+        "calls' reservations stand in its way. Keep it above the longest one LLM call takes "
+        "while its endpoint answers (`TRIBUTARY_LLM_TIMEOUT_S` x `TRIBUTARY_LLM_MAX_ATTEMPTS`, "
+        "plus backoff); a call waiting out an outage (`TRIBUTARY_LLM_PATIENCE_S`) may outlive "
+        "it.",
     )
 
 
@@ -648,15 +809,31 @@ def load_settings(cls: type[SettingsT]) -> SettingsT:
 
     Values are never quoted: the variable may hold a secret.
     """
+    prefix = cls.model_config.get("env_prefix", "")
     try:
         return cls()
     except FileVariableError as exc:
         raise ConfigurationError(f"invalid configuration: {exc}") from None
+    except SettingsError as exc:
+        # A JSON setting that does not parse; name its variable, never its value.
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = _variable(cls, field.group(1)) if field else cls.__name__
+        raise ConfigurationError(f"invalid configuration: {name}: not valid JSON") from None
     except ValidationError as exc:
-        prefix = cls.model_config.get("env_prefix", "")
         problems = []
         for err in exc.errors(include_input=False):
-            field = ".".join(str(p) for p in err["loc"])
-            # A rule between several variables names them in its message.
-            problems.append(f"{prefix}{field.upper()}: {err['msg']}" if field else err["msg"])
+            if not err["loc"]:  # a rule between several variables names them in its message
+                problems.append(str(err["msg"]).removeprefix("Value error, "))
+                continue
+            first, *rest = (str(p) for p in err["loc"])
+            where = ".".join([f"{prefix}{first.upper()}", *rest])
+            problems.append(f"{where}: {err['msg']}")
         raise ConfigurationError("invalid configuration: " + "; ".join(problems)) from None
+
+
+def _variable(cls: type[BaseSettings], field: str) -> str:
+    info = cls.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, str):
+        return alias
+    return f"{cls.model_config.get('env_prefix', '')}{field}".upper()

@@ -1,10 +1,25 @@
-"""The LLM client every service uses: one AsyncOpenAI per process, retries here.
+"""The LLM client every service uses: one per process, retries and fallbacks here.
 
 The SDK's own retries are off (``max_retries=0``) so that recovery happens in
-one place and follows the error table (``tributary_shared.core.errors``):
-which errors are retried and with what backoff (``Retry-After`` honoured up
-to the cap), and which hand the call to the next model. Retries and
-fallbacks are counted by error class. Every call carries an explicit timeout.
+one place and follows the error table (``tributary_shared.core.errors``) and
+the call's plan (``chain.CallPlan``): which errors are tried again, after what
+backoff (``Retry-After`` waited out), when the next deployment of the chain
+takes over, and how long a call waits out an endpoint that keeps failing (its
+patience, and its workflow's deadline). Every request carries an explicit
+timeout, never longer than what is left before the deadline.
+
+Each deployment (``TRIBUTARY_LLM_DEPLOYMENTS``; the default one is
+``TRIBUTARY_LLM_BASE_URL``) has its own SDK client with its own endpoint and
+key; they share the process's HTTP connection pools. ``_once`` is the one
+place a request leaves the process: one HTTP attempt at one deployment, sent
+once that deployment's admission gate lets it go (its shared circuit breaker,
+rate limits and fair queue; see ``runtime.llm.admission``).
+
+While a call waits for its model, it tells ``on_wait`` (at its first pause,
+then at most every ``TRIBUTARY_LLM_WAIT_NOTICE_INTERVAL_S``), which the
+metered layer turns into the workflow's ``llm.waiting`` events; a listener
+that answers that the workflow has ended stops the call (``workflow_ended``),
+so a cancelled workflow's planner or synthesizer does not wait on.
 """
 
 from __future__ import annotations
@@ -15,20 +30,37 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx2
 import openai
 from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 
-from tributary_shared.core.completions import CallContext, Completion, Message, Role, ToolCall
-from tributary_shared.core.errors import TransientError, TributaryError, recovery_for, retry_delay
+from tributary_shared.core.completions import (
+    CallContext,
+    Completion,
+    Message,
+    ModelWait,
+    Role,
+    ToolCall,
+    WaitListener,
+)
+from tributary_shared.core.errors import FatalError, LogicError, TransientError, TributaryError
 from tributary_shared.core.events import TokenUsage
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.llm.admission import UNPACED, CallAdmission, note_rate_limit_headers
+from tributary_shared.runtime.llm.chain import (
+    CallPlan,
+    Cooldowns,
+    GiveUp,
+    RetryPolicy,
+    Target,
+    TryAgain,
+    chain_of,
+)
 from tributary_shared.runtime.llm.errors import check_finish, classify_sdk_error
-from tributary_shared.runtime.settings import ConfigurationError, LLMSettings
+from tributary_shared.runtime.settings import ConfigurationError, Deployment, LLMSettings
 
 __all__ = ["Completion", "LLMClient", "Message", "Role", "ToolCall"]
 
@@ -49,38 +81,24 @@ class LLMClient:
         caller's to close. ``admission`` decides when each request may go (the
         deployment's shared breaker, rate limits and fair queue); without it
         every request goes at once."""
-        if settings.api_key is None:
-            raise ConfigurationError(
-                "invalid configuration: TRIBUTARY_LLM_API_KEY (or OPENAI_API_KEY) is not set"
-            )
         self._settings = settings
         self._admission = admission or UNPACED
-        self._cooling_until: dict[str, float] = {}
-        self._owns_http_clients = http_client is None
-        self._clients = [
-            AsyncOpenAI(
-                base_url=settings.base_url,
-                api_key=settings.api_key.get_secret_value(),
-                max_retries=0,
-                timeout=settings.timeout_s,
-                http_client=pool,
-            )
-            for pool in ([http_client] if http_client is not None else _pools(settings))
-        ]
-        self._next_client = itertools.cycle(self._clients)
+        self._policy = RetryPolicy.of(settings)
+        self._cooldowns = Cooldowns(settings.fallback_cooldown_s)
+        self._owned_pools = [] if http_client is not None else _pools(settings)
+        pools = [http_client] if http_client is not None else self._owned_pools
+
+        def sdk_clients(deployment: Deployment) -> Iterator[AsyncOpenAI]:
+            return itertools.cycle([_sdk_client(deployment, settings, pool) for pool in pools])
+
+        # The models with no deployments of their own share TRIBUTARY_LLM_BASE_URL's clients.
+        default = _default_endpoint(settings)
+        self._default_clients = sdk_clients(default) if default is not None else None
+        self._clients = {d.id: sdk_clients(d) for d in _configured_deployments(settings)}
 
     async def close(self) -> None:
-        if not self._owns_http_clients:
-            return
-        for client in self._clients:
-            await client.close()
-
-    def _skip_cooling(self, chain: list[str]) -> list[str]:
-        """A model that just failed over is skipped for a while (a circuit breaker),
-        unless it is the last one left."""
-        now = time.monotonic()
-        healthy = [m for m in chain if self._cooling_until.get(m, 0.0) <= now]
-        return healthy or chain[-1:]
+        for pool in self._owned_pools:
+            await pool.aclose()
 
     async def complete(
         self,
@@ -92,79 +110,126 @@ class LLMClient:
         models: Sequence[str] | None = None,
         max_tokens: int | None = None,
         context: CallContext | None = None,
+        on_wait: WaitListener | None = None,
     ) -> Completion:
         """One completion; raises the error tree's errors.
 
-        Each model in ``models`` (default: the role's model) is tried with the
-        retries its errors allow; the next one takes over when the error
-        table says the failure may fall back.
+        The models in ``models`` (default: the role's model) are tried in order,
+        each at its deployments in order, as ``chain.CallPlan`` says; a call for
+        a workflow (``context``) waits no longer than its deadline, and then
+        raises ``DeadlineExceeded``.
         """
-        chain = self._skip_cooling(list(models or [self._settings.model_for(role)]))
-        for position, model in enumerate(chain):
-            try:
-                return await self._with_retries(
-                    role=role,
-                    model=model,
-                    messages=messages,
-                    tools=tools,
-                    response_format=response_format,
-                    max_tokens=max_tokens,
-                    context=context,
-                )
-            except TributaryError as error:
-                if not recovery_for(error).falls_back or position == len(chain) - 1:
-                    raise
-                self._cooling_until[model] = time.monotonic() + self._settings.fallback_cooldown_s
-                metrics.LLM_FALLBACKS_TOTAL.labels(role, error.code).inc()
-                log.warning(
-                    "falling back from %s to %s after %s", model, chain[position + 1], error.code
-                )
-        raise AssertionError("unreachable")
-
-    async def _with_retries(
-        self,
-        *,
-        role: Role,
-        model: str,
-        messages: Sequence[Message],
-        tools: Sequence[dict[str, Any]] | None,
-        response_format: dict[str, Any] | None,
-        max_tokens: int | None,
-        context: CallContext | None = None,
-    ) -> Completion:
-        attempt = 1
+        chain = chain_of(self._settings, models or [self._settings.model_for(role)])
+        plan = CallPlan(
+            self._cooldowns.order(chain, now=time.monotonic()),
+            self._policy,
+            deadline_at=context.deadline_at if context is not None else None,
+        )
+        waiting = _WaitNotices(on_wait, interval_s=self._settings.wait_notice_interval_s)
         while True:
+            stop = plan.stop_before_try(time.time())
+            if stop is not None:
+                raise stop
+            target = plan.target
             try:
-                return await self._once(
+                completion = await self._once(
                     role=role,
-                    model=model,
+                    target=target,
                     messages=messages,
                     tools=tools,
                     response_format=response_format,
                     max_tokens=max_tokens,
                     context=context,
+                    timeout_s=plan.timeout_s(
+                        time.time(), request_timeout_s=self._settings.timeout_s
+                    ),
                 )
             except TributaryError as error:
-                delay = retry_delay(
-                    error, attempt, jitter=random.random(), cap_s=self._settings.max_backoff_s
+                step = plan.after_failure(error, now=time.time(), jitter=random.random())
+                if isinstance(step, GiveUp):
+                    if step.error is error:
+                        raise
+                    raise step.error from error
+                self._count(role, error, step)
+                await self._wait(step, failed=target, error=error, plan=plan, waiting=waiting)
+            else:
+                self._cooldowns.recovered(target)
+                return completion
+
+    def _count(self, role: Role, error: TributaryError, step: TryAgain) -> None:
+        if step.handed_over_from is None:
+            metrics.LLM_RETRIES_TOTAL.labels(role, error.error_class.value).inc()
+            return
+        left = step.handed_over_from
+        self._cooldowns.cool(left, now=time.monotonic())
+        metrics.LLM_FALLBACKS_TOTAL.labels(role, error.code, left.deployment.id).inc()
+        log.warning(
+            "handing a call over from %s at %s to %s at %s after %s",
+            left.model,
+            left.deployment.id,
+            step.target.model,
+            step.target.deployment.id,
+            error.code,
+        )
+
+    async def _wait(
+        self,
+        step: TryAgain,
+        *,
+        failed: Target,
+        error: TributaryError,
+        plan: CallPlan,
+        waiting: _WaitNotices,
+    ) -> None:
+        if step.at <= time.time():
+            return
+        gauge = metrics.LLM_CALLS_WAITING.labels(failed.model)
+        gauge.inc()
+        try:
+            wanted = await waiting.tell(
+                ModelWait(
+                    model=failed.model,
+                    deployment=failed.deployment.id,
+                    error=error,
+                    attempt=plan.attempts,
+                    waiting_since=plan.waiting_since or time.time(),
+                    next_try_at=step.at,
                 )
-                if delay is None or attempt >= self._settings.max_attempts:
-                    raise
-                metrics.LLM_RETRIES_TOTAL.labels(role, error.error_class.value).inc()
-                await asyncio.sleep(delay)
-                attempt += 1
+            )
+            if not wanted:
+                raise LogicError(
+                    "the workflow ended while its LLM call waited for the model",
+                    code="workflow_ended",
+                ) from error
+            await asyncio.sleep(max(0.0, step.at - time.time()))
+        finally:
+            gauge.dec()
 
     async def _once(
         self,
         *,
         role: Role,
-        model: str,
+        target: Target,
         messages: Sequence[Message],
         tools: Sequence[dict[str, Any]] | None,
         response_format: dict[str, Any] | None,
-        max_tokens: int | None = None,
-        context: CallContext | None = None,
+        max_tokens: int | None,
+        context: CallContext | None,
+        timeout_s: float,
     ) -> Completion:
+        """One HTTP attempt at one deployment; its failure classified by the error tree.
+
+        ``context`` names the workflow the attempt is made for (None: none).
+        """
+        clients = (
+            self._clients.get(target.deployment.id)
+            if target.model in self._settings.deployments
+            else self._default_clients
+        )
+        if clients is None:
+            raise FatalError(
+                f"no API key is configured for model {target.model!r}", code="llm_auth_failed"
+            )
         kwargs: dict[str, Any] = {}
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
@@ -172,29 +237,32 @@ class LLMClient:
             kwargs["tools"] = list(tools)
         if response_format is not None:
             kwargs["response_format"] = response_format
+        model, deployment = target.model, target.deployment.id
         started = time.perf_counter()
         try:
             async with self._admission.admit(
-                deployment=model,
+                deployment=deployment,
                 context=context,
                 messages=messages,
                 tools=tools,
                 max_tokens=max_tokens,
             ):
                 started = time.perf_counter()
-                response = await next(self._next_client).chat.completions.create(
-                    model=model,
+                response = await next(clients).chat.completions.create(
+                    model=target.provider_model,
                     messages=list(messages),  # type: ignore[arg-type]
-                    timeout=self._settings.timeout_s,
+                    timeout=timeout_s,
                     **kwargs,
                 )
         except openai.OpenAIError as exc:
-            error = classify_sdk_error(exc, model=model)
-            metrics.LLM_REQUEST_SECONDS.labels(model, role, error.code).observe(
+            error = classify_sdk_error(exc, model=target.provider_model)
+            metrics.LLM_REQUEST_SECONDS.labels(model, deployment, role, error.code).observe(
                 time.perf_counter() - started
             )
             raise error from exc
-        metrics.LLM_REQUEST_SECONDS.labels(model, role, "ok").observe(time.perf_counter() - started)
+        metrics.LLM_REQUEST_SECONDS.labels(model, deployment, role, "ok").observe(
+            time.perf_counter() - started
+        )
         if not response.choices:
             raise TransientError("the LLM endpoint returned no choices", code="llm_empty_response")
         choice = response.choices[0]
@@ -202,9 +270,9 @@ class LLMClient:
             prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
             completion_tokens=response.usage.completion_tokens if response.usage else 0,
         )
-        served_by = response.model or model
-        metrics.LLM_TOKENS_TOTAL.labels(model, role, "prompt").inc(usage.prompt_tokens)
-        metrics.LLM_TOKENS_TOTAL.labels(model, role, "completion").inc(usage.completion_tokens)
+        tokens = metrics.LLM_TOKENS_TOTAL
+        tokens.labels(model, deployment, role, "prompt").inc(usage.prompt_tokens)
+        tokens.labels(model, deployment, role, "completion").inc(usage.completion_tokens)
         check_finish(choice.finish_reason, getattr(choice.message, "refusal", None))
         calls = tuple(
             ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments)
@@ -215,16 +283,77 @@ class LLMClient:
             content=choice.message.content,
             tool_calls=calls,
             finish_reason=choice.finish_reason,
-            model=served_by,
+            model=response.model or target.provider_model,
             usage=usage,
+            deployment=deployment,
         )
+
+
+class _WaitNotices:
+    """Tells a call's listener that it waits: at its first pause, then at most every
+    ``interval_s``, however short its pauses (never one notice per retry)."""
+
+    def __init__(self, listener: WaitListener | None, *, interval_s: float) -> None:
+        self._listener = listener
+        self._interval_s = interval_s
+        self._last_at: float | None = None
+
+    async def tell(self, wait: ModelWait) -> bool:
+        """False when the listener says the call is no longer wanted."""
+        now = time.monotonic()
+        if self._listener is None:
+            return True
+        if self._last_at is not None and now - self._last_at < self._interval_s:
+            return True
+        self._last_at = now
+        try:
+            return await self._listener(wait)
+        except Exception:  # a notice must never cost the call its retry
+            log.warning("a wait notice could not be delivered", exc_info=True)
+            return True
+
+
+def _default_endpoint(settings: LLMSettings) -> Deployment | None:
+    """``TRIBUTARY_LLM_BASE_URL`` with its key, for the models with no deployments of
+    their own; None when it has no key and no routed model needs it (a routed one
+    that does stops the process at start)."""
+    if settings.api_key is not None:
+        return settings.default_deployment("")
+    if any(model not in settings.deployments for model in settings.routed_models()):
+        raise ConfigurationError(
+            "invalid configuration: TRIBUTARY_LLM_API_KEY (or OPENAI_API_KEY) is not set"
+        )
+    return None
+
+
+def _configured_deployments(settings: LLMSettings) -> tuple[Deployment, ...]:
+    for deployment in settings.configured_deployments():
+        if deployment.api_key is None:
+            raise ConfigurationError(
+                f"invalid configuration: TRIBUTARY_LLM_DEPLOYMENTS: deployment {deployment.id!r} "
+                "has no api_key, and TRIBUTARY_LLM_API_KEY (or OPENAI_API_KEY) is not set"
+            )
+    return settings.configured_deployments()
+
+
+def _sdk_client(
+    deployment: Deployment, settings: LLMSettings, pool: httpx2.AsyncClient
+) -> AsyncOpenAI:
+    assert deployment.api_key is not None
+    return AsyncOpenAI(
+        base_url=deployment.base_url,
+        api_key=deployment.api_key.get_secret_value(),
+        max_retries=0,
+        timeout=settings.timeout_s,
+        http_client=pool,
+    )
 
 
 def _pools(settings: LLMSettings) -> list[httpx2.AsyncClient]:
     """Agent steps wait on the model most of the time: the connection pool, not
     the CPU, bounds how many run at once. The HTTP pool does work in proportion
     to its size on every request, so a large budget of connections is split
-    over several small pools, used in turn."""
+    over several small pools, used in turn (by every deployment's client)."""
     shards = max(1, math.ceil(settings.max_connections / _CONNECTIONS_PER_POOL))
     per_pool = math.ceil(settings.max_connections / shards)
     return [

@@ -6,6 +6,12 @@ raw response body or the endpoint's hostname.
 
 from __future__ import annotations
 
+import email.utils
+import math
+import time
+from collections.abc import Mapping
+from datetime import UTC
+
 import openai
 
 from tributary_shared.core.errors import FatalError, ModelError, TransientError, TributaryError
@@ -33,7 +39,7 @@ def classify_sdk_error(exc: Exception, *, model: str) -> TributaryError:
             f"model {model!r} is not available at the LLM endpoint", code="llm_model_not_found"
         )
     if isinstance(exc, openai.APIStatusError):
-        if exc.status_code >= 500 or exc.status_code in (408, 409):
+        if exc.status_code >= 500 or exc.status_code in (408, 409) or _overloaded(exc):
             return TransientError(
                 f"the LLM endpoint failed (HTTP {exc.status_code})",
                 code="llm_unavailable",
@@ -46,15 +52,49 @@ def classify_sdk_error(exc: Exception, *, model: str) -> TributaryError:
     return TransientError("the LLM request failed unexpectedly", code="llm_unavailable")
 
 
+def _overloaded(exc: openai.APIStatusError) -> bool:
+    """A provider that says it is overloaded, whatever status it sends it with
+    (Anthropic's ``overloaded_error``): it will answer again later."""
+    return any("overloaded" in str(part).lower() for part in (exc.code, exc.type))
+
+
 def _retry_after(exc: openai.APIStatusError) -> float | None:
-    value = exc.response.headers.get("retry-after")
+    return retry_after_s(exc.response.headers, now=time.time())
+
+
+def retry_after_s(headers: Mapping[str, str], *, now: float) -> float | None:
+    """Seconds the server asks the client to wait before trying again, or None.
+
+    ``retry-after-ms`` (OpenAI's and Azure's, finer) wins over ``Retry-After``,
+    which is either seconds or an HTTP date. Unparseable or negative values
+    count as absent.
+    """
+    millis = _number(headers.get("retry-after-ms"))
+    if millis is not None:
+        return millis / 1000
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    seconds = _number(value)
+    if seconds is not None:
+        return seconds
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT, whether or not it says so
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - now)
+
+
+def _number(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        seconds = float(value)
+        number = float(value)
     except ValueError:
         return None
-    return seconds if seconds >= 0 else None
+    return number if number >= 0 and math.isfinite(number) else None
 
 
 def check_finish(finish_reason: str | None, refusal: str | None) -> None:
