@@ -112,6 +112,8 @@ class Harness:
     planning_lease_s: float = 1.0
     """Short, so a workflow whose planner 'died' is planned within the test."""
     budget_hold_s: float = BudgetSettings().budget_hold_s
+    llm: dict[str, object] = field(default_factory=dict)
+    """LLM settings over the endpoint's, by variable (``TRIBUTARY_LLM_DEPLOYMENTS``...)."""
     store: MemoryWorkflowStore = field(default_factory=MemoryWorkflowStore)
     cancellations: MemoryCancellationSignal = field(default_factory=MemoryCancellationSignal)
     published: list[EventEnvelope] = field(default_factory=list)
@@ -130,13 +132,13 @@ class Harness:
         self.budgets = MemoryBudgetLedger(self.store)
         self.calls = MemoryCallHistory()
         self.effects = MemoryEffectLedger()
-        client = self.endpoint.client()
+        client = self.endpoint.client(**self.llm)
         for service in SERVICES:
             ports = self.ports_of(service)
             llms = workflow_llms(
                 ports,
                 client,
-                llm_settings=self.endpoint.settings(),
+                llm_settings=self.endpoint.settings(**self.llm),
                 budget_settings=BudgetSettings(budget_hold_s=self.budget_hold_s),
             )
             self._handlers[service] = self._build(service, ports, llms)
@@ -209,7 +211,7 @@ class Harness:
             task=task,
             options=WorkflowOptions(**options),
         )
-        deadline = request.occurred_at.timestamp() + 600
+        deadline = request.occurred_at.timestamp() + (request.options.deadline_s or 600)
         gateway = self.ports_of("gateway")
         await gateway.store.create_workflow(request, deadline_at=deadline)
         await gateway.publisher.publish([request])
@@ -403,6 +405,9 @@ class _CrashingStore:
 
     async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
         return await self._store.get_workflow(workflow_id)
+
+    async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
+        return await self._store.append_notice(workflow_id, event)
 
     async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
         self._harness._blip("status")

@@ -55,6 +55,19 @@ def test_summaries_follow_the_workflow() -> None:
         "result (partial): ok"
     )
     assert fmt.summary("workflow.failed", {"error": {"code": "c", "message": "m"}}) == "c: m"
+    waiting = {
+        "step_id": "s1",
+        "role": "agent",
+        "model": "gpt-4o-mini",
+        "deployment": "eu",
+        "error": {"code": "llm_unavailable", "message": "down"},
+        "next_try_at": "2025-01-02T10:11:12.5+00:00",
+    }
+    assert fmt.summary("llm.waiting", waiting) == (
+        "'Find rivers' waiting for gpt-4o-mini at eu (llm_unavailable: down); next try 10:11:12"
+    )
+    planner = {**waiting, "step_id": None, "role": "planner"}
+    assert fmt.summary("llm.waiting", planner).startswith("planner waiting for gpt-4o-mini")
 
 
 def test_unknown_events_show_their_payload_without_the_envelope() -> None:

@@ -16,7 +16,13 @@ from typing import Any
 import pytest
 
 from tributary_shared.core.budget import BudgetLimits
-from tributary_shared.core.completions import CallContext, Completion, Message, Role
+from tributary_shared.core.completions import (
+    CallContext,
+    Completion,
+    Message,
+    Role,
+    WaitListener,
+)
 from tributary_shared.core.errors import BudgetExceeded, BudgetNotOpened, TransientError
 from tributary_shared.core.events import BudgetExhausted, TokenUsage, WorkflowRequested
 from tributary_shared.runtime.budget.pricing import estimate_prompt_tokens
@@ -52,6 +58,7 @@ class StandInClient:
         models: Sequence[str] | None = None,
         max_tokens: int | None = None,
         context: CallContext | None = None,
+        on_wait: WaitListener | None = None,
     ) -> Completion:
         self.calls += 1
         self.entered.set()

@@ -12,11 +12,13 @@ says:
 * unusable model output (truncated, refused, empty, tool arguments that fail
   validation) is a model error: it gets the table's corrective re-prompts
   (one), then the step fails;
-* transient LLM errors were already retried, and handed to the fallback
-  model, inside the LLM client: when they still surface, the step fails;
+* transient LLM errors were already retried, handed down the chain of
+  deployments and waited out inside the LLM client: when they still surface
+  (its patience is spent), the step fails;
 * logic errors (the iteration limit, a loop, a deadline, a budget that cannot
   cover the next call) stop the step with a clear reason;
-* fatal errors fail the step, and the service then fails the workflow;
+* fatal errors and a passed deadline fail the step, and the service then
+  fails the workflow;
 * tool failures are not errors of the step: they go back to the model as the
   tool's result, so it can adapt;
 * a loop (the same call repeated, or a cycle of calls) is first pointed out
@@ -80,6 +82,7 @@ class StepOutcome:
     usage: TokenUsage = field(default_factory=TokenUsage)
     tool_failures: int = 0
     models: list[str] = field(default_factory=list)
+    deployments: list[str] = field(default_factory=list)
 
 
 def step_messages(step: PlannedStep, task: str, inputs: Sequence[StepInput] = ()) -> list[Message]:
@@ -154,6 +157,8 @@ async def run_agent(
         outcome.usage = outcome.usage + completion.usage
         if completion.model not in outcome.models:
             outcome.models.append(completion.model)
+        if completion.deployment and completion.deployment not in outcome.deployments:
+            outcome.deployments.append(completion.deployment)
 
         if not completion.tool_calls:
             answer = (completion.content or "").strip()

@@ -21,6 +21,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from tributary_agent_runner.call_history import StepCallHistory
@@ -29,7 +30,7 @@ from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import ToolRegistry
 from tributary_shared.core import machine
-from tributary_shared.core.errors import LogicError, recovery_for
+from tributary_shared.core.errors import DeadlineExceeded, LogicError, recovery_for
 from tributary_shared.core.events import (
     AnyEvent,
     StepCompleted,
@@ -42,12 +43,26 @@ from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import Ports
 from tributary_shared.core.provenance import dispatch_refusal, recorded_dispatch
 from tributary_shared.core.status import WorkflowStatus
-from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.control import WorkflowControl, deadline_s_of
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.metrics import AGENT_ITERATIONS_COUNT
 from tributary_shared.runtime.retry import ride_out_outages
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """A step this runner holds the lease of, to run as attempt ``started.attempt``."""
+
+    started: StepStarted
+    owner: str
+    dispatched: StepDispatched
+    """The dispatch as the store records the step (not as the message said it)."""
+    deadline_at: float | None
+    """The workflow's deadline: its LLM calls wait out the endpoint no longer."""
+    deadline_s: float | None
+    """The seconds it was given, for the error that says the deadline passed."""
 
 
 class AgentRunner:
@@ -109,32 +124,32 @@ class AgentRunner:
         if status is not WorkflowStatus.RUNNING:
             raise LogicError(f"the workflow is {status or 'gone'}", code="workflow_ended")
         if deadline is not None and time.time() > deadline:
-            raise LogicError("the workflow's deadline has passed", code="deadline_exceeded")
+            raise DeadlineExceeded("the workflow's deadline has passed")
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, StepDispatched):
             await self._run_step(event)
 
     async def _run_step(self, dispatched: StepDispatched) -> None:
-        claimed = await self._claim(dispatched)
-        if claimed is None:
+        claim = await self._claim(dispatched)
+        if claim is None:
             return
-        # From here on, the step as the store records it: nothing the message said.
-        started, owner, dispatched = claimed
         try:
-            await self._run_claimed(dispatched, started, owner)
+            await self._run_claimed(claim)
         except Exception:
             # The delivery fails and is retried (an outage, a bug): let go of the
             # step so that the retry takes it over at once, not after the lease.
-            await self._release(dispatched, owner)
+            await self._release(claim.dispatched, claim.owner)
             raise
 
-    async def _run_claimed(
-        self, dispatched: StepDispatched, started: StepStarted, owner: str
-    ) -> None:
+    async def _run_claimed(self, claim: _Claim) -> None:
+        # From here on, the step as the store records it: nothing the message said.
+        dispatched, started, owner = claim.dispatched, claim.started, claim.owner
         extra = {"step_id": dispatched.step.step_id}
         await self._publisher.publish([started])
-        agent = asyncio.create_task(self._run_agent(dispatched, attempt=started.attempt))
+        agent = asyncio.create_task(
+            self._run_agent(dispatched, attempt=started.attempt, deadline_at=claim.deadline_at)
+        )
         keeper = asyncio.create_task(self._keep_lease(dispatched, owner, agent))
         running = self._running.setdefault(dispatched.workflow_id, set())
         running.add(agent)
@@ -154,11 +169,9 @@ class AgentRunner:
             running.discard(agent)
             if not running:
                 self._running.pop(dispatched.workflow_id, None)
-        await self._record_outcome(dispatched, run, attempt=started.attempt, owner=owner)
+        await self._record_outcome(dispatched, run, claim)
 
-    async def _claim(
-        self, dispatched: StepDispatched
-    ) -> tuple[StepStarted, str, StepDispatched] | None:
+    async def _claim(self, dispatched: StepDispatched) -> _Claim | None:
         """Take the step's lease, or None when there is nothing to run; with the lease,
         the dispatch rebuilt from the store.
 
@@ -210,7 +223,13 @@ class AgentRunner:
                 )
             except TransitionConflict:
                 continue  # taken or moved on meanwhile: look again
-            return started, owner, recorded_dispatch(dispatched, record)
+            return _Claim(
+                started,
+                owner,
+                recorded_dispatch(dispatched, record),
+                record.deadline_at,
+                deadline_s_of(record),
+            )
 
     async def _keep_lease(
         self, dispatched: StepDispatched, owner: str, agent: asyncio.Task[StepOutcome]
@@ -248,13 +267,15 @@ class AgentRunner:
             )
 
     def _run_agent(
-        self, dispatched: StepDispatched, *, attempt: int
+        self, dispatched: StepDispatched, *, attempt: int, deadline_at: float | None
     ) -> Coroutine[Any, Any, StepOutcome]:
         return run_agent(
             llm=self._llms.for_workflow(
                 dispatched.workflow_id,
                 dispatched.tenant_id,
+                deadline_at=deadline_at,
                 complexity=dispatched.step.complexity,
+                step_id=dispatched.step.step_id,
             ),
             tools=self._tools,
             step=dispatched.step,
@@ -273,8 +294,9 @@ class AgentRunner:
         )
 
     async def _record_outcome(
-        self, dispatched: StepDispatched, run: StepOutcome, *, attempt: int, owner: str
+        self, dispatched: StepDispatched, run: StepOutcome, claim: _Claim
     ) -> None:
+        attempt, owner = claim.started.attempt, claim.owner
         step_id = dispatched.step.step_id
         extra = {"step_id": step_id}
         common = {
@@ -287,6 +309,7 @@ class AgentRunner:
             "attempt": attempt,
             "usage": run.usage,
             "models": tuple(run.models),
+            "deployments": tuple(run.deployments),
         }
         outcome: StepCompleted | StepFailed
         if run.error is None and run.result is not None:
@@ -308,7 +331,13 @@ class AgentRunner:
             return
         await self._publisher.publish([outcome])
         log.info("step %s after %d iterations", outcome.type, run.iterations, extra=extra)
-        if run.error is not None and recovery_for(run.error).fails_workflow:
+        if isinstance(run.error, DeadlineExceeded):
+            # Every other step is past the same deadline: the workflow fails, as the
+            # planner's deadline sweep would fail it (whichever comes first).
+            await self._control.expire(
+                dispatched.workflow_id, tenant_id=dispatched.tenant_id, deadline_s=claim.deadline_s
+            )
+        elif run.error is not None and recovery_for(run.error).fails_workflow:
             # A bad key or an unknown model would fail every step: stop the workflow.
             await self._control.fail(
                 dispatched.workflow_id,

@@ -45,7 +45,12 @@ from tributary_planner.planning import (
 )
 from tributary_planner.settings import PlannerSettings
 from tributary_shared.core import machine
-from tributary_shared.core.errors import ModelError, TributaryError, recovery_for
+from tributary_shared.core.errors import (
+    DeadlineExceeded,
+    ModelError,
+    TributaryError,
+    recovery_for,
+)
 from tributary_shared.core.events import (
     AnyEvent,
     ErrorInfo,
@@ -347,6 +352,12 @@ class Planner:
                 raise
             log.info("planning stopped: the planning lease was lost or the workflow ended")
             return
+        except DeadlineExceeded:
+            # The model was away until the deadline: the workflow fails as the
+            # deadline sweep fails it, whichever comes first.
+            log.warning("planning ran out of time", extra={"error_code": "deadline_exceeded"})
+            await self._expire(request.workflow_id)
+            return
         except TributaryError as error:
             log.warning("planning failed: %s", error.code, extra={"error_code": error.code})
             await self._control.fail(
@@ -385,7 +396,14 @@ class Planner:
         max_steps = min(
             request.options.max_steps or self._settings.max_steps, self._settings.max_steps
         )
-        llm = self._llms.for_workflow(request.workflow_id, request.tenant_id)
+        # The deadline the workflow was created with (here, or by the gateway): the
+        # planning calls wait out a failing model no longer.
+        _, deadline = await self._store.status(request.workflow_id)
+        llm = self._llms.for_workflow(
+            request.workflow_id,
+            request.tenant_id,
+            deadline_at=deadline or deadline_at(request, self._defaults),
+        )
         return await self._draft_plan(llm, request.task, max_steps=max_steps)
 
     async def _keep_planning_lease(

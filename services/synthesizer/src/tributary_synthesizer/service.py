@@ -9,10 +9,11 @@ workflow goes on untouched.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from tributary_shared.core import machine
-from tributary_shared.core.errors import BudgetExceeded, TributaryError
+from tributary_shared.core.errors import BudgetExceeded, DeadlineExceeded, TributaryError
 from tributary_shared.core.events import (
     AnyEvent,
     ErrorInfo,
@@ -29,6 +30,7 @@ from tributary_shared.core.ports import Ports
 from tributary_shared.core.provenance import result_refusal
 from tributary_shared.core.records import WorkflowRecord
 from tributary_shared.core.status import StepStatus, WorkflowStatus
+from tributary_shared.runtime.control import WorkflowControl, deadline_s_of
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.metrics import WORKFLOW_DURATION_SECONDS, WORKFLOW_STATUS_TOTAL
 from tributary_synthesizer.synthesis import (
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 class Synthesizer:
     def __init__(self, ports: Ports, *, llms: WorkflowLLMs) -> None:
+        self._control = WorkflowControl.over(ports)
         self._store = ports.store
         self._budgets = ports.budgets
         self._publisher = ports.publisher
@@ -70,6 +73,11 @@ class Synthesizer:
             return
         if not record.all_steps_finished:
             return
+        if record.deadline_at is not None and time.time() > record.deadline_at:
+            # Past its deadline a workflow gets no answer (its last steps may have
+            # waited for the model until then).
+            await self._expire(record)
+            return
         if record.status is WorkflowStatus.RUNNING:
             started = SynthesisStarted(
                 event_id=derived_event_id(event.workflow_id, "synthesis"),
@@ -85,6 +93,13 @@ class Synthesizer:
         elif record.status is not WorkflowStatus.SYNTHESIZING:
             return
         await self._synthesize(record, cause=event)
+
+    async def _expire(self, record: WorkflowRecord) -> None:
+        """Fail the workflow for its deadline, as the planner's deadline sweep fails it,
+        whichever of the two comes first."""
+        await self._control.expire(
+            record.workflow_id, tenant_id=record.tenant_id, deadline_s=deadline_s_of(record)
+        )
 
     async def _republish_final(self, record: WorkflowRecord, *, cause: AnyEvent) -> None:
         """If this very event led to the final result before a crash, the final event
@@ -138,7 +153,9 @@ class Synthesizer:
         elif budget.exhausted:
             final = self._out_of_budget(record, budget.policy, common)
         else:
-            llm = self._llms.for_workflow(record.workflow_id, record.tenant_id)
+            llm = self._llms.for_workflow(
+                record.workflow_id, record.tenant_id, deadline_at=record.deadline_at
+            )
             try:
                 completion = await llm.complete(
                     role="synthesizer", messages=synthesis_messages(record.task, record.steps)
@@ -157,6 +174,10 @@ class Synthesizer:
                     # would be wrong; the delivery is retried once it settles.
                     raise
                 final = self._out_of_budget(record, budget.policy, common)
+            except DeadlineExceeded:
+                # The model was away until the deadline: the failure the sweep gives.
+                await self._expire(record)
+                return
             except TributaryError as error:
                 final = WorkflowFailed(
                     event_id=derived_event_id(record.workflow_id, "final"),

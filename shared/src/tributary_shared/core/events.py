@@ -220,6 +220,12 @@ class StepCompleted(EventEnvelope):
     attempt: int = 1
     usage: TokenUsage = Field(default_factory=TokenUsage)
     models: tuple[str, ...] = Field(default=(), description="Models that served the step's calls.")
+    deployments: tuple[str, ...] = Field(
+        default=(),
+        description="Deployments (ids from TRIBUTARY_LLM_DEPLOYMENTS; a model served by "
+        "TRIBUTARY_LLM_BASE_URL goes by its own name) that "
+        "served the step's calls, in the order they first did.",
+    )
 
 
 class StepFailed(EventEnvelope):
@@ -232,6 +238,12 @@ class StepFailed(EventEnvelope):
     attempt: int = 1
     usage: TokenUsage = Field(default_factory=TokenUsage)
     models: tuple[str, ...] = Field(default=(), description="Models that served the step's calls.")
+    deployments: tuple[str, ...] = Field(
+        default=(),
+        description="Deployments (ids from TRIBUTARY_LLM_DEPLOYMENTS; a model served by "
+        "TRIBUTARY_LLM_BASE_URL goes by its own name) that "
+        "served the step's calls, in the order they first did.",
+    )
 
 
 class SynthesisStarted(EventEnvelope):
@@ -260,6 +272,24 @@ class BudgetExhausted(EventEnvelope):
     limit_cost_usd: float | None = None
     used_cost_usd: float = 0.0
     policy: BudgetPolicy = "partial"
+
+
+class LLMWaiting(EventEnvelope):
+    """An LLM call of the workflow is waiting for its model: the endpoint failed
+    transiently (refused, timed out, 5xx, 429, overloaded) and the call tries again at
+    ``next_try_at``. Sent at the call's first pause, then at most every
+    TRIBUTARY_LLM_WAIT_NOTICE_INTERVAL_S while it waits; a notice, which changes none of
+    the workflow's state."""
+
+    type: Literal["llm.waiting"] = "llm.waiting"
+    role: str = Field(description="Who made the call: planner, agent or synthesizer.")
+    step_id: str | None = Field(default=None, description="The step, for an agent's call.")
+    model: str = Field(description="The model the call asked for.")
+    deployment: str = Field(description="The deployment whose try failed last.")
+    error: ErrorInfo = Field(description="Why that try failed.")
+    attempt: int = Field(ge=1, description="Tries the call has made so far.")
+    waiting_since: AwareDatetime = Field(description="When the call first failed.")
+    next_try_at: AwareDatetime = Field(description="When the call tries again.")
 
 
 class WorkflowCancelRequested(EventEnvelope):
@@ -293,6 +323,7 @@ AnyEvent = Annotated[
     | SynthesisStarted
     | WorkflowCompleted
     | BudgetExhausted
+    | LLMWaiting
     | WorkflowCancelRequested
     | WorkflowCancelled
     | WorkflowFailed,

@@ -89,6 +89,15 @@ class WorkflowStore(Protocol):
         """
         ...
 
+    async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
+        """Append an event that changes none of the workflow's state (a notice, such
+        as ``llm.waiting``) to its log, while the workflow is active.
+
+        Returns False, writing nothing, once the workflow has ended or when it does
+        not exist: a notice never follows the final event, nor brings a log back.
+        """
+        ...
+
     async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None: ...
 
     async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:

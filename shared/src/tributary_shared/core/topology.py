@@ -117,6 +117,7 @@ ROLES: tuple[ServiceRole, ...] = (
             "step.dispatched",
             "step.failed",
             "budget.exhausted",
+            "llm.waiting",
             "workflow.cancelled",
             "workflow.failed",
         ),
@@ -127,28 +128,41 @@ ROLES: tuple[ServiceRole, ...] = (
         does=(
             "runs each step as an agent loop: LLM calls with tool calling, loop detection, "
             "budgets, iteration limit, deadline and cancellation checks; fails the workflow "
-            "on fatal LLM errors"
+            "on fatal LLM errors and on a deadline passed while a call waited for the model"
         ),
         group_id="tributary-agent-runner",
         consumes=("step.dispatched",),
-        # workflow.failed: fatal LLM errors, and the worker's dead-letter hook
-        # fails the workflow of an event it had to give up on.
+        # workflow.failed: fatal LLM errors and deadlines passed while a call waited
+        # for its model, and the worker's dead-letter hook fails the workflow of an
+        # event it had to give up on.
         emits=(
             "step.started",
             "step.completed",
             "step.failed",
             "budget.exhausted",
+            "llm.waiting",
             "workflow.failed",
         ),
     ),
     ServiceRole(
         service="synthesizer",
-        does="when every step has finished, writes the final answer (or a partial one)",
+        does=(
+            "when every step has finished, writes the final answer (or a partial one); "
+            "fails a workflow whose steps finished past its deadline"
+        ),
         group_id="tributary-synthesizer",
         consumes=("step.completed", "step.failed"),
-        # budget.exhausted: every LLM-calling worker announces it through
-        # WorkerResources.workflow_llms when the workflow's budget refuses a call.
-        emits=("synthesis.started", "workflow.completed", "budget.exhausted", "workflow.failed"),
+        # budget.exhausted and llm.waiting: every LLM-calling worker announces them
+        # through WorkerResources.workflow_llms, when the workflow's budget refuses a
+        # call or a call waits for its model. workflow.failed also for a workflow whose
+        # steps finished past its deadline.
+        emits=(
+            "synthesis.started",
+            "workflow.completed",
+            "budget.exhausted",
+            "llm.waiting",
+            "workflow.failed",
+        ),
     ),
 )
 

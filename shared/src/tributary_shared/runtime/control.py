@@ -21,6 +21,7 @@ from tributary_shared.core.events import (
 )
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import CancellationSignal, EventPublisher, Ports, WorkflowStore
+from tributary_shared.core.records import WorkflowRecord
 from tributary_shared.runtime.metrics import WORKFLOW_STATUS_TOTAL
 from tributary_shared.runtime.settings import WorkflowDefaults
 
@@ -131,6 +132,13 @@ class WorkflowControl:
             await self._publisher.publish([final])
         except Exception:
             log.warning("%s not published now; the unsent sweep sends it", final.type)
+
+
+def deadline_s_of(record: WorkflowRecord) -> float | None:
+    """The seconds the workflow was given, from its acceptance to its deadline."""
+    if record.deadline_at is None:
+        return None
+    return record.deadline_at - record.created_at.timestamp()
 
 
 def deadline_at(request: WorkflowRequested, defaults: WorkflowDefaults) -> float:

@@ -26,6 +26,7 @@ from tributary_shared.core.events import (
     AnyEvent,
     BudgetExhausted,
     ErrorInfo,
+    LLMWaiting,
 )
 from tributary_shared.core.ports import EventPublisher, Ports
 from tributary_shared.runtime.budget import RedisBudgetLedger
@@ -89,11 +90,21 @@ def workflow_llms(
     llm_settings: LLMSettings,
     budget_settings: BudgetSettings,
 ) -> WorkflowLLMs:
-    """LLM calls paid from each workflow's budget; its exhaustion is published."""
+    """LLM calls paid from each workflow's budget; its exhaustion is published, and a
+    call waiting for its model is noted in its workflow's log and published."""
 
     async def announce(event: BudgetExhausted) -> None:
         await ports.store.track([event])  # noted unsent first: written outside ``apply``
         await ports.publisher.publish([event])
+
+    async def notify(event: LLMWaiting) -> bool:
+        # Noted unsent, then logged, then published: the log holds everything that
+        # is published, and the outbox sends later what the log holds and Kafka not.
+        await ports.store.track([event])
+        if not await ports.store.append_notice(event.workflow_id, event):
+            return False  # the workflow has ended (the sweep drops the note)
+        await ports.publisher.publish([event])
+        return True
 
     return WorkflowLLMs(
         client,
@@ -101,6 +112,7 @@ def workflow_llms(
         settings=llm_settings,
         budgets=budget_settings,
         announce=announce,
+        notify=notify,
     )
 
 

@@ -68,6 +68,13 @@ class MemoryWorkflowStore:
             self._deadlines.pop(transition.workflow_id, None)
         return Applied(steps_finished=record.steps_finished, steps_total=record.steps_total)
 
+    async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
+        record = self.records.get(workflow_id)
+        if record is None or record.status.terminal:
+            return False
+        await self.append_log(workflow_id, (event,))
+        return True
+
     async def append_log(self, workflow_id: str, events: tuple[EventEnvelope, ...]) -> None:
         """Append to a workflow's log (the budget twin logs its announcements here)."""
         log = self._logs.setdefault(workflow_id, [])

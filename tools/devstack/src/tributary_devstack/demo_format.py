@@ -72,6 +72,13 @@ class EventFormatter:
                 return f"result{partial}: {shorten(str(data.get('result', '')))}"
             case "workflow.failed":
                 return shorten(_error(data))
+            case "llm.waiting":
+                who = self._step(data) if data.get("step_id") else str(data.get("role", "?"))
+                next_try = str(data.get("next_try_at", ""))[11:19]  # HH:MM:SS of the ISO time
+                return shorten(
+                    f"{who} waiting for {data.get('model', '?')} at {data.get('deployment', '?')}"
+                    f" ({_error(data)}); next try {next_try}"
+                )
         payload = {k: v for k, v in data.items() if k not in _ENVELOPE_FIELDS}
         return shorten(json.dumps(payload, default=str))
 

@@ -24,6 +24,15 @@ When the ledger refuses a call, the call never starts:
 
 A workflow whose budget was never opened gets no call at all
 (``BudgetNotOpened``, a fatal error).
+
+Every call carries the workflow's ``CallContext``: the client waits out a
+failing endpoint no longer than the workflow's deadline. While it waits, the
+workflow hears of it: each wait notice becomes an ``llm.waiting`` event,
+noted in the outbox, appended to the workflow's log and published
+(``Notify``). A notice never holds the call up for long: one that cannot be
+written now (Redis away) is dropped, and one written but not published yet
+goes out with the outbox's sweep. A notice the log refuses because the
+workflow has ended stops the call.
 """
 
 from __future__ import annotations
@@ -33,12 +42,20 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from tributary_shared.core.budget import Reservation
-from tributary_shared.core.completions import CallContext, Completion, Message, Role
+from tributary_shared.core.completions import (
+    CallContext,
+    Completion,
+    Message,
+    ModelWait,
+    Role,
+    WaitListener,
+)
 from tributary_shared.core.errors import BudgetExceeded
-from tributary_shared.core.events import BudgetExhausted, Complexity, TokenUsage
+from tributary_shared.core.events import BudgetExhausted, Complexity, LLMWaiting, TokenUsage
 from tributary_shared.core.ports import BudgetLedger
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.budget.pricing import (
@@ -50,11 +67,18 @@ from tributary_shared.runtime.llm.routing import model_chain
 from tributary_shared.runtime.llm.structured import OutputT, complete_structured
 from tributary_shared.runtime.settings import BudgetSettings, LLMSettings, ModelPrice
 
-__all__ = ["Announce", "CompletionClient", "MeteredLLM", "WorkflowLLMs"]
+__all__ = ["Announce", "CompletionClient", "MeteredLLM", "Notify", "WorkflowLLMs"]
 
 log = logging.getLogger(__name__)
 
 Announce = Callable[[BudgetExhausted], Awaitable[None]]
+Notify = Callable[[LLMWaiting], Awaitable[bool]]
+"""Logs and publishes a notice that a call of the workflow waits for its model;
+False when the workflow has ended (nothing was logged)."""
+
+# A notice is worth less than the retry it announces: one that cannot go out
+# within this long (Redis or Kafka away too) is given up.
+_NOTICE_TIMEOUT_S = 5.0
 
 # Pauses between tries of a reservation that other calls' holds refused: short
 # at first (most calls settle within seconds), doubling, jittered so that the
@@ -76,6 +100,7 @@ class CompletionClient(Protocol):
         models: Sequence[str] | None = None,
         max_tokens: int | None = None,
         context: CallContext | None = None,
+        on_wait: WaitListener | None = None,
     ) -> Completion: ...
 
     async def close(self) -> None: ...
@@ -93,6 +118,9 @@ class MeteredLLM:
         tenant_id: str,
         announce: Announce,
         complexity: Complexity | None = None,
+        deadline_at: float | None = None,
+        step_id: str | None = None,
+        notify: Notify | None = None,
     ) -> None:
         self._llm = llm
         self._ledger = ledger
@@ -103,6 +131,9 @@ class MeteredLLM:
         self._tenant_id = tenant_id
         self._announcer = announce
         self._complexity = complexity
+        self._context = CallContext(workflow_id, tenant_id, deadline_at)
+        self._step_id = step_id
+        self._notify = notify
 
     async def complete(
         self,
@@ -132,7 +163,8 @@ class MeteredLLM:
                 response_format=response_format,
                 models=models,
                 max_tokens=cap,
-                context=CallContext(workflow_id=self._workflow_id, tenant_id=self._tenant_id),
+                context=self._context,
+                on_wait=self._waiting_for(role) if self._notify is not None else None,
             )
             return completion
         finally:
@@ -145,6 +177,30 @@ class MeteredLLM:
             await self._ledger.settle(
                 self._workflow_id, reservation.reservation_id, usage=usage, micro_usd=cost
             )
+
+    def _waiting_for(self, role: Role) -> WaitListener:
+        async def waiting(wait: ModelWait) -> bool:
+            assert self._notify is not None
+            event = LLMWaiting(
+                workflow_id=self._workflow_id,
+                tenant_id=self._tenant_id,
+                role=role,
+                step_id=self._step_id,
+                model=wait.model,
+                deployment=wait.deployment,
+                error=wait.error.to_info(),
+                attempt=wait.attempt,
+                waiting_since=datetime.fromtimestamp(wait.waiting_since, UTC),
+                next_try_at=datetime.fromtimestamp(wait.next_try_at, UTC),
+            )
+            try:
+                async with asyncio.timeout(_NOTICE_TIMEOUT_S):
+                    return await self._notify(event)
+            except Exception:
+                log.warning("an llm.waiting notice could not go out; the call goes on")
+                return True
+
+        return waiting
 
     async def _announce(self, event: BudgetExhausted) -> None:
         """Publish the budget's exhaustion event; the refusal stands either way.
@@ -221,16 +277,26 @@ class WorkflowLLMs:
         settings: LLMSettings,
         budgets: BudgetSettings,
         announce: Announce,
+        notify: Notify | None = None,
     ) -> None:
         self._llm = llm
         self._ledger = ledger
         self._settings = settings
         self._budgets = budgets
         self._announce = announce
+        self._notify = notify
 
     def for_workflow(
-        self, workflow_id: str, tenant_id: str, *, complexity: Complexity | None = None
+        self,
+        workflow_id: str,
+        tenant_id: str,
+        *,
+        deadline_at: float | None,
+        complexity: Complexity | None = None,
+        step_id: str | None = None,
     ) -> MeteredLLM:
+        """The workflow's LLM access; its calls wait out a failing endpoint no longer
+        than ``deadline_at`` (epoch seconds; None: only their patience bounds them)."""
         return MeteredLLM(
             self._llm,
             self._ledger,
@@ -240,6 +306,9 @@ class WorkflowLLMs:
             tenant_id=tenant_id,
             announce=self._announce,
             complexity=complexity,
+            deadline_at=deadline_at,
+            step_id=step_id,
+            notify=self._notify,
         )
 
     async def close(self) -> None:

@@ -57,7 +57,7 @@ from tributary_shared.core.records import (
     StepRecord,
     WorkflowRecord,
 )
-from tributary_shared.core.status import StepStatus, WorkflowStatus
+from tributary_shared.core.status import ACTIVE_WORKFLOW_STATUSES, StepStatus, WorkflowStatus
 from tributary_shared.runtime.state.program import (
     PLANNING_LEASE_UNTIL,
     PLANNING_OWNER,
@@ -72,6 +72,8 @@ from tributary_shared.runtime.state.program import (
 )
 
 _LUA = resources.files("tributary_shared.runtime.state").joinpath("atomic.lua").read_text()
+_NOTICE_LUA = resources.files("tributary_shared.runtime.state").joinpath("notice.lua").read_text()
+_ACTIVE = sorted(ACTIVE_WORKFLOW_STATUSES)
 _FINAL: TypeAdapter[FinalEvent] = TypeAdapter(FinalEvent)
 _OUTCOME: TypeAdapter[StepOutcome] = TypeAdapter(StepOutcome)
 _COUNTS = ("steps_finished", "steps_total")
@@ -91,6 +93,7 @@ class RedisWorkflowStore:
         self._redis = redis
         self._retention_s = retention_s
         self._atomic = redis.register_script(_LUA)
+        self._notice = redis.register_script(_NOTICE_LUA)
 
     async def create_workflow(
         self,
@@ -183,6 +186,12 @@ class RedisWorkflowStore:
             pipe.zadd(DEADLINES_KEY, {transition.workflow_id: transition.deadline_at}, nx=True)
             queued += 1
         return queued
+
+    async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
+        keys = WorkflowKeys(workflow_id)
+        args = [event.type, event.event_id, event.model_dump_json(), *_ACTIVE]
+        appended = await self._notice(keys=[keys.workflow, keys.log], args=args)
+        return bool(appended)
 
     async def overdue(self, now: float, *, limit: int = 100) -> list[str]:
         ids: list[Any] = await self._redis.zrangebyscore(

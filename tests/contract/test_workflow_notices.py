@@ -1,0 +1,75 @@
+"""The workflow store contract for notices: events in a workflow's log that change no state.
+
+An ``llm.waiting`` notice goes into the log of an active workflow, after what is
+there, and changes nothing else; once the workflow has ended (its keys
+expiring) or when it does not exist, nothing is written.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+from tributary_shared.core import machine
+from tributary_shared.core.events import (
+    ErrorInfo,
+    LLMWaiting,
+    WorkflowCancelled,
+    WorkflowRequested,
+)
+from tributary_shared.core.ports import WorkflowStore
+
+
+def waiting(workflow_id: str) -> LLMWaiting:
+    now = datetime.now(UTC)
+    return LLMWaiting(
+        workflow_id=workflow_id,
+        role="planner",
+        model="gpt-4o-mini",
+        deployment="default",
+        error=ErrorInfo(code="llm_unavailable", message="down", error_class="transient"),
+        attempt=1,
+        waiting_since=now,
+        next_try_at=now,
+    )
+
+
+async def created(store: WorkflowStore) -> str:
+    workflow_id = f"wf_{uuid.uuid4().hex}"
+    request = WorkflowRequested(workflow_id=workflow_id, task="t")
+    await store.create_workflow(request, deadline_at=time.time() + 600)
+    return workflow_id
+
+
+async def test_a_notice_joins_an_active_workflows_log_and_changes_nothing_else(
+    store: WorkflowStore,
+) -> None:
+    workflow_id = await created(store)
+    before = await store.get_workflow(workflow_id)
+    notice = waiting(workflow_id)
+
+    assert await store.append_notice(workflow_id, notice)
+
+    log = await store.read_log(workflow_id)
+    assert [entry.type for entry in log] == ["workflow.requested", "llm.waiting"]
+    assert LLMWaiting.model_validate_json(log[-1].event_json) == notice
+    assert await store.get_workflow(workflow_id) == before
+
+
+async def test_no_notice_follows_the_end_of_a_workflow(store: WorkflowStore) -> None:
+    workflow_id = await created(store)
+    await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
+
+    assert not await store.append_notice(workflow_id, waiting(workflow_id))
+
+    log = await store.read_log(workflow_id)
+    assert [entry.type for entry in log] == ["workflow.requested", "workflow.cancelled"]
+
+
+async def test_a_notice_for_an_unknown_workflow_writes_no_log(store: WorkflowStore) -> None:
+    workflow_id = f"wf_{uuid.uuid4().hex}"
+
+    assert not await store.append_notice(workflow_id, waiting(workflow_id))
+
+    assert await store.read_log(workflow_id) == []
