@@ -440,3 +440,25 @@ async def test_async_context_manager_and_stop_releases_hanging_requests() -> Non
             with pytest.raises(openai.APIStatusError) as caught:
                 await pending
             assert caught.value.status_code == 503
+
+
+async def test_stopped_and_started_again_it_refuses_meanwhile_and_comes_back_as_it_was() -> None:
+    server = await asyncio.to_thread(ScriptedLLMServer().start)
+    try:
+        port = server.port
+        server.admin.add_rule(contains="#outage", responses=[{"content": "scripted"}])
+        async with AsyncOpenAI(base_url=server.base_url, api_key="x", max_retries=0) as sdk:
+            await sdk.chat.completions.create(model="m", messages=user("before #outage"))
+            await asyncio.to_thread(server.stop)
+            with pytest.raises(openai.APIConnectionError):
+                await sdk.chat.completions.create(model="m", messages=user("during #outage"))
+            await asyncio.to_thread(server.start)
+            assert server.port == port
+            after = await sdk.chat.completions.create(model="m", messages=user("after #outage"))
+        assert after.choices[0].message.content == "scripted"  # its rules kept
+        assert [r.messages[0]["content"] for r in server.admin.requests()] == [
+            "before #outage",
+            "after #outage",
+        ]
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import Self
 
 import uvicorn
+from fastapi import FastAPI
 
 from .admin_client import ScriptedLLMAdmin
 from .app import create_app
@@ -28,6 +29,9 @@ class ScriptedLLMServer:
 
     Use as ``with ScriptedLLMServer() as llm:`` or ``async with ScriptedLLMServer() as
     llm:``; point clients at ``llm.base_url`` and script answers with ``llm.admin``.
+
+    ``stop()`` then ``start()`` is an outage of the endpoint: meanwhile connections are
+    refused, and it comes back on the same port with its rules and recorded requests.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class ScriptedLLMServer:
         self._socket: socket.socket | None = None
         self._port: int | None = None
         self._server: uvicorn.Server | None = None
+        self._app: FastAPI | None = None
         self._state: ServerState | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -97,17 +102,20 @@ class ScriptedLLMServer:
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self._host, self._requested_port))
+            # Started again after a stop: back on the port it had.
+            sock.bind((self._host, self._port or self._requested_port))
         except OSError:
             sock.close()
             raise
         self._socket = sock
         self._port = int(sock.getsockname()[1])
 
-        app = create_app(self._config, self._rules)
-        self._state = app.state.scripted
+        if self._app is None:
+            self._app = create_app(self._config, self._rules)
+        self._state = self._app.state.scripted
+        self._state.reopen()
         config = uvicorn.Config(
-            app,
+            self._app,
             log_level=self._log_level,
             # Leave the host process's logging setup alone.
             log_config=None,

@@ -95,6 +95,10 @@ class ServerState:
     def begin_closing(self) -> None:
         self.closing.set()
 
+    def reopen(self) -> None:
+        """Serving again after a stop (on a new event loop): a fresh shutdown signal."""
+        self.closing = asyncio.Event()
+
     async def wait(self, request: Request, seconds: float | None) -> bool:
         """Sleep ``seconds`` (forever when None) unless the client leaves or the server
         stops first; True when the full time elapsed."""
