@@ -68,6 +68,8 @@ def test_summaries_follow_the_workflow() -> None:
     )
     planner = {**waiting, "step_id": None, "role": "planner"}
     assert fmt.summary("llm.waiting", planner).startswith("planner waiting for gpt-4o-mini")
+    held = {**waiting, "error": None, "next_try_at": None}
+    assert fmt.summary("llm.waiting", held).endswith("(its turn at the gate); next try when let")
 
 
 def test_unknown_events_show_their_payload_without_the_envelope() -> None:

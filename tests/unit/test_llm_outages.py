@@ -98,7 +98,9 @@ async def test_an_outage_amid_parallel_steps_is_waited_out_and_shows_in_the_even
         assert all((b - a).total_seconds() >= 0.29 for a, b in pairwise(told))
     for wait in waits:
         assert (wait.role, wait.model, wait.deployment) == ("agent", MODEL, MODEL)
+        assert wait.error is not None
         assert wait.error.code == "llm_unavailable"
+        assert wait.next_try_at is not None
         assert wait.waiting_since <= wait.next_try_at
     published = {e.event_id for e in harness.published_of(workflow_id, "llm.waiting")}
     assert published == {w.event_id for w in waits}

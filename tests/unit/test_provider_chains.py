@@ -114,12 +114,10 @@ async def test_an_outage_is_waited_out_and_the_wait_is_told_now_and_then(
     assert 2 <= len(waits.seen) < tries
     assert all(b - a >= 0.49 for a, b in pairwise(waits.told_at))
     first = waits.seen[0]
-    assert (first.model, first.deployment, first.error.code) == (
-        MODEL,
-        MODEL,
-        "llm_unavailable",
-    )
+    assert first.error is not None
+    assert (first.model, first.deployment, first.error.code) == (MODEL, MODEL, "llm_unavailable")
     assert first.attempt == 1  # told at its first pause
+    assert first.next_try_at is not None
     assert started <= first.waiting_since <= first.next_try_at <= first.waiting_since + 0.1
 
 
@@ -129,7 +127,9 @@ async def test_a_retry_after_is_told_as_the_next_try(endpoint: ScriptedEndpoint)
     completion = await endpoint.client().complete(role="agent", messages=HELLO, on_wait=waits)
     assert completion.content == "fine"
     [wait] = waits.seen
+    assert wait.error is not None
     assert wait.error.code == "llm_rate_limited"
+    assert wait.next_try_at is not None
     assert wait.next_try_at - wait.waiting_since == pytest.approx(1.0, abs=0.05)
     first, second = endpoint.requests
     assert second.timestamp - first.timestamp >= 1.0

@@ -44,19 +44,22 @@ class CallContext:
 
 @dataclass(frozen=True)
 class ModelWait:
-    """An LLM call is waiting for its model: what failed last, and when it tries again."""
+    """An LLM call is waiting for its model: what failed last, and when it tries again,
+    or that its deployment's admission gate holds it."""
 
     model: str
     """The model name the call asked for (not the provider's id for it)."""
     deployment: str
-    """The deployment whose try failed."""
-    error: TributaryError
+    """The deployment whose try failed, or whose gate holds the call."""
+    error: TributaryError | None
+    """Why the last try failed; None when none has (the gate holds the first)."""
     attempt: int
     """Tries the call has made so far, on every deployment."""
     waiting_since: float
-    """When the call first failed (epoch seconds)."""
-    next_try_at: float
-    """When it tries again (epoch seconds)."""
+    """When the call began to wait (epoch seconds): its first failure, or its turn."""
+    next_try_at: float | None
+    """When it tries again (epoch seconds); None: when the deployment's gate lets it
+    (its circuit breaker open, its rate limit reached)."""
 
 
 WaitListener = Callable[[ModelWait], Awaitable[bool]]

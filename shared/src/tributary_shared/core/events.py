@@ -277,19 +277,30 @@ class BudgetExhausted(EventEnvelope):
 class LLMWaiting(EventEnvelope):
     """An LLM call of the workflow is waiting for its model: the endpoint failed
     transiently (refused, timed out, 5xx, 429, overloaded) and the call tries again at
-    ``next_try_at``. Sent at the call's first pause, then at most every
-    TRIBUTARY_LLM_WAIT_NOTICE_INTERVAL_S while it waits; a notice, which changes none of
-    the workflow's state."""
+    ``next_try_at``, or the deployment's admission gate holds the call (its circuit
+    breaker open, its rate limit reached). Sent when the call first pauses, or after it
+    has waited TRIBUTARY_LLM_WAIT_NOTICE_INTERVAL_S for the gate, then at most that
+    often while it waits; a notice, which changes none of the workflow's state."""
 
     type: Literal["llm.waiting"] = "llm.waiting"
     role: str = Field(description="Who made the call: planner, agent or synthesizer.")
     step_id: str | None = Field(default=None, description="The step, for an agent's call.")
     model: str = Field(description="The model the call asked for.")
-    deployment: str = Field(description="The deployment whose try failed last.")
-    error: ErrorInfo = Field(description="Why that try failed.")
-    attempt: int = Field(ge=1, description="Tries the call has made so far.")
-    waiting_since: AwareDatetime = Field(description="When the call first failed.")
-    next_try_at: AwareDatetime = Field(description="When the call tries again.")
+    deployment: str = Field(
+        description="The deployment whose try failed last, or whose gate holds the call."
+    )
+    error: ErrorInfo | None = Field(
+        default=None,
+        description="Why the last try failed; null when none has yet (the gate holds the call).",
+    )
+    attempt: int = Field(ge=0, description="Tries the call has made so far.")
+    waiting_since: AwareDatetime = Field(
+        description="When the call began to wait: its first failure, or its turn at the gate."
+    )
+    next_try_at: AwareDatetime | None = Field(
+        default=None,
+        description="When the call tries again; null: as soon as the deployment's gate lets it.",
+    )
 
 
 class WorkflowCancelRequested(EventEnvelope):

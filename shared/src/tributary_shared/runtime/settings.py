@@ -414,13 +414,14 @@ class Deployment(BaseModel):
         default=None,
         ge=1,
         description="Requests per minute the provider allows this deployment (its "
-        "account's limit, shared by every replica); unset: none known.",
+        "account's limit): its admission gate keeps every replica together within it; "
+        "unset: `TRIBUTARY_LLM_RATE_LIMITS`'s for its id, if any.",
     )
     tpm: int | None = Field(
         default=None,
         ge=1,
         description="Tokens (prompt and completion) per minute the provider allows this "
-        "deployment; unset: none known.",
+        "deployment, kept as `rpm` is; unset: `TRIBUTARY_LLM_RATE_LIMITS`'s for its id, if any.",
     )
 
 
@@ -562,6 +563,15 @@ class LLMSettings(TributarySettings):
         "the next at once and the call fails with the last. Keep it below "
         "`TRIBUTARY_HANDLER_TIMEOUT_S`.",
     )
+    handover_wait_s: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias="TRIBUTARY_LLM_HANDOVER_WAIT_S",
+        description="Seconds an LLM call waits for its turn at a deployment (its shared "
+        "circuit breaker open, or its rate limit reached) while another deployment of its "
+        "chain could take it; then that one does. With no other left, a call waits its turn "
+        "as long as `TRIBUTARY_LLM_PATIENCE_S` and the workflow's deadline allow.",
+    )
     wait_notice_interval_s: float = Field(
         default=10.0,
         gt=0,
@@ -666,18 +676,21 @@ class DeploymentLimits(BaseModel):
 class AdmissionSettings(TributarySettings):
     """How LLM calls are admitted to each deployment: limits, breaker and fair order.
 
-    Every replica shares one gate per deployment in Redis; a deployment is a
-    model name as the roles configure it.
+    Every replica shares one gate per deployment in Redis, named by the
+    deployment's id (``LLMSettings.deployments_for``: a model served by
+    ``TRIBUTARY_LLM_BASE_URL`` goes by its name).
     """
 
     model_config = _PREFIXED
 
     llm_rate_limits: dict[str, DeploymentLimits] = Field(
         default_factory=dict,
-        description="Per-minute limits of each LLM deployment (a model name as the roles "
-        'name it), shared by every replica, e.g. `{"gpt-4o-mini": {"rpm": 500, "tpm": '
-        "200000}}`. Limits the provider announces in its `x-ratelimit-limit-*` headers apply "
-        "as well, and the lower of the two wins; a model without either goes unpaced.",
+        description="Per-minute limits of each LLM deployment by its id (a model served by "
+        "`TRIBUTARY_LLM_BASE_URL` goes by its name), shared by every replica, e.g. "
+        '`{"gpt-4o-mini": {"rpm": 500, "tpm": 200000}}`; a deployment\'s own `rpm` and `tpm` '
+        "in `TRIBUTARY_LLM_DEPLOYMENTS` win. Limits the provider announces in its "
+        "`x-ratelimit-limit-*` headers apply as well, and the lower of the two wins; a "
+        "deployment without either goes unpaced.",
     )
     llm_rate_burst_s: float = Field(
         default=60.0,

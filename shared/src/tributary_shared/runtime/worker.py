@@ -21,6 +21,7 @@ from faststream.asgi.types import Scope
 from prometheus_client import make_asgi_app
 from redis.asyncio import Redis
 
+from tributary_shared.core.admission import RateLimits
 from tributary_shared.core.errors import ErrorClass
 from tributary_shared.core.events import (
     AnyEvent,
@@ -114,6 +115,28 @@ def workflow_llms(
         announce=announce,
         notify=notify,
     )
+
+
+def deployment_limits(
+    llm: LLMSettings, admission: AdmissionSettings
+) -> Callable[[str], RateLimits]:
+    """Each deployment's configured per-minute limits, for its admission gate: its own
+    ``rpm`` / ``tpm`` (``TRIBUTARY_LLM_DEPLOYMENTS``), else those
+    ``TRIBUTARY_LLM_RATE_LIMITS`` gives its id (a model served by
+    ``TRIBUTARY_LLM_BASE_URL`` goes by its name)."""
+    own = {deployment.id: deployment for deployment in llm.configured_deployments()}
+
+    def limits(deployment_id: str) -> RateLimits:
+        deployment = own.get(deployment_id)
+        listed = admission.llm_rate_limits.get(deployment_id)
+        rpm = deployment.rpm if deployment is not None else None
+        tpm = deployment.tpm if deployment is not None else None
+        return RateLimits(
+            requests_per_minute=rpm or (listed.rpm if listed is not None else None),
+            tokens_per_minute=tpm or (listed.tpm if listed is not None else None),
+        )
+
+    return limits
 
 
 def redis_ports(
@@ -216,9 +239,11 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         ),
         redactor,
     )
+    admission_settings = load_settings(AdmissionSettings)
     admission = Admission(
         RedisDeploymentGate(redis, blocking_redis=listener_redis),
-        settings=load_settings(AdmissionSettings),
+        settings=admission_settings,
+        limits_for=deployment_limits(load_settings(LLMSettings), admission_settings),
     )
     resources = WorkerResources(ports=ports, admission=admission)
     logic = spec.build(resources)

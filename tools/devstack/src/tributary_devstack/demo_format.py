@@ -74,11 +74,11 @@ class EventFormatter:
                 return shorten(_error(data))
             case "llm.waiting":
                 who = self._step(data) if data.get("step_id") else str(data.get("role", "?"))
-                next_try = str(data.get("next_try_at", ""))[11:19]  # HH:MM:SS of the ISO time
-                return shorten(
-                    f"{who} waiting for {data.get('model', '?')} at {data.get('deployment', '?')}"
-                    f" ({_error(data)}); next try {next_try}"
-                )
+                where = f"{data.get('model', '?')} at {data.get('deployment', '?')}"
+                why = _error(data) if data.get("error") else "its turn at the gate"
+                next_try = data.get("next_try_at")
+                when = f"next try {str(next_try)[11:19]}" if next_try else "next try when let"
+                return shorten(f"{who} waiting for {where} ({why}); {when}")
         payload = {k: v for k, v in data.items() if k not in _ENVELOPE_FIELDS}
         return shorten(json.dumps(payload, default=str))
 

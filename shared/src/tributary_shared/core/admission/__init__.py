@@ -1,8 +1,8 @@
 """Admission of LLM calls to a provider deployment, shared by every replica: the rules.
 
-A deployment (one endpoint, key and model; today one per model name) has one
-gate that every replica of every service goes through before it sends a
-call:
+A deployment (one endpoint, key and model, named by its id; see
+``LLMSettings.deployments_for``) has one gate that every replica of every
+service goes through before it sends a call:
 
 - a **circuit breaker** (``breaker``): after repeated outages nobody sends;
   after a cool-down one call probes, and its answer reopens the way for all;

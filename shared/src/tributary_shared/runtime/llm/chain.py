@@ -26,6 +26,14 @@ by model: ``(primary, eu), (primary, us), (fallback, default)``.
 The deadline is never slept past: a wait that would end after it ends at it,
 and the call then stops with ``DeadlineExceeded``.
 
+Each try also waits for its turn at its deployment's admission gate (its
+shared circuit breaker and rate limits; ``runtime.llm.admission``), for no
+longer than ``admission_deadline`` says: while another deployment of the chain
+could take the call, ``TRIBUTARY_LLM_HANDOVER_WAIT_S``; else as long as the
+patience and the deadline allow. A try the gate held back that long
+(``HeldBack``) is a transient failure of that deployment: the next one takes
+over at once, or the call goes on waiting, as for any other.
+
 ``Cooldowns`` is the process's memory of deployments whose tries just ran out:
 for a while, or until one of them answers again, chains try them last.
 """
@@ -43,7 +51,16 @@ from tributary_shared.core.errors import (
 )
 from tributary_shared.runtime.settings import Deployment, LLMSettings
 
-__all__ = ["CallPlan", "Cooldowns", "GiveUp", "RetryPolicy", "Target", "TryAgain", "chain_of"]
+__all__ = [
+    "CallPlan",
+    "Cooldowns",
+    "GiveUp",
+    "HeldBack",
+    "RetryPolicy",
+    "Target",
+    "TryAgain",
+    "chain_of",
+]
 
 
 @dataclass(frozen=True)
@@ -72,12 +89,27 @@ def chain_of(settings: LLMSettings, models: Sequence[str]) -> tuple[Target, ...]
     )
 
 
+class HeldBack(TransientError):
+    """A deployment's admission gate did not let the try go in time: its circuit
+    breaker is open, or its rate limit is reached. Nothing was sent."""
+
+    default_code = "llm_unavailable"
+
+    def __init__(self, deployment: str) -> None:
+        super().__init__(
+            f"the LLM deployment {deployment} did not take the call in time (its circuit "
+            "breaker is open or its rate limit is reached)"
+        )
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     max_attempts: int
     """Tries per deployment before the next one takes over."""
     max_backoff_s: float
     patience_s: float
+    handover_wait_s: float = 2.0
+    """Longest a try waits at a deployment's gate while another deployment could take it."""
 
     @classmethod
     def of(cls, settings: LLMSettings) -> RetryPolicy:
@@ -85,6 +117,7 @@ class RetryPolicy:
             max_attempts=settings.max_attempts,
             max_backoff_s=settings.max_backoff_s,
             patience_s=settings.patience_s,
+            handover_wait_s=settings.handover_wait_s,
         )
 
 
@@ -125,6 +158,7 @@ class CallPlan:
         self._not_before: dict[int, float] = {}
         self._first_failure_at: float | None = None
         self._last_error: TributaryError | None = None
+        self._last_sent_error: TributaryError | None = None
         self._deadline_reached = False
 
     @property
@@ -140,6 +174,27 @@ class CallPlan:
     @property
     def waiting_since(self) -> float | None:
         return self._first_failure_at
+
+    @property
+    def last_error(self) -> TributaryError | None:
+        """Why the last try failed (None: none has)."""
+        return self._last_error
+
+    def deadline_passed(self, now: float) -> bool:
+        return self._deadline_at is not None and now >= self._deadline_at
+
+    def admission_deadline(self, now: float) -> float | None:
+        """The latest the next try may wait for its turn at its deployment's gate
+        (None: no bound)."""
+        bounds = [] if self._deadline_at is None else [self._deadline_at]
+        if self._others_live():
+            bounds.append(now + self._policy.handover_wait_s)
+        if self._first_failure_at is not None:
+            bounds.append(self._first_failure_at + self._policy.patience_s)
+        return min(bounds) if bounds else None
+
+    def _others_live(self) -> bool:
+        return len(self._chain) - len(self._dropped) > 1
 
     def stop_before_try(self, now: float) -> DeadlineExceeded | None:
         """The error that ends the call before its next try, when the deadline has passed."""
@@ -161,6 +216,8 @@ class CallPlan:
         ``jitter`` is a draw from [0, 1] spreading out the backoff.
         """
         self._last_error = error
+        if not isinstance(error, HeldBack):
+            self._last_sent_error = error
         recovery = recovery_for(error)
         if self._first_failure_at is None:
             self._first_failure_at = now
@@ -181,9 +238,10 @@ class CallPlan:
         self._tries_here += 1
         handed_over_from: Target | None = None
         wrapped = False
-        # A deployment that asks for time has no headroom now: another one takes over.
-        others = len(self._chain) - len(self._dropped) > 1
-        if self._tries_here >= self._policy.max_attempts or (asked_to_wait and others):
+        # A deployment that asks for time, or whose gate held the try back, has no
+        # headroom now: another one takes over.
+        no_headroom = asked_to_wait or isinstance(error, HeldBack)
+        if self._tries_here >= self._policy.max_attempts or (no_headroom and self._others_live()):
             rounds = self._rounds
             self._move_on()  # never fails: the failed deployment itself is still in
             wrapped = self._rounds > rounds
@@ -197,7 +255,8 @@ class CallPlan:
             )
         at = max(now + wait_s, self._not_before.get(self._position, now))
         if at > self._first_failure_at + self._policy.patience_s:
-            return GiveUp(error)
+            # The most telling error: what the endpoint said, not that a gate held on.
+            return GiveUp(self._last_sent_error or error)
         return self._schedule(at=at, now=now, handed_over_from=handed_over_from)
 
     def _schedule(self, *, at: float, now: float, handed_over_from: Target | None) -> TryAgain:
@@ -221,7 +280,7 @@ class CallPlan:
         return False
 
     def _deadline_message(self) -> str:
-        last = self._last_error
+        last = self._last_sent_error or self._last_error
         if last is None:
             return "the workflow's deadline passed before its LLM call could start"
         return (

@@ -25,12 +25,14 @@ so a cancelled workflow's planner or synthesizer does not wait on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import math
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Coroutine, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import httpx2
@@ -46,7 +48,13 @@ from tributary_shared.core.completions import (
     ToolCall,
     WaitListener,
 )
-from tributary_shared.core.errors import FatalError, LogicError, TransientError, TributaryError
+from tributary_shared.core.errors import (
+    DeadlineExceeded,
+    FatalError,
+    LogicError,
+    TransientError,
+    TributaryError,
+)
 from tributary_shared.core.events import TokenUsage
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.llm.admission import UNPACED, CallAdmission, note_rate_limit_headers
@@ -54,6 +62,7 @@ from tributary_shared.runtime.llm.chain import (
     CallPlan,
     Cooldowns,
     GiveUp,
+    HeldBack,
     RetryPolicy,
     Target,
     TryAgain,
@@ -126,30 +135,36 @@ class LLMClient:
             deadline_at=context.deadline_at if context is not None else None,
         )
         waiting = _WaitNotices(on_wait, interval_s=self._settings.wait_notice_interval_s)
+        for_workflow = context or CallContext(workflow_id="", tenant_id="default")
         while True:
-            stop = plan.stop_before_try(time.time())
+            now = time.time()
+            stop = plan.stop_before_try(now)
             if stop is not None:
                 raise stop
             target = plan.target
+            held = _HeldNotices(waiting, plan, target, interval_s=waiting.interval_s)
             try:
-                completion = await self._once(
-                    role=role,
-                    target=target,
-                    messages=messages,
-                    tools=tools,
-                    response_format=response_format,
-                    max_tokens=max_tokens,
-                    context=context,
-                    timeout_s=plan.timeout_s(
-                        time.time(), request_timeout_s=self._settings.timeout_s
-                    ),
+                completion = await held.around(
+                    self._once(
+                        role=role,
+                        target=target,
+                        messages=messages,
+                        tools=tools,
+                        response_format=response_format,
+                        max_tokens=max_tokens,
+                        # The gate keeps the try no longer than the plan allows.
+                        context=replace(for_workflow, deadline_at=plan.admission_deadline(now)),
+                        timeout_s=plan.timeout_s(now, request_timeout_s=self._settings.timeout_s),
+                        admitted=held.admitted,
+                    )
                 )
-            except TributaryError as error:
+            except TributaryError as raised:
+                error = _held_back(raised, target, plan)
                 step = plan.after_failure(error, now=time.time(), jitter=random.random())
                 if isinstance(step, GiveUp):
-                    if step.error is error:
+                    if step.error is raised:
                         raise
-                    raise step.error from error
+                    raise step.error from raised
                 self._count(role, error, step)
                 await self._wait(step, failed=target, error=error, plan=plan, waiting=waiting)
             else:
@@ -216,10 +231,13 @@ class LLMClient:
         max_tokens: int | None,
         context: CallContext | None,
         timeout_s: float,
+        admitted: asyncio.Event | None = None,
     ) -> Completion:
         """One HTTP attempt at one deployment; its failure classified by the error tree.
 
-        ``context`` names the workflow the attempt is made for (None: none).
+        ``context`` names the workflow the attempt is made for (None: none) and the
+        latest it may wait for its turn at the deployment's gate; ``admitted`` is
+        set once the gate lets it go.
         """
         clients = (
             self._clients.get(target.deployment.id)
@@ -247,6 +265,8 @@ class LLMClient:
                 tools=tools,
                 max_tokens=max_tokens,
             ):
+                if admitted is not None:
+                    admitted.set()
                 started = time.perf_counter()
                 response = await next(clients).chat.completions.create(
                     model=target.provider_model,
@@ -289,21 +309,41 @@ class LLMClient:
         )
 
 
+_ADMISSION_DEADLINE = "llm_admission_deadline_exceeded"
+"""The admission gate's code for a call it did not let go before the call's deadline."""
+
+
+def _held_back(raised: TributaryError, target: Target, plan: CallPlan) -> TributaryError:
+    """A gate that kept the try past the bound the plan gave it, before the workflow's
+    deadline, held it back: that deployment has no headroom now (``HeldBack``)."""
+    if (
+        isinstance(raised, DeadlineExceeded)
+        and raised.code == _ADMISSION_DEADLINE
+        and not plan.deadline_passed(time.time())
+    ):
+        return HeldBack(target.deployment.id)
+    return raised
+
+
 class _WaitNotices:
     """Tells a call's listener that it waits: at its first pause, then at most every
     ``interval_s``, however short its pauses (never one notice per retry)."""
 
     def __init__(self, listener: WaitListener | None, *, interval_s: float) -> None:
         self._listener = listener
-        self._interval_s = interval_s
+        self.interval_s = interval_s
         self._last_at: float | None = None
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None
 
     async def tell(self, wait: ModelWait) -> bool:
         """False when the listener says the call is no longer wanted."""
         now = time.monotonic()
         if self._listener is None:
             return True
-        if self._last_at is not None and now - self._last_at < self._interval_s:
+        if self._last_at is not None and now - self._last_at < self.interval_s:
             return True
         self._last_at = now
         try:
@@ -311,6 +351,49 @@ class _WaitNotices:
         except Exception:  # a notice must never cost the call its retry
             log.warning("a wait notice could not be delivered", exc_info=True)
             return True
+
+
+class _HeldNotices:
+    """While a try waits for its turn at its deployment's gate longer than the notice
+    interval, the call's listener hears that it waits (the gate decides when it goes)."""
+
+    def __init__(
+        self, waiting: _WaitNotices, plan: CallPlan, target: Target, *, interval_s: float
+    ) -> None:
+        self._waiting = waiting
+        self._plan = plan
+        self._target = target
+        self._interval_s = interval_s
+        self.admitted = asyncio.Event()
+
+    async def around(self, attempt: Coroutine[Any, Any, Completion]) -> Completion:
+        if not self._waiting.listening:
+            return await attempt
+        telling = asyncio.create_task(self._tell_while_held())
+        try:
+            return await attempt
+        finally:
+            telling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await telling
+
+    async def _tell_while_held(self) -> None:
+        since = time.time()
+        while True:
+            try:
+                await asyncio.wait_for(self.admitted.wait(), timeout=self._interval_s)
+                return
+            except TimeoutError:
+                await self._waiting.tell(
+                    ModelWait(
+                        model=self._target.model,
+                        deployment=self._target.deployment.id,
+                        error=self._plan.last_error,
+                        attempt=self._plan.attempts,
+                        waiting_since=self._plan.waiting_since or since,
+                        next_try_at=None,
+                    )
+                )
 
 
 def _default_endpoint(settings: LLMSettings) -> Deployment | None:

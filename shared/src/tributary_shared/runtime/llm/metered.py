@@ -188,10 +188,14 @@ class MeteredLLM:
                 step_id=self._step_id,
                 model=wait.model,
                 deployment=wait.deployment,
-                error=wait.error.to_info(),
+                error=wait.error.to_info() if wait.error is not None else None,
                 attempt=wait.attempt,
                 waiting_since=datetime.fromtimestamp(wait.waiting_since, UTC),
-                next_try_at=datetime.fromtimestamp(wait.next_try_at, UTC),
+                next_try_at=(
+                    datetime.fromtimestamp(wait.next_try_at, UTC)
+                    if wait.next_try_at is not None
+                    else None
+                ),
             )
             try:
                 async with asyncio.timeout(_NOTICE_TIMEOUT_S):
