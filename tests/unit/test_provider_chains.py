@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from itertools import pairwise
+from pathlib import Path
 
 import pytest
 
@@ -258,3 +259,16 @@ async def test_a_call_no_longer_wanted_stops_at_its_next_notice(
     tries = endpoint.attempts_at()
     await asyncio.sleep(0.3)
     assert endpoint.attempts_at() == tries
+
+
+def test_deployments_with_their_keys_may_come_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from tributary_shared.runtime.settings import load_settings
+
+    secret = tmp_path / "deployments.json"
+    secret.write_text('{"m": [{"id": "eu", "api_key": "sk-from-file"}]}\n')
+    monkeypatch.setenv("TRIBUTARY_LLM_DEPLOYMENTS_FILE", str(secret))
+    [eu] = load_settings(LLMSettings).deployments_for("m")
+    assert eu.api_key is not None
+    assert eu.api_key.get_secret_value() == "sk-from-file"

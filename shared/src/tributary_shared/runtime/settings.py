@@ -547,8 +547,8 @@ class LLMSettings(TributarySettings):
         "A call goes to the first deployment and moves down the list when one keeps failing "
         "(`TRIBUTARY_LLM_MAX_ATTEMPTS`) or has no headroom, then to the fallback model's. A "
         "model not named here is served by `TRIBUTARY_LLM_BASE_URL` with "
-        "`TRIBUTARY_LLM_API_KEY`, in a deployment named after the model. It holds keys: set "
-        "it from a secret.",
+        "`TRIBUTARY_LLM_API_KEY`, in a deployment named after the model. It holds keys: give "
+        "it as a file (`TRIBUTARY_LLM_DEPLOYMENTS_FILE`).",
     )
     patience_s: float = Field(
         default=3600.0,
