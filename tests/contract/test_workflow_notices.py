@@ -19,6 +19,9 @@ from tributary_shared.core.events import (
     WorkflowRequested,
 )
 from tributary_shared.core.ports import WorkflowStore
+from tributary_shared.core.redaction import Redactor, redact_event
+from tributary_shared.runtime.redaction import RedactingStore
+from tributary_shared.twins import MemoryWorkflowStore
 
 
 def waiting(workflow_id: str) -> LLMWaiting:
@@ -73,3 +76,23 @@ async def test_a_notice_for_an_unknown_workflow_writes_no_log(store: WorkflowSto
     assert not await store.append_notice(workflow_id, waiting(workflow_id))
 
     assert await store.read_log(workflow_id) == []
+
+
+async def test_a_notice_is_written_redacted_as_every_event_the_workers_write() -> None:
+    store = MemoryWorkflowStore()
+    workflow_id = await created(store)
+    leaky = waiting(workflow_id).model_copy(
+        update={
+            "error": ErrorInfo(
+                code="llm_unavailable",
+                message="refused by redis://app:hunter2-db-pass@db:6379",
+                error_class="transient",
+            )
+        }
+    )
+
+    assert await RedactingStore(store, Redactor()).append_notice(workflow_id, leaky)
+
+    [_, logged] = await store.read_log(workflow_id)
+    assert "hunter2-db-pass" not in logged.event_json
+    assert LLMWaiting.model_validate_json(logged.event_json) == redact_event(leaky, Redactor())

@@ -72,6 +72,9 @@ class RedactingStore:
     async def apply(self, transition: Transition) -> Applied:
         return await self._inner.apply(redact_transition(transition, self._redact))
 
+    async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
+        return await self._inner.append_notice(workflow_id, redact_event(event, self._redact))
+
     def __getattr__(self, name: str) -> Any:
         # Reads and the outbox's bookkeeping (ids only) pass through as they are:
         # what was written is redacted already. So do methods the port gains later.
