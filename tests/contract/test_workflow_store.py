@@ -183,7 +183,7 @@ async def test_the_lifecycle_counts_steps_and_usage(store: WorkflowStore) -> Non
         True,
     )
     assert record.final_event == final
-    assert workflow_id not in await store.overdue(time.time() + 3600)
+    assert workflow_id not in await store.overdue(time.time() + 3600, limit=1_000_000)
 
 
 async def test_synthesis_waits_for_every_step(store: WorkflowStore) -> None:
@@ -408,13 +408,13 @@ async def test_overdue_workflows_are_listed_until_they_end(store: WorkflowStore)
     await store.create_workflow(
         WorkflowRequested(workflow_id=later, task="t"), deadline_at=now + 3600
     )
-    overdue = await store.overdue(now)
+    overdue = await store.overdue(now, limit=1_000_000)
     assert soon in overdue
     assert later not in overdue
     await store.apply(machine.fail(WorkflowFailed(workflow_id=soon, error=ERROR)))
-    assert soon not in await store.overdue(now)
+    assert soon not in await store.overdue(now, limit=1_000_000)
     await store.forget_deadline(later)
-    assert later not in await store.overdue(now + 7200)
+    assert later not in await store.overdue(now + 7200, limit=1_000_000)
 
 
 async def noted(store: WorkflowStore, workflow_id: str) -> set[str]:
@@ -566,7 +566,7 @@ async def test_planning_fails_once_and_by_its_holder_only(store: WorkflowStore) 
         failed,
         usage,
     )
-    assert workflow_id not in await store.overdue(time.time() + 3600)
+    assert workflow_id not in await store.overdue(time.time() + 3600, limit=1_000_000)
     assert failed.event_id in await noted(store, workflow_id)  # its final event is noted
     for late in (
         machine.fail_planning(failed, owner=PLANNER),
