@@ -31,6 +31,7 @@ from tributary_agent_runner.tools.registry import (
 )
 from tributary_shared.core.completions import Completion, Message, Role, ToolCall
 from tributary_shared.core.events import PlannedStep, TokenUsage
+from tributary_shared.core.untrusted import untrusted
 
 pytestmark = pytest.mark.integration
 
@@ -268,4 +269,8 @@ async def test_the_agent_loop_offers_and_calls_mcp_tools(arith: ToolRegistry) ->
     invalid, valid = model.messages[1][-1], model.messages[2][-1]
     assert invalid["role"] == "tool"
     assert "'b' is a required property" in str(invalid["content"])
-    assert valid == {"role": "tool", "tool_call_id": "c2", "content": "42"}
+    assert valid == {
+        "role": "tool",
+        "tool_call_id": "c2",
+        "content": untrusted("42", source="tool arith__add"),  # the server's answer, as data
+    }

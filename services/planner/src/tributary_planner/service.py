@@ -95,7 +95,7 @@ class Planner:
     ) -> None:
         self._control = WorkflowControl.over(ports)
         self._defaults = defaults
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweepers: list[asyncio.Task[None]] = []
         self._store = ports.store
         self._budgets = ports.budgets
         self._publisher = ports.publisher
@@ -108,46 +108,64 @@ class Planner:
         self._instance = f"{socket.gethostname()}:{os.getpid()}"
 
     async def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep_deadlines(), name="deadline-sweeper")
+        # Two loops, so that a Kafka outage, which holds up re-sending, never
+        # holds up failing overdue workflows (a write to Redis alone).
+        self._sweepers = [
+            asyncio.create_task(self._every_interval(self.expire_overdue), name="deadlines"),
+            asyncio.create_task(self._every_interval(self.send_unsent), name="outbox"),
+        ]
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
+        for sweeper in self._sweepers:
+            sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+                await sweeper
         await self._llms.close()
 
-    async def _sweep_deadlines(self) -> None:
-        """Fail workflows past their deadline and send what was written but not sent."""
+    async def _every_interval(self, one_pass: Callable[[float], Awaitable[None]]) -> None:
         while True:
             try:
-                await self.sweep(time.time())
+                await one_pass(time.time())
             except Exception:
                 log.exception("sweep failed; retrying")
             await asyncio.sleep(self._settings.deadline_sweep_interval_s)
 
     async def sweep(self, now: float) -> None:
-        """One pass: overdue workflows fail; events written but not known sent go out."""
-        for workflow_id in await self._store.overdue(now):
-            await self._bounded(
-                functools.partial(self._expire, workflow_id), what="failing an overdue workflow"
+        """One pass of both sweeps: overdue workflows fail; unsent events go out."""
+        await self.expire_overdue(now)
+        await self.send_unsent(now)
+
+    async def expire_overdue(self, now: float) -> None:
+        """Fail the workflows past their deadline, all at once: each item's write is
+        what matters, and its publish may wait for Kafka (then the outbox sends it)."""
+        await asyncio.gather(
+            *(
+                self._bounded(functools.partial(self._expire, workflow_id), what="expiring")
+                for workflow_id in await self._store.overdue(now)
             )
+        )
+
+    async def send_unsent(self, now: float) -> None:
+        """Publish what was written but not known sent, workflow by workflow. The pass
+        stops at the first workflow that cannot be sent (Kafka away, most likely)
+        rather than wait that out for every other one; the next pass goes on."""
         unsent = await self._store.unsent(now - self._settings.unsent_grace_s)
         by_workflow = operator.attrgetter("workflow_id")
         for _, notes in itertools.groupby(sorted(unsent, key=by_workflow), key=by_workflow):
-            await self._bounded(
-                functools.partial(send_unsent, self._store, self._publisher, list(notes)),
-                what="sending unsent events",
-            )
+            sending = functools.partial(send_unsent, self._store, self._publisher, list(notes))
+            if not await self._bounded(sending, what="sending unsent events"):
+                return
 
-    async def _bounded(self, work: Callable[[], Awaitable[None]], *, what: str) -> None:
-        """One item of a sweep, bounded in time: an item that cannot finish now (Kafka
-        away: publishing waits for it) is left for the next pass, and the rest go on."""
+    async def _bounded(self, work: Callable[[], Awaitable[None]], *, what: str) -> bool:
+        """One item of a sweep, bounded in time; False when it could not finish now
+        (Kafka away: publishing waits for it), and the next pass tries again."""
         try:
             async with asyncio.timeout(self._sweep_item_timeout_s):
                 await work()
         except Exception:
             log.warning("%s did not finish; the next sweep tries again", what, exc_info=True)
+            return False
+        return True
 
     async def _expire(self, workflow_id: str) -> None:
         record = await self._store.get_workflow(workflow_id)
