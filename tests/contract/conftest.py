@@ -16,17 +16,21 @@ from redis.asyncio import Redis
 
 from tributary_devstack.stack import Stack
 from tributary_shared.core.ports import (
+    ApiKeyStore,
     BudgetLedger,
     CallHistory,
     CancellationSignal,
     EffectLedger,
+    WorkflowListing,
     WorkflowStore,
 )
+from tributary_shared.runtime.apikeys import RedisApiKeyStore
 from tributary_shared.runtime.budget import RedisBudgetLedger
 from tributary_shared.runtime.calls import RedisCallHistory, RedisEffectLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.state import RedisWorkflowStore
 from tributary_shared.twins import (
+    MemoryApiKeyStore,
     MemoryBudgetLedger,
     MemoryCallHistory,
     MemoryCancellationSignal,
@@ -44,6 +48,8 @@ class Adapters:
     calls: CallHistory
     effects: EffectLedger
     cancellations: CancellationSignal
+    keys: ApiKeyStore
+    listing: WorkflowListing
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
@@ -62,18 +68,23 @@ async def adapters(backend: str, request: pytest.FixtureRequest) -> AsyncIterato
             calls=MemoryCallHistory(),
             effects=MemoryEffectLedger(),
             cancellations=MemoryCancellationSignal(),
+            keys=MemoryApiKeyStore(),
+            listing=store,
         )
         return
     stack: Stack = request.getfixturevalue("stack")
     url = f"redis://127.0.0.1:{stack.config.redis_port}/0"
     redis = Redis.from_url(url)
     listener = Redis.from_url(url, socket_timeout=None)
+    redis_store = RedisWorkflowStore(redis, retention_s=RETENTION_S)
     yield Adapters(
-        store=RedisWorkflowStore(redis, retention_s=RETENTION_S),
+        store=redis_store,
         budgets=RedisBudgetLedger(redis, ttl_s=RETENTION_S),
         calls=RedisCallHistory(redis, ttl_s=RETENTION_S),
         effects=RedisEffectLedger(redis, ttl_s=RETENTION_S),
         cancellations=RedisCancellationSignal(redis, listener_redis=listener),
+        keys=RedisApiKeyStore(redis),
+        listing=redis_store,
     )
     await listener.aclose()
     await redis.aclose()

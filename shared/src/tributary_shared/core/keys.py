@@ -26,6 +26,13 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
                                           fingerprint>", set before that workflow is
                                           written (a retry writes it if it is missing)
     tributary:v1:deadlines        ZSET    workflow id by deadline (epoch seconds)
+    tributary:v1:workflows        ZSET    "<created, µs, 17 digits>-<workflow id>", all score 0:
+                                          every workflow by creation (listing, lexical order)
+    tributary:v1:tenant:{tenant}:workflows  ZSET  the same for one tenant's workflows
+    tributary:v1:{apikeys}:key:{key id}  STRING  JSON of an API key's record: tenant, scopes,
+                                          SHA-256 of the key (never the key); deleted on revoke
+    tributary:v1:{apikeys}:ids    ZSET    API key ids by creation time (listing); the literal
+                                          hash tag keeps every key's records in one cluster slot
     tributary:v1:outbox           ZSET    [workflow id, event id] of every event written
                                           to a log, by the time it was written, until it
                                           is known sent (the outbox; see ``outbox_member``)
@@ -57,14 +64,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 PREFIX = "tributary:v1"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEADLINES_KEY = f"{PREFIX}:deadlines"
 OUTBOX_KEY = f"{PREFIX}:outbox"
 """Events that may not have reached Kafka yet, by the time they were written."""
 CANCELLATIONS_CHANNEL = f"{PREFIX}:cancellations"
 DEPLOYMENTS_KEY = f"{PREFIX}:llm:deployments"
 """Every LLM deployment whose admission gate was used, for ``make status``."""
+WORKFLOWS_INDEX_KEY = f"{PREFIX}:workflows"
+"""Every workflow by creation, for listing them across tenants."""
+API_KEY_IDS_KEY = f"{PREFIX}:{{apikeys}}:ids"
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +134,34 @@ class WorkflowKeys:
 
 def idempotency_key(tenant_id: str, key: str) -> str:
     return f"{PREFIX}:idem:{tenant_id}:{key}"
+
+
+def tenant_workflows_key(tenant_id: str) -> str:
+    """One tenant's workflows by creation, for listing them."""
+    return f"{PREFIX}:tenant:{tenant_id}:workflows"
+
+
+def listing_member(created_at: datetime, workflow_id: str) -> str:
+    """A workflow's entry in a listing index: ordered by creation, then by id.
+
+    Fixed-width digits (microseconds since the epoch) make the lexical order of
+    members the order of creation, so a member is an exact, tie-free cursor.
+    """
+    micros = (created_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros:017d}-{workflow_id}"
+
+
+def listing_start(epoch_s: float) -> str:
+    """A bound below every listing member of a workflow created at ``epoch_s`` or later."""
+    return f"{int(epoch_s * 1_000_000):017d}"
+
+
+def listing_workflow_id(member: str) -> str:
+    return member.partition("-")[2]
+
+
+def api_key_key(key_id: str) -> str:
+    return f"{PREFIX}:{{apikeys}}:key:{key_id}"
 
 
 def outbox_member(workflow_id: str, event_id: str) -> str:

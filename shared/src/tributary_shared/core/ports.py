@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from tributary_shared.core.access import ApiKeyRecord
 from tributary_shared.core.admission import (
     CallOutcome,
     DeploymentState,
@@ -24,10 +25,11 @@ from tributary_shared.core.admission import (
 from tributary_shared.core.budget import BudgetLimits, BudgetState, Reservation
 from tributary_shared.core.events import EventEnvelope, TokenUsage, WorkflowRequested
 from tributary_shared.core.machine import Transition
-from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
+from tributary_shared.core.records import Applied, LogEntry, WorkflowPage, WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 
 __all__ = [
+    "ApiKeyStore",
     "BudgetLedger",
     "CallHistory",
     "CancellationSignal",
@@ -37,9 +39,11 @@ __all__ = [
     "EventPublisher",
     "FollowerOverrun",
     "IdempotencyKeyReused",
+    "KeyIdTaken",
     "LogFollower",
     "Ports",
     "UnsentEvent",
+    "WorkflowListing",
     "WorkflowStore",
 ]
 
@@ -139,6 +143,25 @@ class WorkflowStore(Protocol):
         ...
 
 
+class WorkflowListing(Protocol):
+    """Workflows by tenant, newest first: what the gateway lists (the workflow store keeps it)."""
+
+    async def list_workflows(
+        self, *, tenant_id: str | None, limit: int, cursor: str | None = None
+    ) -> WorkflowPage:
+        """Workflows newest first: one tenant's, or every tenant's when ``tenant_id`` is None.
+
+        At most ``limit`` of them, created before the page ``cursor`` came from
+        (``WorkflowPage.next_cursor``); a page may hold fewer than ``limit``
+        while more follow (workflows that expired are skipped), so go on while
+        ``next_cursor`` is set. Lists what was created in the last
+        ``retention + 7 days``: a workflow still running after that (only a
+        default deadline can be that long) drops out of listings, not out of
+        the store.
+        """
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class UnsentEvent:
     """A note of the outbox: an event of a workflow, not yet known to be on Kafka.
@@ -168,6 +191,32 @@ class LogFollower(Protocol):
         the workflow's state or send a keep-alive. Raises ``FollowerOverrun``
         when the caller reads slower than the log grows, past a bound.
         """
+        ...
+
+
+class KeyIdTaken(Exception):
+    """A new API key drew the id of a stored one (a new key, with a new id, will do)."""
+
+
+class ApiKeyStore(Protocol):
+    """API keys' records (each key's hash, never the key), shared by every gateway replica.
+
+    The gateway reads a key's record on every request, so a key takes effect,
+    and a revocation holds, on every replica from the next request on.
+    """
+
+    async def add(self, record: ApiKeyRecord) -> None:
+        """Store a new key's record; raises ``KeyIdTaken`` when its id is in use."""
+        ...
+
+    async def get(self, key_id: str) -> ApiKeyRecord | None: ...
+
+    async def list_keys(self, *, tenant_id: str | None = None) -> list[ApiKeyRecord]:
+        """Every key, or one tenant's, oldest first."""
+        ...
+
+    async def revoke(self, key_id: str) -> bool:
+        """Forget the key; False when there was no such key."""
         ...
 
 

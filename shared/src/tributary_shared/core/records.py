@@ -131,6 +131,15 @@ class WorkflowRecord(Model):
         return next((s for s in self.steps if s.step_id == step_id), None)
 
 
+class WorkflowPage(Model):
+    """One page of a listing of workflows, newest first."""
+
+    records: tuple[WorkflowRecord, ...]
+    next_cursor: str | None = Field(
+        default=None, description="Where the next page starts; None after the last page."
+    )
+
+
 class LogEntry(Model):
     """One event of a workflow's log, as stored: its position and its JSON."""
 

@@ -8,6 +8,7 @@ operations of ``core.admission`` that ``gate.lua`` runs. None of them expires an
 """
 
 from tributary_shared.twins.admission import MemoryDeploymentGate
+from tributary_shared.twins.apikeys import MemoryApiKeyStore
 from tributary_shared.twins.budget import MemoryBudgetLedger
 from tributary_shared.twins.calls import MemoryCallHistory, MemoryEffectLedger
 from tributary_shared.twins.cancellation import MemoryCancellationSignal
@@ -16,6 +17,7 @@ from tributary_shared.twins.publisher import MemoryPublisher
 from tributary_shared.twins.store import MemoryWorkflowStore
 
 __all__ = [
+    "MemoryApiKeyStore",
     "MemoryBudgetLedger",
     "MemoryCallHistory",
     "MemoryCancellationSignal",

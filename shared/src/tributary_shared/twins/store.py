@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import itertools
 import time
@@ -10,9 +11,10 @@ from collections.abc import Sequence
 
 from tributary_shared.core import machine
 from tributary_shared.core.events import EventEnvelope, WorkflowRequested
+from tributary_shared.core.keys import listing_member, listing_workflow_id
 from tributary_shared.core.machine import Move, Transition
 from tributary_shared.core.ports import IdempotencyKeyReused, UnsentEvent
-from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
+from tributary_shared.core.records import Applied, LogEntry, WorkflowPage, WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 
 __all__ = ["MemoryWorkflowStore"]
@@ -25,6 +27,8 @@ class MemoryWorkflowStore:
         self._requests: dict[tuple[str, str], tuple[str, str]] = {}
         self._deadlines: dict[str, float] = {}
         self._unsent: dict[tuple[str, str], float] = {}
+        self._listings: dict[str | None, list[str]] = {None: []}
+        """Listing members (as in Redis), sorted: every workflow's, and each tenant's."""
         self._positions = itertools.count(1)
         self._appended = asyncio.Condition()
 
@@ -62,6 +66,10 @@ class MemoryWorkflowStore:
         record = machine.apply(self.records.get(transition.workflow_id), transition)
         self.records[transition.workflow_id] = record
         await self.append_log(transition.workflow_id, transition.events)
+        if transition.move is Move.CREATE:
+            member = listing_member(record.created_at, record.workflow_id)
+            for listing in (None, record.tenant_id):
+                bisect.insort(self._listings.setdefault(listing, []), member)
         if transition.move is Move.CREATE and transition.deadline_at is not None:
             self._deadlines[transition.workflow_id] = transition.deadline_at
         elif transition.rule.ends:
@@ -116,6 +124,17 @@ class MemoryWorkflowStore:
         start = _position(after)
         log = self._logs.get(workflow_id, [])
         return [e for e in log if _position(e.stream_id) > start][:count]
+
+    async def list_workflows(
+        self, *, tenant_id: str | None, limit: int, cursor: str | None = None
+    ) -> WorkflowPage:
+        members = self._listings.get(tenant_id, [])
+        end = bisect.bisect_left(members, cursor) if cursor else len(members)
+        page = members[max(0, end - limit) : end][::-1]
+        return WorkflowPage(
+            records=tuple(self.records[listing_workflow_id(m)] for m in page),
+            next_cursor=page[-1] if len(page) == limit else None,
+        )
 
     async def overdue(self, now: float, *, limit: int = 100) -> list[str]:
         due = sorted((at, wf) for wf, at in self._deadlines.items() if at <= now)

@@ -36,10 +36,15 @@ from tributary_shared.core.events import (
 from tributary_shared.core.keys import (
     DEADLINES_KEY,
     OUTBOX_KEY,
+    WORKFLOWS_INDEX_KEY,
     WorkflowKeys,
     idempotency_key,
+    listing_member,
+    listing_start,
+    listing_workflow_id,
     outbox_entry,
     outbox_member,
+    tenant_workflows_key,
 )
 from tributary_shared.core.machine import (
     Move,
@@ -55,6 +60,7 @@ from tributary_shared.core.records import (
     LogEntry,
     StepOutcome,
     StepRecord,
+    WorkflowPage,
     WorkflowRecord,
 )
 from tributary_shared.core.status import ACTIVE_WORKFLOW_STATUSES, StepStatus, WorkflowStatus
@@ -77,6 +83,10 @@ _ACTIVE = sorted(ACTIVE_WORKFLOW_STATUSES)
 _FINAL: TypeAdapter[FinalEvent] = TypeAdapter(FinalEvent)
 _OUTCOME: TypeAdapter[StepOutcome] = TypeAdapter(StepOutcome)
 _COUNTS = ("steps_finished", "steps_total")
+# The longest deadline a request may ask for (``WorkflowOptions.deadline_s``): a
+# workflow is gone this long plus the retention after its creation, and so is
+# its entry in the listing indexes.
+_LONGEST_DEADLINE_S = 7 * 24 * 3600
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +170,7 @@ class RedisWorkflowStore:
         args = [json.dumps(program.as_dict())]
         while True:
             async with self._redis.pipeline(transaction=False) as pipe:
-                indexes = self._index_before(pipe, transition)
+                indexes = self._index_before(pipe, transition, retention_s=self._retention_s)
                 pipe.evalsha(self._atomic.sha, len(keys), *keys, *args)
                 replies = await pipe.execute(raise_on_error=False)
             if not isinstance(replies[-1], NoScriptError):
@@ -174,8 +184,8 @@ class RedisWorkflowStore:
         return replies[-1]
 
     @staticmethod
-    def _index_before(pipe: Pipeline, transition: Transition) -> int:
-        """Queue the transition's outbox notes and deadline; how many commands."""
+    def _index_before(pipe: Pipeline, transition: Transition, *, retention_s: int) -> int:
+        """Queue the transition's outbox notes, deadline and listing; how many commands."""
         queued = 0
         if transition.events:
             now = time.time()
@@ -185,6 +195,8 @@ class RedisWorkflowStore:
         if transition.move is Move.CREATE and transition.deadline_at is not None:
             pipe.zadd(DEADLINES_KEY, {transition.workflow_id: transition.deadline_at}, nx=True)
             queued += 1
+        if transition.move is Move.CREATE and transition.request is not None:
+            queued += _queue_listing(pipe, transition.request, retention_s=retention_s)
         return queued
 
     async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
@@ -192,6 +204,48 @@ class RedisWorkflowStore:
         args = [event.type, event.event_id, event.model_dump_json(), *_ACTIVE]
         appended = await self._notice(keys=[keys.workflow, keys.log], args=args)
         return bool(appended)
+
+    async def list_workflows(
+        self, *, tenant_id: str | None, limit: int, cursor: str | None = None
+    ) -> WorkflowPage:
+        index = WORKFLOWS_INDEX_KEY if tenant_id is None else tenant_workflows_key(tenant_id)
+        raw: list[Any] = await self._redis.zrevrangebylex(
+            index, f"({cursor}" if cursor else "+", "-", start=0, num=limit
+        )
+        members = [_text(m) for m in raw]
+        records = await self._records([listing_workflow_id(m) for m in members])
+        listed: list[WorkflowRecord] = []
+        superseded: list[str] = []
+        for member, record in zip(members, records, strict=True):
+            # Missing: expired, or being created right now (its entry is written
+            # first), so it stays until the horizon drops it. A record created at
+            # another time: the entry of a create that lost to an earlier attempt.
+            if record is None:
+                continue
+            if listing_member(record.created_at, record.workflow_id) != member:
+                superseded.append(member)
+            elif tenant_id is None or record.tenant_id == tenant_id:
+                listed.append(record)
+        if superseded:
+            await self._redis.zrem(index, *superseded)
+        next_cursor = members[-1] if len(members) == limit else None
+        return WorkflowPage(records=tuple(listed), next_cursor=next_cursor)
+
+    async def _records(self, workflow_ids: list[str]) -> list[WorkflowRecord | None]:
+        if not workflow_ids:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for workflow_id in workflow_ids:
+                keys = WorkflowKeys(workflow_id)
+                pipe.hgetall(keys.workflow)
+                pipe.hgetall(keys.steps)
+            replies = await pipe.execute()
+        return [
+            _workflow_record(workflow_id, _decode_map(wf), _decode_map(steps)) if wf else None
+            for workflow_id, wf, steps in zip(
+                workflow_ids, replies[::2], replies[1::2], strict=True
+            )
+        ]
 
     async def overdue(self, now: float, *, limit: int = 100) -> list[str]:
         ids: list[Any] = await self._redis.zrangebyscore(
@@ -370,6 +424,16 @@ def _final_fields(final: FinalEvent) -> dict[str, str]:
     elif isinstance(final, WorkflowFailed):
         fields["error"] = final.error.model_dump_json()
     return fields
+
+
+def _queue_listing(pipe: Pipeline, request: WorkflowRequested, *, retention_s: int) -> int:
+    """List a new workflow, and drop the entries old enough to name only expired ones."""
+    member = listing_member(request.occurred_at, request.workflow_id)
+    older = "(" + listing_start(time.time() - retention_s - _LONGEST_DEADLINE_S)
+    for index in (WORKFLOWS_INDEX_KEY, tenant_workflows_key(request.tenant_id)):
+        pipe.zadd(index, {member: 0})
+        pipe.zremrangebylex(index, "-", older)
+    return 4
 
 
 def _subject(field: str) -> str:
