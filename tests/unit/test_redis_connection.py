@@ -189,7 +189,7 @@ def redis_client_calls(path: Path) -> list[tuple[str, bool]]:
 
 
 def test_every_redis_client_of_the_code_base_takes_the_configured_credentials_and_tls() -> None:
-    roots = [REPO / "shared" / "src", REPO / "shared" / "devtools" / "src"]
+    roots = [REPO / "shared" / "src", REPO / "shared" / "devtools" / "src", REPO / "cli" / "src"]
     roots += sorted((REPO / "services").glob("*/src")) + sorted((REPO / "tools").glob("*/src"))
     calls = [
         call for root in roots for path in root.rglob("*.py") for call in redis_client_calls(path)

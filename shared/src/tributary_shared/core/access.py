@@ -85,7 +85,7 @@ DEFAULT_SCOPES: frozenset[Scope] = frozenset({Scope.START, Scope.READ, Scope.CAN
 
 def check_tenant_id(tenant_id: str) -> str:
     """``tenant_id`` if it is a valid tenant id; raises ``ValueError`` naming the rule."""
-    if not _TENANT.match(tenant_id):
+    if not _TENANT.fullmatch(tenant_id):
         raise ValueError(
             f"invalid tenant {tenant_id!r}: 1 to 64 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
