@@ -25,7 +25,10 @@ from redis.asyncio import Redis
 
 from bench import procstat
 from tributary_devstack.sse import SseParser
+from tributary_shared.core.access import DEFAULT_SCOPES, issue_key
+from tributary_shared.core.events import utc_now
 from tributary_shared.core.keys import WorkflowKeys
+from tributary_shared.runtime.apikeys import RedisApiKeyStore
 
 STANDARD_TASK = "compute 1+1; compute 2+2; compute 3+3"
 TERMINAL_EVENTS = {
@@ -82,14 +85,22 @@ class Driver:
     _watcher: asyncio.Task[None] | None = None
     _started: int = 0
     _ended: int = 0
+    _key_id: str | None = None
 
     async def __aenter__(self) -> Driver:
+        self._redis = Redis.from_url(self.redis_url)
+        # The gateway answers nothing without an API key: the run issues its own.
+        issued = issue_key(
+            tenant_id="bench", scopes=DEFAULT_SCOPES, created_at=utc_now(), label="bench run"
+        )
+        await RedisApiKeyStore(self._redis).add(issued.record)
+        self._key_id = issued.record.key_id
         self._client = httpx.AsyncClient(
             base_url=self.gateway_url,
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=500),
             timeout=httpx.Timeout(self.post_timeout_s),
+            headers={"Authorization": f"Bearer {issued.key}"},
         )
-        self._redis = Redis.from_url(self.redis_url)
         if self.watch == "redis":
             self._watcher = asyncio.create_task(self._watch_redis(), name="redis-watch")
         return self
@@ -106,6 +117,8 @@ class Driver:
         if self._client is not None:
             await self._client.aclose()
         if self._redis is not None:
+            if self._key_id is not None:
+                await RedisApiKeyStore(self._redis).revoke(self._key_id)
             await self._redis.aclose()
 
     @property

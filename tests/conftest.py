@@ -12,11 +12,15 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from redis.asyncio import Redis
 
 from tests.support.client import GatewayClient
+from tests.support.keys import TEST_TENANT, issue
 from tests.support.stack import ACTIVE, RunningServices, stack_config_for_tests, start_services
 from tributary_devstack.stack import Stack
 from tributary_scripted_llm import ScriptedLLMAdmin, ScriptedLLMServer
+from tributary_shared.core.access import parse_key
+from tributary_shared.runtime.apikeys import RedisApiKeyStore
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +30,19 @@ def stack() -> Iterator[Stack]:
     yield stack
     if os.environ.get("TRIBUTARY_TEST_KEEP_STACK") != "1":
         stack.stop_all()
+
+
+@pytest.fixture(scope="session")
+async def api_key(stack: Stack) -> AsyncIterator[str]:
+    """A key of the tests' tenant (``TEST_TENANT``) with the default scopes, revoked at the end."""
+    redis = Redis.from_url(stack.config.redis_url)
+    keys = RedisApiKeyStore(redis)
+    key = await issue(keys, TEST_TENANT)
+    yield key
+    presented = parse_key(key)
+    assert presented is not None
+    await keys.revoke(presented.key_id)
+    await redis.aclose()
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +81,8 @@ def exclusive_topics(stack: Stack) -> Iterator[Stack]:
 
 
 @pytest.fixture
-async def gateway(services: RunningServices) -> AsyncIterator[GatewayClient]:
-    client = GatewayClient(services.gateway_url)
+async def gateway(services: RunningServices, api_key: str) -> AsyncIterator[GatewayClient]:
+    client = GatewayClient(services.gateway_url, api_key)
     yield client
     await client.aclose()
 

@@ -78,8 +78,9 @@ async def test_kill_9_mid_flight_loses_and_repeats_nothing(
     marker: str,
     victim: str,
     delay: float,
+    api_key: str,
 ) -> None:
-    client = GatewayClient(crash_services.gateway_url)
+    client = GatewayClient(crash_services.gateway_url, api_key)
     try:
         ids = await start_many(client, 6, marker)
         await asyncio.sleep(delay)
@@ -89,7 +90,8 @@ async def test_kill_9_mid_flight_loses_and_repeats_nothing(
         crash_services.start(victim)
     finally:
         await client.aclose()
-    client = GatewayClient(crash_services.gateway_url)  # a restarted gateway has a new port
+    # A restarted gateway has a new port.
+    client = GatewayClient(crash_services.gateway_url, api_key)
     try:
         await assert_each_completed_exactly_once(client, ids)
         states = await wait_until_all_end(client, ids)
@@ -104,9 +106,9 @@ async def test_kill_9_mid_flight_loses_and_repeats_nothing(
 
 
 async def test_sigterm_lets_running_steps_finish_before_exit(
-    crash_services: RunningServices, marker: str
+    crash_services: RunningServices, marker: str, api_key: str
 ) -> None:
-    client = GatewayClient(crash_services.gateway_url)
+    client = GatewayClient(crash_services.gateway_url, api_key)
     try:
         ids = await start_many(client, 4, marker)
         await asyncio.sleep(0.9)  # the steps' first LLM calls are in flight
@@ -121,7 +123,7 @@ async def test_sigterm_lets_running_steps_finish_before_exit(
 
 
 async def test_work_past_the_grace_period_is_picked_up_elsewhere_once(
-    exclusive_topics: Stack, slow_llm: ScriptedLLMServer, marker: str
+    exclusive_topics: Stack, slow_llm: ScriptedLLMServer, marker: str, api_key: str
 ) -> None:
     running = start_services(
         exclusive_topics,
@@ -129,7 +131,7 @@ async def test_work_past_the_grace_period_is_picked_up_elsewhere_once(
         label="crash-short-grace",
         extra_env={"TRIBUTARY_SHUTDOWN_GRACE_S": "0"},
     )
-    client = GatewayClient(running.gateway_url)
+    client = GatewayClient(running.gateway_url, api_key)
     try:
         ids = await start_many(client, 4, marker)
         await asyncio.sleep(0.9)
@@ -143,9 +145,13 @@ async def test_work_past_the_grace_period_is_picked_up_elsewhere_once(
 
 
 async def restart_mid_flight(
-    running: RunningServices, marker: str, stop: Callable[[], None], start: Callable[[], object]
+    running: RunningServices,
+    marker: str,
+    api_key: str,
+    stop: Callable[[], None],
+    start: Callable[[], object],
 ) -> None:
-    client = GatewayClient(running.gateway_url)
+    client = GatewayClient(running.gateway_url, api_key)
     try:
         ids = await start_many(client, 6, marker)
         await asyncio.sleep(0.8)
@@ -159,17 +165,17 @@ async def restart_mid_flight(
 
 
 async def test_a_broker_restart_mid_flight_loses_nothing(
-    crash_services: RunningServices, marker: str
+    crash_services: RunningServices, marker: str, api_key: str
 ) -> None:
     stack = crash_services.stack
-    await restart_mid_flight(crash_services, marker, stack.stop_kafka, stack.start_kafka)
+    await restart_mid_flight(crash_services, marker, api_key, stack.stop_kafka, stack.start_kafka)
 
 
 async def test_a_redis_restart_mid_flight_loses_nothing(
-    crash_services: RunningServices, marker: str
+    crash_services: RunningServices, marker: str, api_key: str
 ) -> None:
     stack = crash_services.stack
-    await restart_mid_flight(crash_services, marker, stack.stop_redis, stack.ensure_redis)
+    await restart_mid_flight(crash_services, marker, api_key, stack.stop_redis, stack.ensure_redis)
 
 
 def _steps(state: dict[str, object]) -> list[dict[str, object]]:

@@ -100,7 +100,7 @@ def slow_llm() -> Iterator[ScriptedLLMServer]:
 
 
 async def test_replicas_added_and_removed_under_load_lose_nothing(
-    exclusive_topics: Stack, slow_llm: ScriptedLLMServer, marker: str
+    exclusive_topics: Stack, slow_llm: ScriptedLLMServer, marker: str, api_key: str
 ) -> None:
     running = start_services(
         exclusive_topics,
@@ -109,7 +109,7 @@ async def test_replicas_added_and_removed_under_load_lose_nothing(
         extra_env={"TRIBUTARY_MAX_IN_FLIGHT": str(CAP_PER_REPLICA)},
     )
     extra: list[ServiceProcess] = []
-    client = GatewayClient(running.gateway_url)
+    client = GatewayClient(running.gateway_url, api_key)
     try:
         ids = await start_many(client, 12, marker)
         for index in (2, 3):

@@ -83,8 +83,8 @@ def paying_services(
 
 
 @pytest.fixture
-async def client(paying_services: RunningServices) -> AsyncIterator[GatewayClient]:
-    gateway = GatewayClient(paying_services.gateway_url)
+async def client(paying_services: RunningServices, api_key: str) -> AsyncIterator[GatewayClient]:
+    gateway = GatewayClient(paying_services.gateway_url, api_key)
     yield gateway
     await gateway.aclose()
 

@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from tests.support.client import GatewayClient
+from tests.support.keys import TEST_TENANT
 from tributary_devstack.stack import Stack
 from tributary_shared.core.events import WorkflowRequested
 from tributary_shared.core.keys import idempotency_key
@@ -94,8 +95,10 @@ async def test_a_key_claimed_by_a_gateway_that_died_gets_a_workflow_that_runs(
     # What a gateway that died right after claiming the key leaves: the claim alone.
     task, key = f"Say hello {marker}", f"claimed-{marker}"
     claimed = f"wf_{uuid.uuid4().hex}"
-    fingerprint = request_fingerprint(WorkflowRequested(workflow_id=claimed, task=task))
-    await redis.set(idempotency_key("default", key), f"{claimed} {fingerprint}", ex=600)
+    fingerprint = request_fingerprint(
+        WorkflowRequested(workflow_id=claimed, tenant_id=TEST_TENANT, task=task)
+    )
+    await redis.set(idempotency_key(TEST_TENANT, key), f"{claimed} {fingerprint}", ex=600)
 
     retried = await gateway.http.post(
         "/v1/workflows", json={"task": task}, headers={"Idempotency-Key": key}
@@ -111,7 +114,9 @@ async def test_a_workflow_written_by_a_gateway_that_died_is_sent_by_the_retry(
 ) -> None:
     # What a gateway that died between the Redis write and the publish leaves.
     task, key = f"Say hello {marker}", f"unsent-{marker}"
-    first = WorkflowRequested(workflow_id=f"wf_{uuid.uuid4().hex}", task=task)
+    first = WorkflowRequested(
+        workflow_id=f"wf_{uuid.uuid4().hex}", tenant_id=TEST_TENANT, task=task
+    )
     store = RedisWorkflowStore(redis, retention_s=600)
     await store.create_workflow(
         first, deadline_at=deadline_at(first, WorkflowDefaults()), idempotency_key_value=key

@@ -196,6 +196,7 @@ async def test_hostile_tool_input_neither_stalls_the_runner_nor_costs_it_its_par
     llm_admin: ScriptedLLMAdmin,
     soup_site: SoupSite,
     marker: str,
+    api_key: str,
 ) -> None:
     bootstrap = f"127.0.0.1:{hostile_services.stack.config.kafka_port}"
     runner = hostile_services.process("agent-runner")
@@ -209,7 +210,7 @@ async def test_hostile_tool_input_neither_stalls_the_runner_nor_costs_it_its_par
 
     poller = HealthPoller(f"{runner.url}/health")
     polling = asyncio.create_task(poller.run())
-    client = GatewayClient(hostile_services.gateway_url)
+    client = GatewayClient(hostile_services.gateway_url, api_key)
     try:
         hostile = {
             f"{marker}-{kind}-{i}": await client.start(f"Work on this {marker}-{kind}-{i}")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.keys import TEST_TENANT, bearer
 from tests.support.stack import RunningServices, start_services
 from tributary_devstack.sse import SseParser
 from tributary_devstack.stack import Stack
@@ -56,18 +57,18 @@ async def follow(
 
 
 async def test_two_thousand_streams_share_a_few_redis_connections_and_all_end(
-    stack: Stack, lone_gateway: RunningServices
+    stack: Stack, lone_gateway: RunningServices, api_key: str
 ) -> None:
     redis = Redis.from_url(f"redis://127.0.0.1:{stack.config.redis_port}/0")
     store = RedisWorkflowStore(redis, retention_s=600)
     workflow_ids = [f"wf_{uuid.uuid4().hex}" for _ in range(WORKFLOWS)]
     for workflow_id in workflow_ids:
-        request = WorkflowRequested(workflow_id=workflow_id, task="wait")
+        request = WorkflowRequested(workflow_id=workflow_id, tenant_id=TEST_TENANT, task="wait")
         await store.create_workflow(request, deadline_at=time.time() + 600)
         await store.mark_sent([request])  # nobody plans it: it waits for its cancel
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
     async with httpx.AsyncClient(
-        base_url=lone_gateway.gateway_url, limits=limits, timeout=120
+        base_url=lone_gateway.gateway_url, limits=limits, timeout=120, headers=bearer(api_key)
     ) as http:
         assert (await http.get("/readyz")).status_code == 200
         connected = asyncio.Semaphore(0)

@@ -38,6 +38,7 @@ from redis.exceptions import OutOfMemoryError
 
 from tests.support.client import GatewayClient
 from tests.support.history import assert_histories_hold
+from tests.support.keys import TEST_TENANT
 from tests.support.recovery import (
     assert_each_completed_exactly_once,
     standard_task,
@@ -107,13 +108,13 @@ class KafkaOutage:
 
 @pytest.fixture(scope="module")
 async def kafka_outage(
-    outage_services: RunningServices, outage_llm: ScriptedLLMServer
+    outage_services: RunningServices, outage_llm: ScriptedLLMServer, api_key: str
 ) -> AsyncIterator[KafkaOutage]:
     stack = outage_services.stack
     marker = "#kafka-outage"
     # Steps of these two hang at the model, so they are still running when Kafka stops.
     hang = outage_llm.admin.add_rule(contains=marker, has_tools=True, responses=[{"hang": True}])
-    client = GatewayClient(outage_services.gateway_url)
+    client = GatewayClient(outage_services.gateway_url, api_key)
     killed: list[str] = []
     try:
         cancelled = await client.start(f"Wait to be cancelled {marker}")
@@ -167,7 +168,7 @@ async def claimed_workflow(running: RunningServices, key: str) -> str:
     """The workflow a refused keyed create kept: its 503 names none, its key does."""
     redis = Redis.from_url(redis_url(running))
     try:
-        claim: Any = await redis.get(idempotency_key("default", key))
+        claim: Any = await redis.get(idempotency_key(TEST_TENANT, key))
     finally:
         await redis.aclose()
     assert claim is not None, "the refused create claimed no key"
@@ -256,14 +257,14 @@ async def test_a_deadline_passed_while_kafka_is_away_fails_the_workflow_and_is_p
 
 
 async def test_a_keyed_create_refused_while_kafka_is_away_runs_once_it_returns_without_a_retry(
-    kafka_outage: KafkaOutage, outage_services: RunningServices
+    kafka_outage: KafkaOutage, outage_services: RunningServices, api_key: str
 ) -> None:
     workflow_id = kafka_outage.created
     assert kafka_outage.create_answer.status_code == 503, kafka_outage.create_answer.text
     assert "same Idempotency-Key" in kafka_outage.create_answer.json()["detail"]
     assert kafka_outage.status_while_away[workflow_id]["status"] == "pending"
     # No retry: the sweep alone must send the kept request.
-    client = GatewayClient(outage_services.gateway_url)
+    client = GatewayClient(outage_services.gateway_url, api_key)
     try:
         await assert_each_completed_exactly_once(client, [workflow_id])
         retried = await client.http.post(
@@ -284,7 +285,7 @@ async def test_a_keyed_create_refused_while_kafka_is_away_runs_once_it_returns_w
 
 
 async def test_redis_out_of_memory_dead_letters_nothing_and_every_workflow_completes(
-    outage_services: RunningServices, outage_llm: ScriptedLLMServer
+    outage_services: RunningServices, outage_llm: ScriptedLLMServer, api_key: str
 ) -> None:
     planning, stepping = "#redis-oom-plan", "#redis-oom-steps"
     # Slow model answers, so that the outage meets two workflows planning and two
@@ -297,7 +298,7 @@ async def test_redis_out_of_memory_dead_letters_nothing_and_every_workflow_compl
             contains=stepping, has_tools=True, responses=[{"delay_ms": 1000}]
         ),
     ]
-    client = GatewayClient(outage_services.gateway_url)
+    client = GatewayClient(outage_services.gateway_url, api_key)
     redis = Redis.from_url(redis_url(outage_services), decode_responses=True)
     try:
         ids = await start_many(client, 2, planning) + await start_many(client, 2, stepping, first=2)

@@ -63,7 +63,7 @@ def lost_dispatches(history: History) -> set[str]:
 
 
 async def test_a_planner_killed_between_release_and_publish_loses_no_step(
-    armed_services: RunningServices, llm_admin: ScriptedLLMAdmin, marker: str
+    armed_services: RunningServices, llm_admin: ScriptedLLMAdmin, marker: str, api_key: str
 ) -> None:
     stack = armed_services.stack
     bootstrap = f"127.0.0.1:{stack.config.kafka_port}"
@@ -73,7 +73,7 @@ async def test_a_planner_killed_between_release_and_publish_loses_no_step(
     )
     planner = armed_services.process("planner")
 
-    client = GatewayClient(armed_services.gateway_url)
+    client = GatewayClient(armed_services.gateway_url, api_key)
     try:
         ids = [await client.start(f"chain {i} {marker}") for i in range(3)]
 

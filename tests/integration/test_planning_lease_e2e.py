@@ -76,7 +76,7 @@ async def hand_to_every_partition(bootstrap: str, raw_request: str, workflow_id:
 
 
 async def test_a_request_handed_to_two_planners_at_once_is_planned_once(
-    exclusive_topics: Stack, llm: ScriptedLLMServer, marker: str
+    exclusive_topics: Stack, llm: ScriptedLLMServer, marker: str, api_key: str
 ) -> None:
     running = start_services(
         exclusive_topics,
@@ -90,7 +90,7 @@ async def test_a_request_handed_to_two_planners_at_once_is_planned_once(
     planners = [running.process("planner"), second]
     config = exclusive_topics.config
     bootstrap = f"127.0.0.1:{config.kafka_port}"
-    client = GatewayClient(running.gateway_url)
+    client = GatewayClient(running.gateway_url, api_key)
     rule = llm.admin.add_rule(
         contains=marker,
         schema_name="tributary_plan",

@@ -120,8 +120,8 @@ async def deployment(
 
 
 @pytest.fixture
-async def client(deployment: Deployment) -> AsyncIterator[GatewayClient]:
-    gateway = GatewayClient(deployment.running.gateway_url)
+async def client(deployment: Deployment, api_key: str) -> AsyncIterator[GatewayClient]:
+    gateway = GatewayClient(deployment.running.gateway_url, api_key)
     yield gateway
     await gateway.aclose()
 

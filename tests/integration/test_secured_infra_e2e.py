@@ -22,15 +22,19 @@ import pytest
 import redis
 from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import SecretStr
+from redis.asyncio import Redis as AsyncRedis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from tests.support.client import GatewayClient
+from tests.support.keys import TEST_TENANT, issue
 from tests.support.stack import REPO, RunningServices, start_services
 from tests.support.tls import TestAuthority
 from tributary_devstack.config import StackConfig
+from tributary_devstack.infra import redis_client_options
 from tributary_devstack.stack import Stack
 from tributary_scripted_llm import ScriptedLLMServer
+from tributary_shared.runtime.apikeys import RedisApiKeyStore
 from tributary_shared.runtime.kafka.security import KafkaSecurity, tls_context
 
 pytestmark = pytest.mark.integration
@@ -81,8 +85,15 @@ def secured_services(secured_stack: Stack, llm: ScriptedLLMServer) -> Iterator[R
 
 
 @pytest.fixture
-async def gateway(secured_services: RunningServices) -> AsyncIterator[GatewayClient]:
-    client = GatewayClient(secured_services.gateway_url)
+async def gateway(
+    secured_stack: Stack, secured_services: RunningServices
+) -> AsyncIterator[GatewayClient]:
+    # A key of this stack's own Redis, reached over TLS with the password.
+    config = secured_stack.config
+    keys_redis = AsyncRedis.from_url(config.redis_url, **redis_client_options(config))
+    key = await issue(RedisApiKeyStore(keys_redis), TEST_TENANT)
+    await keys_redis.aclose()
+    client = GatewayClient(secured_services.gateway_url, key)
     yield client
     await client.aclose()
 

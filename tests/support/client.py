@@ -22,8 +22,12 @@ class StreamedEvent:
 
 
 class GatewayClient:
-    def __init__(self, base_url: str) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=30)
+    """Sends ``api_key`` with every request, as every client of the gateway must."""
+
+    def __init__(self, base_url: str, api_key: str) -> None:
+        self.http = httpx.AsyncClient(
+            base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {api_key}"}
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -17,25 +17,18 @@ from typing import Any
 import httpx
 import pytest
 from redis import exceptions as redis_errors
-from redis.asyncio import Redis
 
-from tributary_gateway.app import app_over
-from tributary_gateway.deps import GatewayState
-from tributary_gateway.settings import GatewaySettings
-from tributary_gateway.streams import StreamSlots
+from tests.support.gateway_twins import gateway_over_twins
+from tests.support.keys import bearer, issue
 from tributary_shared.core import machine
 from tributary_shared.core.events import EventEnvelope, WorkflowRequested
 from tributary_shared.core.machine import Transition
 from tributary_shared.core.records import Applied
 from tributary_shared.core.status import WorkflowStatus
-from tributary_shared.runtime.control import WorkflowControl, deadline_at
-from tributary_shared.runtime.fanout import LogFanout
-from tributary_shared.runtime.kafka.publisher import make_broker
+from tributary_shared.runtime.control import deadline_at
 from tributary_shared.runtime.settings import WorkflowDefaults
 from tributary_shared.twins import (
-    MemoryBudgetLedger,
-    MemoryCancellationSignal,
-    MemoryLogReader,
+    MemoryApiKeyStore,
     MemoryPublisher,
     MemoryWorkflowStore,
 )
@@ -78,26 +71,13 @@ def kafka() -> Kafka:
 
 @pytest.fixture
 async def gateway(store: MemoryWorkflowStore, kafka: Kafka) -> AsyncIterator[httpx.AsyncClient]:
-    redis = Redis()  # never connected: only readiness would use it
-    state = GatewayState(
-        settings=GatewaySettings(),
-        store=store,
-        ledger=MemoryBudgetLedger(store),
-        follower=LogFanout(MemoryLogReader(store), store, idle_s=1.0),
-        streams=StreamSlots(10),
-        publisher=kafka,
-        broker=make_broker("127.0.0.1:9", client_id="gateway-test"),
-        redis=redis,
-        control=WorkflowControl(
-            store=store, publisher=kafka, cancellations=MemoryCancellationSignal()
-        ),
-        defaults=WorkflowDefaults(),
-    )
+    keys = MemoryApiKeyStore()
     # A crashed request answers 500 here, as the client of a dead process sees a failure.
-    transport = httpx.ASGITransport(app=app_over(state), raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+    async with gateway_over_twins(
+        store=store, publisher=kafka, keys=keys, raise_app_exceptions=False
+    ) as client:
+        client.headers.update(bearer(await issue(keys, "acme")))
         yield client
-    await redis.aclose()
 
 
 async def start(gateway: httpx.AsyncClient, headers: dict[str, str] | None = None) -> Any:
@@ -179,7 +159,7 @@ async def test_a_retry_after_the_gateway_died_before_sending_sends_the_first_req
     gateway: httpx.AsyncClient, store: MemoryWorkflowStore, kafka: Kafka
 ) -> None:
     # What the first attempt left: the workflow and its key written, nothing sent.
-    first = WorkflowRequested(workflow_id="wf_" + "1" * 32, task=BODY["task"])
+    first = WorkflowRequested(workflow_id="wf_" + "1" * 32, tenant_id="acme", task=BODY["task"])
     await store.create_workflow(
         first,
         deadline_at=deadline_at(first, WorkflowDefaults()),
@@ -209,13 +189,14 @@ async def test_a_retry_of_a_workflow_under_way_sends_nothing_again(
     assert len(kafka.requests) == 1
 
 
-async def test_a_key_used_for_another_request_is_refused(
+async def test_a_key_used_for_another_request_is_refused_without_naming_the_first(
     gateway: httpx.AsyncClient, kafka: Kafka
 ) -> None:
-    await start(gateway, KEY)
+    first = (await start(gateway, KEY)).json()["workflow_id"]
     other = await gateway.post("/v1/workflows", json={"task": "Something else"}, headers=KEY)
     assert other.status_code == 422
     assert "already used for a different request" in other.json()["detail"]
+    assert first not in other.text
     assert len(kafka.requests) == 1
 
 

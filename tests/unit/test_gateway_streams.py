@@ -9,23 +9,16 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
+from tests.support.gateway_twins import gateway_over_twins
+from tests.support.keys import bearer, issue
 from tributary_devstack.sse import SseParser
-from tributary_gateway.app import app_over
-from tributary_gateway.deps import GatewayState
 from tributary_gateway.settings import GatewaySettings
 from tributary_gateway.streams import StreamSlots
 from tributary_shared.core import machine
 from tributary_shared.core.events import WorkflowCancelled, WorkflowRequested
-from tributary_shared.runtime.control import WorkflowControl
-from tributary_shared.runtime.fanout import LogFanout
-from tributary_shared.runtime.kafka.publisher import make_broker
-from tributary_shared.runtime.settings import WorkflowDefaults
 from tributary_shared.twins import (
-    MemoryBudgetLedger,
-    MemoryCancellationSignal,
-    MemoryLogReader,
+    MemoryApiKeyStore,
     MemoryPublisher,
     MemoryWorkflowStore,
 )
@@ -45,35 +38,23 @@ def slots() -> StreamSlots:
 async def gateway(
     store: MemoryWorkflowStore, slots: StreamSlots
 ) -> AsyncIterator[httpx.AsyncClient]:
-    redis = Redis()  # never connected
-    follower = LogFanout(MemoryLogReader(store), store, idle_s=0.5)
-    await follower.start()
-    publisher = MemoryPublisher()
-    state = GatewayState(
-        settings=GatewaySettings(),
+    keys = MemoryApiKeyStore()
+    async with gateway_over_twins(
         store=store,
-        ledger=MemoryBudgetLedger(store),
-        follower=follower,
+        publisher=MemoryPublisher(),
+        keys=keys,
+        settings=GatewaySettings(sse_ping_s=0.5),
         streams=slots,
-        publisher=publisher,
-        broker=make_broker("127.0.0.1:9", client_id="gateway-test"),
-        redis=redis,
-        control=WorkflowControl(
-            store=store, publisher=publisher, cancellations=MemoryCancellationSignal()
-        ),
-        defaults=WorkflowDefaults(),
-    )
-    transport = httpx.ASGITransport(app=app_over(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+    ) as client:
+        client.headers.update(bearer(await issue(keys, "acme")))
         yield client
-    await follower.close()
-    await redis.aclose()
 
 
 async def pending(store: MemoryWorkflowStore) -> str:
     workflow_id = f"wf_{uuid.uuid4().hex}"
     await store.create_workflow(
-        WorkflowRequested(workflow_id=workflow_id, task="t"), deadline_at=time.time() + 600
+        WorkflowRequested(workflow_id=workflow_id, tenant_id="acme", task="t"),
+        deadline_at=time.time() + 600,
     )
     return workflow_id
 

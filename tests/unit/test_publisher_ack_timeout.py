@@ -15,24 +15,16 @@ from typing import Any, cast
 import httpx
 import pytest
 from faststream.kafka import KafkaBroker
-from redis.asyncio import Redis
 
-from tributary_gateway.app import app_over
-from tributary_gateway.deps import GatewayState
-from tributary_gateway.settings import GatewaySettings
-from tributary_gateway.streams import StreamSlots
+from tests.support.gateway_twins import gateway_over_twins
+from tests.support.keys import bearer, issue
 from tributary_shared.core import machine
 from tributary_shared.core.events import WorkflowRequested
 from tributary_shared.core.status import WorkflowStatus
-from tributary_shared.runtime.control import WorkflowControl
-from tributary_shared.runtime.fanout import LogFanout
-from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
+from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher
 from tributary_shared.runtime.outages import is_outage
-from tributary_shared.runtime.settings import WorkflowDefaults
 from tributary_shared.twins import (
-    MemoryBudgetLedger,
-    MemoryCancellationSignal,
-    MemoryLogReader,
+    MemoryApiKeyStore,
     MemoryWorkflowStore,
 )
 
@@ -55,7 +47,9 @@ def publisher_over(broker: AwayBroker, ack_timeout_s: float | None) -> KafkaEven
 
 
 def request() -> WorkflowRequested:
-    return WorkflowRequested(workflow_id="wf_" + "a" * 32, task="Summarise the report")
+    return WorkflowRequested(
+        workflow_id="wf_" + "a" * 32, tenant_id="acme", task="Summarise the report"
+    )
 
 
 async def test_a_bounded_publish_fails_as_an_outage_once_its_time_is_up() -> None:
@@ -85,26 +79,11 @@ def store() -> MemoryWorkflowStore:
 
 @pytest.fixture
 async def gateway(store: MemoryWorkflowStore) -> Any:
-    redis = Redis()  # never connected: only readiness would use it
+    keys = MemoryApiKeyStore()
     publisher = publisher_over(AwayBroker(), BOUND_S)
-    state = GatewayState(
-        settings=GatewaySettings(),
-        store=store,
-        ledger=MemoryBudgetLedger(store),
-        follower=LogFanout(MemoryLogReader(store), store, idle_s=1.0),
-        streams=StreamSlots(10),
-        publisher=publisher,
-        broker=make_broker("127.0.0.1:9", client_id="gateway-test"),
-        redis=redis,
-        control=WorkflowControl(
-            store=store, publisher=publisher, cancellations=MemoryCancellationSignal()
-        ),
-        defaults=WorkflowDefaults(),
-    )
-    transport = httpx.ASGITransport(app=app_over(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+    async with gateway_over_twins(store=store, publisher=publisher, keys=keys) as client:
+        client.headers.update(bearer(await issue(keys, "acme")))
         yield client
-    await redis.aclose()
 
 
 async def test_with_kafka_away_a_keyed_create_is_answered_503_and_kept(

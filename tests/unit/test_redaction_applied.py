@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from tests.support.harness import Harness
+from tests.support.keys import bearer, issue
 from tests.support.scripted import ScriptedEndpoint, rule
 from tributary_agent_runner.tools.registry import Tool
 from tributary_gateway.app import app_over
@@ -33,6 +34,7 @@ from tributary_shared.runtime.kafka.publisher import make_broker
 from tributary_shared.runtime.redaction import RedactingPublisher, RedactingStore
 from tributary_shared.runtime.settings import WorkflowDefaults
 from tributary_shared.twins import (
+    MemoryApiKeyStore,
     MemoryBudgetLedger,
     MemoryCancellationSignal,
     MemoryLogReader,
@@ -129,6 +131,7 @@ async def gateway() -> AsyncIterator[
 ]:
     """The gateway on the twins, its store and publisher wrapped as ``create_app`` wraps them."""
     twin, topics, redis = MemoryWorkflowStore(), MemoryPublisher(), Redis()
+    keys = MemoryApiKeyStore()
     redactor = Redactor()
     store, publisher = RedactingStore(twin, redactor), RedactingPublisher(topics, redactor)
     state = GatewayState(
@@ -144,9 +147,12 @@ async def gateway() -> AsyncIterator[
             store=store, publisher=publisher, cancellations=MemoryCancellationSignal()
         ),
         defaults=WorkflowDefaults(),
+        keys=keys,
+        listing=twin,
     )
     transport = httpx.ASGITransport(app=app_over(state, redactor=redactor))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        client.headers.update(bearer(await issue(keys, "acme")))
         yield client, twin, topics
     await redis.aclose()
 

@@ -13,10 +13,11 @@ from redis.exceptions import RedisError
 
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.redaction import redact_error_responses
-from tributary_gateway.routes import health, workflows
+from tributary_gateway.routes import health, keys, workflows
 from tributary_gateway.settings import GatewaySettings
 from tributary_gateway.streams import StreamSlots
 from tributary_shared.core.redaction import DEFAULT_REDACTOR, Redactor
+from tributary_shared.runtime.apikeys import RedisApiKeyStore
 from tributary_shared.runtime.budget import RedisBudgetLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
@@ -104,6 +105,8 @@ def create_app() -> FastAPI:
                 cancellations=RedisCancellationSignal(redis, listener_redis=blocking),
             ),
             defaults=defaults,
+            keys=RedisApiKeyStore(redis),
+            listing=redis_store,  # reads: nothing to redact
         )
         try:
             yield
@@ -139,6 +142,7 @@ def _assemble(
     )
     app.include_router(health.router)
     app.include_router(workflows.router)
+    app.include_router(keys.router)
     app.mount("/metrics", make_asgi_app())
     app.add_exception_handler(RedisError, _storage_unavailable)
     redact_error_responses(app, redactor)

@@ -11,7 +11,14 @@ from redis.asyncio import Redis
 
 from tributary_gateway.settings import GatewaySettings
 from tributary_gateway.streams import StreamSlots
-from tributary_shared.core.ports import BudgetLedger, EventPublisher, LogFollower, WorkflowStore
+from tributary_shared.core.ports import (
+    ApiKeyStore,
+    BudgetLedger,
+    EventPublisher,
+    LogFollower,
+    WorkflowListing,
+    WorkflowStore,
+)
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.settings import WorkflowDefaults
 
@@ -28,6 +35,8 @@ class GatewayState:
     redis: Redis
     control: WorkflowControl
     defaults: WorkflowDefaults
+    keys: ApiKeyStore
+    listing: WorkflowListing
 
 
 def get_state(request: Request) -> GatewayState:

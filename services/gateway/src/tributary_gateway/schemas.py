@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tributary_shared.core.access import DEFAULT_SCOPES, TENANT_PATTERN, ApiKeyRecord, Scope
 from tributary_shared.core.budget import BudgetState
 from tributary_shared.core.events import ErrorInfo, TokenUsage, WorkflowOptions
 from tributary_shared.core.records import StepRecord, WorkflowRecord
@@ -17,6 +19,12 @@ class CreateWorkflow(BaseModel):
 
     task: str = Field(min_length=1, description="What the workflow should accomplish.")
     options: WorkflowOptions = Field(default_factory=WorkflowOptions)
+    tenant_id: str | None = Field(
+        default=None,
+        pattern=TENANT_PATTERN,
+        description="The tenant the workflow belongs to; unset means the API key's tenant. "
+        "Only an admin key may name another tenant.",
+    )
 
 
 class CancelWorkflow(BaseModel):
@@ -110,6 +118,7 @@ class BudgetView(BaseModel):
 
 class WorkflowView(BaseModel):
     workflow_id: str
+    tenant_id: str
     status: WorkflowStatus
     task: str
     options: dict[str, Any]
@@ -127,6 +136,7 @@ class WorkflowView(BaseModel):
     def of(cls, record: WorkflowRecord, budget: BudgetState, links: WorkflowLinks) -> WorkflowView:
         return cls(
             workflow_id=record.workflow_id,
+            tenant_id=record.tenant_id,
             status=record.status,
             task=record.task,
             options=record.options.model_dump(mode="json"),
@@ -140,6 +150,79 @@ class WorkflowView(BaseModel):
             budget=BudgetView.of(budget),
             links=links,
         )
+
+
+class WorkflowSummary(BaseModel):
+    workflow_id: str
+    tenant_id: str
+    status: WorkflowStatus
+    task: str
+    created_at: str
+    updated_at: str
+    links: WorkflowLinks
+
+    @classmethod
+    def of(cls, record: WorkflowRecord, links: WorkflowLinks) -> WorkflowSummary:
+        return cls(
+            workflow_id=record.workflow_id,
+            tenant_id=record.tenant_id,
+            status=record.status,
+            task=record.task,
+            created_at=record.created_at.isoformat(),
+            updated_at=record.updated_at.isoformat(),
+            links=links,
+        )
+
+
+class WorkflowList(BaseModel):
+    workflows: list[WorkflowSummary] = Field(description="Newest first.")
+    next_cursor: str | None = Field(
+        description="Pass it as `cursor` for the next page; null after the last page. A page "
+        "may hold fewer workflows than `limit` while more follow."
+    )
+
+
+class CreateKey(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant_id: str = Field(pattern=TENANT_PATTERN, description="The tenant the key acts for.")
+    scopes: list[Scope] = Field(
+        default_factory=lambda: sorted(DEFAULT_SCOPES),
+        min_length=1,
+        description="What the key may do. `admin` implies every other scope and every tenant.",
+    )
+    label: str = Field(
+        default="", max_length=200, description="A note of what the key is for (who holds it)."
+    )
+
+
+class KeyView(BaseModel):
+    key_id: str = Field(description="Names the key in listings and to revoke it; not a secret.")
+    tenant_id: str
+    scopes: list[Scope]
+    label: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, record: ApiKeyRecord) -> KeyView:
+        return cls(
+            key_id=record.key_id,
+            tenant_id=record.tenant_id,
+            scopes=sorted(record.scopes),
+            label=record.label,
+            created_at=record.created_at,
+        )
+
+
+class KeyCreated(KeyView):
+    key: str = Field(
+        description="The key itself, to send as `Authorization: Bearer <key>`. Shown only "
+        "now: the gateway keeps its hash, not the key."
+    )
+
+
+class KeyList(BaseModel):
+    keys: list[KeyView] = Field(description="Oldest first.")
 
 
 class Problem(BaseModel):

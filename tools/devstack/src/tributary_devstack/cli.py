@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 
 from tributary_devstack import logs
+from tributary_devstack.admin_key import ADMIN_TENANT, ensure_admin_key, read_admin_key
 from tributary_devstack.config import StackConfig
 from tributary_devstack.infra import redis_client_options
 from tributary_devstack.llm_gates import format_gates, read_gates
@@ -62,14 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def format_status(rows: list[ComponentStatus], gateway_url: str) -> str:
+def format_status(rows: list[ComponentStatus], config: StackConfig) -> str:
     header = f"{'COMPONENT':<16} {'PID':>8} {'PORT':>6}  {'STATE':<10} LOG"
     lines = [header]
     for row in rows:
         pid = str(row.pid) if row.pid is not None else "-"
         port = str(row.port) if row.port is not None else "-"
         lines.append(f"{row.name:<16} {pid:>8} {port:>6}  {row.state:<10} {row.log_path}")
-    lines.append(f"Gateway: {gateway_url}")
+    lines.append(f"Gateway: {config.gateway_url}")
+    key = read_admin_key(config)
+    if key is None:
+        lines.append("API key: none yet ('make up' issues one)")
+    else:
+        lines.append(f"API key (admin, tenant {ADMIN_TENANT}; in {config.admin_key_file}): {key}")
+        lines.append(
+            f"  try: curl -H 'Authorization: Bearer {key}' {config.gateway_url}/v1/workflows"
+        )
     return "\n".join(lines)
 
 
@@ -94,12 +103,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if not args.infra_only:
                     _say(stack.llm.describe())
                 stack.up(replicas=replicas, infra_only=args.infra_only)
-                _say(format_status(stack.status(), config.gateway_url))
+                _, issued = ensure_admin_key(config)
+                if issued:
+                    _say(f"Issued a local admin API key, saved in {config.admin_key_file}")
+                _say(format_status(stack.status(), config))
             case "down":
                 stopped = stack.down()
                 _say("Stopped: " + ", ".join(stopped) if stopped else "Nothing was running.")
             case "status":
-                _say(format_status(stack.status(), config.gateway_url))
+                _say(format_status(stack.status(), config))
                 redis_options = redis_client_options(config)
                 if redis_ping(config.redis_url, redis_options):
                     _say(format_gates(read_gates(config.redis_url, redis_options)))

@@ -239,6 +239,11 @@ class StackConfig(BaseSettings):
         return self.run_dir / "redis"
 
     @property
+    def admin_key_file(self) -> Path:
+        """The local admin API key ``up`` issued (readable by its owner only)."""
+        return self.run_dir / "admin.key"
+
+    @property
     def kafka_home(self) -> Path:
         """Cached jars of one Kafka version; shared by every run directory."""
         return self.cache_dir / f"kafka-{self.kafka_version}"

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from tributary_devstack.admin_key import read_admin_key
 from tributary_devstack.config import StackConfig
 from tributary_devstack.demo_format import EventFormatter, parse_data
 from tributary_devstack.llm import resolve_llm
@@ -91,10 +92,16 @@ def run_demo(
     """Submit one workflow, stream its events, print the outcome; 0 if it completed."""
     llm = resolve_llm(config)
     say(llm.describe())
+    key = read_admin_key(config)
+    if key is None:
+        say(f"No API key in {config.admin_key_file}: 'make up' issues one.")
+        return 2
+    say(f"Using the local admin API key from {config.admin_key_file}.")
     task = task or DEFAULT_TASK
     deadline = time.monotonic() + timeout_s
     timeout = httpx.Timeout(10.0, read=60.0)
-    with httpx.Client(base_url=config.gateway_url, timeout=timeout) as client:
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=config.gateway_url, timeout=timeout, headers=headers) as client:
         try:
             workflow_id = _submit(client, task)
             say(f"Submitted workflow {workflow_id} to {config.gateway_url}")

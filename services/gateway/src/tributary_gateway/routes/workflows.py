@@ -1,17 +1,24 @@
-"""Workflows: start one, read its state, follow its events live (SSE)."""
+"""Workflows: start one, list them, read one's state, follow its events live (SSE), cancel it.
+
+Every route needs an API key (``tributary_gateway.auth``). A workflow belongs to
+the tenant of the key that started it; a key of another tenant gets the same
+404 as for an id that does not exist, so it learns nothing of the workflow.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, HTTPException, Path, Request, Response, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from tributary_gateway.auth import Canceller, Reader, Starter, authenticated
 from tributary_gateway.deps import State
 from tributary_gateway.schemas import (
     CancelWorkflow,
@@ -20,9 +27,12 @@ from tributary_gateway.schemas import (
     WorkflowAccepted,
     WorkflowCancelledView,
     WorkflowLinks,
+    WorkflowList,
+    WorkflowSummary,
     WorkflowView,
 )
 from tributary_shared.core import machine
+from tributary_shared.core.access import TENANT_PATTERN, Caller
 from tributary_shared.core.events import (
     TERMINAL_EVENT_TYPES,
     ErrorInfo,
@@ -32,18 +42,32 @@ from tributary_shared.core.events import (
 )
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import FollowerOverrun, IdempotencyKeyReused, WorkflowStore
+from tributary_shared.core.records import WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import deadline_at
 from tributary_shared.runtime.logs import workflow_context
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
+router = APIRouter(
+    prefix="/v1/workflows",
+    tags=["workflows"],
+    # Every route of the router, whatever its own parameters: no key, no answer.
+    dependencies=[Depends(authenticated)],
+    responses={
+        401: {"model": Problem, "description": "No API key, or one unknown or revoked."},
+        403: {"model": Problem, "description": "The API key lacks the scope this needs."},
+    },
+)
 
 WorkflowId = Annotated[str, Path(description="The id returned when the workflow was started.")]
 _WORKFLOW_ID = re.compile(r"^wf_[0-9a-f]{32}$")
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+_CURSOR = r"^\d{17}-wf_[0-9a-f]{32}$"
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"model": Problem, "description": "No workflow with this id."}
+    404: {
+        "model": Problem,
+        "description": "No workflow with this id that this API key's tenant owns.",
+    }
 }
 
 
@@ -57,11 +81,40 @@ def _not_found(workflow_id: str) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, f"workflow {workflow_id!r} not found")
 
 
+async def _owned(state: State, caller: Caller, workflow_id: str) -> WorkflowRecord:
+    """The workflow, if the caller's tenant owns it (or the caller is an admin); else 404.
+
+    Another tenant's workflow is answered exactly as one that does not exist.
+    """
+    if not _WORKFLOW_ID.match(workflow_id):
+        raise _not_found(workflow_id)
+    record = await state.store.get_workflow(workflow_id)
+    if record is None or not caller.sees(record.tenant_id):
+        raise _not_found(workflow_id)
+    return record
+
+
+def _tenant_for(caller: Caller, asked: str | None, *, doing: str) -> str:
+    """The tenant a request acts for: the key's, or the one an admin key names."""
+    if asked is None or asked == caller.tenant_id:
+        return caller.tenant_id
+    if not caller.admin:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, f"only an admin API key may {doing} another tenant"
+        )
+    return asked
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WorkflowAccepted,
     responses={
+        403: {
+            "model": Problem,
+            "description": "The API key lacks the `start` scope, or names another tenant "
+            "without being an admin key.",
+        },
         422: {"description": "The request body is malformed; the detail says what is wrong."},
         503: {
             "model": Problem,
@@ -75,6 +128,7 @@ def _not_found(workflow_id: str) -> HTTPException:
 async def create_workflow(
     body: CreateWorkflow,
     state: State,
+    caller: Starter,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -90,19 +144,21 @@ async def create_workflow(
         raise HTTPException(422, "task must not be blank")
     if len(task) > state.settings.max_task_chars:
         raise HTTPException(422, f"task is longer than {state.settings.max_task_chars} characters")
+    tenant_id = _tenant_for(caller, body.tenant_id, doing="start workflows for")
     workflow_id = f"wf_{uuid.uuid4().hex}"
-    request = WorkflowRequested(workflow_id=workflow_id, task=task, options=body.options)
+    request = WorkflowRequested(
+        workflow_id=workflow_id, tenant_id=tenant_id, task=task, options=body.options
+    )
     try:
         existing = await state.store.create_workflow(
             request,
             deadline_at=deadline_at(request, state.defaults),
             idempotency_key_value=idempotency_key,
         )
-    except IdempotencyKeyReused as reused:
+    except IdempotencyKeyReused:
+        # Naming the first request's workflow would hand its id to whoever guessed the key.
         raise HTTPException(
-            422,
-            f"Idempotency-Key was already used for a different request "
-            f"(workflow {reused.workflow_id})",
+            422, "Idempotency-Key was already used for a different request"
         ) from None
     if existing is not None:
         return await _replay(state, existing, response)
@@ -192,17 +248,57 @@ async def _fail_unpublished(store: WorkflowStore, request: WorkflowRequested) ->
 
 
 @router.get(
+    "",
+    response_model=WorkflowList,
+    responses={
+        403: {
+            "model": Problem,
+            "description": "The API key lacks the `read` scope, or names another tenant "
+            "without being an admin key.",
+        }
+    },
+    summary="The workflows of the API key's tenant, newest first, a page at a time",
+)
+async def list_workflows(
+    state: State,
+    caller: Reader,
+    limit: Annotated[int, Query(ge=1, le=100, description="Most workflows in the page.")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=_CURSOR, description="`next_cursor` of the previous page."),
+    ] = None,
+    tenant: Annotated[
+        str | None,
+        Query(
+            pattern=TENANT_PATTERN,
+            description="Another tenant's workflows (admin keys only). An admin key that "
+            "names no tenant lists every tenant's.",
+        ),
+    ] = None,
+) -> WorkflowList:
+    if caller.admin:
+        listed: str | None = tenant
+    else:
+        listed = _tenant_for(caller, tenant, doing="list the workflows of")
+    page = await state.listing.list_workflows(tenant_id=listed, limit=limit, cursor=cursor)
+    return WorkflowList(
+        workflows=[
+            WorkflowSummary.of(record, _links(record.workflow_id))
+            for record in page.records
+            if caller.sees(record.tenant_id)
+        ],
+        next_cursor=page.next_cursor,
+    )
+
+
+@router.get(
     "/{workflow_id}",
     response_model=WorkflowView,
     responses=_NOT_FOUND,
     summary="A workflow's status, plan, steps, result and token usage",
 )
-async def get_workflow(workflow_id: WorkflowId, state: State) -> WorkflowView:
-    if not _WORKFLOW_ID.match(workflow_id):
-        raise _not_found(workflow_id)
-    record = await state.store.get_workflow(workflow_id)
-    if record is None:
-        raise _not_found(workflow_id)
+async def get_workflow(workflow_id: WorkflowId, state: State, caller: Reader) -> WorkflowView:
+    record = await _owned(state, caller, workflow_id)
     budget = await state.ledger.state(workflow_id)
     return WorkflowView.of(record, budget, _links(workflow_id))
 
@@ -217,13 +313,9 @@ async def get_workflow(workflow_id: WorkflowId, state: State) -> WorkflowView:
     summary="Cancel a workflow: running steps stop, pending ones never start",
 )
 async def cancel_workflow(
-    workflow_id: WorkflowId, state: State, body: CancelWorkflow | None = None
+    workflow_id: WorkflowId, state: State, caller: Canceller, body: CancelWorkflow | None = None
 ) -> WorkflowCancelledView:
-    if not _WORKFLOW_ID.match(workflow_id):
-        raise _not_found(workflow_id)
-    record = await state.store.get_workflow(workflow_id)
-    if record is None:
-        raise _not_found(workflow_id)
+    record = await _owned(state, caller, workflow_id)
     reason = body.reason if body and body.reason else "cancelled by request"
     with workflow_context(workflow_id):
         cancelled = await state.control.cancel(
@@ -249,21 +341,19 @@ async def cancel_workflow(
     summary="Follow a workflow's events live (Server-Sent Events)",
     description="Each event's `id` is its position in the workflow's log: reconnect with "
     "`Last-Event-ID` to resume after it, on any gateway replica. The stream ends after "
-    "`workflow.completed`, `workflow.failed` or `workflow.cancelled`. A client that reads "
+    "`workflow.completed`, `workflow.failed` or `workflow.cancelled`, and within "
+    "`TRIBUTARY_GATEWAY_SSE_PING_S` of its API key being revoked. A client that reads "
     "slower than the workflow writes is disconnected; it reconnects with `Last-Event-ID`.",
 )
 async def stream_events(
     workflow_id: WorkflowId,
     state: State,
-    request: Request,
+    caller: Reader,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> EventSourceResponse:
-    if not _WORKFLOW_ID.match(workflow_id):
-        raise _not_found(workflow_id)
     if last_event_id is not None and not _STREAM_ID.match(last_event_id):
         raise HTTPException(400, "Last-Event-ID must be an event id from this stream")
-    if await state.store.get_workflow(workflow_id) is None:
-        raise _not_found(workflow_id)
+    await _owned(state, caller, workflow_id)
     if not state.streams.take():
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
@@ -271,16 +361,25 @@ async def stream_events(
             headers={"Retry-After": "5"},
         )
     return EventSourceResponse(
-        _follow(state, workflow_id, after=last_event_id or "0"),
+        _follow(state, workflow_id, key_id=caller.key_id, after=last_event_id or "0"),
         ping=int(state.settings.sse_ping_s),
     )
 
 
-async def _follow(state: State, workflow_id: str, *, after: str) -> AsyncIterator[ServerSentEvent]:
-    """The workflow's log as events, until its terminal event (or it is gone)."""
+async def _follow(
+    state: State, workflow_id: str, *, key_id: str, after: str
+) -> AsyncIterator[ServerSentEvent]:
+    """The workflow's log as events, until its terminal event, it is gone, or its key is."""
     follower = state.follower.follow(workflow_id, after=after)
+    checked_at = time.monotonic()
     try:
         async for entries in follower:
+            if time.monotonic() - checked_at >= state.settings.sse_ping_s:
+                # A stream outlives the request that opened it: end it once its key is revoked.
+                if await state.keys.get(key_id) is None:
+                    log.info("event stream ended: its API key was revoked")
+                    return
+                checked_at = time.monotonic()
             if not entries:  # quiet for a while: has it ended without us (expired)?
                 record = await state.store.get_workflow(workflow_id)
                 if record is None or record.status.terminal:
