@@ -19,8 +19,9 @@ class GatewaySettings(TributarySettings):
         default=15.0,
         gt=0,
         description="Seconds between keep-alive comments on an idle event stream "
-        "(`GET /workflows/{id}/events`), and between its checks whether the workflow ended. "
-        "Keep it below the idle timeout of proxies in front of the gateway.",
+        "(`GET /v1/workflows/{id}/events`), and between its checks whether the workflow ended "
+        "and whether its API key still stands (a revoked key's streams end within this "
+        "time). Keep it below the idle timeout of proxies in front of the gateway.",
     )
     max_streams: int = Field(
         default=5_000,

@@ -90,7 +90,8 @@ ROLES: tuple[ServiceRole, ...] = (
     ),
     ServiceRole(
         service="gateway",
-        does="HTTP API: starts, reads, streams (SSE) and cancels workflows",
+        does="HTTP API behind API keys: starts, lists, reads, streams (SSE) and cancels "
+        "the workflows of the key's tenant; issues and revokes keys",
         emits=("workflow.requested", "workflow.cancelled"),
     ),
     ServiceRole(
