@@ -35,13 +35,15 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 async def api_key(stack: Stack) -> AsyncIterator[str]:
     """A key of the tests' tenant (``TEST_TENANT``) with the default scopes, revoked at the end."""
+    # A client for each end: tests restart Redis in between, which closes connections.
     redis = Redis.from_url(stack.config.redis_url)
-    keys = RedisApiKeyStore(redis)
-    key = await issue(keys, TEST_TENANT)
+    key = await issue(RedisApiKeyStore(redis), TEST_TENANT)
+    await redis.aclose()
     yield key
     presented = parse_key(key)
     assert presented is not None
-    await keys.revoke(presented.key_id)
+    redis = Redis.from_url(stack.config.redis_url)
+    await RedisApiKeyStore(redis).revoke(presented.key_id)
     await redis.aclose()
 
 
