@@ -94,9 +94,9 @@ async def logged_events(running: RunningServices, workflow_id: str) -> list[dict
 
 
 async def test_a_dead_first_deployment_hands_every_call_to_the_second_and_outcomes_say_so(
-    chain_services: RunningServices, marker: str
+    chain_services: RunningServices, marker: str, api_key: str
 ) -> None:
-    client = GatewayClient(chain_services.gateway_url)
+    client = GatewayClient(chain_services.gateway_url, api_key)
     try:
         workflow_id, events, state = await client.run(standard_task(1, marker))
     finally:
@@ -126,12 +126,12 @@ class Outage:
 
 @pytest.fixture(scope="module")
 async def outage(
-    chain_services: RunningServices, chain_llm: ScriptedLLMServer
+    chain_services: RunningServices, chain_llm: ScriptedLLMServer, api_key: str
 ) -> AsyncIterator[Outage]:
     marker = "#llm-outage"
     # Agent calls answer after 1.5 s: the steps are in the middle of them at the stop.
     slow = chain_llm.admin.add_rule(contains=marker, has_tools=True, responses=[{"delay_ms": 1500}])
-    client = GatewayClient(chain_services.gateway_url)
+    client = GatewayClient(chain_services.gateway_url, api_key)
     try:
         patient = await client.start(standard_task(2, marker))
         short = await client.start(standard_task(3, marker), options={"deadline_s": DEADLINE_S})
@@ -160,10 +160,10 @@ async def outage(
 
 
 async def test_a_30s_outage_amid_parallel_steps_is_waited_out_and_no_step_fails(
-    outage: Outage, chain_services: RunningServices
+    outage: Outage, chain_services: RunningServices, api_key: str
 ) -> None:
     assert outage.outage_s >= OUTAGE_S
-    client = GatewayClient(chain_services.gateway_url)
+    client = GatewayClient(chain_services.gateway_url, api_key)
     try:
         await client.wait_for_status(outage.patient, "completed", within=60)
         state = await client.get(outage.patient)
