@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 from redis.exceptions import RedisError
 
+from tributary_gateway.body_limit import BodyLimit
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.redaction import redact_error_responses
 from tributary_gateway.routes import health, keys, workflows
@@ -117,7 +118,7 @@ def create_app() -> FastAPI:
             await blocking.aclose()
             await redis.aclose()
 
-    return _assemble(lifespan, redactor)
+    return _assemble(lifespan, gateway, redactor)
 
 
 def app_over(state: GatewayState, *, redactor: Redactor = DEFAULT_REDACTOR) -> FastAPI:
@@ -125,13 +126,14 @@ def app_over(state: GatewayState, *, redactor: Redactor = DEFAULT_REDACTOR) -> F
 
     Reads no settings from the environment, configures no logging, connects nothing.
     """
-    app = _assemble(None, redactor)
+    app = _assemble(None, state.settings, redactor)
     app.state.gateway = state
     return app
 
 
 def _assemble(
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None,
+    settings: GatewaySettings,
     redactor: Redactor,
 ) -> FastAPI:
     app = FastAPI(
@@ -146,6 +148,7 @@ def _assemble(
     app.mount("/metrics", make_asgi_app())
     app.add_exception_handler(RedisError, _storage_unavailable)
     redact_error_responses(app, redactor)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 
 

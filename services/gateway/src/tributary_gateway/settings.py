@@ -15,6 +15,13 @@ class GatewaySettings(TributarySettings):
         description="Longest task text accepted, in characters; a longer one gets `422`. The "
         "planner's prompt grows with the task, so raise it with the models' context in mind.",
     )
+    max_body_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        description="Largest request body accepted, in bytes; a larger one gets `413` before "
+        "it is read further or parsed (a declared `Content-Length` over it is refused at "
+        "once, a chunked body as soon as it goes past).",
+    )
     sse_ping_s: float = Field(
         default=15.0,
         gt=0,

@@ -13,6 +13,7 @@ how consumers and the workflow log recognise a duplicate.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -22,8 +23,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StringConstraints,
     TypeAdapter,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -83,28 +86,55 @@ class ErrorInfo(Model):
     retryable: bool = False
 
 
+# Bounds of a request's options. They keep one request from storing or asking for
+# without limit (the workflow's record stays in Redis for days); per-tenant ceilings,
+# set by the operator, sit below them.
+METADATA_MAX_KEYS = 32
+METADATA_MAX_KEY_CHARS = 64
+METADATA_MAX_VALUE_CHARS = 1024
+METADATA_MAX_BYTES = 8192
+MAX_STEPS_BOUND = 50
+TOKEN_BUDGET_BOUND = 100_000_000
+COST_BUDGET_USD_BOUND = 100_000.0
+DEADLINE_S_BOUND = 7 * 24 * 3600
+
+MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=METADATA_MAX_KEY_CHARS)]
+MetadataValue = Annotated[str, StringConstraints(max_length=METADATA_MAX_VALUE_CHARS)]
+
+
 class WorkflowOptions(Model):
     max_steps: int | None = Field(
-        default=None, ge=1, le=50, description="Upper bound on the number of planned steps."
+        default=None,
+        ge=1,
+        le=MAX_STEPS_BOUND,
+        description="Upper bound on the number of planned steps.",
     )
-    metadata: dict[str, str] = Field(
-        default_factory=dict, description="Opaque labels echoed back in the workflow state."
+    metadata: dict[MetadataKey, MetadataValue] = Field(
+        default_factory=dict,
+        max_length=METADATA_MAX_KEYS,
+        description="Opaque labels echoed back in the workflow state: at most "
+        f"{METADATA_MAX_KEYS} keys of 1 to {METADATA_MAX_KEY_CHARS} characters, values of at "
+        f"most {METADATA_MAX_VALUE_CHARS} characters, {METADATA_MAX_BYTES} bytes in all as "
+        "JSON.",
     )
     token_budget: int | None = Field(
         default=None,
         ge=1,
+        le=TOKEN_BUDGET_BOUND,
         description="Most tokens (prompt + completion) all LLM calls of the workflow may use; "
         "defaults to TRIBUTARY_DEFAULT_TOKEN_BUDGET.",
     )
     cost_budget_usd: float | None = Field(
         default=None,
         gt=0,
+        le=COST_BUDGET_USD_BOUND,
+        allow_inf_nan=False,
         description="Most the workflow's LLM calls may cost, priced by TRIBUTARY_MODEL_PRICES.",
     )
     deadline_s: int | None = Field(
         default=None,
         ge=1,
-        le=7 * 24 * 3600,
+        le=DEADLINE_S_BOUND,
         description="Seconds the workflow may take from acceptance; past it, it fails with "
         "deadline_exceeded. Defaults to TRIBUTARY_DEFAULT_DEADLINE_S.",
     )
@@ -113,6 +143,14 @@ class WorkflowOptions(Model):
         description="'partial': answer from the steps that finished, marked partial; "
         "'fail': the workflow fails. Defaults to TRIBUTARY_ON_BUDGET_EXHAUSTED.",
     )
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_fits(cls, metadata: dict[str, str]) -> dict[str, str]:
+        size = len(json.dumps(metadata, ensure_ascii=False).encode())
+        if size > METADATA_MAX_BYTES:
+            raise ValueError(f"metadata is {size} bytes as JSON, more than {METADATA_MAX_BYTES}")
+        return metadata
 
 
 class PlannedStep(Model):
