@@ -153,6 +153,7 @@ def test_sections_name_their_readers(doc: str) -> None:
     assert headings == [
         "## All services",
         "## Workers",
+        "## Planner, agent-runner, synthesizer and gateway",
         "## Gateway and planner",
         "## Gateway",
         "## Planner",

@@ -15,7 +15,7 @@ from tributary_gateway.body_limit import BodyLimit
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.redaction import redact_error_responses
 from tributary_gateway.routes import health, keys, workflows
-from tributary_gateway.settings import GatewaySettings
+from tributary_gateway.settings import GatewaySettings, TenantLimitSettings
 from tributary_gateway.streams import StreamSlots
 from tributary_shared.core.redaction import DEFAULT_REDACTOR, Redactor
 from tributary_shared.runtime.apikeys import RedisApiKeyStore
@@ -32,9 +32,11 @@ from tributary_shared.runtime.kafka.security import kafka_security
 from tributary_shared.runtime.logs import configure_logging
 from tributary_shared.runtime.outages import is_outage
 from tributary_shared.runtime.outbox import SentMarkingPublisher
+from tributary_shared.runtime.quotas import RedisRateLimiter, RedisRunningWorkflows
 from tributary_shared.runtime.redaction import RedactingPublisher, RedactingStore
 from tributary_shared.runtime.redis_client import redis_client, single_connection_client
 from tributary_shared.runtime.settings import (
+    BudgetSettings,
     HttpSettings,
     KafkaSettings,
     RedactionSettings,
@@ -55,6 +57,8 @@ def create_app() -> FastAPI:
     gateway = load_settings(GatewaySettings)
     defaults = load_settings(WorkflowDefaults)
     redactor = load_settings(RedactionSettings).redactor()
+    budgets = load_settings(BudgetSettings)
+    tenant_limits = load_settings(TenantLimitSettings)
     instance = http.service_instance or "gateway"
     configure_logging("gateway", level=http.log_level, instance=instance, redact=redactor)
     security = kafka_security(kafka)
@@ -108,6 +112,10 @@ def create_app() -> FastAPI:
             defaults=defaults,
             keys=RedisApiKeyStore(redis),
             listing=redis_store,  # reads: nothing to redact
+            budgets=budgets,
+            tenant_limits=tenant_limits,
+            running=RedisRunningWorkflows(redis, ttl_s=retention),
+            rates=RedisRateLimiter(redis, name="requests"),
         )
         try:
             yield

@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
-from tributary_gateway.settings import GatewaySettings
-from tributary_gateway.streams import StreamSlots
+from tributary_gateway.settings import GatewaySettings, TenantLimitSettings
+from tributary_gateway.streams import KeyStreamSlots, StreamSlots
 from tributary_shared.core.ports import (
     ApiKeyStore,
     BudgetLedger,
     EventPublisher,
     LogFollower,
+    RateLimiter,
+    RunningWorkflows,
     WorkflowListing,
     WorkflowStore,
 )
 from tributary_shared.runtime.control import WorkflowControl
-from tributary_shared.runtime.settings import WorkflowDefaults
+from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,13 @@ class GatewayState:
     defaults: WorkflowDefaults
     keys: ApiKeyStore
     listing: WorkflowListing
+    # Quotas. Without ``running`` or ``rates`` (tests that are about something else)
+    # that quota is not enforced; ``create_app`` always gives both.
+    budgets: BudgetSettings = field(default_factory=BudgetSettings)
+    tenant_limits: TenantLimitSettings = field(default_factory=TenantLimitSettings)
+    running: RunningWorkflows | None = None
+    rates: RateLimiter | None = None
+    key_streams: KeyStreamSlots = field(default_factory=KeyStreamSlots)
 
 
 def get_state(request: Request) -> GatewayState:

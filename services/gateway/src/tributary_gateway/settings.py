@@ -3,6 +3,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from tributary_gateway.tenant_limits import TenantCeilings
 from tributary_shared.runtime.settings import TributarySettings
 
 
@@ -37,6 +38,25 @@ class GatewaySettings(TributarySettings):
         "at once; one more gets `429` with `Retry-After`. All of them share one Redis "
         "connection; each costs a little memory and a file descriptor.",
     )
+    max_streams_per_key: int = Field(
+        default=20,
+        ge=1,
+        description="Event streams one caller (API key) may hold open at once on one gateway "
+        "replica; one more gets `429` with `Retry-After`.",
+    )
+    rate_limit_per_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Requests per second one caller (API key) may make to `/v1`, sustained, "
+        "counted in Redis across every gateway replica; past it (and its burst) a request "
+        "gets `429` with `Retry-After`.",
+    )
+    rate_limit_burst: int = Field(
+        default=20,
+        ge=1,
+        description="Requests one caller may make at once before `TRIBUTARY_GATEWAY_RATE_LIMIT_"
+        "PER_S` paces it.",
+    )
     stream_backlog: int = Field(
         default=256,
         ge=1,
@@ -44,3 +64,58 @@ class GatewaySettings(TributarySettings):
         "before it is closed (its client reconnects with `Last-Event-ID`), so a slow client "
         "cannot make the gateway buffer without bound.",
     )
+
+
+class TenantLimitSettings(TributarySettings):
+    """Per-tenant ceilings: the defaults every tenant gets, and overrides for some."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIBUTARY_TENANT_", extra="ignore", frozen=True)
+
+    max_token_budget: int | None = Field(
+        default=2_000_000,
+        ge=1,
+        description="Highest `token_budget` a tenant's workflow may ask for; above it the "
+        "request gets `422` naming `max_token_budget`. Empty: no ceiling.",
+    )
+    max_cost_budget_usd: float | None = Field(
+        default=None,
+        gt=0,
+        description="Highest `cost_budget_usd` a tenant's workflow may ask for (`422` "
+        "above it); a workflow that asks for none gets this one. Empty: no ceiling.",
+    )
+    max_deadline_s: int | None = Field(
+        default=24 * 3600,
+        ge=1,
+        description="Longest `deadline_s` a tenant's workflow may ask for (`422` above it). "
+        "Empty: no ceiling.",
+    )
+    max_steps: int | None = Field(
+        default=None,
+        ge=1,
+        description="Highest `max_steps` a tenant's workflow may ask for (`422` above it); "
+        "a workflow that asks for none gets this one. Empty: no ceiling.",
+    )
+    max_running_workflows: int | None = Field(
+        default=100,
+        ge=1,
+        description="Workflows of one tenant running at once (accepted and not yet ended, "
+        "counted in Redis across every gateway replica); one more gets `429` with "
+        "`Retry-After`. Empty: no ceiling.",
+    )
+    limits: dict[str, TenantCeilings] = Field(
+        default_factory=dict,
+        description="Ceilings of particular tenants, over the defaults above, as JSON: "
+        '`{"acme": {"max_running_workflows": 500, "max_token_budget": 10000000}}`. '
+        "Fields a tenant's entry leaves out keep the defaults; `null` lifts that ceiling.",
+    )
+
+    def ceilings_of(self, tenant_id: str) -> TenantCeilings:
+        defaults = TenantCeilings(
+            max_token_budget=self.max_token_budget,
+            max_cost_budget_usd=self.max_cost_budget_usd,
+            max_deadline_s=self.max_deadline_s,
+            max_steps=self.max_steps,
+            max_running_workflows=self.max_running_workflows,
+        )
+        override = self.limits.get(tenant_id)
+        return defaults.merged(override) if override is not None else defaults

@@ -163,6 +163,15 @@ def listing_workflow_id(member: str) -> str:
 def api_key_key(key_id: str) -> str:
     return f"{PREFIX}:{{apikeys}}:key:{key_id}"
 
+def running_workflows_key(tenant_id: str) -> str:
+    """A tenant's running workflows: a sorted set of workflow ids by admission time (ms)."""
+    return f"{PREFIX}:tenant:{{{tenant_id}}}:running"
+
+
+def rate_limit_key(name: str, principal: str) -> str:
+    """One caller's GCRA state (its theoretical arrival time) for one named limit."""
+    return f"{PREFIX}:rate:{name}:{{{principal}}}"
+
 
 def outbox_member(workflow_id: str, event_id: str) -> str:
     """An event's note in the outbox (a JSON pair: either id may hold any character)."""

@@ -42,6 +42,8 @@ __all__ = [
     "KeyIdTaken",
     "LogFollower",
     "Ports",
+    "RateLimiter",
+    "RunningWorkflows",
     "UnsentEvent",
     "WorkflowListing",
     "WorkflowStore",
@@ -217,6 +219,31 @@ class ApiKeyStore(Protocol):
 
     async def revoke(self, key_id: str) -> bool:
         """Forget the key; False when there was no such key."""
+
+class RunningWorkflows(Protocol):
+    """Each tenant's running workflows, counted across every gateway replica.
+
+    The count is derived, not kept: a member stops counting once its workflow's
+    record says it ended (or, never created, after ``core.quotas.RUNNING_GRACE_S``),
+    so a gateway or worker that dies cannot leak a slot.
+    """
+
+    async def admit(self, tenant_id: str, workflow_id: str, *, limit: int) -> bool:
+        """Count the workflow if fewer than ``limit`` run; False (nothing counted) if not."""
+        ...
+
+    async def release(self, tenant_id: str, workflow_id: str) -> None:
+        """Stop counting a workflow that was admitted but not created after all."""
+        ...
+
+    async def running(self, tenant_id: str) -> int: ...
+
+
+class RateLimiter(Protocol):
+    """Requests per key, paced across every replica (GCRA, ``core.quotas.gcra``)."""
+
+    async def acquire(self, key: str, *, per_second: float, burst: int) -> float:
+        """Take one request: 0.0 if allowed, else the seconds until one would be."""
         ...
 
 

@@ -14,6 +14,7 @@ from tributary_shared.twins.calls import MemoryCallHistory, MemoryEffectLedger
 from tributary_shared.twins.cancellation import MemoryCancellationSignal
 from tributary_shared.twins.follower import MemoryLogReader
 from tributary_shared.twins.publisher import MemoryPublisher
+from tributary_shared.twins.quotas import MemoryRateLimiter, MemoryRunningWorkflows
 from tributary_shared.twins.store import MemoryWorkflowStore
 
 __all__ = [
@@ -25,5 +26,7 @@ __all__ = [
     "MemoryEffectLedger",
     "MemoryLogReader",
     "MemoryPublisher",
+    "MemoryRateLimiter",
+    "MemoryRunningWorkflows",
     "MemoryWorkflowStore",
 ]

@@ -20,6 +20,12 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from tributary_gateway.auth import Canceller, Reader, Starter, authenticated
 from tributary_gateway.deps import State
+from tributary_gateway.quotas import (
+    admit_running,
+    bounded_options,
+    rate_limited,
+    release_running,
+)
 from tributary_gateway.schemas import (
     CancelWorkflow,
     CreateWorkflow,
@@ -51,11 +57,17 @@ log = logging.getLogger(__name__)
 router = APIRouter(
     prefix="/v1/workflows",
     tags=["workflows"],
-    # Every route of the router, whatever its own parameters: no key, no answer.
-    dependencies=[Depends(authenticated)],
+    # Every route of the router, whatever its own parameters: no key, no answer;
+    # then each key's requests are paced (the limiter keys on the key's id).
+    dependencies=[Depends(authenticated), Depends(rate_limited)],
     responses={
         401: {"model": Problem, "description": "No API key, or one unknown or revoked."},
         403: {"model": Problem, "description": "The API key lacks the scope this needs."},
+        429: {
+            "model": Problem,
+            "description": "Too many requests from this API key, or (starting a workflow) its "
+            "tenant runs as many workflows as it may; retry after `Retry-After` seconds.",
+        },
     },
 )
 
@@ -115,7 +127,11 @@ def _tenant_for(caller: Caller, asked: str | None, *, doing: str) -> str:
             "description": "The API key lacks the `start` scope, or names another tenant "
             "without being an admin key.",
         },
-        422: {"description": "The request body is malformed; the detail says what is wrong."},
+        413: {"model": Problem, "description": "The request body is larger than allowed."},
+        422: {
+            "description": "The request body is malformed, or asks for more than a bound or "
+            "than its tenant's ceiling; the detail says which."
+        },
         503: {
             "model": Problem,
             "description": "Kafka could not take the request. Without an `Idempotency-Key` "
@@ -147,8 +163,14 @@ async def create_workflow(
     tenant_id = _tenant_for(caller, body.tenant_id, doing="start workflows for")
     workflow_id = f"wf_{uuid.uuid4().hex}"
     request = WorkflowRequested(
-        workflow_id=workflow_id, tenant_id=tenant_id, task=task, options=body.options
+        workflow_id=workflow_id,
+        tenant_id=tenant_id,
+        task=task,
+        options=bounded_options(state, tenant_id, body.options),
     )
+    # Counted before it exists, so two replicas cannot both take a tenant's last slot.
+    # Were this request to die before creating it, the count drops it after a grace.
+    await admit_running(state, tenant_id, workflow_id)
     try:
         existing = await state.store.create_workflow(
             request,
@@ -156,11 +178,13 @@ async def create_workflow(
             idempotency_key_value=idempotency_key,
         )
     except IdempotencyKeyReused:
+        await release_running(state, tenant_id, workflow_id)
         # Naming the first request's workflow would hand its id to whoever guessed the key.
         raise HTTPException(
             422, "Idempotency-Key was already used for a different request"
         ) from None
     if existing is not None:
+        await release_running(state, tenant_id, workflow_id)
         return await _replay(state, existing, response)
     with workflow_context(workflow_id):
         if not await _sent(state, request):
@@ -336,7 +360,10 @@ async def cancel_workflow(
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events."},
         400: {"model": Problem, "description": "Malformed Last-Event-ID."},
         **_NOT_FOUND,
-        429: {"model": Problem, "description": "This replica serves its most streams."},
+        429: {
+            "model": Problem,
+            "description": "This replica serves its most streams, in all or for this caller.",
+        },
     },
     summary="Follow a workflow's events live (Server-Sent Events)",
     description="Each event's `id` is its position in the workflow's log: reconnect with "
@@ -358,6 +385,14 @@ async def stream_events(
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "this gateway replica serves as many event streams as it may; retry shortly",
+            headers={"Retry-After": "5"},
+        )
+    if not state.key_streams.take(caller.key_id, limit=state.settings.max_streams_per_key):
+        state.streams.give_back()
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"this API key holds {state.settings.max_streams_per_key} event streams on this "
+            "gateway replica, its most; close one or retry shortly",
             headers={"Retry-After": "5"},
         )
     return EventSourceResponse(
@@ -393,4 +428,5 @@ async def _follow(
         log.info("a slow event stream was closed; its client resumes with Last-Event-ID")
     finally:
         state.streams.give_back()
+        state.key_streams.give_back(key_id)
         await follower.aclose()  # type: ignore[attr-defined]
