@@ -28,6 +28,14 @@ from tributary_devstack.stack import SCRIPTED_LLM, Stack
 DEFAULT_RUN_DIR = Path(".run/bench")
 
 
+UNLIMITED_QUOTAS = {
+    "TRIBUTARY_GATEWAY_RATE_LIMIT_PER_S": "1000000",
+    "TRIBUTARY_GATEWAY_RATE_LIMIT_BURST": "1000000",
+    "TRIBUTARY_GATEWAY_MAX_STREAMS_PER_KEY": "1000000",
+    "TRIBUTARY_TENANT_MAX_RUNNING_WORKFLOWS": "1000000",
+}
+
+
 @dataclass(frozen=True)
 class BenchPorts:
     kafka: int = 39092
@@ -83,6 +91,9 @@ class BenchStack:
                 for k, v in os.environ.items()
                 if k not in ("OPENAI_BASE_URL", "TRIBUTARY_LLM_BASE_URL")
             }
+            # One driver, one address, one tenant, thousands of workflows: the
+            # gateway's quotas would measure themselves, not the system.
+            environ.update(UNLIMITED_QUOTAS)
             environ.update(self.tuning)
             self._stack = Stack(self.config(), say=self.say, environ=environ)
         return self._stack

@@ -77,6 +77,14 @@ ACTIVE: list[RunningServices] = []
 """Service sets now running; tests that need the topics to themselves pause them."""
 
 
+UNLIMITED_QUOTAS = {
+    "TRIBUTARY_GATEWAY_RATE_LIMIT_PER_S": "1000000",
+    "TRIBUTARY_GATEWAY_RATE_LIMIT_BURST": "1000000",
+    "TRIBUTARY_GATEWAY_MAX_STREAMS_PER_KEY": "1000000",
+    "TRIBUTARY_TENANT_MAX_RUNNING_WORKFLOWS": "1000000",
+}
+
+
 def service_env(llm_base_url: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = {
         "TRIBUTARY_LLM_BASE_URL": llm_base_url,
@@ -93,6 +101,10 @@ def service_env(llm_base_url: str, extra: Mapping[str, str] | None = None) -> di
         # every test uses (test_provider_admission_e2e turns it on for its own).
         "TRIBUTARY_LLM_BREAKER_FAILURES": "0",
         "TRIBUTARY_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        # Every test calls from one address for one tenant, and some start hundreds of
+        # workflows or thousands of streams: quotas out of their way (the quota test,
+        # test_gateway_quotas_e2e, sets its own).
+        **UNLIMITED_QUOTAS,
     }
     env.update(extra or {})
     return env

@@ -1,0 +1,92 @@
+"""The gateway's quotas on the live stack: a real gateway process over real Redis and Kafka.
+
+A tenant at its running-workflow ceiling gets ``429`` with ``Retry-After`` until
+one of its workflows ends (a cancel, written by the store's transition), and a
+caller past its request rate gets ``429`` with ``Retry-After``; both counted in
+Redis, where every replica would see them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from tests.support.stack import RunningServices, start_services
+from tributary_devstack.stack import Stack
+from tributary_shared.core.keys import rate_limit_key, running_workflows_key
+
+pytestmark = pytest.mark.integration
+
+RUNNING_CEILING = 2
+QUOTAS = {
+    "TRIBUTARY_TENANT_MAX_RUNNING_WORKFLOWS": str(RUNNING_CEILING),
+    # Enough for the running-ceiling part at once; slow enough that a handful of
+    # quick requests then exhausts it, however slowly the machine runs.
+    "TRIBUTARY_GATEWAY_RATE_LIMIT_BURST": "8",
+    "TRIBUTARY_GATEWAY_RATE_LIMIT_PER_S": "0.05",
+}
+
+
+@pytest.fixture(scope="module")
+def quota_gateway(stack: Stack) -> Iterator[RunningServices]:
+    # No workers: the workflows stay pending (running, for the count) until cancelled.
+    running = start_services(
+        stack,
+        llm_base_url="http://127.0.0.1:9/v1",
+        label="quotas",
+        names=("gateway",),
+        extra_env=QUOTAS,
+    )
+    yield running
+    running.stop()
+
+
+async def test_running_ceiling_and_request_rate_answer_429_with_retry_after(
+    stack: Stack, quota_gateway: RunningServices
+) -> None:
+    redis_url = f"redis://127.0.0.1:{stack.config.redis_port}/0"
+    redis = Redis.from_url(redis_url)
+    # Workflows of earlier tests that never ended may still count for the tenant.
+    await redis.delete(running_workflows_key("default"))
+    await redis.aclose()
+    await _forget_the_pace(redis_url)
+    body = {"task": "Wait to be cancelled"}
+    async with httpx.AsyncClient(base_url=quota_gateway.gateway_url, timeout=60) as http:
+        started = [await http.post("/v1/workflows", json=body) for _ in range(RUNNING_CEILING)]
+        assert [a.status_code for a in started] == [202] * RUNNING_CEILING
+        refused = await http.post("/v1/workflows", json=body)
+        assert refused.status_code == 429, refused.text
+        assert "max_running_workflows" in refused.json()["detail"]
+        assert int(refused.headers["Retry-After"]) >= 1
+
+        first = started[0].json()["workflow_id"]
+        assert (await http.post(f"/v1/workflows/{first}/cancel")).status_code == 200
+        again = await http.post("/v1/workflows", json=body)
+        assert again.status_code == 202, again.text  # the ended workflow freed its slot
+
+        # 5 of the burst of 8 spent; a request every 20 s comes back. Reads until refused.
+        answers = []
+        for _ in range(10):
+            answers.append(await http.get(f"/v1/workflows/{first}"))
+            if answers[-1].status_code == 429:
+                break
+        assert answers[-1].status_code == 429, [a.status_code for a in answers]
+        assert {a.status_code for a in answers[:-1]} == {200}
+        assert len(answers) <= 5
+        assert 1 <= int(answers[-1].headers["Retry-After"]) <= 20
+        assert (await http.get("/healthz")).status_code == 200  # probes are never paced
+
+        # End what this test started, so no later test's planner takes it up.
+        await _forget_the_pace(redis_url)
+        for workflow_id in (started[1].json()["workflow_id"], again.json()["workflow_id"]):
+            assert (await http.post(f"/v1/workflows/{workflow_id}/cancel")).status_code == 200
+
+
+async def _forget_the_pace(redis_url: str) -> None:
+    """Start the caller's request rate afresh (this test's own gateway; no other test runs)."""
+    redis = Redis.from_url(redis_url)
+    await redis.delete(rate_limit_key("requests", "addr:127.0.0.1"))
+    await redis.aclose()
