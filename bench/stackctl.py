@@ -42,6 +42,7 @@ class BenchPorts:
     kafka_controller: int = 39093
     redis: int = 36379
     gateway: int = 38000
+    gateway_metrics: int = 38190
     planner: int = 38101
     agent_runner: int = 38102
     synthesizer: int = 38103
@@ -74,6 +75,7 @@ class BenchStack:
             kafka_port=p.kafka,
             kafka_controller_port=p.kafka_controller,
             redis_port=p.redis,
+            gateway_metrics_http_port=p.gateway_metrics,
             gateway_port=p.gateway,
             planner_port=p.planner,
             agent_runner_port=p.agent_runner,

@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 
 from tests.support.client import GatewayClient
 from tests.support.keys import TEST_TENANT
+from tests.support.stack import RunningServices
 from tributary_devstack.stack import Stack
 from tributary_shared.core.events import WorkflowRequested
 from tributary_shared.core.keys import idempotency_key
@@ -72,12 +73,17 @@ async def test_a_malformed_last_event_id_gets_400(gateway: GatewayClient) -> Non
     await gateway.follow(workflow_id)
 
 
-async def test_health_readiness_metrics_and_docs(gateway: GatewayClient) -> None:
+async def test_health_readiness_metrics_and_docs(
+    gateway: GatewayClient, services: RunningServices
+) -> None:
     assert (await gateway.http.get("/healthz")).json() == {"status": "ok"}
     ready = await gateway.http.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ready", "redis": "ok", "kafka": "ok"}
-    assert "python_info" in (await gateway.http.get("/metrics/")).text
+    # Metrics on their own port; the public one has none.
+    assert (await gateway.http.get("/metrics/")).status_code == 404
+    scraped = await gateway.http.get(services.gateway_metrics_url + "/")
+    assert "python_info" in scraped.text
     spec = (await gateway.http.get("/openapi.json")).json()
     assert "/v1/workflows/{workflow_id}/events" in spec["paths"]
 

@@ -25,6 +25,7 @@ def stack_config_for_tests() -> StackConfig:
         kafka_port=19092,
         kafka_controller_port=19093,
         redis_port=16379,
+        gateway_metrics_http_port=18190,
         llm_base_url="http://127.0.0.1:1/v1",  # every service gets the test's LLM instead
     )
 
@@ -46,6 +47,7 @@ class RunningServices:
     llm_base_url: str
     label: str
     env: dict[str, str]
+    gateway_metrics_url: str = ""  # the gateway's /metrics, on a port apart from its API
 
     def process(self, name: str) -> ServiceProcess:
         return self.processes[name]
@@ -53,13 +55,20 @@ class RunningServices:
     def start(self, name: str) -> ServiceProcess:
         """Start (or restart) one service and wait until it is healthy."""
         proc = self.stack.start_service(
-            name, port=free_port(), env=self.env, instance=f"{self.label}-{name}"
+            name, port=free_port(), env=self._env_of(name), instance=f"{self.label}-{name}"
         )
         proc.wait_healthy(timeout=60)
         self.processes[name] = proc
         if name == "gateway":
             self.gateway_url = f"http://127.0.0.1:{proc.port}"
         return proc
+
+    def _env_of(self, name: str) -> dict[str, str]:
+        if name != "gateway":
+            return self.env
+        metrics_port = free_port()
+        self.gateway_metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+        return {**self.env, "TRIBUTARY_GATEWAY_METRICS_PORT": str(metrics_port)}
 
     def stop(self) -> None:
         for proc in self.processes.values():
@@ -128,7 +137,7 @@ def start_services(
     )
     for name in names:
         running.processes[name] = stack.start_service(
-            name, port=free_port(), env=running.env, instance=f"{label}-{name}"
+            name, port=free_port(), env=running._env_of(name), instance=f"{label}-{name}"
         )
     for proc in running.processes.values():
         proc.wait_healthy(timeout=60)

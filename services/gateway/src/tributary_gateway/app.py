@@ -1,4 +1,9 @@
-"""Assembles the gateway: settings, clients, routers, metrics. Nothing else lives here."""
+"""Assembles the gateway: settings, clients, routers; and its metrics app. Nothing else.
+
+The public app serves ``/v1`` and the health checks only; ``/metrics`` is served by
+``metrics_app`` on a port of its own (``TRIBUTARY_GATEWAY_METRICS_PORT``), so
+whoever reaches the API does not read the gateway's metrics.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
 
 from tributary_gateway.body_limit import BodyLimit
 from tributary_gateway.deps import GatewayState
@@ -153,7 +160,6 @@ def _assemble(
     app.include_router(health.router)
     app.include_router(workflows.router)
     app.include_router(keys.router)
-    app.mount("/metrics", make_asgi_app())
     app.add_exception_handler(RedisError, _storage_unavailable)
     redact_error_responses(app, redactor)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -170,3 +176,12 @@ async def _storage_unavailable(request: Request, exc: Exception) -> Response:
         status_code=503,
         headers={"Retry-After": "2"},
     )
+
+
+def metrics_app() -> Starlette:
+    """The metrics port's app: ``/metrics`` (this process's registry) and ``/healthz``."""
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[Route("/healthz", healthz), Mount("/metrics", app=make_asgi_app())])

@@ -10,6 +10,16 @@ from tributary_shared.runtime.settings import TributarySettings
 class GatewaySettings(TributarySettings):
     model_config = SettingsConfigDict(env_prefix="TRIBUTARY_GATEWAY_", extra="ignore", frozen=True)
 
+    metrics_port: int = Field(
+        default=9100,
+        ge=1,
+        le=65535,
+        description="Port of the gateway's metrics server (`/metrics`, and `/healthz` for its "
+        "own probe), apart from the public API's port (`TRIBUTARY_HTTP_PORT`), which serves "
+        "only `/v1` and the health checks. It listens on `TRIBUTARY_HTTP_HOST` as well: "
+        "keep it out of public reach (the Kubernetes NetworkPolicy lets only the "
+        "`monitoring` namespace in).",
+    )
     max_task_chars: int = Field(
         default=20_000,
         ge=1,

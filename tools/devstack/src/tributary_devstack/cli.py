@@ -71,6 +71,7 @@ def format_status(rows: list[ComponentStatus], config: StackConfig) -> str:
         port = str(row.port) if row.port is not None else "-"
         lines.append(f"{row.name:<16} {pid:>8} {port:>6}  {row.state:<10} {row.log_path}")
     lines.append(f"Gateway: {config.gateway_url}")
+    lines.append(f"Gateway metrics: {config.gateway_metrics_url} (a port apart from the API)")
     key = read_admin_key(config)
     if key is None:
         lines.append("API key: none yet ('make up' issues one)")

@@ -90,6 +90,13 @@ class StackConfig(BaseSettings):
     gateway_port: int = Field(
         default=8000, ge=1, le=65535, description="HTTP port of the gateway's first replica."
     )
+    gateway_metrics_http_port: int = Field(
+        default=8190,
+        ge=1,
+        le=65535,
+        description="Port of the gateway's first replica's metrics server (`/metrics`), apart "
+        "from its API port.",
+    )
     planner_port: int = Field(
         default=8101, ge=1, le=65535, description="HTTP port of the planner's first replica."
     )
@@ -297,6 +304,10 @@ class StackConfig(BaseSettings):
     @property
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def gateway_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_metrics_http_port}/metrics"
 
     @property
     def scripted_llm_url(self) -> str:

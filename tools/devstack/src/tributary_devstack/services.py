@@ -56,6 +56,15 @@ def replica_port(config: StackConfig, spec: ServiceSpec, index: int) -> int:
     return spec.base_port(config) + index * config.replica_port_stride
 
 
+GATEWAY = "gateway"
+METRICS_PORT_VARIABLE = "TRIBUTARY_GATEWAY_METRICS_PORT"
+
+
+def gateway_metrics_port(config: StackConfig, index: int) -> int:
+    """Port of gateway replica ``index``'s metrics server: its base plus ``index`` strides."""
+    return config.gateway_metrics_http_port + index * config.replica_port_stride
+
+
 def service_command(python: str, spec: ServiceSpec) -> list[str]:
     return [python, "-m", spec.module]
 
@@ -106,6 +115,10 @@ def planned_ports(config: StackConfig, replicas: Mapping[str, int]) -> dict[str,
     for spec in SERVICES:
         for index in range(replicas.get(spec.name, 0)):
             ports[instance_name(spec.name, index)] = replica_port(config, spec, index)
+            if spec.name == GATEWAY:
+                ports[f"{instance_name(spec.name, index)} metrics"] = gateway_metrics_port(
+                    config, index
+                )
     return ports
 
 

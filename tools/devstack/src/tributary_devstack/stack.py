@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -46,8 +47,11 @@ from tributary_devstack.process import (
 from tributary_devstack.readiness import ComponentStartError, redis_ping
 from tributary_devstack.redis_config import redis_acl, redis_command
 from tributary_devstack.services import (
+    GATEWAY,
+    METRICS_PORT_VARIABLE,
     SERVICES,
     ServiceSpec,
+    gateway_metrics_port,
     instance_name,
     planned_ports,
     port_collisions,
@@ -394,6 +398,9 @@ class Stack:
         it may have been started with different settings.
         """
         spec = resolve_service(module_or_name)
+        if spec.name == GATEWAY and METRICS_PORT_VARIABLE not in (env or {}):
+            # Its metrics server needs a port too; the caller chose only the API's.
+            env = {**(env or {}), METRICS_PORT_VARIABLE: str(_free_port())}
         with self._locked():
             self._stop(instance)
             return self._spawn_service(spec, port=port, instance=instance, env=env)
@@ -405,7 +412,10 @@ class Stack:
             return existing
         port = replica_port(self.config, spec, index)
         self._say(f"Starting {instance} on 127.0.0.1:{port}")
-        return self._spawn_service(spec, port=port, instance=instance, env=None)
+        env = None
+        if spec.name == GATEWAY:
+            env = {METRICS_PORT_VARIABLE: str(gateway_metrics_port(self.config, index))}
+        return self._spawn_service(spec, port=port, instance=instance, env=env)
 
     def _replica_indexes(self, service: str) -> list[int]:
         names = replica_names(list_records(self.pids_dir), service)
@@ -530,3 +540,10 @@ def _stop_rank(name: str) -> tuple[int, str]:
         if name == prefix or name.startswith(prefix + "-"):
             return (rank, name)
     return (-1, name)  # unknown (e.g. ad-hoc test services): stop before infra
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
