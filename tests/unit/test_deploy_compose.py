@@ -125,6 +125,14 @@ def test_python_healthchecks_hit_served_paths_on_the_configured_port(name: str) 
         assert compose_environment(service)["TRIBUTARY_HTTP_PORT"] == match["port"]
 
 
+def test_the_gateway_metrics_port_is_its_own_and_never_published() -> None:
+    gateway = services()["gateway"]
+    metrics_port = compose_environment(gateway)["TRIBUTARY_GATEWAY_METRICS_PORT"]
+    assert metrics_port != compose_environment(gateway)["TRIBUTARY_HTTP_PORT"]
+    published = [resolve_compose_value(port) for port in gateway["ports"]]
+    assert all(not str(port).endswith(f":{metrics_port}") for port in published), published
+
+
 def test_gateway_is_published_on_8000_of_this_machine_only_and_checks_readiness() -> None:
     gateway = services()["gateway"]
     published = [resolve_compose_value(port) for port in gateway["ports"]]

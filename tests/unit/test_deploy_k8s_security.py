@@ -351,13 +351,31 @@ def test_workers_reach_public_https_but_no_private_or_metadata_address(service: 
     assert ipaddress.ip_network("fc00::/7") in closed
 
 
-def test_the_gateway_takes_its_api_port_from_anywhere_and_nothing_else() -> None:
-    (rule,) = rules_of("gateway", "Ingress")
-    assert "from" not in rule
-    (port,) = rule["ports"]
-    assert port["port"] == "http"
+def test_the_gateway_takes_its_api_port_from_anywhere_and_its_metrics_port_from_monitoring() -> (
+    None
+):
+    rules = rules_of("gateway", "Ingress")
+    open_to_all = [rule for rule in rules if "from" not in rule]
+    (public,) = open_to_all
+    assert [p["port"] for p in public["ports"]] == ["http"]
+    scraped = [rule for rule in rules if "from" in rule]
+    (monitoring,) = scraped
+    assert [peer(item) for item in monitoring["from"]] == [("namespace", "monitoring")]
+    assert [p["port"] for p in monitoring["ports"]] == ["metrics"]
     names = {p["name"]: p["containerPort"] for p in container("gateway")["ports"]}
-    assert "http" in names
+    assert set(names) == {"http", "metrics"}
+    assert names["http"] != names["metrics"]
+
+
+def test_the_gateway_is_scraped_on_its_metrics_port_which_it_listens_on() -> None:
+    gateway = container("gateway")
+    ports = {p["name"]: p["containerPort"] for p in gateway["ports"]}
+    env = {e["name"]: e.get("value") for e in gateway["env"]}
+    assert env["TRIBUTARY_GATEWAY_METRICS_PORT"] == str(ports["metrics"])
+    assert env["TRIBUTARY_HTTP_PORT"] == str(ports["http"])
+    annotations = workload("gateway")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(ports["metrics"])
+    assert annotations["prometheus.io/path"] == "/metrics"
 
 
 @pytest.mark.parametrize("service", WORKERS)
