@@ -17,6 +17,7 @@ from tributary_devstack.redis_config import redis_command
 from tributary_devstack.services import (
     SERVICE_NAMES,
     SERVICES,
+    gateway_metrics_port,
     instance_name,
     planned_ports,
     port_collisions,
@@ -153,3 +154,14 @@ def test_redis_runs_in_the_foreground_with_aof_and_no_snapshots(config: StackCon
     assert arg("--appendfsync") == "everysec"
     assert arg("--save") == ""
     assert arg("--daemonize") == "no"
+
+
+def test_each_gateway_replica_gets_a_metrics_port_apart_from_every_other_port(
+    config: StackConfig,
+) -> None:
+    ports = planned_ports(config, dict.fromkeys(SERVICE_NAMES, 3))
+    metrics = [port for name, port in ports.items() if name.endswith(" metrics")]
+    assert metrics == [gateway_metrics_port(config, i) for i in range(3)] == [8190, 8290, 8390]
+    assert port_collisions(ports) == []
+    clashing = StackConfig(run_dir=config.run_dir, gateway_metrics_http_port=8101)
+    assert port_collisions(planned_ports(clashing, {"gateway": 1, "planner": 1})) != []
