@@ -8,15 +8,17 @@ Redis, where every replica would see them.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.keys import bearer, issue
 from tests.support.stack import RunningServices, start_services
 from tributary_devstack.stack import Stack
-from tributary_shared.core.keys import rate_limit_key, running_workflows_key
+from tributary_shared.runtime.apikeys import RedisApiKeyStore
 
 pytestmark = pytest.mark.integration
 
@@ -47,14 +49,15 @@ def quota_gateway(stack: Stack) -> Iterator[RunningServices]:
 async def test_running_ceiling_and_request_rate_answer_429_with_retry_after(
     stack: Stack, quota_gateway: RunningServices
 ) -> None:
-    redis_url = f"redis://127.0.0.1:{stack.config.redis_port}/0"
-    redis = Redis.from_url(redis_url)
-    # Workflows of earlier tests that never ended may still count for the tenant.
-    await redis.delete(running_workflows_key("default"))
-    await redis.aclose()
-    await _forget_the_pace(redis_url)
+    redis = Redis.from_url(f"redis://127.0.0.1:{stack.config.redis_port}/0")
+    keys = RedisApiKeyStore(redis)
+    # A tenant of its own (nothing of earlier tests counts for it), a key with a fresh pace.
+    tenant = f"quotas-{uuid.uuid4().hex[:8]}"
+    key = await issue(keys, tenant)
     body = {"task": "Wait to be cancelled"}
-    async with httpx.AsyncClient(base_url=quota_gateway.gateway_url, timeout=60) as http:
+    async with httpx.AsyncClient(
+        base_url=quota_gateway.gateway_url, timeout=60, headers=bearer(key)
+    ) as http:
         started = [await http.post("/v1/workflows", json=body) for _ in range(RUNNING_CEILING)]
         assert [a.status_code for a in started] == [202] * RUNNING_CEILING
         refused = await http.post("/v1/workflows", json=body)
@@ -79,14 +82,11 @@ async def test_running_ceiling_and_request_rate_answer_429_with_retry_after(
         assert 1 <= int(answers[-1].headers["Retry-After"]) <= 20
         assert (await http.get("/healthz")).status_code == 200  # probes are never paced
 
-        # End what this test started, so no later test's planner takes it up.
-        await _forget_the_pace(redis_url)
+    # End what this test started, so no later test's planner takes it up (with a
+    # second key of the tenant: the first one is out of pace).
+    async with httpx.AsyncClient(
+        base_url=quota_gateway.gateway_url, timeout=60, headers=bearer(await issue(keys, tenant))
+    ) as http:
         for workflow_id in (started[1].json()["workflow_id"], again.json()["workflow_id"]):
             assert (await http.post(f"/v1/workflows/{workflow_id}/cancel")).status_code == 200
-
-
-async def _forget_the_pace(redis_url: str) -> None:
-    """Start the caller's request rate afresh (this test's own gateway; no other test runs)."""
-    redis = Redis.from_url(redis_url)
-    await redis.delete(rate_limit_key("requests", "addr:127.0.0.1"))
     await redis.aclose()

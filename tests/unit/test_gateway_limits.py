@@ -18,21 +18,25 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from tests.support.keys import bearer
 from tributary_gateway.app import app_over
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.settings import GatewaySettings, TenantLimitSettings
 from tributary_gateway.streams import StreamSlots
 from tributary_gateway.tenant_limits import TenantCeilings
+from tributary_shared.core.access import DEFAULT_SCOPES, issue_key
 from tributary_shared.core.events import (
     METADATA_MAX_BYTES,
     METADATA_MAX_KEYS,
     TOKEN_BUDGET_BOUND,
+    utc_now,
 )
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.fanout import LogFanout
 from tributary_shared.runtime.kafka.publisher import make_broker
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
 from tributary_shared.twins import (
+    MemoryApiKeyStore,
     MemoryBudgetLedger,
     MemoryCancellationSignal,
     MemoryLogReader,
@@ -43,11 +47,20 @@ from tributary_shared.twins import (
 )
 
 MAX_BODY = 4096
+# The caller's API key, of tenant ``default`` (whose ceilings these tests set).
+ISSUED = issue_key(tenant_id="default", scopes=DEFAULT_SCOPES, created_at=utc_now(), label="t")
+AUTHORIZED = bearer(ISSUED.key)
 
 
 @pytest.fixture
 def store() -> MemoryWorkflowStore:
     return MemoryWorkflowStore()
+
+
+def keys_with_the_callers() -> MemoryApiKeyStore:
+    keys = MemoryApiKeyStore()
+    keys.records[ISSUED.record.key_id] = ISSUED.record
+    return keys
 
 
 def gateway_state(
@@ -71,6 +84,8 @@ def gateway_state(
             store=store, publisher=publisher, cancellations=MemoryCancellationSignal()
         ),
         defaults=WorkflowDefaults(),
+        keys=keys_with_the_callers(),
+        listing=store,
         budgets=BudgetSettings(),
         tenant_limits=tenant_limits or TenantLimitSettings(),
         **(quotas or {}),
@@ -81,7 +96,9 @@ def gateway_state(
 async def gateway(store: MemoryWorkflowStore) -> AsyncIterator[httpx.AsyncClient]:
     state = gateway_state(store, max_body_bytes=MAX_BODY)
     transport = httpx.ASGITransport(app=app_over(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway", headers=AUTHORIZED
+    ) as client:
         yield client
     await state.redis.aclose()
 
@@ -162,7 +179,9 @@ async def test_each_option_past_its_bound_answers_422_naming_it(
 ) -> None:
     state = gateway_state(store)  # the default body limit: only the bound refuses these
     transport = httpx.ASGITransport(app=app_over(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway", headers=AUTHORIZED
+    ) as client:
         answer = await client.post("/v1/workflows", json=start(options))
     assert field in _rejected_field(answer)
     assert store.records == {}
@@ -174,7 +193,9 @@ async def test_metadata_past_its_total_size_answers_422(store: MemoryWorkflowSto
     metadata = {f"k{i}": "v" * 1000 for i in range(METADATA_MAX_BYTES // 1000 + 1)}
     state = gateway_state(store)
     transport = httpx.ASGITransport(app=app_over(state))
-    async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://gateway", headers=AUTHORIZED
+    ) as client:
         answer = await client.post("/v1/workflows", json=start({"metadata": metadata}))
     assert "metadata" in _rejected_field(answer)
     assert str(METADATA_MAX_BYTES) in answer.json()["detail"][0]["msg"]
@@ -206,7 +227,9 @@ async def client_of(state: GatewayState) -> AsyncIterator[httpx.AsyncClient]:
     await state.follower.start()  # type: ignore[attr-defined]
     transport = httpx.ASGITransport(app=app_over(state))
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://gateway", headers=AUTHORIZED
+        ) as client:
             yield client
     finally:
         await state.follower.close()  # type: ignore[attr-defined]

@@ -163,6 +163,7 @@ def listing_workflow_id(member: str) -> str:
 def api_key_key(key_id: str) -> str:
     return f"{PREFIX}:{{apikeys}}:key:{key_id}"
 
+
 def running_workflows_key(tenant_id: str) -> str:
     """A tenant's running workflows: a sorted set of workflow ids by admission time (ms)."""
     return f"{PREFIX}:tenant:{{{tenant_id}}}:running"

@@ -220,6 +220,7 @@ class ApiKeyStore(Protocol):
     async def revoke(self, key_id: str) -> bool:
         """Forget the key; False when there was no such key."""
 
+
 class RunningWorkflows(Protocol):
     """Each tenant's running workflows, counted across every gateway replica.
 
