@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from tests.support.keys import bearer, issue
 from tests.support.stack import RunningServices, start_services
 from tributary_devstack.stack import Stack
+from tributary_scripted_llm.server import ScriptedLLMServer
 from tributary_shared.runtime.apikeys import RedisApiKeyStore
 
 pytestmark = pytest.mark.integration
@@ -47,16 +48,27 @@ def quota_gateway(stack: Stack) -> Iterator[RunningServices]:
 
 
 async def test_running_ceiling_and_request_rate_answer_429_with_retry_after(
-    stack: Stack, quota_gateway: RunningServices
+    stack: Stack, quota_gateway: RunningServices, llm: ScriptedLLMServer
 ) -> None:
+    # Workers of other tests may be up and would finish these workflows: their
+    # planning waits at the model until the test cancels them.
+    marker = f"#quotas-{uuid.uuid4().hex[:8]}"
+    hang = llm.admin.add_rule(contains=marker, responses=[{"hang": True}])
     redis = Redis.from_url(f"redis://127.0.0.1:{stack.config.redis_port}/0")
-    keys = RedisApiKeyStore(redis)
+    try:
+        await _ceiling_then_rate(quota_gateway, RedisApiKeyStore(redis), marker)
+    finally:
+        llm.admin.delete_rule(hang)
+        await redis.aclose()
+
+
+async def _ceiling_then_rate(gateway: RunningServices, keys: RedisApiKeyStore, marker: str) -> None:
     # A tenant of its own (nothing of earlier tests counts for it), a key with a fresh pace.
     tenant = f"quotas-{uuid.uuid4().hex[:8]}"
     key = await issue(keys, tenant)
-    body = {"task": "Wait to be cancelled"}
+    body = {"task": f"Wait to be cancelled {marker}"}
     async with httpx.AsyncClient(
-        base_url=quota_gateway.gateway_url, timeout=60, headers=bearer(key)
+        base_url=gateway.gateway_url, timeout=60, headers=bearer(key)
     ) as http:
         started = [await http.post("/v1/workflows", json=body) for _ in range(RUNNING_CEILING)]
         assert [a.status_code for a in started] == [202] * RUNNING_CEILING
@@ -85,8 +97,7 @@ async def test_running_ceiling_and_request_rate_answer_429_with_retry_after(
     # End what this test started, so no later test's planner takes it up (with a
     # second key of the tenant: the first one is out of pace).
     async with httpx.AsyncClient(
-        base_url=quota_gateway.gateway_url, timeout=60, headers=bearer(await issue(keys, tenant))
+        base_url=gateway.gateway_url, timeout=60, headers=bearer(await issue(keys, tenant))
     ) as http:
         for workflow_id in (started[1].json()["workflow_id"], again.json()["workflow_id"]):
             assert (await http.post(f"/v1/workflows/{workflow_id}/cancel")).status_code == 200
-    await redis.aclose()
