@@ -148,6 +148,12 @@ class LogEntry(Model):
     event_json: str
 
 
+def stream_position(stream_id: str) -> tuple[int, int]:
+    """A log position ("<ms>-<seq>", or "0") as a pair that sorts as the log does."""
+    first, _, second = stream_id.partition("-")
+    return int(first), int(second or 0)
+
+
 class Applied(Model):
     """What a written transition left behind, read in the same atomic step."""
 

@@ -28,19 +28,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from tributary_shared.core.ports import FollowerOverrun, WorkflowStore
-from tributary_shared.core.records import LogEntry
+from tributary_shared.core.records import LogEntry, stream_position
 from tributary_shared.runtime.retry import retry_forever
 
-__all__ = ["LogFanout", "LogReader", "stream_position"]
+__all__ = ["LogFanout", "LogReader"]
 
 _CATCH_UP_PAGE = 500
 _WAKE_TRIES = 5
-
-
-def stream_position(stream_id: str) -> tuple[int, int]:
-    """A log position ("<ms>-<seq>", or "0") as a sortable pair."""
-    first, _, second = stream_id.partition("-")
-    return int(first), int(second or 0)
 
 
 class LogReader(Protocol):

@@ -14,7 +14,13 @@ from tributary_shared.core.events import EventEnvelope, WorkflowRequested
 from tributary_shared.core.keys import listing_member, listing_workflow_id
 from tributary_shared.core.machine import Move, Transition
 from tributary_shared.core.ports import IdempotencyKeyReused, UnsentEvent
-from tributary_shared.core.records import Applied, LogEntry, WorkflowPage, WorkflowRecord
+from tributary_shared.core.records import (
+    Applied,
+    LogEntry,
+    WorkflowPage,
+    WorkflowRecord,
+    stream_position,
+)
 from tributary_shared.core.status import WorkflowStatus
 
 __all__ = ["MemoryWorkflowStore"]
@@ -121,9 +127,9 @@ class MemoryWorkflowStore:
         return self._after(workflow_id, after, count)
 
     def _after(self, workflow_id: str, after: str, count: int) -> list[LogEntry]:
-        start = _position(after)
+        start = stream_position(after)
         log = self._logs.get(workflow_id, [])
-        return [e for e in log if _position(e.stream_id) > start][:count]
+        return [e for e in log if stream_position(e.stream_id) > start][:count]
 
     async def list_workflows(
         self, *, tenant_id: str | None, limit: int, cursor: str | None = None
@@ -159,11 +165,6 @@ class MemoryWorkflowStore:
     async def forget_unsent(self, unsent: Sequence[UnsentEvent]) -> None:
         for note in unsent:
             self._unsent.pop((note.workflow_id, note.event_id), None)
-
-
-def _position(stream_id: str) -> tuple[int, int]:
-    first, _, second = stream_id.partition("-")
-    return int(first), int(second or 0)
 
 
 def _fingerprint(event: WorkflowRequested) -> str:
