@@ -417,11 +417,15 @@ async def _follow(
                 checked_at = time.monotonic()
             if not entries:  # quiet for a while: has it ended without us (expired)?
                 record = await state.store.get_workflow(workflow_id)
-                if record is None or record.status.terminal:
+                if record is not None and not record.status.terminal:
+                    continue
+                # Ended: what it wrote last may not have reached this stream yet.
+                entries = await state.store.read_log(workflow_id, after=after, count=1000)
+                if not entries:
                     return
-                continue
             for entry in entries:
                 yield ServerSentEvent(data=entry.event_json, event=entry.type, id=entry.stream_id)
+                after = entry.stream_id
                 if entry.type in TERMINAL_EVENT_TYPES:
                     return
     except FollowerOverrun:
