@@ -109,6 +109,8 @@ def test_script_creates_missing_topics_and_grows_small_ones(tmp_path: Path) -> N
         " --partitions 12 --replication-factor 3",
         f"{bs} --create --if-not-exists --topic tributary.workflow.events"
         " --partitions 12 --replication-factor 3",
+        f"{bs} --create --if-not-exists --topic tributary.workflow.calls"
+        " --partitions 12 --replication-factor 3",
     ]
     # More partitions than specified cannot be undone; it is reported, not fatal.
     assert "tributary.deadletter has 5 partitions" in result.stderr

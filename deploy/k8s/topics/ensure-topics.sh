@@ -126,4 +126,5 @@ ensure_topic tributary.workflow.requests 12
 ensure_topic tributary.steps 24
 ensure_topic tributary.step.results 12
 ensure_topic tributary.workflow.events 12
+ensure_topic tributary.workflow.calls 12
 ensure_topic tributary.deadletter 3

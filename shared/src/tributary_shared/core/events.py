@@ -341,6 +341,160 @@ class LLMWaiting(EventEnvelope):
     )
 
 
+CallRole = Literal["planner", "agent", "synthesizer"]
+
+
+class LLMTry(Model):
+    """One HTTP attempt of an LLM call at one deployment."""
+
+    model: str = Field(description="The model name the try asked for.")
+    deployment: str = Field(description="The deployment the try was sent to.")
+    started_at: AwareDatetime = Field(description="When the request left (after admission).")
+    duration_ms: int = Field(ge=0, description="From sending the request to its answer or error.")
+    error: ErrorInfo | None = Field(
+        default=None, description="Why the try failed; null for the try that succeeded."
+    )
+
+
+class LLMRequestRecord(Model):
+    """What an LLM call asked. ``messages`` holds the messages after the first
+    ``messages_kept``, which are the first ones of the previous call of the same scope
+    (sequence - 1): a conversation that grows by appending is stored once."""
+
+    messages: tuple[dict[str, Any], ...] = Field(
+        description="Chat messages in the OpenAI wire shape, after the kept ones."
+    )
+    messages_kept: int = Field(
+        default=0,
+        ge=0,
+        description="How many leading messages are the previous call's (same scope).",
+    )
+    tools: tuple[dict[str, Any], ...] = Field(
+        default=(), description="The tools offered, as OpenAI function schemas."
+    )
+    response_format: dict[str, Any] | None = Field(
+        default=None, description="The structured-output format asked for, if any."
+    )
+    models: tuple[str, ...] = Field(
+        default=(), description="The models the call may use, in the order they are tried."
+    )
+    max_tokens: int | None = Field(default=None, description="The completion token cap sent.")
+
+
+class RecordedToolCall(Model):
+    id: str
+    name: str
+    arguments: str = Field(description="The arguments as the model wrote them (JSON text).")
+
+
+class LLMResponseRecord(Model):
+    """What the model answered."""
+
+    content: str | None = None
+    tool_calls: tuple[RecordedToolCall, ...] = ()
+    finish_reason: str = ""
+    model: str = Field(description="The model the endpoint says served the call.")
+    deployment: str | None = Field(default=None, description="The deployment that served it.")
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+
+
+class LLMCallBody(Model):
+    """The large part of an ``llm.called`` record: inline, or in ``call.payload`` parts."""
+
+    request: LLMRequestRecord
+    response: LLMResponseRecord | None = Field(
+        default=None, description="Null when the call failed (see the record's error)."
+    )
+
+
+class ToolCallBody(Model):
+    """The large part of a ``tool.called`` record: inline, or in ``call.payload`` parts."""
+
+    arguments: str = Field(description="The arguments as the model wrote them (JSON text).")
+    result: str = Field(
+        description="What went back to the model as the tool's result (before it was "
+        "marked as untrusted data): the output, or a JSON error object."
+    )
+
+
+class PayloadRef(Model):
+    """A record's body too large for one message: it travels, once, as ``call.payload``
+    parts of the same workflow, before the record, and is found by its digest."""
+
+    digest: str = Field(description="sha256 (hex) of the body's JSON text.")
+    size: int = Field(ge=0, description="Bytes of the body's JSON text (UTF-8).")
+    parts: int = Field(ge=1, description="How many call.payload parts carry it.")
+
+
+class CallRecordBase(EventEnvelope):
+    """Where a recorded call belongs. A scope is one (role, step, attempt): the
+    planning of a workflow, one attempt of one step, or the synthesis; ``sequence``
+    numbers its calls of one kind from 1 in the order they were made."""
+
+    role: CallRole = Field(description="Who made the call: planner, agent or synthesizer.")
+    step_id: str | None = Field(default=None, description="The step, for an agent's call.")
+    attempt: int = Field(default=1, ge=1, description="The step's attempt (1 outside steps).")
+    iteration: int | None = Field(
+        default=None, description="The agent loop's iteration the call belongs to."
+    )
+    sequence: int = Field(ge=1, description="1, 2, ... within the scope, per kind of call.")
+    started_at: AwareDatetime = Field(description="When the call began.")
+    duration_ms: int = Field(ge=0, description="How long the call took, retries included.")
+    error: ErrorInfo | None = Field(
+        default=None, description="Why the call failed; null when it succeeded."
+    )
+    payload: PayloadRef | None = Field(
+        default=None,
+        description="Set when the body travels in call.payload parts instead of inline.",
+    )
+
+
+class LLMCalled(CallRecordBase):
+    """An LLM call of the workflow was made: what was asked, what came back, every try.
+    Secrets are redacted. A record of the workflow's calls, for inspection and replay;
+    it changes none of the workflow's state."""
+
+    type: Literal["llm.called"] = "llm.called"
+    body: LLMCallBody | None = Field(
+        default=None, description="Request and response; null when ``payload`` is set."
+    )
+    tries: tuple[LLMTry, ...] = Field(
+        default=(), description="Every HTTP attempt, in order, retries and fallbacks included."
+    )
+
+
+ToolOutcome = Literal["ran", "effect_recorded", "not_run_loop"]
+
+
+class ToolCalled(CallRecordBase):
+    """A tool call of an agent was answered: its name, arguments and result. Secrets are
+    redacted. A record for inspection and replay; it changes none of the workflow's state."""
+
+    type: Literal["tool.called"] = "tool.called"
+    call_id: str = Field(description="The id the model gave the tool call.")
+    name: str = Field(description="The tool's name, as the model called it.")
+    outcome: ToolOutcome = Field(
+        default="ran",
+        description="'ran': the tool ran; 'effect_recorded': a side effect an earlier "
+        "attempt made and recorded was not made again, its recorded result was used; "
+        "'not_run_loop': loop detection answered instead of the tool.",
+    )
+    failed: bool = Field(default=False, description="True when the result is a tool error.")
+    body: ToolCallBody | None = Field(
+        default=None, description="Arguments and result; null when ``payload`` is set."
+    )
+
+
+class CallPayload(EventEnvelope):
+    """One part of a call record's body too large for one message (see ``PayloadRef``)."""
+
+    type: Literal["call.payload"] = "call.payload"
+    digest: str = Field(description="sha256 (hex) of the whole body's JSON text.")
+    part: int = Field(ge=0, description="0-based index of this part.")
+    parts: int = Field(ge=1, description="How many parts the body has.")
+    data: str = Field(description="This part's slice of the body's JSON text.")
+
+
 class WorkflowCancelRequested(EventEnvelope):
     """An integration asks (on the ingress topic) for a workflow to be cancelled."""
 
@@ -373,12 +527,19 @@ AnyEvent = Annotated[
     | WorkflowCompleted
     | BudgetExhausted
     | LLMWaiting
+    | LLMCalled
+    | ToolCalled
+    | CallPayload
     | WorkflowCancelRequested
     | WorkflowCancelled
     | WorkflowFailed,
     Field(discriminator="type"),
 ]
 ANY_EVENT: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+CALL_RECORD_TYPES = frozenset({"llm.called", "tool.called", "call.payload"})
+"""The record of a workflow's LLM and tool calls: on their own topic, never in the
+default event stream."""
 
 TERMINAL_EVENT_TYPES = frozenset({"workflow.completed", "workflow.failed", "workflow.cancelled"})
 
@@ -388,6 +549,9 @@ _HOME_TOPIC: dict[str, topics.TopicSpec] = {
     "step.dispatched": topics.STEPS,
     "step.completed": topics.STEP_RESULTS,
     "step.failed": topics.STEP_RESULTS,
+    "llm.called": topics.WORKFLOW_CALLS,
+    "tool.called": topics.WORKFLOW_CALLS,
+    "call.payload": topics.WORKFLOW_CALLS,
 }
 
 
@@ -408,7 +572,11 @@ def decode_event(raw: bytes | str) -> AnyEvent:
 def event_catalog() -> dict[str, type[EventEnvelope]]:
     """Every event type by its ``type`` literal, for documentation and AsyncAPI."""
     catalog: dict[str, type[EventEnvelope]] = {}
-    for cls in EventEnvelope.__subclasses__():
+    classes = list(EventEnvelope.__subclasses__())
+    while classes:
+        cls = classes.pop(0)
+        classes.extend(cls.__subclasses__())
         type_field: Any = cls.model_fields["type"].default
-        catalog[str(type_field)] = cls
+        if isinstance(type_field, str):  # an abstract base (CallRecordBase) has none
+            catalog[type_field] = cls
     return catalog

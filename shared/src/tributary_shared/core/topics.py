@@ -37,6 +37,11 @@ WORKFLOW_EVENTS = TopicSpec(
     12,
     "Egress: plan, progress and terminal events of every workflow, for integrations.",
 )
+WORKFLOW_CALLS = TopicSpec(
+    "tributary.workflow.calls",
+    12,
+    "Egress: the record of every LLM and tool call of every workflow, for inspection and replay.",
+)
 DEAD_LETTERS = TopicSpec(
     "tributary.deadletter",
     3,
@@ -48,5 +53,6 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     STEPS,
     STEP_RESULTS,
     WORKFLOW_EVENTS,
+    WORKFLOW_CALLS,
     DEAD_LETTERS,
 )
