@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -7,7 +8,7 @@ import sys
 import pytest
 
 from tributary_shared.core.redaction import Redactor
-from tributary_shared.runtime.logs import JsonFormatter, workflow_context
+from tributary_shared.runtime.logs import JsonFormatter, step_context, workflow_context
 from tributary_shared.runtime.settings import (
     ConfigurationError,
     ConsumerSettings,
@@ -80,6 +81,23 @@ def test_log_lines_are_json_and_carry_the_workflow_id() -> None:
     assert entry["message"] == "planned 3 steps"
     assert entry["workflow_id"] == "wf_abc"
     assert entry["service"] == "planner"
+    assert "step_id" not in entry
+
+
+def test_log_lines_of_a_task_started_in_a_step_carry_its_step_id() -> None:
+    formatter = JsonFormatter("agent-runner", "")
+    record = logging.LogRecord("x", logging.INFO, __file__, 1, "called a tool", (), None)
+
+    async def in_the_task() -> str:
+        return formatter.format(record)
+
+    async def run() -> str:
+        with step_context("s2"):
+            task = asyncio.create_task(in_the_task())
+        return await task
+
+    entry = json.loads(asyncio.run(run()))
+    assert entry["step_id"] == "s2"
 
 
 def test_a_large_llm_connection_budget_is_split_over_small_pools() -> None:

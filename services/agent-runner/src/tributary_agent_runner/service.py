@@ -45,6 +45,7 @@ from tributary_shared.core.provenance import dispatch_refusal, recorded_dispatch
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import WorkflowControl, deadline_s_of
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
+from tributary_shared.runtime.logs import step_context
 from tributary_shared.runtime.metrics import AGENT_ITERATIONS_COUNT
 from tributary_shared.runtime.retry import ride_out_outages
 
@@ -147,9 +148,10 @@ class AgentRunner:
         dispatched, started, owner = claim.dispatched, claim.started, claim.owner
         extra = {"step_id": dispatched.step.step_id}
         await self._publisher.publish([started])
-        agent = asyncio.create_task(
-            self._run_agent(dispatched, attempt=started.attempt, deadline_at=claim.deadline_at)
-        )
+        with step_context(dispatched.step.step_id):  # the agent's task copies it
+            agent = asyncio.create_task(
+                self._run_agent(dispatched, attempt=started.attempt, deadline_at=claim.deadline_at)
+            )
         keeper = asyncio.create_task(self._keep_lease(dispatched, owner, agent))
         running = self._running.setdefault(dispatched.workflow_id, set())
         running.add(agent)
@@ -276,6 +278,7 @@ class AgentRunner:
                 deadline_at=deadline_at,
                 complexity=dispatched.step.complexity,
                 step_id=dispatched.step.step_id,
+                attempt=attempt,
             ),
             tools=self._tools,
             step=dispatched.step,

@@ -40,6 +40,12 @@ class CallContext:
     workflow_id: str
     tenant_id: str
     deadline_at: float | None = None
+    step_id: str | None = None
+    """The step an agent's call works on (None: the planner's or synthesizer's)."""
+    attempt: int = 1
+    """The step's attempt (1 outside steps)."""
+    iteration: int | None = None
+    """The agent loop's iteration the call belongs to."""
 
 
 @dataclass(frozen=True)

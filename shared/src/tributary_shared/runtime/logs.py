@@ -22,6 +22,8 @@ from tributary_shared.core.redaction import DEFAULT_REDACTOR
 workflow_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "workflow_id", default=None
 )
+step_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("step_id", default=None)
+"""The step an agent-runner task works on; set for the task that runs the step."""
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,7 +48,10 @@ class JsonFormatter(logging.Formatter):
         workflow_id = getattr(record, "workflow_id", None) or workflow_id_var.get()
         if workflow_id:
             entry["workflow_id"] = workflow_id
-        for key in ("step_id", "event_type", "event_id", "error_code", "topic"):
+        step_id = getattr(record, "step_id", None) or step_id_var.get()
+        if step_id:
+            entry["step_id"] = step_id
+        for key in ("event_type", "event_id", "error_code", "topic"):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = value
@@ -79,3 +84,14 @@ def workflow_context(workflow_id: str) -> Iterator[None]:
         yield
     finally:
         workflow_id_var.reset(token)
+
+
+@contextmanager
+def step_context(step_id: str) -> Iterator[None]:
+    """Names the step in every log line of the code run inside, and of the tasks it
+    starts (they copy the context)."""
+    token = step_id_var.set(step_id)
+    try:
+        yield
+    finally:
+        step_id_var.reset(token)

@@ -42,6 +42,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -120,6 +121,7 @@ class MeteredLLM:
         complexity: Complexity | None = None,
         deadline_at: float | None = None,
         step_id: str | None = None,
+        attempt: int = 1,
         notify: Notify | None = None,
     ) -> None:
         self._llm = llm
@@ -131,7 +133,9 @@ class MeteredLLM:
         self._tenant_id = tenant_id
         self._announcer = announce
         self._complexity = complexity
-        self._context = CallContext(workflow_id, tenant_id, deadline_at)
+        self._context = CallContext(
+            workflow_id, tenant_id, deadline_at, step_id=step_id, attempt=attempt
+        )
         self._step_id = step_id
         self._notify = notify
 
@@ -163,7 +167,7 @@ class MeteredLLM:
                 response_format=response_format,
                 models=models,
                 max_tokens=cap,
-                context=self._context,
+                context=replace(self._context, iteration=iteration),
                 on_wait=self._waiting_for(role) if self._notify is not None else None,
             )
             return completion
@@ -298,6 +302,7 @@ class WorkflowLLMs:
         deadline_at: float | None,
         complexity: Complexity | None = None,
         step_id: str | None = None,
+        attempt: int = 1,
     ) -> MeteredLLM:
         """The workflow's LLM access; its calls wait out a failing endpoint no longer
         than ``deadline_at`` (epoch seconds; None: only their patience bounds them)."""
@@ -312,6 +317,7 @@ class WorkflowLLMs:
             complexity=complexity,
             deadline_at=deadline_at,
             step_id=step_id,
+            attempt=attempt,
             notify=self._notify,
         )
 
