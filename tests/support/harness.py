@@ -140,6 +140,7 @@ class Harness:
                 client,
                 llm_settings=self.endpoint.settings(**self.llm),
                 budget_settings=BudgetSettings(budget_hold_s=self.budget_hold_s),
+                redactor=self.redactor,
             )
             self._handlers[service] = self._build(service, ports, llms)
 

@@ -21,6 +21,7 @@ from tributary_shared.core.completions import (
     Completion,
     Message,
     Role,
+    TryListener,
     WaitListener,
 )
 from tributary_shared.core.errors import BudgetExceeded, BudgetNotOpened, TransientError
@@ -59,6 +60,7 @@ class StandInClient:
         max_tokens: int | None = None,
         context: CallContext | None = None,
         on_wait: WaitListener | None = None,
+        on_try: TryListener | None = None,
     ) -> Completion:
         self.calls += 1
         self.entered.set()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,7 +46,7 @@ from tributary_shared.core.errors import (
     TributaryError,
     recovery_for,
 )
-from tributary_shared.core.events import PlannedStep, StepInput, TokenUsage
+from tributary_shared.core.events import PlannedStep, StepInput, TokenUsage, ToolOutcome
 from tributary_shared.core.untrusted import UNTRUSTED_DATA_RULE, untrusted
 from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.metrics import LOOPS_DETECTED_TOTAL, TOOL_CALL_ERRORS_TOTAL
@@ -68,6 +69,21 @@ class AgentLLM(Protocol):
         tools: Sequence[dict[str, Any]] | None = None,
         iteration: int | None = None,
     ) -> Completion: ...
+
+
+class ToolRecorder(Protocol):
+    """Records each tool call of the step (``runtime.call_recorder.CallRecorder``)."""
+
+    async def tool_call(
+        self,
+        *,
+        iteration: int | None,
+        call: ToolCall,
+        result: str,
+        failed: bool,
+        outcome: ToolOutcome,
+        started_at: float,
+    ) -> None: ...
 
 
 Checkpoint = Callable[[], Awaitable[None]]
@@ -112,6 +128,7 @@ async def run_agent(
     history: CallHistory,
     repeat_limit: int = 3,
     checkpoint: Checkpoint | None = None,
+    recorder: ToolRecorder | None = None,
 ) -> StepOutcome:
     messages = step_messages(step, task, inputs)
     schemas = tools.openai_schemas()
@@ -172,6 +189,7 @@ async def run_agent(
         messages.append(completion.as_assistant_message())
         invalid_arguments = False
         for call in completion.tool_calls:
+            started_at = time.time()
             call_fingerprint = fingerprint(call.name, call.arguments)
             seen = await history.record(call_fingerprint)
             loop = detect_loop(seen, repeat_limit=repeat_limit)
@@ -187,12 +205,30 @@ async def run_agent(
                 # The repeated call is not run again: its effects must not repeat.
                 warning = json.dumps({"error": loop_warning(loop, call.name)})
                 messages.append({"role": "tool", "tool_call_id": call.id, "content": warning})
+                if recorder is not None:
+                    await recorder.tool_call(
+                        iteration=outcome.iterations,
+                        call=call,
+                        result=warning,
+                        failed=True,
+                        outcome="not_run_loop",
+                        started_at=started_at,
+                    )
                 continue
-            content, failed, invalid = await _call_once(tools, call, call_fingerprint, history)
-            outcome.tool_failures += int(failed)
-            invalid_arguments = invalid_arguments or invalid
+            reply = await _call_once(tools, call, call_fingerprint, history)
+            outcome.tool_failures += int(reply.failed)
+            invalid_arguments = invalid_arguments or reply.invalid
+            if recorder is not None:
+                await recorder.tool_call(
+                    iteration=outcome.iterations,
+                    call=call,
+                    result=reply.content,
+                    failed=reply.failed,
+                    outcome=reply.outcome,
+                    started_at=started_at,
+                )
             # Whatever a tool returns (a page, a search result, a remote error) is data.
-            data = untrusted(content, source=f"tool {call.name}")
+            data = untrusted(reply.content, source=f"tool {call.name}")
             messages.append({"role": "tool", "tool_call_id": call.id, "content": data})
         if invalid_arguments:
             # The tool result already told the model what was wrong: it counts
@@ -212,9 +248,19 @@ async def run_agent(
     return outcome
 
 
+@dataclass(frozen=True)
+class _ToolAnswer:
+    content: str
+    """What goes back to the model: the tool's output, or a JSON error object."""
+    failed: bool
+    invalid: bool
+    """The model's arguments did not fit the tool's schema."""
+    outcome: ToolOutcome = "ran"
+
+
 async def _call_once(
     tools: ToolRegistry, call: ToolCall, call_fingerprint: str, history: CallHistory
-) -> tuple[str, bool, bool]:
+) -> _ToolAnswer:
     """Run a call, unless it has side effects and already ran in an earlier attempt.
 
     A side-effecting call is noted before it is made and gets an idempotency
@@ -222,10 +268,10 @@ async def _call_once(
     """
     side_effects = call.name in tools.names() and not tools.get(call.name).read_only
     if not side_effects:
-        return await _call_tool(tools, call)
+        return _ToolAnswer(*await _call_tool(tools, call))
     intent = await history.intend_effect(call_fingerprint)
     if intent.recorded is not None:
-        return intent.recorded, False, False
+        return _ToolAnswer(intent.recorded, False, False, "effect_recorded")
     if intent.repeated:
         # The runner of an earlier attempt died during this call: it may have
         # acted. Only a far side that honours the idempotency key can tell.
@@ -236,7 +282,7 @@ async def _call_once(
     if not failed:
         await history.record_effect(call_fingerprint, content)
         failpoints.hit("agent-runner.after_effect_recorded")
-    return content, failed, invalid
+    return _ToolAnswer(content, failed, invalid)
 
 
 async def _call_tool(tools: ToolRegistry, call: ToolCall) -> tuple[str, bool, bool]:

@@ -271,15 +271,17 @@ class AgentRunner:
     def _run_agent(
         self, dispatched: StepDispatched, *, attempt: int, deadline_at: float | None
     ) -> Coroutine[Any, Any, StepOutcome]:
+        llm = self._llms.for_workflow(
+            dispatched.workflow_id,
+            dispatched.tenant_id,
+            deadline_at=deadline_at,
+            complexity=dispatched.step.complexity,
+            step_id=dispatched.step.step_id,
+            attempt=attempt,
+        )
         return run_agent(
-            llm=self._llms.for_workflow(
-                dispatched.workflow_id,
-                dispatched.tenant_id,
-                deadline_at=deadline_at,
-                complexity=dispatched.step.complexity,
-                step_id=dispatched.step.step_id,
-                attempt=attempt,
-            ),
+            llm=llm,
+            recorder=llm.recorder,
             tools=self._tools,
             step=dispatched.step,
             task=dispatched.task,

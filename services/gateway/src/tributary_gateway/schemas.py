@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tributary_shared.core.access import DEFAULT_SCOPES, TENANT_PATTERN, ApiKeyRecord, Scope
 from tributary_shared.core.budget import BudgetState
-from tributary_shared.core.events import ErrorInfo, TokenUsage, WorkflowOptions
+from tributary_shared.core.events import (
+    ErrorInfo,
+    LLMCalled,
+    TokenUsage,
+    ToolCalled,
+    WorkflowOptions,
+)
 from tributary_shared.core.records import StepRecord, WorkflowRecord
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 
@@ -42,6 +48,21 @@ class WorkflowCancelledView(BaseModel):
 class WorkflowLinks(BaseModel):
     self: str
     events: str
+    calls: str
+
+
+RecordedCall = Annotated[LLMCalled | ToolCalled, Field(discriminator="type")]
+
+
+class CallList(BaseModel):
+    calls: list[RecordedCall] = Field(
+        description="The workflow's recorded LLM and tool calls in the order they were "
+        "recorded, each with its body (request and response, or arguments and result)."
+    )
+    next_after: str | None = Field(
+        description="Pass it as `after` for the next page; null when the log held no more "
+        "(a running workflow may record more later)."
+    )
 
 
 class WorkflowAccepted(BaseModel):

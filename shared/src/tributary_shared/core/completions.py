@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from tributary_shared.core.errors import TributaryError
-from tributary_shared.core.events import TokenUsage
+from tributary_shared.core.events import LLMTry, TokenUsage
 
 __all__ = [
     "CallContext",
@@ -20,6 +20,7 @@ __all__ = [
     "ModelWait",
     "Role",
     "ToolCall",
+    "TryListener",
     "WaitListener",
 ]
 
@@ -71,6 +72,11 @@ class ModelWait:
 WaitListener = Callable[[ModelWait], Awaitable[bool]]
 """Told when a call starts waiting for its model, and now and then while it waits;
 returns False when the call is no longer wanted (its workflow has ended): it stops."""
+
+
+TryListener = Callable[[LLMTry], None]
+"""Told of every HTTP attempt of a call, as it ends: where it went, how long it took,
+and why it failed (the call's record lists them)."""
 
 
 @dataclass(frozen=True)

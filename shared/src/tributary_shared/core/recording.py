@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 from tributary_shared.core.events import (
     CallPayload,
@@ -47,8 +47,6 @@ DEFAULT_INLINE_MAX_BYTES = 256 * 1024
 limit is 1 MiB; a quarter leaves room for headers and batching."""
 DEFAULT_PART_BYTES = 256 * 1024
 
-RecordT = TypeVar("RecordT", LLMCalled, ToolCalled)
-
 
 class IncompleteRecord(Exception):
     """A record names a payload whose parts are not all there."""
@@ -78,11 +76,11 @@ def kept_prefix(previous: Sequence[dict[str, Any]], messages: Sequence[dict[str,
 
 
 def spill(
-    record: RecordT,
+    record: LLMCalled | ToolCalled,
     *,
     inline_max_bytes: int = DEFAULT_INLINE_MAX_BYTES,
     part_bytes: int = DEFAULT_PART_BYTES,
-) -> tuple[RecordT, list[CallPayload]]:
+) -> tuple[LLMCalled | ToolCalled, list[CallPayload]]:
     """The record as it is sent: unchanged when it fits ``inline_max_bytes``, else with
     its body moved into parts of at most ``part_bytes`` each (to send first)."""
     if record.body is None or len(encode_event(record)) <= inline_max_bytes:

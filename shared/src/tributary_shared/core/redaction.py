@@ -66,7 +66,21 @@ DEFAULT_KEY_PREFIXES: tuple[str, ...] = (
     "AIza",  # Google API keys
 )
 
-TEXT_FIELDS = frozenset({"task", "title", "instruction", "result", "message", "reason", "metadata"})
+TEXT_FIELDS = frozenset(
+    {
+        "task",
+        "title",
+        "instruction",
+        "result",
+        "message",
+        "reason",
+        "metadata",
+        # Call records (llm.called, tool.called): what was sent, answered and called with.
+        "messages",
+        "content",
+        "arguments",
+    }
+)
 """The fields of events (and the models inside them) that hold free text."""
 
 _KEY_CHARS = "A-Za-z0-9_-"

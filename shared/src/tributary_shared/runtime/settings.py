@@ -496,6 +496,14 @@ class LLMSettings(TributarySettings):
         "before each call. Raise it if answers are cut off, lower it to fit more calls in a "
         "budget.",
     )
+    record_calls: bool = Field(
+        default=True,
+        validation_alias="TRIBUTARY_RECORD_CALLS",
+        description="Record every LLM and tool call (prompts, answers, tool arguments and "
+        "results, redacted) as `llm.called` / `tool.called` events of its workflow, for "
+        "`GET /v1/workflows/{id}/calls` and `tributary replay`. Turn off to keep prompts "
+        "out of Redis and Kafka; replay then shows lifecycle events only.",
+    )
     agent_model_simple: str | None = Field(
         default=None,
         validation_alias="TRIBUTARY_AGENT_MODEL_SIMPLE",

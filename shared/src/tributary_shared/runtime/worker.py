@@ -27,9 +27,13 @@ from tributary_shared.core.events import (
     AnyEvent,
     BudgetExhausted,
     ErrorInfo,
+    LLMCalled,
     LLMWaiting,
+    ToolCalled,
 )
 from tributary_shared.core.ports import EventPublisher, Ports
+from tributary_shared.core.recording import spill
+from tributary_shared.core.redaction import DEFAULT_REDACTOR, Redactor, redact_event
 from tributary_shared.runtime.budget import RedisBudgetLedger
 from tributary_shared.runtime.calls import RedisCallHistory, RedisEffectLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
@@ -69,6 +73,8 @@ class WorkerResources:
     ports: Ports
     admission: CallAdmission | None = None
     """When the process's LLM calls may go: one gate per deployment, shared in Redis."""
+    redactor: Redactor = DEFAULT_REDACTOR
+    """Redacts call records before they are cut into parts (the ports redact the rest)."""
 
     def control(self) -> WorkflowControl:
         return WorkflowControl.over(self.ports)
@@ -81,6 +87,7 @@ class WorkerResources:
             LLMClient(llm_settings, admission=self.admission),
             llm_settings=llm_settings,
             budget_settings=load_settings(BudgetSettings),
+            redactor=self.redactor,
         )
 
 
@@ -90,6 +97,7 @@ def workflow_llms(
     *,
     llm_settings: LLMSettings,
     budget_settings: BudgetSettings,
+    redactor: Redactor = DEFAULT_REDACTOR,
 ) -> WorkflowLLMs:
     """LLM calls paid from each workflow's budget; its exhaustion is published, and a
     call waiting for its model is noted in its workflow's log and published."""
@@ -97,6 +105,17 @@ def workflow_llms(
     async def announce(event: BudgetExhausted) -> None:
         await ports.store.track([event])  # noted unsent first: written outside ``apply``
         await ports.publisher.publish([event])
+
+    async def record(call: LLMCalled | ToolCalled) -> None:
+        # Redacted before it may be cut into parts: the digest names what is stored.
+        # Noted unsent, logged, then published, as a notice is.
+        sent, parts = spill(redact_event(call, redactor))
+        events = [*parts, sent]
+        await ports.store.track(events)
+        for event in events:
+            if not await ports.store.append_notice(event.workflow_id, event):
+                return  # the workflow has ended (the sweep drops the notes)
+        await ports.publisher.publish(events)
 
     async def notify(event: LLMWaiting) -> bool:
         # Noted unsent, then logged, then published: the log holds everything that
@@ -114,6 +133,7 @@ def workflow_llms(
         budgets=budget_settings,
         announce=announce,
         notify=notify,
+        record=record if llm_settings.record_calls else None,
     )
 
 
@@ -245,7 +265,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         settings=admission_settings,
         limits_for=deployment_limits(load_settings(LLMSettings), admission_settings),
     )
-    resources = WorkerResources(ports=ports, admission=admission)
+    resources = WorkerResources(ports=ports, admission=admission, redactor=redactor)
     logic = spec.build(resources)
 
     async def on_dead_letter(event: AnyEvent | None, letter: DeadLetter) -> None:

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from tributary_gateway.auth import Canceller, Reader, Starter, authenticated
+from tributary_gateway.calls import read_calls
 from tributary_gateway.deps import State
 from tributary_gateway.quotas import (
     admit_running,
@@ -27,6 +28,7 @@ from tributary_gateway.quotas import (
     release_running,
 )
 from tributary_gateway.schemas import (
+    CallList,
     CancelWorkflow,
     CreateWorkflow,
     Problem,
@@ -40,6 +42,7 @@ from tributary_gateway.schemas import (
 from tributary_shared.core import machine
 from tributary_shared.core.access import TENANT_PATTERN, Caller
 from tributary_shared.core.events import (
+    CALL_RECORD_TYPES,
     TERMINAL_EVENT_TYPES,
     ErrorInfo,
     WorkflowFailed,
@@ -85,7 +88,9 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 
 def _links(workflow_id: str) -> WorkflowLinks:
     return WorkflowLinks(
-        self=f"/v1/workflows/{workflow_id}", events=f"/v1/workflows/{workflow_id}/events"
+        self=f"/v1/workflows/{workflow_id}",
+        events=f"/v1/workflows/{workflow_id}/events",
+        calls=f"/v1/workflows/{workflow_id}/calls",
     )
 
 
@@ -355,6 +360,40 @@ async def cancel_workflow(
 
 
 @router.get(
+    "/{workflow_id}/calls",
+    response_model=CallList,
+    responses=_NOT_FOUND,
+    summary="A workflow's recorded LLM and tool calls, a page at a time",
+    description="Every LLM call (messages sent, tools offered, models tried, the answer, "
+    "usage, each HTTP try with its error) and every tool call (arguments, result) of the "
+    "workflow, with secrets redacted, in the order they were recorded. Empty when "
+    "`TRIBUTARY_RECORD_CALLS` is off.",
+)
+async def list_calls(
+    workflow_id: WorkflowId,
+    state: State,
+    caller: Reader,
+    after: Annotated[
+        str,
+        Query(
+            pattern=r"^(0|\d{1,20}-\d{1,20})$",
+            description="`next_after` of the previous page (default: from the start).",
+        ),
+    ] = "0",
+    limit: Annotated[int, Query(ge=1, le=500, description="Most calls in the page.")] = 100,
+    step_id: Annotated[
+        str | None,
+        Query(max_length=64, description="Only the calls made for this step."),
+    ] = None,
+) -> CallList:
+    await _owned(state, caller, workflow_id)
+    calls, next_after = await read_calls(
+        state.store, workflow_id, after=after, limit=limit, step_id=step_id
+    )
+    return CallList(calls=calls, next_after=next_after)
+
+
+@router.get(
     "/{workflow_id}/events",
     responses={
         200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events."},
@@ -377,6 +416,13 @@ async def stream_events(
     state: State,
     caller: Reader,
     last_event_id: Annotated[str | None, Header()] = None,
+    calls: Annotated[
+        bool,
+        Query(
+            description="Also stream the call records (`llm.called`, `tool.called`, and the "
+            "`call.payload` parts that carry a large record's body before it).",
+        ),
+    ] = False,
 ) -> EventSourceResponse:
     if last_event_id is not None and not _STREAM_ID.match(last_event_id):
         raise HTTPException(400, "Last-Event-ID must be an event id from this stream")
@@ -396,13 +442,13 @@ async def stream_events(
             headers={"Retry-After": "5"},
         )
     return EventSourceResponse(
-        _follow(state, workflow_id, key_id=caller.key_id, after=last_event_id or "0"),
+        _follow(state, workflow_id, key_id=caller.key_id, after=last_event_id or "0", calls=calls),
         ping=int(state.settings.sse_ping_s),
     )
 
 
 async def _follow(
-    state: State, workflow_id: str, *, key_id: str, after: str
+    state: State, workflow_id: str, *, key_id: str, after: str, calls: bool = False
 ) -> AsyncIterator[ServerSentEvent]:
     """The workflow's log as events, until its terminal event, it is gone, or its key is."""
     follower = state.follower.follow(workflow_id, after=after)
@@ -424,8 +470,10 @@ async def _follow(
                 if not entries:
                     return
             for entry in entries:
-                yield ServerSentEvent(data=entry.event_json, event=entry.type, id=entry.stream_id)
                 after = entry.stream_id
+                if entry.type in CALL_RECORD_TYPES and not calls:
+                    continue
+                yield ServerSentEvent(data=entry.event_json, event=entry.type, id=entry.stream_id)
                 if entry.type in TERMINAL_EVENT_TYPES:
                     return
     except FollowerOverrun:

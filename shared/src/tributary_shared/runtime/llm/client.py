@@ -33,6 +33,7 @@ import random
 import time
 from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -46,6 +47,7 @@ from tributary_shared.core.completions import (
     ModelWait,
     Role,
     ToolCall,
+    TryListener,
     WaitListener,
 )
 from tributary_shared.core.errors import (
@@ -55,7 +57,7 @@ from tributary_shared.core.errors import (
     TransientError,
     TributaryError,
 )
-from tributary_shared.core.events import TokenUsage
+from tributary_shared.core.events import LLMTry, TokenUsage
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.llm.admission import UNPACED, CallAdmission, note_rate_limit_headers
 from tributary_shared.runtime.llm.chain import (
@@ -120,6 +122,7 @@ class LLMClient:
         max_tokens: int | None = None,
         context: CallContext | None = None,
         on_wait: WaitListener | None = None,
+        on_try: TryListener | None = None,
     ) -> Completion:
         """One completion; raises the error tree's errors.
 
@@ -156,6 +159,7 @@ class LLMClient:
                         context=replace(for_workflow, deadline_at=plan.admission_deadline(now)),
                         timeout_s=plan.timeout_s(now, request_timeout_s=self._settings.timeout_s),
                         admitted=held.admitted,
+                        on_try=on_try,
                     )
                 )
             except TributaryError as raised:
@@ -232,6 +236,7 @@ class LLMClient:
         context: CallContext | None,
         timeout_s: float,
         admitted: asyncio.Event | None = None,
+        on_try: TryListener | None = None,
     ) -> Completion:
         """One HTTP attempt at one deployment; its failure classified by the error tree.
 
@@ -257,6 +262,7 @@ class LLMClient:
             kwargs["response_format"] = response_format
         model, deployment = target.model, target.deployment.id
         started = time.perf_counter()
+        sent_at: float | None = None  # wall time the request left, once it has
         try:
             async with self._admission.admit(
                 deployment=deployment,
@@ -267,7 +273,7 @@ class LLMClient:
             ):
                 if admitted is not None:
                     admitted.set()
-                started = time.perf_counter()
+                started, sent_at = time.perf_counter(), time.time()
                 response = await next(clients).chat.completions.create(
                     model=target.provider_model,
                     messages=list(messages),  # type: ignore[arg-type]
@@ -276,37 +282,69 @@ class LLMClient:
                 )
         except openai.OpenAIError as exc:
             error = classify_sdk_error(exc, model=target.provider_model)
-            metrics.LLM_REQUEST_SECONDS.labels(model, deployment, role, error.code).observe(
-                time.perf_counter() - started
-            )
+            took_s = time.perf_counter() - started
+            metrics.LLM_REQUEST_SECONDS.labels(model, deployment, role, error.code).observe(took_s)
+            _tell_try(on_try, target, sent_at, took_s, error)
             raise error from exc
-        metrics.LLM_REQUEST_SECONDS.labels(model, deployment, role, "ok").observe(
-            time.perf_counter() - started
+        took_s = time.perf_counter() - started
+        metrics.LLM_REQUEST_SECONDS.labels(model, deployment, role, "ok").observe(took_s)
+        try:
+            completion = _completion_of(response, target, role=role)
+        except TributaryError as unusable:
+            _tell_try(on_try, target, sent_at, took_s, unusable)
+            raise
+        _tell_try(on_try, target, sent_at, took_s, None)
+        return completion
+
+
+def _tell_try(
+    on_try: TryListener | None,
+    target: Target,
+    sent_at: float | None,
+    took_s: float,
+    error: TributaryError | None,
+) -> None:
+    """Report one HTTP attempt; one the gate never let go (``sent_at`` None) is none."""
+    if on_try is None or sent_at is None:
+        return
+    on_try(
+        LLMTry(
+            model=target.model,
+            deployment=target.deployment.id,
+            started_at=datetime.fromtimestamp(sent_at, UTC),
+            duration_ms=round(took_s * 1000),
+            error=error.to_info() if error is not None else None,
         )
-        if not response.choices:
-            raise TransientError("the LLM endpoint returned no choices", code="llm_empty_response")
-        choice = response.choices[0]
-        usage = TokenUsage(
-            prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
-            completion_tokens=response.usage.completion_tokens if response.usage else 0,
-        )
-        tokens = metrics.LLM_TOKENS_TOTAL
-        tokens.labels(model, deployment, role, "prompt").inc(usage.prompt_tokens)
-        tokens.labels(model, deployment, role, "completion").inc(usage.completion_tokens)
-        check_finish(choice.finish_reason, getattr(choice.message, "refusal", None))
-        calls = tuple(
-            ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments)
-            for call in choice.message.tool_calls or ()
-            if call.type == "function"
-        )
-        return Completion(
-            content=choice.message.content,
-            tool_calls=calls,
-            finish_reason=choice.finish_reason,
-            model=response.model or target.provider_model,
-            usage=usage,
-            deployment=deployment,
-        )
+    )
+
+
+def _completion_of(response: Any, target: Target, *, role: Role) -> Completion:
+    """The completion in an HTTP answer; raises when it cannot be used."""
+    model, deployment = target.model, target.deployment.id
+    if not response.choices:
+        raise TransientError("the LLM endpoint returned no choices", code="llm_empty_response")
+    choice = response.choices[0]
+    usage = TokenUsage(
+        prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
+        completion_tokens=response.usage.completion_tokens if response.usage else 0,
+    )
+    tokens = metrics.LLM_TOKENS_TOTAL
+    tokens.labels(model, deployment, role, "prompt").inc(usage.prompt_tokens)
+    tokens.labels(model, deployment, role, "completion").inc(usage.completion_tokens)
+    check_finish(choice.finish_reason, getattr(choice.message, "refusal", None))
+    calls = tuple(
+        ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments)
+        for call in choice.message.tool_calls or ()
+        if call.type == "function"
+    )
+    return Completion(
+        content=choice.message.content,
+        tool_calls=calls,
+        finish_reason=choice.finish_reason,
+        model=response.model or target.provider_model,
+        usage=usage,
+        deployment=deployment,
+    )
 
 
 _ADMISSION_DEADLINE = "llm_admission_deadline_exceeded"

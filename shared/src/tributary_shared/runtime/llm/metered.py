@@ -53,10 +53,17 @@ from tributary_shared.core.completions import (
     Message,
     ModelWait,
     Role,
+    TryListener,
     WaitListener,
 )
-from tributary_shared.core.errors import BudgetExceeded
-from tributary_shared.core.events import BudgetExhausted, Complexity, LLMWaiting, TokenUsage
+from tributary_shared.core.errors import BudgetExceeded, TributaryError
+from tributary_shared.core.events import (
+    BudgetExhausted,
+    Complexity,
+    LLMTry,
+    LLMWaiting,
+    TokenUsage,
+)
 from tributary_shared.core.ports import BudgetLedger
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.budget.pricing import (
@@ -64,6 +71,7 @@ from tributary_shared.runtime.budget.pricing import (
     settled_micro_usd,
     worst_case_micro_usd,
 )
+from tributary_shared.runtime.call_recorder import CallRecorder, Record
 from tributary_shared.runtime.llm.routing import model_chain
 from tributary_shared.runtime.llm.structured import OutputT, complete_structured
 from tributary_shared.runtime.settings import BudgetSettings, LLMSettings, ModelPrice
@@ -102,6 +110,7 @@ class CompletionClient(Protocol):
         max_tokens: int | None = None,
         context: CallContext | None = None,
         on_wait: WaitListener | None = None,
+        on_try: TryListener | None = None,
     ) -> Completion: ...
 
     async def close(self) -> None: ...
@@ -123,6 +132,7 @@ class MeteredLLM:
         step_id: str | None = None,
         attempt: int = 1,
         notify: Notify | None = None,
+        record: Record | None = None,
     ) -> None:
         self._llm = llm
         self._ledger = ledger
@@ -138,6 +148,18 @@ class MeteredLLM:
         )
         self._step_id = step_id
         self._notify = notify
+        self.recorder = (
+            CallRecorder(
+                record,
+                workflow_id=workflow_id,
+                tenant_id=tenant_id,
+                step_id=step_id,
+                attempt=attempt,
+            )
+            if record is not None
+            else None
+        )
+        """Records the scope's calls (None: they are not recorded)."""
 
     async def complete(
         self,
@@ -159,6 +181,9 @@ class MeteredLLM:
             micro_usd=worst_case_micro_usd(self._prices, models, worst),
         )
         completion: Completion | None = None
+        failure: TributaryError | None = None
+        tries: list[LLMTry] = []
+        started_at = time.time()
         try:
             completion = await self._llm.complete(
                 role=role,
@@ -169,8 +194,12 @@ class MeteredLLM:
                 max_tokens=cap,
                 context=replace(self._context, iteration=iteration),
                 on_wait=self._waiting_for(role) if self._notify is not None else None,
+                on_try=tries.append,
             )
             return completion
+        except TributaryError as error:
+            failure = error
+            raise
         finally:
             usage = completion.usage if completion else TokenUsage()
             cost = (
@@ -181,6 +210,20 @@ class MeteredLLM:
             await self._ledger.settle(
                 self._workflow_id, reservation.reservation_id, usage=usage, micro_usd=cost
             )
+            if self.recorder is not None and (completion is not None or failure is not None):
+                await self.recorder.llm_call(
+                    role=role,
+                    iteration=iteration,
+                    messages=messages,
+                    tools=tools,
+                    response_format=response_format,
+                    models=models,
+                    max_tokens=cap,
+                    started_at=started_at,
+                    completion=completion,
+                    error=failure,
+                    tries=tries,
+                )
 
     def _waiting_for(self, role: Role) -> WaitListener:
         async def waiting(wait: ModelWait) -> bool:
@@ -286,6 +329,7 @@ class WorkflowLLMs:
         budgets: BudgetSettings,
         announce: Announce,
         notify: Notify | None = None,
+        record: Record | None = None,
     ) -> None:
         self._llm = llm
         self._ledger = ledger
@@ -293,6 +337,7 @@ class WorkflowLLMs:
         self._budgets = budgets
         self._announce = announce
         self._notify = notify
+        self._record = record
 
     def for_workflow(
         self,
@@ -319,6 +364,7 @@ class WorkflowLLMs:
             step_id=step_id,
             attempt=attempt,
             notify=self._notify,
+            record=self._record,
         )
 
     async def close(self) -> None:
