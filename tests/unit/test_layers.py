@@ -20,6 +20,7 @@ packages; that is how a package ``__init__`` that re-exports can close a cycle.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import re
 import shutil
 import subprocess
@@ -307,10 +308,60 @@ def imported_distributions(package: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for module in modules:
         for imported in graph.get(module, ()):
-            if is_third_party(imported):
-                for dist in providers.get(top(imported), [top(imported)]):
-                    found.setdefault(distribution(dist), set()).add(module)
+            if not is_third_party(imported):
+                continue
+            shared_by = providers.get(top(imported), [top(imported)])
+            if len(shared_by) > 1:
+                # A namespace several distributions share (``opentelemetry``): grimp names
+                # only its top; the import statements say which of them the module needs.
+                shared_by = namespace_distributions(packages, module, imported)
+            for dist in shared_by:
+                found.setdefault(distribution(dist), set()).add(module)
     return found
+
+
+def namespace_distributions(packages: tuple[str, ...], importer: str, imported: str) -> list[str]:
+    """The distributions whose modules ``importer``'s import statements of the namespace
+    package ``imported`` name."""
+    details = grimp_graph(*packages, type_checking=False).get_import_details(
+        importer=importer, imported=imported
+    )
+    owners: set[str | None] = set()
+    for detail in details:
+        line = detail["line_contents"]
+        match = re.search(rf"(?:from|import)\s+({re.escape(imported)}(?:\.\w+)*)", line)
+        if match is None:
+            continue
+        owner = module_owner(match.group(1))
+        if owner is None:  # ``from opentelemetry import trace``: the names are modules
+            names = re.findall(r"\w+", line.partition(" import ")[2])
+            owners |= {module_owner(f"{match.group(1)}.{name}") for name in names}
+        else:
+            owners.add(owner)
+    assert None not in owners, f"{importer} imports a module of {imported} no distribution has"
+    return sorted(owner for owner in owners if owner is not None)
+
+
+@cache
+def module_owners() -> dict[str, str]:
+    """Module -> the installed distribution whose files hold it."""
+    owners: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        for file in dist.files or ():
+            if file.suffix == ".py":
+                parts = file.with_suffix("").parts
+                parts = parts[:-1] if parts[-1] == "__init__" else parts
+                owners[".".join(parts)] = dist.metadata["Name"]
+    return owners
+
+
+def module_owner(module: str) -> str | None:
+    parts = module.split(".")
+    for end in range(len(parts), 0, -1):
+        owner = module_owners().get(".".join(parts[:end]))
+        if owner is not None:
+            return owner
+    return None
 
 
 IMAGES = sorted(SERVICES)

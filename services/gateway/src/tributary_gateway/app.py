@@ -48,11 +48,13 @@ from tributary_shared.runtime.settings import (
     KafkaSettings,
     RedactionSettings,
     RedisSettings,
+    TracingSettings,
     WorkflowDefaults,
     load_settings,
 )
 from tributary_shared.runtime.state import RedisWorkflowStore
 from tributary_shared.runtime.state.log_reader import RedisLogReader
+from tributary_shared.runtime.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,7 @@ def create_app() -> FastAPI:
     tenant_limits = load_settings(TenantLimitSettings)
     instance = http.service_instance or "gateway"
     configure_logging("gateway", level=http.log_level, instance=instance, redact=redactor)
+    tracing = configure_tracing("gateway", load_settings(TracingSettings), instance=instance)
     security = kafka_security(kafka)
 
     @asynccontextmanager
@@ -133,7 +136,24 @@ def create_app() -> FastAPI:
             await blocking.aclose()
             await redis.aclose()
 
-    return _assemble(lifespan, gateway, redactor)
+    app = _assemble(lifespan, gateway, redactor)
+    if tracing:
+        _trace_requests(app)
+    return app
+
+
+def _trace_requests(app: FastAPI) -> None:
+    """A server span for each API request: the root of the trace of a workflow it starts.
+
+    The probes are left out (they would be most of the traces), and so are the ASGI
+    ``receive``/``send`` spans, one per chunk of an event stream.
+    """
+    # Imported only when tracing is on.
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls="/healthz,/readyz", exclude_spans=["receive", "send"]
+    )
 
 
 def app_over(state: GatewayState, *, redactor: Redactor = DEFAULT_REDACTOR) -> FastAPI:

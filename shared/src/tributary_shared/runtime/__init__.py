@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tributary_shared.runtime.control import WorkflowControl, deadline_at
-    from tributary_shared.runtime.logs import configure_logging, workflow_context
+    from tributary_shared.runtime.logs import configure_logging, step_context, workflow_context
     from tributary_shared.runtime.settings import (
         BudgetSettings,
         ConfigurationError,
@@ -31,9 +31,11 @@ if TYPE_CHECKING:
         LLMSettings,
         RedactionSettings,
         RedisSettings,
+        TracingSettings,
         WorkflowDefaults,
         load_settings,
     )
+    from tributary_shared.runtime.tracing import configure_tracing
     from tributary_shared.runtime.worker import (
         WorkerLogic,
         WorkerResources,
@@ -51,6 +53,7 @@ __all__ = [
     "LLMSettings",
     "RedactionSettings",
     "RedisSettings",
+    "TracingSettings",
     "WorkerLogic",
     "WorkerResources",
     "WorkerSpec",
@@ -58,9 +61,11 @@ __all__ = [
     "WorkflowDefaults",
     "build_app",
     "configure_logging",
+    "configure_tracing",
     "deadline_at",
     "load_settings",
     "run_worker",
+    "step_context",
     "workflow_context",
 ]
 
@@ -69,7 +74,9 @@ _HOME: dict[str, str] = {
     "WorkflowControl": "control",
     "deadline_at": "control",
     "configure_logging": "logs",
+    "step_context": "logs",
     "workflow_context": "logs",
+    "configure_tracing": "tracing",
     "BudgetSettings": "settings",
     "ConfigurationError": "settings",
     "ConsumerSettings": "settings",
@@ -78,6 +85,7 @@ _HOME: dict[str, str] = {
     "LLMSettings": "settings",
     "RedactionSettings": "settings",
     "RedisSettings": "settings",
+    "TracingSettings": "settings",
     "WorkflowDefaults": "settings",
     "load_settings": "settings",
     "WorkerLogic": "worker",

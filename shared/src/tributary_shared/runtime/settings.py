@@ -290,8 +290,73 @@ class HttpSettings(TributarySettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO",
         description="Lowest level of the log lines written. `DEBUG` is verbose, for diagnosing "
-        "a problem.",
+        "a problem. Each process reads its own, so one service can log at `DEBUG` while the "
+        "others stay at `INFO`: set it in that service's environment alone (its `environment` "
+        "in compose.yaml, its Deployment's `env` in Kubernetes, which overrides the ConfigMap).",
     )
+
+
+class TracingSettings(TributarySettings):
+    """OpenTelemetry's own variables (``OTEL_*``), as far as they decide whether and where
+    spans are exported; the SDK reads the rest itself (sampler, batching, exporter headers
+    and timeout, resource attributes). See ``runtime.tracing``."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    otel_sdk_disabled: bool = Field(
+        default=False,
+        description="`true` turns tracing off whatever else is set: no span is recorded or "
+        "exported.",
+    )
+    otel_traces_exporter: Literal["otlp", "console", "none"] | None = Field(
+        default=None,
+        description="Where spans go: `otlp` (OTLP over HTTP/protobuf to "
+        "`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`), `console` (printed to standard output, for "
+        "a look on one machine) or `none`. Unset: `otlp` when an OTLP endpoint is set, else "
+        "none. With none, tracing is off and costs nothing but the no-op API calls; the "
+        "trace context that arrives in Kafka headers is still passed on.",
+    )
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        description="Base URL of an OTLP/HTTP receiver (a collector, or a tracing backend "
+        "that speaks OTLP), as `http://collector:4318`; spans go to its `/v1/traces`. "
+        "Setting it turns tracing on.",
+    )
+    otel_exporter_otlp_traces_endpoint: str | None = Field(
+        default=None,
+        description="Full URL spans are posted to (`http://collector:4318/v1/traces`), "
+        "taken as it is; it wins over `OTEL_EXPORTER_OTLP_ENDPOINT`. Setting it turns "
+        "tracing on.",
+    )
+    otel_exporter_otlp_protocol: Literal["http/protobuf"] = Field(
+        default="http/protobuf",
+        validation_alias=AliasChoices(
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"
+        ),
+        description="OTLP transport; only `http/protobuf` is built in (a collector accepts "
+        "it on port 4318).",
+    )
+    otel_service_name: str | None = Field(
+        default=None,
+        description="`service.name` of the spans; unset: the service's own name (`gateway`, "
+        "`planner`, `agent-runner`, `synthesizer`), which is what you want unless one "
+        "tracing backend receives several deployments.",
+    )
+
+    def exporter(self) -> Literal["otlp", "console"] | None:
+        """The exporter to build, or None: tracing is off."""
+        if self.otel_sdk_disabled or self.otel_traces_exporter == "none":
+            return None
+        if self.otel_traces_exporter is not None:
+            return self.otel_traces_exporter
+        return "otlp" if self.otlp_traces_url() is not None else None
+
+    def otlp_traces_url(self) -> str | None:
+        """The full URL spans are posted to (None: the SDK's default, localhost:4318)."""
+        if self.otel_exporter_otlp_traces_endpoint:
+            return self.otel_exporter_otlp_traces_endpoint
+        if self.otel_exporter_otlp_endpoint:
+            return self.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+        return None
 
 
 class RedactionSettings(TributarySettings):

@@ -59,9 +59,11 @@ from tributary_shared.runtime.settings import (
     LLMSettings,
     RedactionSettings,
     RedisSettings,
+    TracingSettings,
     load_settings,
 )
 from tributary_shared.runtime.state import RedisWorkflowStore
+from tributary_shared.runtime.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
@@ -240,6 +242,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     redactor = load_settings(RedactionSettings).redactor()
     instance = http.service_instance or spec.service
     configure_logging(spec.service, level=http.log_level, instance=instance, redact=redactor)
+    configure_tracing(spec.service, load_settings(TracingSettings), instance=instance)
 
     security = kafka_security(kafka)
     broker = make_broker(

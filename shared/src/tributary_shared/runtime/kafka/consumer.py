@@ -25,6 +25,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,7 @@ from tributary_shared.runtime.kafka.security import PLAINTEXT, KafkaSecurity
 from tributary_shared.runtime.logs import workflow_context
 from tributary_shared.runtime.outages import is_outage
 from tributary_shared.runtime.retry import retry_forever
+from tributary_shared.runtime.tracing import mark_failed, processing
 
 __all__ = [
     "ConsumerConfig",
@@ -361,12 +363,25 @@ class EventConsumer:
             await self._dead_letter(record, None, reason, attempts=1)
         else:
             async with self._lanes.lane(self._lane_of(event)):
-                with workflow_context(event.workflow_id):
+                with workflow_context(event.workflow_id), self._processing(record, event):
                     await self._handle_with_retries(record, event)
         if offsets is None:
             offsets = self._offsets.get(tp)
         if offsets is not None:
             offsets.finished(record.offset)
+
+    def _processing(
+        self, record: ConsumerRecord[Any, Any], event: AnyEvent
+    ) -> AbstractContextManager[object]:
+        # The record's span, a child of its publisher's (the trace context in its headers).
+        return processing(
+            record.topic,
+            event,
+            record.headers,
+            group=self._config.group_id,
+            partition=record.partition,
+            offset=record.offset,
+        )
 
     async def _handle_with_retries(self, record: ConsumerRecord[Any, Any], event: AnyEvent) -> None:
         consumer_name = self._config.group_id
@@ -447,6 +462,7 @@ class EventConsumer:
             redact=self._redact,
         )
         error_class, code = letter.error_class, letter.error_code
+        mark_failed(error_type=code, error_class=error_class)
         metrics.DEAD_LETTERS_TOTAL.labels(self._config.group_id, error_class).inc()
         # Keep trying while Kafka is away: losing a dead letter would lose the
         # message itself, and its offset is committed only once this returns.

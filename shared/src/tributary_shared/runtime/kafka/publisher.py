@@ -10,6 +10,9 @@ suits a consumer's handler, which waits an outage out anyway. A caller that
 must answer meanwhile (the gateway's HTTP requests) bounds the wait with
 ``ack_timeout_s``; what it gave up on may still arrive once Kafka is back,
 under its own event id, so a copy sent again later is recognised.
+
+A publish made inside a trace carries its context in the W3C ``traceparent``
+header (``runtime.tracing``), beside the headers of ``event_headers``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from faststream.kafka import KafkaBroker
 
 from tributary_shared.core.events import EventEnvelope, encode_event, home_topic
 from tributary_shared.runtime.kafka.security import PLAINTEXT, KafkaSecurity
+from tributary_shared.runtime.tracing import publishing, with_trace_context
 
 __all__ = [
     "ACK_TIMEOUT_S",
@@ -81,16 +85,18 @@ class KafkaEventPublisher:
 
     async def _publish(self, events: Iterable[EventEnvelope]) -> None:
         # Send all, then await acknowledgements: one round trip for a batch.
-        pending = [
-            await self._broker.publish(
-                encode_event(event),
-                home_topic(event),
-                key=event.workflow_id.encode(),
-                headers=event_headers(event),
-                no_confirm=True,
-            )
-            for event in events
-        ]
+        pending = []
+        for event in events:
+            topic = home_topic(event)
+            with publishing(topic, event):
+                ack = await self._broker.publish(
+                    encode_event(event),
+                    topic,
+                    key=event.workflow_id.encode(),
+                    headers=with_trace_context(event_headers(event)),
+                    no_confirm=True,
+                )
+            pending.append(ack)
         for ack in pending:
             await ack
 

@@ -72,6 +72,7 @@ from tributary_shared.runtime.llm.chain import (
 )
 from tributary_shared.runtime.llm.errors import check_finish, classify_sdk_error
 from tributary_shared.runtime.settings import ConfigurationError, Deployment, LLMSettings
+from tributary_shared.runtime.tracing import traced_llm_call
 
 __all__ = ["Completion", "LLMClient", "Message", "Role", "ToolCall"]
 
@@ -147,7 +148,7 @@ class LLMClient:
             target = plan.target
             held = _HeldNotices(waiting, plan, target, interval_s=waiting.interval_s)
             try:
-                completion = await held.around(
+                attempt = held.around(
                     self._once(
                         role=role,
                         target=target,
@@ -161,6 +162,9 @@ class LLMClient:
                         admitted=held.admitted,
                         on_try=on_try,
                     )
+                )
+                completion = await traced_llm_call(
+                    attempt, role=role, model=target.provider_model, deployment=target.deployment.id
                 )
             except TributaryError as raised:
                 error = _held_back(raised, target, plan)
