@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 from tributary_agent_runner.call_history import CallHistory
 from tributary_agent_runner.loop_detection import detect_loop, fingerprint, loop_warning
+from tributary_agent_runner.tool_spans import traced_tool_call
 from tributary_agent_runner.tools.idempotency import call_key, calling_with
 from tributary_agent_runner.tools.registry import ToolArgumentsInvalid, ToolError, ToolRegistry
 from tributary_shared.core.completions import Completion, Message, Role, ToolCall
@@ -215,7 +216,9 @@ async def run_agent(
                         started_at=started_at,
                     )
                 continue
-            reply = await _call_once(tools, call, call_fingerprint, history)
+            reply = await traced_tool_call(
+                call, _call_once(tools, call, call_fingerprint, history)
+            )
             outcome.tool_failures += int(reply.failed)
             invalid_arguments = invalid_arguments or reply.invalid
             if recorder is not None:

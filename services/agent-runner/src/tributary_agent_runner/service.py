@@ -129,7 +129,8 @@ class AgentRunner:
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, StepDispatched):
-            await self._run_step(event)
+            with step_context(event.step.step_id):  # its log lines name the step
+                await self._run_step(event)
 
     async def _run_step(self, dispatched: StepDispatched) -> None:
         claim = await self._claim(dispatched)

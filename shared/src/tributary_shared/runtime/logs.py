@@ -1,7 +1,10 @@
 """Structured JSON logs; every line about a workflow carries its workflow id.
 
 The workflow id travels in a context variable set by the consumer runtime and
-the gateway, so code deep in a call stack logs it without passing it around.
+the gateway, so code deep in a call stack logs it without passing it around;
+the step id likewise while the agent-runner runs a step (``step_context``).
+With tracing on (``runtime.tracing``), a line written inside a span carries its
+``trace_id`` and ``span_id``, to find the line's trace and the trace's lines.
 Secrets never reach a log line: each message and traceback is redacted
 (``core.redaction``: credentials, ``password=``-style values, passwords in
 URLs, keys by their configured prefixes) as it is formatted.
@@ -18,6 +21,16 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from tributary_shared.core.redaction import DEFAULT_REDACTOR
+from tributary_shared.runtime.tracing import current_trace_ids
+
+__all__ = [
+    "JsonFormatter",
+    "configure_logging",
+    "step_context",
+    "step_id_var",
+    "workflow_context",
+    "workflow_id_var",
+]
 
 workflow_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "workflow_id", default=None
@@ -51,6 +64,9 @@ class JsonFormatter(logging.Formatter):
         step_id = getattr(record, "step_id", None) or step_id_var.get()
         if step_id:
             entry["step_id"] = step_id
+        trace_ids = current_trace_ids()
+        if trace_ids is not None:
+            entry["trace_id"], entry["span_id"] = trace_ids
         for key in ("event_type", "event_id", "error_code", "topic"):
             value = getattr(record, key, None)
             if value is not None:
