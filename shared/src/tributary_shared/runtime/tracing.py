@@ -14,6 +14,11 @@ current span (the outbox sweep sending what a crash left unsent) starts no trace
 of its own. A service whose tracing is off passes the context on all the same:
 the API's non-recording span keeps the trace id it was given.
 
+Why by hand rather than FastStream's or aiokafka's instrumentation: the consumer
+runtime is aiokafka of its own (``kafka.consumer``), whose handlers run in tasks
+of their own after ``getmany`` returns, where neither would make the record's
+span current; the propagation API does, for publish and consume alike.
+
 Span attributes follow the OpenTelemetry semantic conventions: ``messaging.*``
 for Kafka, ``gen_ai.*`` for model and tool calls; what those do not cover is
 under ``tributary.*``. No message text, prompt or tool output is recorded:
