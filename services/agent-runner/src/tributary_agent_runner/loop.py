@@ -216,9 +216,7 @@ async def run_agent(
                         started_at=started_at,
                     )
                 continue
-            reply = await traced_tool_call(
-                call, _call_once(tools, call, call_fingerprint, history)
-            )
+            reply = await traced_tool_call(call, _call_once(tools, call, call_fingerprint, history))
             outcome.tool_failures += int(reply.failed)
             invalid_arguments = invalid_arguments or reply.invalid
             if recorder is not None:
