@@ -96,6 +96,13 @@ class FakeKafkaConsumer:
         self._only_assigned(offsets)
         self.committed.update(offsets)
 
+    async def end_offsets(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: len(self.logs[tp]) for tp in partitions}
+
+    async def position(self, tp: TopicPartition) -> int:
+        self._only_assigned([tp])
+        return self._positions[tp]
+
     async def getmany(
         self, *, timeout_ms: int, max_records: int
     ) -> dict[TopicPartition, list[ConsumerRecord[Any, Any]]]:

@@ -46,7 +46,7 @@ from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import WorkflowControl, deadline_s_of
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.logs import step_context
-from tributary_shared.runtime.metrics import AGENT_ITERATIONS_COUNT
+from tributary_shared.runtime.metrics import AGENT_ITERATIONS_COUNT, STEP_DURATION_SECONDS
 from tributary_shared.runtime.retry import ride_out_outages
 
 log = logging.getLogger(__name__)
@@ -156,9 +156,11 @@ class AgentRunner:
         keeper = asyncio.create_task(self._keep_lease(dispatched, owner, agent))
         running = self._running.setdefault(dispatched.workflow_id, set())
         running.add(agent)
+        began = time.monotonic()
         try:
             run = await agent
         except asyncio.CancelledError:
+            STEP_DURATION_SECONDS.labels("stopped").observe(time.monotonic() - began)
             this_task = asyncio.current_task()
             if this_task is not None and this_task.cancelling():
                 # Shutdown or a revoked partition: let go of the step so that its
@@ -172,6 +174,8 @@ class AgentRunner:
             running.discard(agent)
             if not running:
                 self._running.pop(dispatched.workflow_id, None)
+        outcome = "completed" if run.error is None and run.result is not None else "failed"
+        STEP_DURATION_SECONDS.labels(outcome).observe(time.monotonic() - began)
         await self._record_outcome(dispatched, run, claim)
 
     async def _claim(self, dispatched: StepDispatched) -> _Claim | None:

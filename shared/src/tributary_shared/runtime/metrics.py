@@ -1,9 +1,9 @@
 """Prometheus metrics shared by every service (each process exposes /metrics).
 
 Label values are bounded sets (roles, statuses, error classes, event types,
-model names and deployments from configuration): never ids, which would grow
-without bound. The admission gauges show what this process last saw of a
-deployment's gate, which every replica shares.
+model names and deployments from configuration, services, topics and partition
+numbers): never ids, which would grow without bound. The admission gauges show
+what this process last saw of a deployment's gate, which every replica shares.
 """
 
 from __future__ import annotations
@@ -25,10 +25,35 @@ AGENT_ITERATIONS_COUNT = Histogram(
     ["outcome"],
     buckets=(1, 2, 3, 4, 5, 6, 8, 10, 15, 20, 30),
 )
+STEP_DURATION_SECONDS = Histogram(
+    "step_duration_seconds",
+    "Time an agent step ran, from its start to its outcome, by outcome (completed, failed; "
+    "stopped: the workflow ended or the step's lease was lost).",
+    ["outcome"],
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800),
+)
+HANDLERS_IN_PROGRESS = Gauge(
+    "handlers_in_progress",
+    "Event handlers this process runs now (kind=event), and the distinct workflows "
+    "(kind=workflow) and steps (kind=step) they are about, by service.",
+    ["service", "kind"],
+)
+CONSUMER_LAG_RECORDS = Gauge(
+    "consumer_lag_records",
+    "Records of an assigned partition this consumer group has not finished: the partition's "
+    "end offset less the lowest offset in flight (or the fetch position when none is).",
+    ["consumer", "topic", "partition"],
+)
 LLM_TOKENS_TOTAL = Counter(
     "llm_tokens_total",
     "Tokens used by LLM calls, by the model asked for and the deployment that served it.",
     ["model", "deployment", "role", "kind"],
+)
+LLM_COST_USD_TOTAL = Counter(
+    "llm_cost_usd_total",
+    "US dollars LLM calls cost at the configured prices (what workflow budgets are charged), "
+    "by the model of the chain that served them and its deployment.",
+    ["model", "deployment", "role"],
 )
 LLM_REQUEST_SECONDS = Histogram(
     "llm_request_seconds",

@@ -293,6 +293,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
             max_uncommitted_per_partition=consumer_settings.max_uncommitted_per_partition,
             outage_patience_s=consumer_settings.outage_patience_s,
             security=security,
+            service=spec.service,
         ),
         handler=logic.handle,
         publish_raw=publish_raw,

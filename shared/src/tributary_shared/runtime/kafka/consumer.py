@@ -45,8 +45,10 @@ from tributary_shared.core.topics import DEAD_LETTERS
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.kafka.backpressure import admissible, partitions_to_pause
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
+from tributary_shared.runtime.kafka.lag import ConsumerLag
 from tributary_shared.runtime.kafka.lanes import KeyLanes
 from tributary_shared.runtime.kafka.offsets import PartitionOffsets
+from tributary_shared.runtime.kafka.progress import HandlersInProgress
 from tributary_shared.runtime.kafka.security import PLAINTEXT, KafkaSecurity
 from tributary_shared.runtime.logs import workflow_context
 from tributary_shared.runtime.outages import is_outage
@@ -96,6 +98,10 @@ class ConsumerConfig:
     security: KafkaSecurity = PLAINTEXT
     """From ``kafka_security``; plaintext only in tests (a unit test holds every
     construction in the code base to passing it)."""
+    service: str = ""
+    """The service label of ``handlers_in_progress``; the group id when empty."""
+    lag_interval_s: float = 5.0
+    """How often ``consumer_lag_records`` is measured (one request per broker)."""
 
 
 class HandlerTimedOut(TransientError):
@@ -163,6 +169,9 @@ class EventConsumer:
         self._consumer: AIOKafkaConsumer | None = None
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._in_progress = HandlersInProgress.of(config.service or config.group_id)
+        self._lag = ConsumerLag(config.group_id)
+        self._lag_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -173,6 +182,10 @@ class EventConsumer:
         self._consumer = consumer
         self._loop_task = asyncio.create_task(
             self._poll_loop(), name=f"poll:{self._config.group_id}"
+        )
+        self._lag_task = asyncio.create_task(
+            self._lag.run(consumer, self._lowest_in_flight, interval_s=self._config.lag_interval_s),
+            name=f"lag:{self._config.group_id}",
         )
 
     @property
@@ -197,6 +210,10 @@ class EventConsumer:
         offset, so another replica picks it up after the rebalance.
         """
         self._stopping.set()
+        if self._lag_task is not None:
+            self._lag_task.cancel()
+            await asyncio.gather(self._lag_task, return_exceptions=True)
+            self._lag.forget_all()
         if self._loop_task is not None:
             await self._loop_task
         if self._tasks:
@@ -235,6 +252,7 @@ class EventConsumer:
         for tp in revoked:
             self._offsets.pop(tp, None)
             self._tasks_of.pop(tp, None)
+        self._lag.forget(revoked)
 
     # -- polling ---------------------------------------------------------------
 
@@ -282,6 +300,10 @@ class EventConsumer:
             consumer.pause(*(to_pause - paused))
         if paused - to_pause:
             consumer.resume(*(paused - to_pause))
+
+    def _lowest_in_flight(self) -> dict[TopicPartition, int]:
+        lowest = {tp: offsets.lowest_in_flight for tp, offsets in self._offsets.items()}
+        return {tp: offset for tp, offset in lowest.items() if offset is not None}
 
     def _free_slots(self) -> int:
         return self._config.max_in_flight - len(self._tasks)
@@ -393,7 +415,8 @@ class EventConsumer:
             deadline = asyncio.timeout(self._config.handler_timeout_s)
             try:
                 async with deadline:
-                    await self._handler(event)
+                    with self._in_progress.handling(event):
+                        await self._handler(event)
             except asyncio.CancelledError:
                 raise
             except Exception as raised:

@@ -42,6 +42,13 @@ class PartitionOffsets:
         return len(self._in_flight)
 
     @property
+    def lowest_in_flight(self) -> int | None:
+        """The first offset not yet finished, while any is in flight (the consumer's lag
+        counts from here)."""
+        self._release_finished_prefix()
+        return self._heap[0] if self._heap else None
+
+    @property
     def held(self) -> int:
         """Offsets remembered: the lowest one in flight and every one started after it.
 
