@@ -46,7 +46,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from tributary_shared.core.budget import Reservation
+from tributary_shared.core.budget import MICRO_USD, Reservation
 from tributary_shared.core.completions import (
     CallContext,
     Completion,
@@ -72,7 +72,7 @@ from tributary_shared.runtime.budget.pricing import (
     worst_case_micro_usd,
 )
 from tributary_shared.runtime.call_recorder import CallRecorder, Record
-from tributary_shared.runtime.llm.routing import model_chain
+from tributary_shared.runtime.llm.routing import model_chain, model_served_by
 from tributary_shared.runtime.llm.structured import OutputT, complete_structured
 from tributary_shared.runtime.settings import BudgetSettings, LLMSettings, ModelPrice
 
@@ -207,6 +207,10 @@ class MeteredLLM:
                 if completion
                 else 0
             )
+            if completion is not None:
+                served = model_served_by(self._settings, models, completion.deployment)
+                deployment = completion.deployment or served
+                metrics.LLM_COST_USD_TOTAL.labels(served, deployment, role).inc(cost / MICRO_USD)
             await self._ledger.settle(
                 self._workflow_id, reservation.reservation_id, usage=usage, micro_usd=cost
             )

@@ -7,6 +7,8 @@ failures once their retries are spent, a model the endpoint does not know).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from tributary_shared.core.completions import Role
 from tributary_shared.core.events import Complexity
 from tributary_shared.runtime.settings import LLMSettings
@@ -30,3 +32,13 @@ def model_chain(
     if settings.fallback_model and settings.fallback_model != primary:
         chain.append(settings.fallback_model)
     return tuple(chain)
+
+
+def model_served_by(settings: LLMSettings, models: Sequence[str], deployment: str | None) -> str:
+    """The model of a call's chain that ``deployment`` serves (deployment ids are unique
+    across models); the chain's first when none does. A configured name, so it is fit
+    for a metric label, unlike the name the endpoint answers with."""
+    for model in models:
+        if any(served.id == deployment for served in settings.deployments_for(model)):
+            return model
+    return models[0] if models else (deployment or "")
