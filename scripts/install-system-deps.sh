@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # System packages the local stack needs: redis-server (Debian package), uv,
-# and a Java runtime plus Maven for the Kafka broker.
+# a Java runtime plus Maven for the Kafka broker, and promtool (Debian's
+# prometheus package) for the tests that check metrics, alert rules and dashboard.
 # Safe to run repeatedly: only what is missing gets installed.
 set -euo pipefail
 
@@ -54,3 +55,20 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 log "java present: $(java -version 2>&1 | head -n1 || true)"
 log "maven present: $(mvn -B -v 2>/dev/null | head -n1 || true)"
+
+# promtool checks /metrics output, the alert rules and the dashboard's queries in the
+# tests. Debian ships it in the prometheus package, whose server the stack does not
+# use: stop it if the package started one.
+if command -v promtool >/dev/null 2>&1; then
+    log "promtool present: $(promtool --version 2>&1 | head -n1 || true)"
+else
+    log "installing prometheus (for promtool) with apt-get"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+        as_root systemctl disable --now prometheus || true
+    elif command -v service >/dev/null 2>&1 && service prometheus status >/dev/null 2>&1; then
+        as_root service prometheus stop || true
+    fi
+    command -v promtool >/dev/null 2>&1 || { log "promtool not found after installing prometheus"; exit 1; }
+fi
