@@ -47,8 +47,11 @@ def healthcheck_argv(service: Doc) -> list[str]:
     return [str(part) for part in test[1:]]
 
 
+MONITORING = ("prometheus", "grafana")
+
+
 def test_compose_defines_the_stack() -> None:
-    assert set(services()) == {"kafka", "kafka-init", "redis", *PYTHON_SERVICES}
+    assert set(services()) == {"kafka", "kafka-init", "redis", *PYTHON_SERVICES, *MONITORING}
     assert compose()["name"] == "tributary"
 
 
@@ -214,3 +217,24 @@ def test_python_services_run_read_only_without_capabilities(name: str) -> None:
     assert service["read_only"] is True
     assert "/tmp" in service["tmpfs"]
     assert service["cap_drop"] == ["ALL"]
+
+
+@pytest.mark.parametrize("name", MONITORING)
+def test_monitoring_is_optional_local_and_checked_for_health(name: str) -> None:
+    service = services()[name]
+    assert service["profiles"] == ["monitoring"]  # `up` without the profile starts neither
+    assert service["restart"] == "unless-stopped"
+    assert "healthcheck" in service
+    (published,) = service["ports"]
+    assert str(published).startswith("127.0.0.1:")
+    for name_of_python_service in PYTHON_SERVICES:
+        assert name not in services()[name_of_python_service].get("depends_on", {})
+
+
+def test_grafana_provisions_the_dashboard_over_the_compose_prometheus() -> None:
+    grafana = services()["grafana"]
+    mounts = {str(volume).split(":")[0]: str(volume).split(":")[1] for volume in grafana["volumes"]}
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert mounts["./deploy/grafana/tributary.json"].startswith("/var/lib/grafana/dashboards/")
+    assert (REPO / "deploy/grafana/tributary.json").is_file()
+    assert grafana["depends_on"]["prometheus"]["condition"] == "service_healthy"

@@ -39,6 +39,7 @@ CUSTOM_KINDS = {
     ("keda.sh/v1alpha1", "ScaledObject"),
     ("keda.sh/v1alpha1", "TriggerAuthentication"),
     ("kafka.strimzi.io/v1", "KafkaTopic"),
+    ("monitoring.coreos.com/v1", "PodMonitor"),
 }
 APP_SERVICES = ("gateway", *WORKERS)
 PARTITIONS = {topic.name: topic.partitions for topic in ALL_TOPICS}
@@ -455,3 +456,41 @@ async def test_gateway_liveness_answers_without_dependencies() -> None:
 
 def test_probe_files_are_inside_the_repo() -> None:
     assert all(Path(path).is_relative_to(K8S_DIR) for path in k8s_manifest_files())
+
+
+# --- monitoring (optional: needs the Prometheus Operator's CRDs) ------------------------------
+
+
+def pod_monitors() -> dict[str, Doc]:
+    docs = load_yaml_docs(K8S_DIR / "monitoring" / "podmonitors.yaml")
+    return {doc["metadata"]["name"]: doc for doc in docs if doc["kind"] == "PodMonitor"}
+
+
+def test_pod_monitors_are_optional_since_they_need_the_operators_crds() -> None:
+    assert "monitoring/podmonitors.yaml" not in kustomization()["resources"]
+    assert not [doc for doc in applied_docs() if doc["kind"] == "PodMonitor"]
+
+
+@pytest.mark.parametrize("service", APP_SERVICES)
+def test_exactly_one_pod_monitor_scrapes_each_service_on_its_metrics_port(service: str) -> None:
+    pod_labels = of_kind("Deployment")[service]["spec"]["template"]["metadata"]["labels"]
+    selecting = [
+        monitor
+        for monitor in pod_monitors().values()
+        if monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    ]
+    assert len(selecting) == 1, service
+    monitor = selecting[0]
+    # The job label is the service's name, as the dashboard and alerts expect.
+    assert monitor["spec"]["jobLabel"] == "app.kubernetes.io/name"
+    assert pod_labels["app.kubernetes.io/name"] == service
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    main = container(service)
+    (port,) = [p for p in main["ports"] if p["name"] == endpoint["port"]]
+    expected = (
+        int(env_of(main)["TRIBUTARY_GATEWAY_METRICS_PORT"]["value"])
+        if service == "gateway"
+        else http_port(main)
+    )
+    assert port["containerPort"] == expected
+    assert endpoint["path"].rstrip("/") == "/metrics"
