@@ -69,3 +69,17 @@ def test_every_metric_of_the_services_is_documented() -> None:
     }
     undocumented = sorted(ours - documented)
     assert not undocumented, f"not in docs/operations.md: {undocumented}"
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"), [("true", pytest.fail.Exception), ("", pytest.skip.Exception)]
+)
+def test_a_missing_promtool_fails_in_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch, ci: str, outcome: type[BaseException]
+) -> None:
+    monkeypatch.setattr("tests.support.promtool.shutil.which", lambda _name: None)
+    monkeypatch.setenv("CI", ci)
+    # Both caught, so that a skip cannot pass for the failure CI needs, nor the reverse.
+    with pytest.raises((pytest.fail.Exception, pytest.skip.Exception)) as raised:
+        run_promtool("--version")
+    assert raised.type is outcome
