@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -248,3 +248,28 @@ class KeyList(BaseModel):
 
 class Problem(BaseModel):
     detail: str
+
+
+class FieldError(BaseModel):
+    """One part of a request that fails validation (FastAPI's own error shape)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    loc: list[str | int] = Field(description="Where: the part of the request, then the field.")
+    msg: str
+    type: str
+
+
+class Invalid(BaseModel):
+    """A ``422``: the request's fields fail validation, or it asks for more than a bound."""
+
+    detail: list[FieldError] | str = Field(
+        description="The fields that fail validation, or a sentence naming the bound or rule "
+        "the request breaks."
+    )
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    redis: Literal["ok", "unreachable"]
+    kafka: Literal["ok", "unreachable"]

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from tributary_gateway.deps import State
+from tributary_gateway.schemas import Readiness
 
 router = APIRouter(tags=["health"])
 
@@ -18,7 +19,12 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: Redis and Kafka are reachable")
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "Redis or Kafka is unreachable."}},
+    summary="Readiness: Redis and Kafka are reachable",
+)
 async def readyz(state: State) -> JSONResponse:
     redis_ok = await _succeeds(state.redis.ping())
     kafka_ok = await _succeeds(state.broker.ping(timeout=2.0))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, st
 
 from tributary_gateway.auth import Admin, authenticated
 from tributary_gateway.deps import State
+from tributary_gateway.responses import BODY_ERRORS, COMMON_ERRORS
 from tributary_gateway.schemas import CreateKey, KeyCreated, KeyList, KeyView, Problem
 from tributary_shared.core.access import TENANT_PATTERN, issue_key
 from tributary_shared.core.events import utc_now
@@ -19,7 +20,7 @@ router = APIRouter(
     tags=["keys"],
     dependencies=[Depends(authenticated)],
     responses={
-        401: {"model": Problem, "description": "No API key, or one unknown or revoked."},
+        **COMMON_ERRORS,
         403: {"model": Problem, "description": "The API key is not an admin key."},
     },
 )
@@ -33,6 +34,7 @@ KeyId = Annotated[
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=KeyCreated,
+    responses=BODY_ERRORS,
     summary="Issue an API key; the answer holds the key itself, shown this once",
 )
 async def create_key(body: CreateKey, state: State, caller: Admin) -> KeyCreated:

@@ -27,10 +27,12 @@ from tributary_gateway.quotas import (
     rate_limited,
     release_running,
 )
+from tributary_gateway.responses import BODY_ERRORS, COMMON_ERRORS, RATE_LIMITED
 from tributary_gateway.schemas import (
     CallList,
     CancelWorkflow,
     CreateWorkflow,
+    Invalid,
     Problem,
     WorkflowAccepted,
     WorkflowCancelledView,
@@ -64,13 +66,9 @@ router = APIRouter(
     # then each key's requests are paced (the limiter keys on the key's id).
     dependencies=[Depends(authenticated), Depends(rate_limited)],
     responses={
-        401: {"model": Problem, "description": "No API key, or one unknown or revoked."},
+        **COMMON_ERRORS,
+        **RATE_LIMITED,
         403: {"model": Problem, "description": "The API key lacks the scope this needs."},
-        429: {
-            "model": Problem,
-            "description": "Too many requests from this API key, or (starting a workflow) its "
-            "tenant runs as many workflows as it may; retry after `Retry-After` seconds.",
-        },
     },
 )
 
@@ -78,6 +76,8 @@ WorkflowId = Annotated[str, Path(description="The id returned when the workflow 
 _WORKFLOW_ID = re.compile(r"^wf_[0-9a-f]{32}$")
 _STREAM_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 _CURSOR = r"^\d{17}-wf_[0-9a-f]{32}$"
+# Kafka away is usually a broker restart or a leader election: seconds.
+_QUEUE_RETRY_AFTER_S = 2
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {
         "model": Problem,
@@ -132,16 +132,23 @@ def _tenant_for(caller: Caller, asked: str | None, *, doing: str) -> str:
             "description": "The API key lacks the `start` scope, or names another tenant "
             "without being an admin key.",
         },
-        413: {"model": Problem, "description": "The request body is larger than allowed."},
+        **BODY_ERRORS,
         422: {
-            "description": "The request body is malformed, or asks for more than a bound or "
-            "than its tenant's ceiling; the detail says which."
+            "model": Invalid,
+            "description": "The request is malformed, or asks for more than a bound or than "
+            "its tenant's ceiling, or reuses an `Idempotency-Key` for another request; the "
+            "detail says which.",
+        },
+        429: {
+            **RATE_LIMITED[429],
+            "description": "Too many requests from this API key, or its tenant runs as many "
+            "workflows as it may; retry after `Retry-After`.",
         },
         503: {
-            "model": Problem,
-            "description": "Kafka could not take the request. Without an `Idempotency-Key` "
-            "nothing was started: retry. With one, the workflow waits to be sent: retry with "
-            "the same key, which sends it.",
+            **COMMON_ERRORS[503],
+            "description": "Redis, or Kafka, could not take the request. Without an "
+            "`Idempotency-Key` nothing was started: retry. With one, the workflow waits to be "
+            "sent: retry with the same key, which sends it.",
         },
     },
     summary="Start a workflow",
@@ -252,7 +259,11 @@ def _unavailable(*, keyed: bool) -> JSONResponse:
         if keyed
         else "the workflow could not be queued; please retry"
     )
-    return JSONResponse({"detail": detail}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return JSONResponse(
+        {"detail": detail},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(_QUEUE_RETRY_AFTER_S)},
+    )
 
 
 async def _fail_unpublished(store: WorkflowStore, request: WorkflowRequested) -> None:
@@ -336,6 +347,7 @@ async def get_workflow(workflow_id: WorkflowId, state: State, caller: Reader) ->
     "/{workflow_id}/cancel",
     response_model=WorkflowCancelledView,
     responses={
+        **BODY_ERRORS,
         **_NOT_FOUND,
         409: {"model": Problem, "description": "The workflow has already ended."},
     },
@@ -400,8 +412,9 @@ async def list_calls(
         400: {"model": Problem, "description": "Malformed Last-Event-ID."},
         **_NOT_FOUND,
         429: {
-            "model": Problem,
-            "description": "This replica serves its most streams, in all or for this caller.",
+            **RATE_LIMITED[429],
+            "description": "Too many requests from this API key, or this replica serves its "
+            "most streams, in all or for this caller; retry after `Retry-After`.",
         },
     },
     summary="Follow a workflow's events live (Server-Sent Events)",
