@@ -1,0 +1,311 @@
+"""The asyncio client: the blocking client's methods, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+from httpx_sse import EventSource, SSEError
+from pydantic import BaseModel
+
+from tributary_client import _requests
+from tributary_client._config import DEFAULT_TIMEOUT, resolve_config
+from tributary_client._errors import TributaryError, error_from_response
+from tributary_client._events import WorkflowEvent
+from tributary_client._models import (
+    CallList,
+    Key,
+    KeyCreated,
+    KeyList,
+    RecordedCall,
+    Workflow,
+    WorkflowAccepted,
+    WorkflowCancelled,
+    WorkflowOptions,
+    WorkflowPage,
+    WorkflowSummary,
+)
+from tributary_client._resume import Resumption, as_connection_error
+from tributary_client._retry import RetryPolicy
+from tributary_client._shared import (
+    accepted,
+    client_headers,
+    read_timeout_until,
+    remaining,
+    wait_timed_out,
+)
+
+__all__ = ["AsyncTributary"]
+
+M = TypeVar("M", bound=BaseModel)
+
+# Looked up at each call, so tests can count the waits instead of sitting through them.
+_sleep = asyncio.sleep
+
+
+class AsyncTributary:
+    """An asyncio client of the Tributary HTTP API (``async with AsyncTributary() as client``).
+
+    ``base_url`` and ``api_key`` default to ``TRIBUTARY_URL`` and
+    ``TRIBUTARY_API_KEY``. Pass ``transport`` (e.g. ``httpx.MockTransport``) or
+    a whole ``http_client`` to change how requests travel; a given
+    ``http_client`` stays open when this client closes.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        *,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self._config = resolve_config(base_url, api_key, env=env)
+        self._timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.retry = retry or RetryPolicy()
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(transport=transport, timeout=self._timeout)
+        self._headers = client_headers(self._config.api_key)
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # Workflows
+
+    async def start(
+        self,
+        task: str,
+        *,
+        max_steps: int | None = None,
+        token_budget: int | None = None,
+        cost_budget_usd: float | None = None,
+        deadline_s: int | None = None,
+        on_budget_exhausted: str | None = None,
+        metadata: Mapping[str, str | int | float | bool] | None = None,
+        idempotency_key: str | None = None,
+        tenant_id: str | None = None,
+    ) -> WorkflowAccepted:
+        """Start a workflow; it runs on its own. ``idempotency_key`` makes retries safe."""
+        options = WorkflowOptions(
+            max_steps=max_steps,
+            token_budget=token_budget,
+            cost_budget_usd=cost_budget_usd,
+            deadline_s=deadline_s,
+            on_budget_exhausted=on_budget_exhausted,
+            metadata=dict(metadata or {}),
+        )
+        response = await self._send(
+            _requests.start(
+                task, options=options, tenant_id=tenant_id, idempotency_key=idempotency_key
+            )
+        )
+        return accepted(response)
+
+    async def get(self, workflow_id: str) -> Workflow:
+        """The workflow's state: status, steps, result, usage, budget."""
+        return await self._model(Workflow, _requests.get(workflow_id))
+
+    async def list(
+        self, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+    ) -> WorkflowPage:
+        """One page of workflows, newest first; pass ``next_cursor`` back as ``cursor``."""
+        return await self._model(
+            WorkflowPage, _requests.list_page(limit=limit, cursor=cursor, tenant=tenant)
+        )
+
+    async def iter_workflows(
+        self, *, page_size: int = 100, tenant: str | None = None
+    ) -> AsyncIterator[WorkflowSummary]:
+        """Every workflow, newest first, fetching pages as it goes."""
+        cursor: str | None = None
+        while True:
+            page = await self.list(limit=page_size, cursor=cursor, tenant=tenant)
+            for summary in page.workflows:
+                yield summary
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def cancel(self, workflow_id: str, *, reason: str | None = None) -> WorkflowCancelled:
+        """Cancel a running workflow; ``ConflictError`` if it has already ended."""
+        return await self._model(WorkflowCancelled, _requests.cancel(workflow_id, reason=reason))
+
+    async def calls(
+        self, workflow_id: str, *, step_id: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[RecordedCall]:
+        """The workflow's recorded LLM and tool calls so far, in order, over every page."""
+        after = "0"
+        while True:
+            page = await self._model(
+                CallList,
+                _requests.calls_page(workflow_id, after=after, limit=page_size, step_id=step_id),
+            )
+            for call in page.calls:
+                yield call
+            if page.next_after is None:
+                return
+            after = page.next_after
+
+    async def input(self, workflow_id: str, *, request_id: str, answer: Any) -> None:
+        """Answer a workflow's request for input (``request_id`` names the request).
+
+        Needs a gateway that serves ``POST /v1/workflows/{id}/input``.
+        """
+        await self._send(_requests.input_answer(workflow_id, request_id=request_id, answer=answer))
+
+    async def delete(self, workflow_id: str) -> None:
+        """Delete an ended workflow; ``ConflictError`` while it runs.
+
+        Needs a gateway that serves ``DELETE /v1/workflows/{id}``.
+        """
+        await self._send(_requests.delete(workflow_id))
+
+    # Following a workflow
+
+    def stream(
+        self, workflow_id: str, *, last_event_id: str | None = None, calls: bool = False
+    ) -> AsyncIterator[WorkflowEvent]:
+        """The workflow's events, live, until its last one (completed, failed or cancelled).
+
+        A dropped connection, or a 429/5xx answer, is ridden out: it reconnects
+        with ``Last-Event-ID`` (after ``Retry-After`` or a backoff), so no
+        event is missed or repeated. ``calls=True`` adds the call records.
+        """
+        return self._follow(
+            Resumption(workflow_id, last_event_id=last_event_id, calls=calls, policy=self.retry),
+            deadline=None,
+        )
+
+    async def wait(
+        self,
+        workflow_id: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 (the blocking client's call, awaited)
+        on_event: Callable[[WorkflowEvent], object] | None = None,
+    ) -> Workflow:
+        """Wait until the workflow ends; its final state.
+
+        Follows the event stream (riding out dropped connections) to the last
+        event, then reads the workflow. ``WaitTimeoutError`` once ``timeout``
+        seconds have passed first. ``on_event`` sees each event once, in order.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        resumption = Resumption(workflow_id, last_event_id=None, calls=False, policy=self.retry)
+        async for event in self._follow(resumption, deadline=deadline):
+            if on_event is not None:
+                on_event(event)
+            if deadline is not None and remaining(deadline) <= 0 and not resumption.finished:
+                raise wait_timed_out(resumption)
+        return await self.get(workflow_id)
+
+    async def _follow(
+        self, resumption: Resumption, *, deadline: float | None
+    ) -> AsyncIterator[WorkflowEvent]:
+        while True:
+            try:
+                async for event in self._connection(resumption, deadline):
+                    yield event
+                if resumption.finished:
+                    return
+                error: TributaryError = resumption.ended_early()
+            except TributaryError as failed:
+                error = failed
+            if deadline is not None and remaining(deadline) <= 0:
+                raise wait_timed_out(resumption) from error
+            delay = resumption.retry_delay(error)
+            if deadline is not None:
+                delay = min(delay, remaining(deadline))
+            await _sleep(delay)
+
+    async def _connection(
+        self, resumption: Resumption, deadline: float | None
+    ) -> AsyncIterator[WorkflowEvent]:
+        request = resumption.request()
+        timeout = read_timeout_until(self._timeout, deadline)
+        try:
+            async with self._http.stream(
+                request.method,
+                self._url(request.path),
+                params=dict(request.params),
+                headers={**self._headers, **request.headers},
+                timeout=timeout,
+            ) as response:
+                if response.is_error:
+                    await response.aread()
+                    raise error_from_response(response)
+                async for sse in EventSource(response).aiter_sse():
+                    event = WorkflowEvent.decode(event=sse.event, id=sse.id, data=sse.data)
+                    if resumption.accept(event):
+                        yield event
+                    if resumption.finished:
+                        return
+        except httpx.TransportError as error:
+            raise as_connection_error(error) from error
+        except SSEError as error:
+            raise TributaryError(f"not an event stream: {error}") from error
+
+    # API keys (admin keys only)
+
+    async def create_key(
+        self, tenant_id: str, *, scopes: builtins.list[str] | None = None, label: str = ""
+    ) -> KeyCreated:
+        """Issue a key for ``tenant_id``; the answer's ``key`` is shown only this once."""
+        return await self._model(
+            KeyCreated, _requests.create_key(tenant_id=tenant_id, scopes=scopes, label=label)
+        )
+
+    async def list_keys(self, *, tenant: str | None = None) -> builtins.list[Key]:
+        """The API keys (never the keys themselves), oldest first."""
+        return (await self._model(KeyList, _requests.list_keys(tenant=tenant))).keys
+
+    async def revoke_key(self, key_id: str) -> None:
+        """Revoke a key: every gateway replica refuses it from its next request on."""
+        await self._send(_requests.revoke_key(key_id))
+
+    # Plumbing
+
+    def _url(self, path: str) -> str:
+        return self._config.base_url + path
+
+    async def _model(self, model: type[M], request: _requests.Request) -> M:
+        return model.model_validate((await self._send(request)).json())
+
+    async def _send(self, request: _requests.Request) -> httpx.Response:
+        try:
+            response = await self._http.request(
+                request.method,
+                self._url(request.path),
+                params=dict(request.params),
+                json=request.json,
+                headers={**self._headers, **request.headers},
+                timeout=self._timeout,
+            )
+        except httpx.TransportError as error:
+            raise as_connection_error(error) from error
+        if response.is_error:
+            raise error_from_response(response)
+        return response
