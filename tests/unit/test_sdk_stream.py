@@ -161,3 +161,9 @@ def test_wait_gives_up_at_its_timeout(slept: list[float]) -> None:
         pytest.raises(WaitTimeoutError),
     ):
         client.wait(WORKFLOW_ID, timeout=0.0)
+
+
+def test_wait_reports_a_refusal_as_itself_even_at_its_timeout(slept: list[float]) -> None:
+    log = FakeEventLog(errors=[httpx.Response(401, json={"detail": "revoked"})])
+    with sync_client(log) as client, pytest.raises(AuthenticationError):
+        client.wait(WORKFLOW_ID, timeout=0.0)

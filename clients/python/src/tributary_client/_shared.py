@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from importlib.metadata import PackageNotFoundError, version
 
 import httpx
 
@@ -12,7 +13,10 @@ from tributary_client._resume import Resumption
 
 __all__ = ["accepted", "client_headers", "read_timeout_until", "remaining", "wait_timed_out"]
 
-VERSION = "0.1.0"
+try:
+    VERSION = version("tributary-client")
+except PackageNotFoundError:  # imported from a source tree, not installed
+    VERSION = "0.0.0"
 
 
 def client_headers(api_key: str) -> dict[str, str]:

@@ -228,10 +228,10 @@ class Tributary:
                 error: TributaryError = resumption.ended_early()
             except TributaryError as failed:
                 error = failed
-            if deadline is not None and remaining(deadline) <= 0:
-                raise wait_timed_out(resumption) from error
-            delay = resumption.retry_delay(error)
+            delay = resumption.retry_delay(error)  # raises the errors that retrying cannot fix
             if deadline is not None:
+                if remaining(deadline) <= 0:
+                    raise wait_timed_out(resumption) from error
                 delay = min(delay, remaining(deadline))
             _sleep(delay)
 
