@@ -89,7 +89,11 @@ NOT_MODELLED = {
     "Problem",
     "HTTPValidationError",
     "ValidationError",
+    "FieldError",
+    "Invalid",
     "Scope",
+    # /readyz is for probes, not for clients of the API.
+    "Readiness",
 }
 # Fields the SDK adds from elsewhere than the body.
 SDK_ONLY = {("WorkflowAccepted", "replayed")}
