@@ -226,7 +226,7 @@ WRAPPERS = frozenset(
 
 
 def production_files() -> list[Path]:
-    roots = [REPO / "shared" / "src", REPO / "shared" / "devtools" / "src"]
+    roots = [REPO / "shared" / "src", REPO / "shared" / "devtools" / "src", REPO / "cli" / "src"]
     roots += sorted((REPO / "services").glob("*/src")) + sorted((REPO / "tools").glob("*/src"))
     return sorted(path for root in roots for path in root.rglob("*.py"))
 

@@ -1,23 +1,33 @@
-"""What a command runs with: where its output goes and how it reaches the stores.
+"""What a command runs with: where its output goes and how it reaches the deployment.
 
 Commands never read the environment or open connections themselves; tests give
-them a context over the in-memory twins.
+them a context over the in-memory twins. The deployment's context reads each
+part's settings only when a command opens it: the key commands need Redis, the
+replay commands Kafka alone, and neither needs the other's settings to be valid.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from redis.exceptions import RedisError
+
+from tributary_cli.replay.source import EventsRead, read_workflow_events
 from tributary_shared.core.ports import ApiKeyStore
 from tributary_shared.runtime.apikeys import RedisApiKeyStore
+from tributary_shared.runtime.kafka.security import kafka_security
 from tributary_shared.runtime.redis_client import redis_client
-from tributary_shared.runtime.settings import RedisSettings, load_settings
+from tributary_shared.runtime.settings import KafkaSettings, RedisSettings, load_settings
 
-__all__ = ["CommandContext", "redis_context"]
+__all__ = ["CommandContext", "Unreachable", "deployment_context"]
+
+
+class Unreachable(Exception):
+    """A store the command needs did not answer; the message names it (never credentials)."""
 
 
 def _print(line: str) -> None:
@@ -28,27 +38,50 @@ def _print_error(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _no_key_store() -> AbstractAsyncContextManager[ApiKeyStore]:
+    raise Unreachable("no key store is configured for this command")
+
+
+async def _no_workflow_events(workflow_id: str) -> EventsRead:
+    raise Unreachable("no event source is configured for this command")
+
+
 @dataclass(frozen=True)
 class CommandContext:
-    key_store: Callable[[], AbstractAsyncContextManager[ApiKeyStore]]
+    key_store: Callable[[], AbstractAsyncContextManager[ApiKeyStore]] = _no_key_store
     """Opens the API key store for the length of one command."""
+    workflow_events: Callable[[str], Awaitable[EventsRead]] = _no_workflow_events
+    """Reads one workflow's events from Kafka (never from Redis)."""
     where: str = "the key store"
-    """Where the stores are, for error messages (no credentials in it)."""
+    """Where the key store is, for error messages (no credentials in it)."""
     say: Callable[[str], None] = field(default=_print)
     warn: Callable[[str], None] = field(default=_print_error)
 
 
-def redis_context() -> CommandContext:
-    """The stores of the deployment named by the environment, as the services find them."""
+@asynccontextmanager
+async def _redis_key_store() -> AsyncIterator[ApiKeyStore]:
     settings = load_settings(RedisSettings)
-
-    @asynccontextmanager
-    async def key_store() -> AsyncIterator[ApiKeyStore]:
-        redis = redis_client(settings)
-        try:
-            yield RedisApiKeyStore(redis)
-        finally:
-            await redis.aclose()
-
     address = urlsplit(settings.redis_url.get_secret_value())  # the host only is shown
-    return CommandContext(key_store=key_store, where=f"Redis at {address.hostname}:{address.port}")
+    redis = redis_client(settings)
+    try:
+        yield RedisApiKeyStore(redis)
+    except (RedisError, OSError) as exc:
+        where = f"Redis at {address.hostname}:{address.port}"
+        raise Unreachable(f"cannot reach {where}: {exc}") from None
+    finally:
+        await redis.aclose()
+
+
+async def _kafka_workflow_events(workflow_id: str) -> EventsRead:
+    settings = load_settings(KafkaSettings)
+    return await read_workflow_events(
+        workflow_id,
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        security=kafka_security(settings),
+        client_id=f"{settings.kafka_client_id}-replay",
+    )
+
+
+def deployment_context() -> CommandContext:
+    """The deployment named by the environment, reached as the services reach it."""
+    return CommandContext(key_store=_redis_key_store, workflow_events=_kafka_workflow_events)
