@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import ValidationError
@@ -98,43 +100,64 @@ async def read_workflow_events(
     Raises ``KafkaUnavailable`` when Kafka cannot be reached within ``timeout_s``, or a
     read makes no progress for as long.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        **security.client_kwargs(),
-        client_id=client_id,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
     where = f"Kafka at {bootstrap_servers}"
     try:
         async with asyncio.timeout(timeout_s):
-            await consumer.start()
-            tps = await _workflow_partitions(consumer, workflow_id, topic_names)
-            ends: dict[TopicPartition, int] = await consumer.end_offsets(tps) if tps else {}
-        return await _read(consumer, workflow_id, ends, timeout_s=timeout_s)
+            partitions = await _partitions_of_topics(
+                bootstrap_servers, security=security, client_id=client_id
+            )
+        tps = [
+            TopicPartition(name, partition_of(workflow_id, partitions[name]))
+            for name in topic_names
+            if partitions.get(name)
+        ]
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            **security.client_kwargs(),
+            client_id=client_id,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        try:
+            async with asyncio.timeout(timeout_s):
+                await consumer.start()
+                ends: dict[TopicPartition, int] = await consumer.end_offsets(tps) if tps else {}
+            return await _read(consumer, workflow_id, ends, timeout_s=timeout_s)
+        finally:
+            await _bounded(consumer.stop(), timeout_s)
     except TimeoutError:
         raise KafkaUnavailable(f"{where} did not answer within {timeout_s:g} s") from None
     except (KafkaError, OSError) as exc:
         raise KafkaUnavailable(f"cannot reach {where}: {exc}") from None
+
+
+async def _partitions_of_topics(
+    bootstrap_servers: str, *, security: KafkaSecurity, client_id: str
+) -> dict[str, list[int]]:
+    """Every topic's partition ids. All topics are asked for: a metadata request naming
+    a topic that does not exist would create it on a broker that allows that."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, **security.client_kwargs(), client_id=client_id
+    )
+    try:
+        await admin.start()
+        described: list[dict[str, Any]] = await admin.describe_topics(None)
     finally:
-        try:
-            async with asyncio.timeout(timeout_s):
-                await consumer.stop()
-        except (TimeoutError, KafkaError, OSError):
-            pass  # nothing to release that outlives the process
+        await admin.close()
+    return {
+        str(topic["topic"]): sorted(int(p["partition"]) for p in topic.get("partitions") or ())
+        for topic in described
+        if topic.get("error_code", 0) == 0
+    }
 
 
-async def _workflow_partitions(
-    consumer: AIOKafkaConsumer, workflow_id: str, topic_names: Sequence[str]
-) -> list[TopicPartition]:
-    existing = await consumer.topics()  # also refreshes the cluster's metadata
-    tps: list[TopicPartition] = []
-    for name in topic_names:
-        partitions = consumer.partitions_for_topic(name) if name in existing else None
-        if partitions:
-            tps.append(TopicPartition(name, partition_of(workflow_id, partitions)))
-    return tps
+async def _bounded(closing: Awaitable[None], timeout_s: float) -> None:
+    try:
+        async with asyncio.timeout(timeout_s):
+            await closing
+    except (TimeoutError, KafkaError, OSError):
+        pass  # nothing to release that outlives the process
 
 
 async def _read(
@@ -145,6 +168,8 @@ async def _read(
     timeout_s: float,
 ) -> EventsRead:
     key = workflow_id.encode()
+    if not ends:
+        return EventsRead(events=[], partitions={})
     consumer.assign(list(ends))
     await consumer.seek_to_beginning(*ends)
     remaining = {tp for tp, end in ends.items() if end > 0}
