@@ -20,15 +20,15 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
-from tests.integration.test_dag_e2e import DIAMOND, plan_rule
+from tests.integration.test_dag_e2e import DIAMOND
 from tests.support.client import GatewayClient
+from tests.support.recovery import agent_calls_per_step
 from tributary_cli.replay.source import REPLAYED_TOPICS, partition_of
 from tributary_devstack.infra import infra_env, kafka_client_security, without_owned
 from tributary_devstack.kafka_admin import describe_partitions_async
 from tributary_devstack.stack import Stack
 from tributary_scripted_llm import ScriptedLLMAdmin
 from tributary_shared.core.keys import PREFIX
-from tributary_shared.core.topics import WORKFLOW_CALLS
 
 pytestmark = pytest.mark.integration
 
@@ -142,7 +142,15 @@ async def test_a_run_replays_from_kafka_alone_and_from_its_export(
     stack: Stack,
     tmp_path: Path,
 ) -> None:
-    plan_rule(llm_admin, marker, DIAMOND)
+    # The plan's first try is refused with a 429: the planner's call has two tries.
+    llm_admin.add_rule(
+        contains=marker,
+        schema_name="tributary_plan",
+        responses=[
+            {"status": 429, "headers": {"Retry-After": "1"}},
+            {"json": {"steps": DIAMOND}},
+        ],
+    )
     workflow_id, _, state = await gateway.run(
         f"Diamond replay {marker}", options={"token_budget": 200_000}
     )
@@ -160,6 +168,36 @@ async def test_a_run_replays_from_kafka_alone_and_from_its_export(
     assert from_kafka["events"][0]["type"] == "workflow.requested"
     assert from_kafka["problems"] == []
 
+    # Every request the model server received for the workflow is one try of a call
+    # the timeline shows, the planner's refused one included, and each step's in it.
+    calls = all_calls(from_kafka)
+    llm_calls = [call for call in calls if call["kind"] == "llm"]
+    assert sum(len(call["tries"]) for call in llm_calls) == len(llm_admin.requests(contains=marker))
+    [planning] = from_kafka["planning"]["calls"]
+    assert [t["error"]["code"] if t["error"] else None for t in planning["tries"]] == [
+        "llm_rate_limited",
+        None,
+    ]
+    assert len(from_kafka["synthesis"]["calls"]) == 1
+    per_step = agent_calls_per_step(llm_admin, state)
+    for step in from_kafka["steps"]:
+        step_calls = [c for a in step["attempts"] for i in a["iterations"] for c in i["calls"]]
+        tries = sum(len(c["tries"]) for c in step_calls if c["kind"] == "llm")
+        assert tries == per_step[step["step_id"]], step["step_id"]
+    tools = {
+        step["step_id"]: [
+            (c["name"], c["outcome"], c["result"])
+            for a in step["attempts"]
+            for i in a["iterations"]
+            for c in i["calls"]
+            if c["kind"] == "tool"
+        ]
+        for step in from_kafka["steps"]
+    }
+    assert tools["s1"] == [("calculator", "ran", tools["s1"][0][2])]
+    assert "42" in tools["s1"][0][2]
+    assert "7" in tools["s2"][0][2]
+
     # The partition the command computes is where the producer put the events: every
     # message keyed by the workflow, read from every partition, sits on that one.
     security = kafka_client_security(stack.config)
@@ -169,14 +207,14 @@ async def test_a_run_replays_from_kafka_alone_and_from_its_export(
     async with asyncio.timeout(60):
         for topic in REPLAYED_TOPICS:
             holding = await partitions_holding(stack, workflow_id, topic, counts[topic])
-            expected = {partition_of(workflow_id, range(counts[topic]))}
-            # Call records: once the services record calls.
-            assert holding == expected or (topic == WORKFLOW_CALLS.name and not holding), topic
+            assert holding == {partition_of(workflow_id, range(counts[topic]))}, topic
 
     text = await tributary(env, "replay", workflow_id)
     assert text.status == 0, text.stderr
     for section in ("Request", "Planning", "Step s1", "Step s2", "Step s3", "Outcome"):
         assert f"\n{section}" in text.stdout
+    assert "tool call #1 calculator" in text.stdout
+    assert "failed: llm_rate_limited" in text.stdout
 
     export = tmp_path / "run.jsonl"
     exported = await tributary(env, "events", "export", workflow_id, "-o", str(export))
