@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 
 from redis.exceptions import RedisError
@@ -42,6 +43,8 @@ def main(
     context: Callable[[], CommandContext] = deployment_context,
 ) -> int:
     args = build_parser().parse_args(argv)
+    # aiokafka logs each failed connection attempt; the command says once what failed.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     ctx = context()
     try:
         status: int = asyncio.run(args.run(args, ctx))

@@ -19,7 +19,7 @@ from typing import Any
 from tributary_cli.context import CommandContext
 from tributary_cli.replay.render import as_json, render_text
 from tributary_cli.replay.source import NotAnExport, read_export
-from tributary_cli.replay.timeline import build_timeline
+from tributary_cli.replay.timeline import build_timeline, in_timeline_order
 from tributary_shared.core.events import AnyEvent
 
 __all__ = ["events_on_kafka", "register"]
@@ -138,7 +138,7 @@ async def _rerun(
             raise
         ctx.warn("error: --rerun is not available: this installation has no rerun engine")
         return 2
-    report = await engine.rerun(events, live_from=live_from)
+    report = await engine.rerun(in_timeline_order(events), live_from=live_from)
     if as_data:
         ctx.say(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:
