@@ -44,7 +44,7 @@ from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_b
 from tributary_shared.runtime.kafka.security import kafka_security
 from tributary_shared.runtime.llm.admission import Admission, CallAdmission, RedisDeploymentGate
 from tributary_shared.runtime.llm.client import LLMClient
-from tributary_shared.runtime.llm.metered import WorkflowLLMs
+from tributary_shared.runtime.llm.metered import CompletionClient, WorkflowLLMs
 from tributary_shared.runtime.logs import configure_logging
 from tributary_shared.runtime.outage_riding import riding_out_outages
 from tributary_shared.runtime.outbox import SentMarkingPublisher
@@ -95,7 +95,7 @@ class WorkerResources:
 
 def workflow_llms(
     ports: Ports,
-    client: LLMClient,
+    client: CompletionClient,
     *,
     llm_settings: LLMSettings,
     budget_settings: BudgetSettings,

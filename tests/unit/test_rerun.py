@@ -1,0 +1,300 @@
+"""``tributary replay --rerun``: a recorded workflow run again by the current code.
+
+A workflow with a DAG plan and tool calls is recorded in-process (the real
+handlers, the scripted LLM behind the real SDK), then rerun from its events.
+What the guarantees protect is counted where it happens: requests the scripted
+server received, per caller and step, and runs of a counting tool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+import pytest
+from pydantic import BaseModel
+
+from tests.support.call_recorder import CallRecords, RecordingLLM, recording_tools
+from tests.support.scripted import PLAN_FORMAT, ScriptedEndpoint, rule
+from tributary_agent_runner import loop
+from tributary_agent_runner.tools.calculator import calculator_tool
+from tributary_agent_runner.tools.registry import Tool, ToolError, ToolRegistry
+from tributary_cli.replay.pipeline import Pipeline, ServiceSettings
+from tributary_cli.replay.rerun import RerunEnvironment, RerunImpossible, rerun
+from tributary_scripted_llm import Rule
+from tributary_shared.core.events import (
+    AnyEvent,
+    LLMCalled,
+    ToolCalled,
+    WorkflowOptions,
+    WorkflowRequested,
+    decode_event,
+    encode_event,
+)
+from tributary_shared.core.untrusted import untrusted
+from tributary_synthesizer import synthesis
+
+TASK = "collect alpha; collect beta; combine both"
+PLAN = {
+    "steps": [
+        {"title": "collect alpha", "instruction": "Collect alpha.", "complexity": "low"},
+        {"title": "collect beta", "instruction": "Collect beta.", "complexity": "medium"},
+        {
+            "title": "combine both",
+            "instruction": "Combine alpha and beta.",
+            "complexity": "high",
+            "depends_on": [1, 2],
+        },
+    ]
+}
+
+
+class LookupArgs(BaseModel):
+    key: str
+
+
+@dataclass
+class Lookup:
+    """A tool that counts its runs; a key it does not know is a tool error."""
+
+    runs: list[str] = field(default_factory=list)
+    description: str = "Look a key up."
+
+    @property
+    def tool(self) -> Tool[LookupArgs]:
+        return Tool(
+            name="lookup", description=self.description, args_model=LookupArgs, run=self._run
+        )
+
+    async def _run(self, args: LookupArgs) -> str:
+        self.runs.append(args.key)
+        if args.key == "nothing":
+            raise ToolError("no such key: nothing")
+        return f"the value of {args.key} is 42"
+
+
+@dataclass
+class Recorded:
+    events: list[AnyEvent]
+    endpoint: ScriptedEndpoint
+    lookup: Lookup
+
+
+def scripted() -> ScriptedEndpoint:
+    return ScriptedEndpoint(
+        rule({"json": PLAN}, schema_name=PLAN_FORMAT),
+        # Step 2 looks up a key it does not know first, then one it knows.
+        Rule.model_validate(
+            {
+                "match": {"last_user_contains": "Your step: collect beta", "has_tools": True},
+                "responses": [
+                    {"tool_calls": [{"name": "lookup", "arguments": {"key": "nothing"}}]},
+                    {"tool_calls": [{"name": "lookup", "arguments": {"key": "beta"}}]},
+                ],
+                "repeat_last": False,
+            }
+        ),
+    )
+
+
+def settings(endpoint: ScriptedEndpoint) -> ServiceSettings:
+    return ServiceSettings(llm=endpoint.settings())
+
+
+async def record_a_workflow() -> Recorded:
+    """A workflow run through the handlers with its calls recorded; its events as the
+    topics carry them."""
+    endpoint = scripted()
+    lookup = Lookup()
+    records = CallRecords(workflow_id="wf_rerun", tenant_id="acme")
+    pipeline = Pipeline(
+        client=RecordingLLM(endpoint.client(), records),
+        tools=recording_tools([calculator_tool, lookup.tool], records),
+        settings=settings(endpoint),
+    )
+    request = WorkflowRequested(
+        workflow_id="wf_rerun",
+        tenant_id="acme",
+        task=TASK,
+        options=WorkflowOptions(token_budget=50_000, deadline_s=120),
+    )
+    record = await pipeline.run(request, deadline_s=120)
+    await pipeline.close()
+    assert record is not None
+    assert record.status.value == "completed"
+    events = [decode_event(encode_event(e)) for e in [*pipeline.published, *records.records]]
+    return Recorded(events, endpoint, lookup)
+
+
+def environment(recorded: Recorded, *, lookup: Lookup | None = None) -> RerunEnvironment:
+    @asynccontextmanager
+    async def tools() -> AsyncIterator[ToolRegistry]:
+        yield ToolRegistry([calculator_tool, (lookup or recorded.lookup).tool])
+
+    return RerunEnvironment(
+        settings=settings(recorded.endpoint),
+        tools=tools,
+        live_llm=lambda: recorded.endpoint.client(),
+    )
+
+
+@pytest.fixture
+async def recorded() -> AsyncIterator[Recorded]:
+    run = await record_a_workflow()
+    yield run
+    await run.endpoint.aclose()
+
+
+def test_the_recording_has_a_dag_plan_tool_calls_and_a_tool_error(recorded: Recorded) -> None:
+    llm = [e for e in recorded.events if isinstance(e, LLMCalled)]
+    tools = [e for e in recorded.events if isinstance(e, ToolCalled)]
+    assert {(e.role, e.step_id) for e in llm} == {
+        ("planner", None),
+        ("agent", "s1"),
+        ("agent", "s2"),
+        ("agent", "s3"),
+        ("synthesizer", None),
+    }
+    assert [(t.step_id, t.failed) for t in tools] == [("s2", True), ("s2", False)]
+    assert recorded.lookup.runs == ["nothing", "beta"]
+
+
+async def test_a_rerun_of_an_unchanged_workflow_has_no_divergence_and_calls_nothing(
+    recorded: Recorded,
+) -> None:
+    requests = len(recorded.endpoint.requests)
+
+    report = await rerun(recorded.events, environment=environment(recorded))
+
+    assert report.divergence is None, report.render()
+    assert report.render().splitlines()[0] == "0 divergences"
+    assert len(recorded.endpoint.requests) == requests  # no model was asked
+    assert recorded.lookup.runs == ["nothing", "beta"]  # no tool ran again
+    llm_calls = sum(isinstance(e, LLMCalled) for e in recorded.events)
+    assert report.llm_calls_replayed == llm_calls
+    assert report.tool_calls_replayed == 2
+    assert (report.llm_calls_live, report.tool_calls_live) == (0, 0)
+    assert report.status == "completed"
+    assert report.final_answer is not None
+    assert report.as_json()["divergences"] == 0
+
+
+async def test_a_changed_agent_prompt_diverges_at_its_step_and_iteration(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tool results now reach the model under another label: the first call that sends
+    # one is step s2's second iteration.
+    def relabelled(text: str, *, source: str) -> str:
+        return untrusted(text, source=source.replace("tool", "tool output of"))
+
+    monkeypatch.setattr(loop, "untrusted", relabelled)
+    requests = len(recorded.endpoint.requests)
+
+    report = await rerun(recorded.events, environment=environment(recorded))
+
+    divergence = report.divergence
+    assert divergence is not None
+    assert (divergence.kind, divergence.role, divergence.step_id, divergence.iteration) == (
+        "prompt",
+        "agent",
+        "s2",
+        2,
+    )
+    assert '-    <untrusted_data source="tool lookup">' in divergence.diff
+    assert '+    <untrusted_data source="tool output of lookup">' in divergence.diff
+    first_line = report.render().splitlines()[0]
+    assert first_line == "1 divergence: prompt at agent, step s2, iteration 2, call 2"
+    assert len(recorded.endpoint.requests) == requests
+
+
+async def test_a_changed_synthesis_prompt_diverges_at_the_synthesis(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(synthesis, "SYSTEM_PROMPT", "Write the final answer.")
+
+    report = await rerun(recorded.events, environment=environment(recorded))
+
+    assert report.divergence is not None
+    assert (report.divergence.kind, report.divergence.role) == ("prompt", "synthesizer")
+    assert "+    Write the final answer." in report.divergence.diff
+
+
+async def test_a_changed_tool_schema_diverges_as_the_tools_offered(recorded: Recorded) -> None:
+    changed = Lookup(description="Look a key up in the new store.")
+
+    report = await rerun(recorded.events, environment=environment(recorded, lookup=changed))
+
+    divergence = report.divergence
+    assert divergence is not None
+    assert (divergence.kind, divergence.step_id, divergence.iteration) == (
+        "tools offered",
+        "s1",
+        1,
+    )
+    assert '+      "description": "Look a key up in the new store.",' in divergence.diff
+    assert changed.runs == []
+
+
+async def test_live_from_a_step_calls_the_model_for_it_and_after_only(recorded: Recorded) -> None:
+    endpoint = recorded.endpoint
+    before = {
+        "planner": len(endpoint.planner_calls()),
+        "alpha": len(endpoint.agent_calls("collect alpha")),
+        "beta": len(endpoint.agent_calls("collect beta")),
+        "combine": len(endpoint.agent_calls("combine both")),
+        "synthesis": len(endpoint.synthesis_calls()),
+    }
+    endpoint.add_rule(  # step 2 live: it looks the key up at once this time
+        rule(
+            {"tool_calls": [{"name": "lookup", "arguments": {"key": "beta"}}]},
+            last_user_contains="Your step: collect beta",
+            has_tool_result=False,
+        )
+    )
+
+    report = await rerun(
+        recorded.events, live_from="collect beta", environment=environment(recorded)
+    )
+
+    assert report.divergence is None, report.render()
+    assert report.live_from == "s2"
+    after = {
+        "planner": len(endpoint.planner_calls()),
+        "alpha": len(endpoint.agent_calls("collect alpha")),
+        "beta": len(endpoint.agent_calls("collect beta")),
+        "combine": len(endpoint.agent_calls("combine both")),
+        "synthesis": len(endpoint.synthesis_calls()),
+    }
+    assert after["planner"] == before["planner"]
+    assert after["alpha"] == before["alpha"]
+    assert after["beta"] == before["beta"] + 2  # the tool call, then the answer
+    assert after["combine"] == before["combine"] + 1
+    assert after["synthesis"] == before["synthesis"] + 1
+    assert recorded.lookup.runs == ["nothing", "beta", "beta"]  # the live step's tool ran
+    assert (report.llm_calls_live, report.tool_calls_live) == (4, 1)
+    assert report.llm_calls_replayed == 2  # the planner's and step 1's
+    assert report.tool_calls_replayed == 0
+    assert report.status == "completed"
+
+
+@pytest.mark.parametrize("name", ["s2", "2", "Collect Beta"])
+async def test_live_from_names_a_step_by_id_number_or_title(recorded: Recorded, name: str) -> None:
+    report = await rerun(recorded.events, live_from=name, environment=environment(recorded))
+    assert report.live_from == "s2"
+
+
+async def test_live_from_an_unknown_step_is_refused(recorded: Recorded) -> None:
+    with pytest.raises(RerunImpossible, match=r"no step 'collect gamma'.*1\. s1 'collect alpha'"):
+        await rerun(recorded.events, live_from="collect gamma", environment=environment(recorded))
+
+
+async def test_events_without_a_request_or_without_call_records_cannot_be_rerun(
+    recorded: Recorded,
+) -> None:
+    no_request = [e for e in recorded.events if e.type != "workflow.requested"]
+    with pytest.raises(RerunImpossible, match=r"no workflow\.requested"):
+        await rerun(no_request, environment=environment(recorded))
+    no_calls = [e for e in recorded.events if not isinstance(e, LLMCalled | ToolCalled)]
+    with pytest.raises(RerunImpossible, match=r"no llm\.called records"):
+        await rerun(no_calls, environment=environment(recorded))
