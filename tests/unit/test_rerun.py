@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import pytest
 from pydantic import BaseModel
 
 from tests.support.call_recorder import CallRecords, RecordingLLM, recording_tools
-from tests.support.scripted import PLAN_FORMAT, ScriptedEndpoint, rule
+from tests.support.scripted import HOST, PLAN_FORMAT, ScriptedEndpoint, deployment, rule
 from tributary_agent_runner import loop
 from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.registry import Tool, ToolError, ToolRegistry
@@ -26,6 +27,7 @@ from tributary_scripted_llm import Rule
 from tributary_shared.core.events import (
     AnyEvent,
     LLMCalled,
+    StepCompleted,
     ToolCalled,
     WorkflowOptions,
     WorkflowRequested,
@@ -81,9 +83,32 @@ class Recorded:
     lookup: Lookup
 
 
+MODEL = "gpt-4o-mini"
+BACKUP = "backup-llm"
+LLM: dict[str, object] = {
+    # The first deployment is down: every call falls back to the second.
+    "TRIBUTARY_LLM_DEPLOYMENTS": {
+        MODEL: [deployment("primary", HOST), deployment("backup", BACKUP)]
+    },
+    "TRIBUTARY_LLM_MAX_BACKOFF_S": 0.01,
+}
+
+
 def scripted() -> ScriptedEndpoint:
-    return ScriptedEndpoint(
+    endpoint = ScriptedEndpoint(
         rule({"json": PLAN}, schema_name=PLAN_FORMAT),
+        # Step 1 is rate limited once (the call is retried), then cut off at its length
+        # limit (a model error: the step re-prompts), then answers.
+        Rule.model_validate(
+            {
+                "match": {"last_user_contains": "Your step: collect alpha"},
+                "responses": [
+                    {"status": 429, "headers": {"Retry-After": "0"}},
+                    {"content": "alpha is", "finish_reason": "length"},
+                ],
+                "repeat_last": False,
+            }
+        ),
         # Step 2 looks up a key it does not know first, then one it knows.
         Rule.model_validate(
             {
@@ -96,10 +121,12 @@ def scripted() -> ScriptedEndpoint:
             }
         ),
     )
+    endpoint.take_down(HOST)
+    return endpoint
 
 
 def settings(endpoint: ScriptedEndpoint) -> ServiceSettings:
-    return ServiceSettings(llm=endpoint.settings())
+    return ServiceSettings(llm=endpoint.settings(**LLM))
 
 
 async def record_a_workflow() -> Recorded:
@@ -109,7 +136,7 @@ async def record_a_workflow() -> Recorded:
     lookup = Lookup()
     records = CallRecords(workflow_id="wf_rerun", tenant_id="acme")
     pipeline = Pipeline(
-        client=RecordingLLM(endpoint.client(), records),
+        client=RecordingLLM(endpoint.client(**LLM), records),
         tools=recording_tools([calculator_tool, lookup.tool], records),
         settings=settings(endpoint),
     )
@@ -135,7 +162,7 @@ def environment(recorded: Recorded, *, lookup: Lookup | None = None) -> RerunEnv
     return RerunEnvironment(
         settings=settings(recorded.endpoint),
         tools=tools,
-        live_llm=lambda: recorded.endpoint.client(),
+        live_llm=lambda: recorded.endpoint.client(**LLM),
     )
 
 
@@ -158,18 +185,26 @@ def test_the_recording_has_a_dag_plan_tool_calls_and_a_tool_error(recorded: Reco
     }
     assert [(t.step_id, t.failed) for t in tools] == [("s2", True), ("s2", False)]
     assert recorded.lookup.runs == ["nothing", "beta"]
+    step_1 = [(e.error.code if e.error else None) for e in llm if e.step_id == "s1"]
+    assert step_1 == ["llm_truncated", None]  # after a 429 retried, then re-prompted
+    # Three requests: the 429, the cut-off answer, the answer.
+    assert len(recorded.endpoint.agent_calls("collect alpha")) == 3
+    served = {e.body.response.deployment for e in llm if e.body and e.body.response}
+    assert served == {"backup"}
+    assert recorded.endpoint.attempts_at(HOST) > 0  # every call fell back from here
 
 
 async def test_a_rerun_of_an_unchanged_workflow_has_no_divergence_and_calls_nothing(
     recorded: Recorded,
 ) -> None:
-    requests = len(recorded.endpoint.requests)
+    endpoint = recorded.endpoint
+    attempts = (endpoint.attempts_at(HOST), endpoint.attempts_at(BACKUP))
 
     report = await rerun(recorded.events, environment=environment(recorded))
 
     assert report.divergence is None, report.render()
     assert report.render().splitlines()[0] == "0 divergences"
-    assert len(recorded.endpoint.requests) == requests  # no model was asked
+    assert (endpoint.attempts_at(HOST), endpoint.attempts_at(BACKUP)) == attempts  # no call
     assert recorded.lookup.runs == ["nothing", "beta"]  # no tool ran again
     llm_calls = sum(isinstance(e, LLMCalled) for e in recorded.events)
     assert report.llm_calls_replayed == llm_calls
@@ -273,7 +308,7 @@ async def test_live_from_a_step_calls_the_model_for_it_and_after_only(recorded: 
     assert after["synthesis"] == before["synthesis"] + 1
     assert recorded.lookup.runs == ["nothing", "beta", "beta"]  # the live step's tool ran
     assert (report.llm_calls_live, report.tool_calls_live) == (4, 1)
-    assert report.llm_calls_replayed == 2  # the planner's and step 1's
+    assert report.llm_calls_replayed == 3  # the planner's and step 1's two
     assert report.tool_calls_replayed == 0
     assert report.status == "completed"
 
@@ -298,3 +333,39 @@ async def test_events_without_a_request_or_without_call_records_cannot_be_rerun(
     no_calls = [e for e in recorded.events if not isinstance(e, LLMCalled | ToolCalled)]
     with pytest.raises(RerunImpossible, match=r"no llm\.called records"):
         await rerun(no_calls, environment=environment(recorded))
+
+
+def asked_otherwise(record: LLMCalled, event_id: str, *, earlier_s: float = 0) -> LLMCalled:
+    """``record`` as another call that asked something else."""
+    assert record.body is not None
+    request = record.body.request.model_copy(
+        update={"messages": ({"role": "user", "content": "something else"},), "messages_kept": 0}
+    )
+    return record.model_copy(
+        update={
+            "event_id": event_id,
+            "started_at": record.started_at - timedelta(seconds=earlier_s),
+            "body": record.body.model_copy(update={"request": request}),
+        }
+    )
+
+
+async def test_a_rerun_replays_the_attempt_and_the_run_that_made_the_outcome(
+    recorded: Recorded,
+) -> None:
+    # Step s2 as if its first attempt had died after one call (asked otherwise) and
+    # attempt 2 made the outcome; the planning as if a planner had died in it earlier.
+    events: list[AnyEvent] = []
+    for event in recorded.events:
+        if isinstance(event, LLMCalled | ToolCalled | StepCompleted) and event.step_id == "s2":
+            event = event.model_copy(update={"attempt": 2})
+        events.append(event)
+    step_2 = next(e for e in recorded.events if isinstance(e, LLMCalled) and e.step_id == "s2")
+    planning = next(e for e in recorded.events if isinstance(e, LLMCalled) and e.role == "planner")
+    events.append(asked_otherwise(step_2, "attempt-1-of-s2"))
+    events.append(asked_otherwise(planning, "an-earlier-planning", earlier_s=5))
+
+    report = await rerun(events, environment=environment(recorded))
+
+    assert report.divergence is None, report.render()
+    assert report.llm_calls_replayed == sum(isinstance(e, LLMCalled) for e in recorded.events)
