@@ -16,7 +16,6 @@ from datetime import timedelta
 import pytest
 from pydantic import BaseModel
 
-from tests.support.call_recorder import CallRecords, RecordingLLM, recording_tools
 from tests.support.scripted import HOST, PLAN_FORMAT, ScriptedEndpoint, deployment, rule
 from tributary_agent_runner import loop
 from tributary_agent_runner.tools.calculator import calculator_tool
@@ -134,10 +133,9 @@ async def record_a_workflow() -> Recorded:
     topics carry them."""
     endpoint = scripted()
     lookup = Lookup()
-    records = CallRecords(workflow_id="wf_rerun", tenant_id="acme")
     pipeline = Pipeline(
-        client=RecordingLLM(endpoint.client(**LLM), records),
-        tools=recording_tools([calculator_tool, lookup.tool], records),
+        client=endpoint.client(**LLM),
+        tools=ToolRegistry([calculator_tool, lookup.tool]),
         settings=settings(endpoint),
     )
     request = WorkflowRequested(
@@ -150,7 +148,7 @@ async def record_a_workflow() -> Recorded:
     await pipeline.close()
     assert record is not None
     assert record.status.value == "completed"
-    events = [decode_event(encode_event(e)) for e in [*pipeline.published, *records.records]]
+    events = [decode_event(encode_event(e)) for e in pipeline.published]
     return Recorded(events, endpoint, lookup)
 
 
@@ -191,7 +189,9 @@ def test_the_recording_has_a_dag_plan_tool_calls_and_a_tool_error(recorded: Reco
     assert len(recorded.endpoint.agent_calls("collect alpha")) == 3
     served = {e.body.response.deployment for e in llm if e.body and e.body.response}
     assert served == {"backup"}
-    assert recorded.endpoint.attempts_at(HOST) > 0  # every call fell back from here
+    tries = [(t.deployment, t.error.code if t.error else None) for e in llm for t in e.tries]
+    assert ("primary", "llm_unavailable") in tries  # handed over to the backup
+    assert ("backup", "llm_rate_limited") in tries  # and retried there
 
 
 async def test_a_rerun_of_an_unchanged_workflow_has_no_divergence_and_calls_nothing(

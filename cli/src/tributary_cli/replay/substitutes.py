@@ -30,6 +30,7 @@ from tributary_shared.core.completions import (
     Message,
     Role,
     ToolCall,
+    TryListener,
     WaitListener,
 )
 from tributary_shared.core.errors import (
@@ -197,6 +198,7 @@ class ReplayingLLM:
         max_tokens: int | None = None,
         context: CallContext | None = None,
         on_wait: WaitListener | None = None,
+        on_try: TryListener | None = None,
     ) -> Completion:
         state = self._state
         step_id = (context.step_id if context is not None else None) or ""
@@ -216,6 +218,7 @@ class ReplayingLLM:
                 max_tokens=max_tokens,
                 context=context,
                 on_wait=on_wait,
+                on_try=on_try,
             )
         recorded = self._next_recorded((role, step_id))
         asked = {
@@ -239,6 +242,9 @@ class ReplayingLLM:
             )
         self._compare(recorded, asked, role=role, step_id=step_id, iteration=iteration)
         state.llm_calls_replayed += 1
+        if on_try is not None:
+            for recorded_try in recorded.record.tries:  # the rerun's record says how it went
+                on_try(recorded_try)
         return _answer(recorded)
 
     def _next_recorded(self, key: CallKey) -> RecordedLLMCall | None:
