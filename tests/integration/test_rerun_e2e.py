@@ -1,0 +1,137 @@
+"""A workflow recorded by the real services, read back from Kafka, reruns with no divergence.
+
+The services run as processes over the real Kafka and Redis with the scripted
+LLM over HTTP. The workflow has a DAG plan (two roots and a join), a calculator
+call, a call rate limited once (429, retried) and a call whose model the endpoint
+does not know (404, handed to the fallback model). Its events and call records
+are read from Kafka as ``tributary replay`` reads them (the workflow's partition
+of each topic), then rerun in this process through the checkout's code, with the
+services' settings: no divergence, and not one request more at the scripted
+server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
+
+from tests.support.client import GatewayClient
+from tests.support.stack import RunningServices, service_env
+from tributary_cli.replay.rerun import rerun
+from tributary_scripted_llm import ScriptedLLMAdmin
+from tributary_shared.core import topics
+from tributary_shared.core.events import AnyEvent, LLMCalled, ToolCalled, decode_event
+
+pytestmark = pytest.mark.integration
+
+MODEL = "gpt-4o-mini"
+
+
+def plan(marker: str) -> list[dict[str, Any]]:
+    return [
+        {"title": "Width", "instruction": f"What is 6 * 7? ({marker}-width)"},
+        {"title": "Height", "instruction": f"What is 3 + 4? ({marker}-height)"},
+        {"title": "Area", "instruction": "Combine the two results", "depends_on": [1, 2]},
+    ]
+
+
+async def workflow_events(bootstrap: str, workflow_id: str) -> list[AnyEvent]:
+    """Every event of the workflow on its partition of each topic (dead letters aside)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        key = workflow_id.encode()
+        partitions = []
+        for spec in topics.ALL_TOPICS:
+            if spec is topics.DEAD_LETTERS:
+                continue
+            known = list(range(spec.partitions))  # as the stack created the topic
+            partitions.append(TopicPartition(spec.name, DefaultPartitioner()(key, known, known)))
+        ends = await consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        found: list[AnyEvent] = []
+        remaining = {tp for tp in partitions if ends[tp] > 0}
+        while remaining:
+            batch = await consumer.getmany(*remaining, timeout_ms=500)
+            for tp, records in batch.items():
+                found += [
+                    decode_event(r.value or b"")
+                    for r in records
+                    if r.offset < ends[tp] and r.key == key
+                ]
+            for tp in list(remaining):
+                if await consumer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def recorded_events(
+    bootstrap: str, workflow_id: str, *, within: float = 30
+) -> list[AnyEvent]:
+    """The workflow's events once the synthesis's call record is among them."""
+    deadline = time.monotonic() + within
+    while True:
+        events = await workflow_events(bootstrap, workflow_id)
+        if any(isinstance(e, LLMCalled) and e.role == "synthesizer" for e in events):
+            return events
+        assert time.monotonic() < deadline, "the synthesis's call record never came"
+        await asyncio.sleep(0.5)
+
+
+async def test_a_recorded_workflow_reruns_through_this_code_with_no_divergence(
+    gateway: GatewayClient,
+    llm_admin: ScriptedLLMAdmin,
+    services: RunningServices,
+    marker: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    llm_admin.add_rule(
+        contains=marker, schema_name="tributary_plan", responses=[{"json": {"steps": plan(marker)}}]
+    )
+    llm_admin.add_rule(
+        contains=f"{marker}-height",
+        responses=[{"status": 429, "headers": {"Retry-After": "1"}}],
+        repeat_last=False,
+    )
+    llm_admin.add_rule(
+        contains=f"{marker}-width",
+        model=MODEL,
+        responses=[
+            {"status": 404, "error": {"message": "no such model", "code": "model_not_found"}}
+        ],
+        repeat_last=False,
+    )
+    workflow_id, _, state = await gateway.run(f"Area of a rectangle {marker}")
+    assert state["status"] == "completed"
+    assert [s["depends_on"] for s in state["steps"]] == [[], [], ["s1", "s2"]]
+
+    events = await recorded_events(services.stack.config.kafka_bootstrap, workflow_id)
+    calls = [e for e in events if isinstance(e, LLMCalled)]
+    tries = [t for call in calls for t in call.tries]
+    assert any(t.error is not None and t.error.code == "llm_rate_limited" for t in tries)
+    assert any(t.error is not None and t.error.code == "llm_model_not_found" for t in tries)
+    assert any(
+        call.body and call.body.response and call.body.response.model != MODEL for call in calls
+    )  # the fallback model answered
+    assert any(isinstance(e, ToolCalled) and e.name == "calculator" for e in events)
+
+    for name, value in service_env(services.llm_base_url).items():
+        monkeypatch.setenv(name, value)
+    requests = len(llm_admin.requests())
+
+    report = await rerun(events)
+
+    assert report.divergence is None, report.render()
+    assert len(llm_admin.requests()) == requests  # no model was asked
+    assert report.llm_calls_replayed == len({c.event_id for c in calls})
+    assert report.tool_calls_replayed >= 2  # a calculator call in each root step
+    assert report.status == "completed"
+    assert report.final_answer == state["result"]
