@@ -34,6 +34,7 @@ from tributary_shared.core.events import (
     encode_event,
 )
 from tributary_shared.core.untrusted import untrusted
+from tributary_synthesizer import service as synthesizer_service
 from tributary_synthesizer import synthesis
 
 TASK = "collect alpha; collect beta; combine both"
@@ -369,3 +370,19 @@ async def test_a_rerun_replays_the_attempt_and_the_run_that_made_the_outcome(
 
     assert report.divergence is None, report.render()
     assert report.llm_calls_replayed == sum(isinstance(e, LLMCalled) for e in recorded.events)
+
+
+async def test_code_that_raises_where_the_recording_went_on_is_reported(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object) -> list[dict[str, str]]:
+        raise RuntimeError("the synthesis prompt cannot be built")
+
+    monkeypatch.setattr(synthesizer_service, "synthesis_messages", broken)
+
+    report = await rerun(recorded.events, environment=environment(recorded))
+
+    assert report.divergence is not None
+    assert (report.divergence.kind, report.divergence.role) == ("handler error", "synthesizer")
+    assert report.divergence.actual == "RuntimeError: the synthesis prompt cannot be built"
+    assert report.render().startswith("1 divergence: handler error at synthesizer\n")

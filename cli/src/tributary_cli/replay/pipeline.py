@@ -61,6 +61,11 @@ SERVICES = ("planner", "agent-runner", "synthesizer")
 class PipelineError(Exception):
     """A handler failed on a delivery (a bug, or events unlike what the store holds)."""
 
+    def __init__(self, message: str, *, service: str = "", event: AnyEvent | None = None) -> None:
+        super().__init__(message)
+        self.service = service
+        self.event = event
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
@@ -159,7 +164,9 @@ class Pipeline:
             try:
                 await self._handlers[service].handle(event)
             except Exception as error:
-                raise PipelineError(f"the {service} failed on {event.type}: {error!r}") from error
+                raise PipelineError(
+                    f"the {service} failed on {event.type}: {error!r}", service=service, event=event
+                ) from error
         raise PipelineError(f"still delivering after {limit} deliveries")
 
     async def close(self) -> None:

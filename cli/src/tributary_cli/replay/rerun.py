@@ -117,7 +117,7 @@ async def rerun(
     recording = recording_of(events)
     live = live_steps(recording, live_from) if live_from is not None else None
     _services_installed()
-    from tributary_cli.replay.pipeline import Pipeline
+    from tributary_cli.replay.pipeline import Pipeline, PipelineError
     from tributary_cli.replay.substitutes import (
         Diverged,
         ReplayingLLM,
@@ -151,6 +151,10 @@ async def rerun(
                     answer = record.result
         except Diverged:
             pass
+        except PipelineError as failed:
+            # The code under test raised where the recorded run went on: a finding too.
+            if state.divergence is None:
+                state.divergence = _handler_error(failed)
         finally:
             await pipeline.close()
     return RerunReport(
@@ -296,6 +300,25 @@ class _Checks:
                 diff=unified_diff(expected, actual),
             )
         )
+
+
+def _handler_error(failed: Exception) -> Divergence:
+    service = getattr(failed, "service", "") or "a service"
+    event = getattr(failed, "event", None)
+    # Only the agent-runner works on one step; the others handle a step's outcome.
+    step = getattr(event, "step", None) if service == "agent-runner" else None
+    cause = failed.__cause__ or failed
+    actual = f"{type(cause).__name__}: {cause}"
+    expected = f"{event.type if event is not None else 'the event'} handled"
+    return Divergence(
+        role=service,
+        step_id=getattr(step, "step_id", None),
+        iteration=None,
+        kind="handler error",
+        expected=expected,
+        actual=actual,
+        diff=unified_diff(expected, actual),
+    )
 
 
 def _render_plan(plan: PlanCreated | None) -> str:
