@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,51 +18,17 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
 from tests.integration.test_dag_e2e import DIAMOND
+from tests.support.cli_runs import cli_env, tributary
 from tests.support.client import GatewayClient
 from tests.support.recovery import agent_calls_per_step
 from tributary_cli.replay.source import REPLAYED_TOPICS, partition_of
-from tributary_devstack.infra import infra_env, kafka_client_security, without_owned
+from tributary_devstack.infra import kafka_client_security
 from tributary_devstack.kafka_admin import describe_partitions_async
 from tributary_devstack.stack import Stack
 from tributary_scripted_llm import ScriptedLLMAdmin
 from tributary_shared.core.keys import PREFIX
 
 pytestmark = pytest.mark.integration
-
-NO_REDIS = "redis://127.0.0.1:1/0"
-"""Nothing listens there: a command that touched Redis would fail."""
-
-
-@dataclass
-class Finished:
-    status: int
-    stdout: str
-    stderr: str
-
-
-def cli_env(stack: Stack) -> dict[str, str]:
-    kafka = {k: v for k, v in infra_env(stack.config).items() if k.startswith("TRIBUTARY_KAFKA")}
-    return {
-        **without_owned(os.environ),
-        **kafka,
-        "TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS": stack.config.kafka_bootstrap,
-        "TRIBUTARY_REDIS_URL": NO_REDIS,
-    }
-
-
-async def tributary(env: dict[str, str], *argv: str) -> Finished:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "tributary_cli",
-        *argv,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode is not None
-    return Finished(process.returncode, stdout.decode(), stderr.decode())
 
 
 async def replay_json(env: dict[str, str], *argv: str) -> dict[str, Any]:

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.partitioner import DefaultPartitioner
 
+from tests.support.cli_runs import NO_KAFKA, cli_env, tributary
 from tests.support.client import GatewayClient
 from tests.support.stack import RunningServices, service_env
 from tributary_cli.replay.rerun import rerun
@@ -92,6 +94,7 @@ async def test_a_recorded_workflow_reruns_through_this_code_with_no_divergence(
     services: RunningServices,
     marker: str,
     monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     llm_admin.add_rule(
         contains=marker, schema_name="tributary_plan", responses=[{"json": {"steps": plan(marker)}}]
@@ -135,3 +138,33 @@ async def test_a_recorded_workflow_reruns_through_this_code_with_no_divergence(
     assert report.tool_calls_replayed >= 2  # a calculator call in each root step
     assert report.status == "completed"
     assert report.final_answer == state["result"]
+
+    # As the operator does it: exported from Kafka, rerun from the file on a machine
+    # with neither Kafka nor Redis, then from Kafka with the last step live.
+    llm = {
+        k: v for k, v in service_env(services.llm_base_url).items() if "LLM" in k or "MODEL" in k
+    }
+    export = tmp_path / "run.jsonl"
+    exported = await tributary(
+        cli_env(services.stack), "events", "export", workflow_id, "-o", str(export)
+    )
+    assert exported.status == 0, exported.stderr
+    offline = cli_env(services.stack, TRIBUTARY_KAFKA_BOOTSTRAP_SERVERS=NO_KAFKA, **llm)
+    from_file = await tributary(offline, "replay", "--from-file", str(export), "--rerun")
+    assert from_file.status == 0, from_file.stdout + from_file.stderr
+    assert from_file.stdout.splitlines()[0] == "0 divergences"
+    assert len(llm_admin.requests()) == requests
+
+    def asked(step: str) -> int:
+        return len(llm_admin.requests(contains=f"Your step: {step}\n"))
+
+    before = {step: asked(step) for step in ("Width", "Height", "Area")}
+    live = await tributary(
+        cli_env(services.stack, **llm), "replay", workflow_id, "--rerun", "--live-from", "Area"
+    )
+    assert live.status == 0, live.stdout + live.stderr
+    assert live.stdout.splitlines()[0] == "0 divergences"
+    # The model was called for the named step (and the synthesis), and not before it.
+    assert asked("Width") == before["Width"]
+    assert asked("Height") == before["Height"]
+    assert asked("Area") > before["Area"]

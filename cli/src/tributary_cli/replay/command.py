@@ -11,7 +11,6 @@ Exit status: 0 shown; 1 no events of the workflow, or Kafka unreachable (or, wit
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -23,8 +22,6 @@ from tributary_cli.replay.timeline import build_timeline, in_timeline_order
 from tributary_shared.core.events import AnyEvent
 
 __all__ = ["events_on_kafka", "register"]
-
-RERUN_MODULE = "tributary_cli.replay.rerun"
 
 
 def register(groups: Any) -> None:
@@ -130,15 +127,14 @@ def _events_from_file(
 async def _rerun(
     ctx: CommandContext, events: list[AnyEvent], *, live_from: str | None, as_data: bool
 ) -> int:
-    # Imported here: the rerun engine is optional for everything else this command does.
+    # Imported here: it loads the services' handlers, which nothing else here needs.
+    from tributary_cli.replay import rerun as engine
+
     try:
-        engine = importlib.import_module(RERUN_MODULE)
-    except ModuleNotFoundError as exc:
-        if exc.name != RERUN_MODULE:
-            raise
-        ctx.warn("error: --rerun is not available: this installation has no rerun engine")
+        report = await engine.rerun(in_timeline_order(events), live_from=live_from)
+    except engine.RerunImpossible as exc:
+        ctx.warn(f"error: cannot rerun: {exc}")
         return 2
-    report = await engine.rerun(in_timeline_order(events), live_from=live_from)
     if as_data:
         ctx.say(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:
