@@ -27,15 +27,22 @@ async def unhandled(bootstrap: str, services: Sequence[str]) -> dict[str, int]:
     await admin.start()
     await reader.start()
     try:
-        await reader.topics()  # loads the partition metadata
+        # The admin's description, not the reader's metadata: ``topics()`` fills a copy,
+        # and ``partitions_for_topic`` would then know no partition at all.
+        described = await admin.describe_topics(None)
+        known = {
+            str(topic["topic"]): sorted(int(p["partition"]) for p in topic.get("partitions") or ())
+            for topic in described
+        }
         counts: dict[str, int] = {}
         for service in services:
             group = subscription(service)
             partitions = [
                 TopicPartition(topic, partition)
                 for topic in group.topics
-                for partition in sorted(reader.partitions_for_topic(topic) or ())
+                for partition in known.get(topic, ())
             ]
+            assert partitions, f"no partitions found for {group.topics}"
             committed = await admin.list_consumer_group_offsets(
                 group.group_id, partitions=partitions
             )
