@@ -93,3 +93,8 @@ async def adapters(backend: str, request: pytest.FixtureRequest) -> AsyncIterato
 @pytest.fixture
 def store(adapters: Adapters) -> WorkflowStore:
     return adapters.store
+
+
+@pytest.fixture
+def listing(adapters: Adapters) -> WorkflowListing:
+    return adapters.listing

@@ -437,6 +437,9 @@ class _CrashingStore:
     async def forget_unsent(self, unsent: Sequence[UnsentEvent]) -> None:
         await self._store.forget_unsent(unsent)
 
+    async def purge(self, workflow_id: str) -> bool:
+        return await self._store.purge(workflow_id)
+
 
 class _BlippingCalls:
     """The shared call-history twin, through which Redis may blip."""

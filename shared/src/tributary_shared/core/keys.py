@@ -5,7 +5,9 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
 
     tributary:v1:wf:{id}          HASH    workflow fields (status, task, result, usage...),
                                           "planning_owner" and "planning_lease_until"
-                                          (the planner's lease)
+                                          (the planner's lease); once the workflow is
+                                          deleted, "purged_at" alone (a tombstone, for the
+                                          retention), so that nothing creates it again
     tributary:v1:wf:{id}:steps    HASH    per step: "<step>:status", "<step>:data" (JSON),
                                           "<step>:event" (its outcome), "<step>:owner" and
                                           "<step>:lease_until" (the runner's lease)
@@ -63,6 +65,7 @@ tag ``{<deployment>}``, so its script stays atomic in one slot:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -131,6 +134,18 @@ class WorkflowKeys:
     def all(self) -> tuple[str, str, str]:
         return (self.workflow, self.steps, self.log)
 
+    def every(self, attempts: Iterable[tuple[str, int]]) -> list[str]:
+        """Every key of the workflow's slot, given each step's id and its attempts so far.
+
+        What deleting the workflow removes; the record comes first.
+        """
+        keys = [*self.all(), self.budget, self.budget_holds, self.budget_expiries]
+        for step_id, attempt in attempts:
+            keys.append(self.tool_effects(step_id))
+            for run in range(attempt + 1):  # attempts count from 1; 0 costs nothing
+                keys.extend((self.tool_calls(step_id, run), self.loop_warned(step_id, run)))
+        return keys
+
 
 def idempotency_key(tenant_id: str, key: str) -> str:
     return f"{PREFIX}:idem:{tenant_id}:{key}"
@@ -154,6 +169,11 @@ def listing_member(created_at: datetime, workflow_id: str) -> str:
 def listing_start(epoch_s: float) -> str:
     """A bound below every listing member of a workflow created at ``epoch_s`` or later."""
     return f"{int(epoch_s * 1_000_000):017d}"
+
+
+def outbox_notes_of(workflow_id: str) -> str:
+    """A ZSCAN pattern matching every outbox note of the workflow (see ``outbox_member``)."""
+    return "\\[" + json.dumps(workflow_id) + ",*"
 
 
 def listing_workflow_id(member: str) -> str:

@@ -24,6 +24,7 @@ from tributary_shared.core.admission import (
 )
 from tributary_shared.core.budget import BudgetLimits, BudgetState, Reservation
 from tributary_shared.core.events import EventEnvelope, TokenUsage, WorkflowRequested
+from tributary_shared.core.listing import LISTING_SCAN_ENTRIES, WorkflowFilter
 from tributary_shared.core.machine import Transition
 from tributary_shared.core.records import Applied, LogEntry, WorkflowPage, WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
@@ -46,6 +47,7 @@ __all__ = [
     "RunningWorkflows",
     "UnsentEvent",
     "WorkflowListing",
+    "WorkflowStillActive",
     "WorkflowStore",
 ]
 
@@ -56,6 +58,14 @@ class IdempotencyKeyReused(Exception):
     def __init__(self, workflow_id: str) -> None:
         super().__init__(f"the key was first used for workflow {workflow_id}")
         self.workflow_id = workflow_id
+
+
+class WorkflowStillActive(Exception):
+    """The workflow has not ended, so its state may not be deleted yet."""
+
+    def __init__(self, status: WorkflowStatus) -> None:
+        super().__init__(f"the workflow is {status}")
+        self.status = status
 
 
 class WorkflowStore(Protocol):
@@ -144,22 +154,44 @@ class WorkflowStore(Protocol):
         """Drop notes the sweeper has dealt with (sent, refused, or long gone)."""
         ...
 
+    async def purge(self, workflow_id: str) -> bool:
+        """Delete an ended workflow: its record, steps, log, budget, call history,
+        effect ledger, and its entries in the listings, deadlines, running set and
+        outbox.
+
+        Returns False when there is no such workflow (never was, expired, or
+        already deleted). Raises ``WorkflowStillActive`` (nothing deleted) while
+        it runs. The workflow's own keys go first, at once, leaving a tombstone:
+        from then on it reads as absent, and neither a retried request nor a
+        late event can create it again; the index entries follow, and one a
+        crash leaves behind is skipped, then dropped, by the listing.
+        """
+        ...
+
 
 class WorkflowListing(Protocol):
     """Workflows by tenant, newest first: what the gateway lists (the workflow store keeps it)."""
 
     async def list_workflows(
-        self, *, tenant_id: str | None, limit: int, cursor: str | None = None
+        self,
+        *,
+        tenant_id: str | None,
+        limit: int,
+        cursor: str | None = None,
+        filters: WorkflowFilter | None = None,
+        scan: int = LISTING_SCAN_ENTRIES,
     ) -> WorkflowPage:
         """Workflows newest first: one tenant's, or every tenant's when ``tenant_id`` is None.
 
-        At most ``limit`` of them, created before the page ``cursor`` came from
-        (``WorkflowPage.next_cursor``); a page may hold fewer than ``limit``
-        while more follow (workflows that expired are skipped), so go on while
-        ``next_cursor`` is set. Lists what was created in the last
-        ``retention + 7 days``: a workflow still running after that (only a
-        default deadline can be that long) drops out of listings, not out of
-        the store.
+        At most ``limit`` of them that pass ``filters``, created before the page
+        ``cursor`` came from (``WorkflowPage.next_cursor``; pass the same filters
+        again). A page reads at most ``scan`` index entries and stops there, so
+        it may hold fewer than ``limit`` while more follow (workflows that
+        expired, were deleted or do not match are skipped): go on while
+        ``next_cursor`` is set. Time bounds seek in the index (``core.listing``).
+        Lists what was created in the last ``retention + 7 days``: a workflow
+        still running after that (only a default deadline can be that long)
+        drops out of listings, not out of the store.
         """
         ...
 

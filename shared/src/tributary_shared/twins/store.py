@@ -12,8 +12,15 @@ from collections.abc import Sequence
 from tributary_shared.core import machine
 from tributary_shared.core.events import EventEnvelope, WorkflowRequested
 from tributary_shared.core.keys import listing_member, listing_workflow_id
+from tributary_shared.core.listing import (
+    LISTING_SCAN_ENTRIES,
+    ListingEntry,
+    ListingRange,
+    WorkflowFilter,
+    scan_listing,
+)
 from tributary_shared.core.machine import Move, Transition
-from tributary_shared.core.ports import IdempotencyKeyReused, UnsentEvent
+from tributary_shared.core.ports import IdempotencyKeyReused, UnsentEvent, WorkflowStillActive
 from tributary_shared.core.records import (
     Applied,
     LogEntry,
@@ -35,6 +42,8 @@ class MemoryWorkflowStore:
         self._unsent: dict[tuple[str, str], float] = {}
         self._listings: dict[str | None, list[str]] = {None: []}
         """Listing members (as in Redis), sorted: every workflow's, and each tenant's."""
+        self.purged: set[str] = set()
+        """Deleted workflows (Redis keeps a tombstone): nothing creates them again."""
         self._positions = itertools.count(1)
         self._appended = asyncio.Condition()
 
@@ -56,7 +65,7 @@ class MemoryWorkflowStore:
         workflow_id, first = self._requests.setdefault(key, (event.workflow_id, fingerprint))
         if first != fingerprint:
             raise IdempotencyKeyReused(workflow_id)
-        if not claimed and workflow_id in self.records:
+        if not claimed and (workflow_id in self.records or workflow_id in self.purged):
             return workflow_id
         create = machine.create(
             event.model_copy(update={"workflow_id": workflow_id}), deadline_at=deadline_at
@@ -68,6 +77,8 @@ class MemoryWorkflowStore:
         return None if claimed else workflow_id
 
     async def apply(self, transition: Transition) -> Applied:
+        if transition.move is Move.CREATE and transition.workflow_id in self.purged:
+            raise machine.TransitionConflict("purged at", "")
         await self.track(transition.events)  # before the write, as in Redis
         record = machine.apply(self.records.get(transition.workflow_id), transition)
         self.records[transition.workflow_id] = record
@@ -132,15 +143,52 @@ class MemoryWorkflowStore:
         return [e for e in log if stream_position(e.stream_id) > start][:count]
 
     async def list_workflows(
-        self, *, tenant_id: str | None, limit: int, cursor: str | None = None
+        self,
+        *,
+        tenant_id: str | None,
+        limit: int,
+        cursor: str | None = None,
+        filters: WorkflowFilter | None = None,
+        scan: int = LISTING_SCAN_ENTRIES,
     ) -> WorkflowPage:
         members = self._listings.get(tenant_id, [])
-        end = bisect.bisect_left(members, cursor) if cursor else len(members)
-        page = members[max(0, end - limit) : end][::-1]
-        return WorkflowPage(
-            records=tuple(self.records[listing_workflow_id(m)] for m in page),
-            next_cursor=page[-1] if len(page) == limit else None,
+
+        async def fetch(window: ListingRange, count: int) -> list[ListingEntry]:
+            end = bisect.bisect_left(members, window.below) if window.below else len(members)
+            start = bisect.bisect_left(members, window.from_) if window.from_ else 0
+            newest = members[max(start, end - count) : end][::-1]
+            return [(m, self.records.get(listing_workflow_id(m))) for m in newest]
+
+        page, stale = await scan_listing(
+            fetch,
+            tenant_id=tenant_id,
+            limit=limit,
+            cursor=cursor,
+            filters=filters or WorkflowFilter(),
+            now=time.time(),
+            scan=scan,
         )
+        for member in stale:
+            members.remove(member)
+        return page
+
+    async def purge(self, workflow_id: str) -> bool:
+        record = self.records.get(workflow_id)
+        if record is None:
+            return False
+        if not record.status.terminal:
+            raise WorkflowStillActive(record.status)
+        self.purged.add(workflow_id)
+        del self.records[workflow_id]
+        self._logs.pop(workflow_id, None)
+        self._deadlines.pop(workflow_id, None)
+        for note in [n for n in self._unsent if n[0] == workflow_id]:
+            del self._unsent[note]
+        member = listing_member(record.created_at, workflow_id)
+        for listing in (None, record.tenant_id):
+            with contextlib.suppress(ValueError):
+                self._listings.get(listing, []).remove(member)
+        return True
 
     async def overdue(self, now: float, *, limit: int = 100) -> list[str]:
         due = sorted((at, wf) for wf, at in self._deadlines.items() if at <= now)

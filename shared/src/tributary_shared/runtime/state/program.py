@@ -19,6 +19,8 @@ PLANNING_OWNER = "planning_owner"
 """Workflow hash field: the token of the planner holding the planning lease."""
 PLANNING_LEASE_UNTIL = "planning_lease_until"
 """Workflow hash field: epoch seconds until which the planning lease holds."""
+PURGED_AT = "purged_at"
+"""Workflow hash field, alone in a deleted workflow's tombstone: when it was deleted."""
 
 
 @dataclass

@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
@@ -44,7 +44,16 @@ from tributary_shared.core.keys import (
     listing_workflow_id,
     outbox_entry,
     outbox_member,
+    outbox_notes_of,
+    running_workflows_key,
     tenant_workflows_key,
+)
+from tributary_shared.core.listing import (
+    LISTING_SCAN_ENTRIES,
+    ListingEntry,
+    ListingRange,
+    WorkflowFilter,
+    scan_listing,
 )
 from tributary_shared.core.machine import (
     Move,
@@ -53,7 +62,7 @@ from tributary_shared.core.machine import (
     TransitionConflict,
     create,
 )
-from tributary_shared.core.ports import IdempotencyKeyReused, UnsentEvent
+from tributary_shared.core.ports import IdempotencyKeyReused, UnsentEvent, WorkflowStillActive
 from tributary_shared.core.records import (
     Applied,
     FinalEvent,
@@ -63,10 +72,16 @@ from tributary_shared.core.records import (
     WorkflowPage,
     WorkflowRecord,
 )
-from tributary_shared.core.status import ACTIVE_WORKFLOW_STATUSES, StepStatus, WorkflowStatus
+from tributary_shared.core.status import (
+    ACTIVE_WORKFLOW_STATUSES,
+    TERMINAL_WORKFLOW_STATUSES,
+    StepStatus,
+    WorkflowStatus,
+)
 from tributary_shared.runtime.state.program import (
     PLANNING_LEASE_UNTIL,
     PLANNING_OWNER,
+    PURGED_AT,
     STEPS,
     WF,
     Program,
@@ -79,7 +94,9 @@ from tributary_shared.runtime.state.program import (
 
 _LUA = resources.files("tributary_shared.runtime.state").joinpath("atomic.lua").read_text()
 _NOTICE_LUA = resources.files("tributary_shared.runtime.state").joinpath("notice.lua").read_text()
+_PURGE_LUA = resources.files("tributary_shared.runtime.state").joinpath("purge.lua").read_text()
 _ACTIVE = sorted(ACTIVE_WORKFLOW_STATUSES)
+_TERMINAL = sorted(TERMINAL_WORKFLOW_STATUSES)
 _FINAL: TypeAdapter[FinalEvent] = TypeAdapter(FinalEvent)
 _OUTCOME: TypeAdapter[StepOutcome] = TypeAdapter(StepOutcome)
 _COUNTS = ("steps_finished", "steps_total")
@@ -104,6 +121,7 @@ class RedisWorkflowStore:
         self._retention_s = retention_s
         self._atomic = redis.register_script(_LUA)
         self._notice = redis.register_script(_NOTICE_LUA)
+        self._purge = redis.register_script(_PURGE_LUA)
 
     async def create_workflow(
         self,
@@ -206,30 +224,40 @@ class RedisWorkflowStore:
         return bool(appended)
 
     async def list_workflows(
-        self, *, tenant_id: str | None, limit: int, cursor: str | None = None
+        self,
+        *,
+        tenant_id: str | None,
+        limit: int,
+        cursor: str | None = None,
+        filters: WorkflowFilter | None = None,
+        scan: int = LISTING_SCAN_ENTRIES,
     ) -> WorkflowPage:
         index = WORKFLOWS_INDEX_KEY if tenant_id is None else tenant_workflows_key(tenant_id)
-        raw: list[Any] = await self._redis.zrevrangebylex(
-            index, f"({cursor}" if cursor else "+", "-", start=0, num=limit
+
+        async def fetch(window: ListingRange, count: int) -> list[ListingEntry]:
+            raw: list[Any] = await self._redis.zrevrangebylex(
+                index,
+                f"({window.below}" if window.below else "+",
+                f"[{window.from_}" if window.from_ else "-",
+                start=0,
+                num=count,
+            )
+            members = [_text(m) for m in raw]
+            records = await self._records([listing_workflow_id(m) for m in members])
+            return list(zip(members, records, strict=True))
+
+        page, stale = await scan_listing(
+            fetch,
+            tenant_id=tenant_id,
+            limit=limit,
+            cursor=cursor,
+            filters=filters or WorkflowFilter(),
+            now=time.time(),
+            scan=scan,
         )
-        members = [_text(m) for m in raw]
-        records = await self._records([listing_workflow_id(m) for m in members])
-        listed: list[WorkflowRecord] = []
-        superseded: list[str] = []
-        for member, record in zip(members, records, strict=True):
-            # Missing: expired, or being created right now (its entry is written
-            # first), so it stays until the horizon drops it. A record created at
-            # another time: the entry of a create that lost to an earlier attempt.
-            if record is None:
-                continue
-            if listing_member(record.created_at, record.workflow_id) != member:
-                superseded.append(member)
-            elif tenant_id is None or record.tenant_id == tenant_id:
-                listed.append(record)
-        if superseded:
-            await self._redis.zrem(index, *superseded)
-        next_cursor = members[-1] if len(members) == limit else None
-        return WorkflowPage(records=tuple(listed), next_cursor=next_cursor)
+        if stale:
+            await self._redis.zrem(index, *stale)
+        return page
 
     async def _records(self, workflow_ids: list[str]) -> list[WorkflowRecord | None]:
         if not workflow_ids:
@@ -241,7 +269,7 @@ class RedisWorkflowStore:
                 pipe.hgetall(keys.steps)
             replies = await pipe.execute()
         return [
-            _workflow_record(workflow_id, _decode_map(wf), _decode_map(steps)) if wf else None
+            _record_or_none(workflow_id, _decode_map(wf), _decode_map(steps))
             for workflow_id, wf, steps in zip(
                 workflow_ids, replies[::2], replies[1::2], strict=True
             )
@@ -292,9 +320,38 @@ class RedisWorkflowStore:
             pipe.hgetall(keys.workflow)
             pipe.hgetall(keys.steps)
             wf_raw, steps_raw = await pipe.execute()
-        if not wf_raw:
-            return None
-        return _workflow_record(workflow_id, _decode_map(wf_raw), _decode_map(steps_raw))
+        return _record_or_none(workflow_id, _decode_map(wf_raw), _decode_map(steps_raw))
+
+    async def purge(self, workflow_id: str) -> bool:
+        record = await self.get_workflow(workflow_id)
+        if record is None:
+            return False
+        if not record.status.terminal:
+            raise WorkflowStillActive(record.status)
+        # An ended workflow's steps change no more: the keys read here are all it has.
+        keys = WorkflowKeys(workflow_id).every((s.step_id, s.attempt) for s in record.steps)
+        args: list[str | int] = [self._retention_s, datetime.now(UTC).isoformat(), *_TERMINAL]
+        done, status = await self._purge(keys=keys, args=args)
+        if int(done) == 0:
+            return False  # deleted (or expired) since it was read
+        if int(done) < 0:
+            raise WorkflowStillActive(WorkflowStatus(_text(status)))
+        # Its own keys are gone and it reads as absent; now what points at it.
+        member = listing_member(record.created_at, workflow_id)
+        notes = [
+            _text(note)
+            async for note, _ in self._redis.zscan_iter(
+                OUTBOX_KEY, match=outbox_notes_of(workflow_id), count=1000
+            )
+        ]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.zrem(WORKFLOWS_INDEX_KEY, member)
+            pipe.zrem(tenant_workflows_key(record.tenant_id), member)
+            pipe.zrem(DEADLINES_KEY, workflow_id)
+            pipe.zrem(running_workflows_key(record.tenant_id), workflow_id)
+            pipe.zrem(OUTBOX_KEY, workflow_id, *notes)  # a first-layout note is the id alone
+            await pipe.execute()
+        return True
 
     async def read_log(
         self, workflow_id: str, *, after: str = "0", block_ms: int | None = None, count: int = 100
@@ -324,6 +381,8 @@ def compile_transition(transition: Transition, *, retention_s: int) -> Program:
     program = Program()
     allowed: list[str] = sorted(rule.workflow_from) if rule.workflow_from else [""]
     program.expect_field(WF, "status", allowed)
+    if transition.move is Move.CREATE:  # a deleted workflow's tombstone keeps it deleted
+        program.expect_field(WF, PURGED_AT, [""])
     change = transition.step
     if change is not None:
         program.expect_field(STEPS, step_status_field(change.step_id), sorted(rule.step_from))
@@ -443,6 +502,15 @@ def _subject(field: str) -> str:
     if field.endswith(":status"):
         return f"step {field.removesuffix(':status')}"
     return field.replace("_", " ")
+
+
+def _record_or_none(
+    workflow_id: str, wf: dict[str, str], steps: dict[str, str]
+) -> WorkflowRecord | None:
+    """The record, or None when the workflow is absent or only its tombstone is left."""
+    if "status" not in wf:
+        return None
+    return _workflow_record(workflow_id, wf, steps)
 
 
 def _workflow_record(workflow_id: str, wf: dict[str, str], steps: dict[str, str]) -> WorkflowRecord:
