@@ -21,6 +21,7 @@ __all__ = [
     "Admin",
     "Authenticated",
     "Canceller",
+    "Deleter",
     "Reader",
     "Starter",
     "authenticated",
@@ -80,3 +81,4 @@ Starter = Annotated[Caller, Depends(requires(Scope.START))]
 Reader = Annotated[Caller, Depends(requires(Scope.READ))]
 Canceller = Annotated[Caller, Depends(requires(Scope.CANCEL))]
 Admin = Annotated[Caller, Depends(requires(Scope.ADMIN))]
+Deleter = Annotated[Caller, Depends(requires(Scope.DELETE))]

@@ -1,4 +1,5 @@
-"""Workflows: start one, list them, read one's state, follow its events live (SSE), cancel it.
+"""Workflows: start one, list them, read one's state, follow its events live (SSE), cancel
+or delete it.
 
 Every route needs an API key (``tributary_gateway.auth``). A workflow belongs to
 the tenant of the key that started it; a key of another tenant gets the same
@@ -18,9 +19,10 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Resp
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from tributary_gateway.auth import Canceller, Reader, Starter, authenticated
+from tributary_gateway.auth import Canceller, Deleter, Reader, Starter, authenticated
 from tributary_gateway.calls import read_calls
 from tributary_gateway.deps import State
+from tributary_gateway.filters import RFC3339_PATTERN, listing_filter
 from tributary_gateway.quotas import (
     admit_running,
     bounded_options,
@@ -51,8 +53,14 @@ from tributary_shared.core.events import (
     WorkflowRequested,
     derived_event_id,
 )
+from tributary_shared.core.listing import LISTING_SCAN_ENTRIES, METADATA_FILTERS_MAX
 from tributary_shared.core.machine import TransitionConflict
-from tributary_shared.core.ports import FollowerOverrun, IdempotencyKeyReused, WorkflowStore
+from tributary_shared.core.ports import (
+    FollowerOverrun,
+    IdempotencyKeyReused,
+    WorkflowStillActive,
+    WorkflowStore,
+)
 from tributary_shared.core.records import WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import deadline_at
@@ -133,6 +141,11 @@ def _tenant_for(caller: Caller, asked: str | None, *, doing: str) -> str:
             "without being an admin key.",
         },
         **BODY_ERRORS,
+        409: {
+            "model": Problem,
+            "description": "The `Idempotency-Key` names a workflow that was deleted; send the "
+            "request again with a new key.",
+        },
         422: {
             "model": Invalid,
             "description": "The request is malformed, or asks for more than a bound or than "
@@ -222,7 +235,12 @@ async def _replay(
     first event id: a planner that already has it sees the same event twice.
     """
     record = await state.store.get_workflow(workflow_id)
-    current = record.status if record is not None else WorkflowStatus.PENDING
+    if record is None:  # it existed when the key was used again: it was deleted since
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "the workflow this Idempotency-Key started was deleted; use a new key",
+        )
+    current = record.status
     if current is WorkflowStatus.PENDING:
         with workflow_context(workflow_id):
             request = await _logged_request(state.store, workflow_id)
@@ -295,9 +313,18 @@ async def _fail_unpublished(store: WorkflowStore, request: WorkflowRequested) ->
             "model": Problem,
             "description": "The API key lacks the `read` scope, or names another tenant "
             "without being an admin key.",
-        }
+        },
+        422: {
+            "model": Invalid,
+            "description": "A parameter is malformed or out of its bounds (its name is in "
+            "`loc`), or `created_after` is not earlier than `created_before`.",
+        },
     },
     summary="The workflows of the API key's tenant, newest first, a page at a time",
+    description="Filters combine (all must hold); pass the same ones with `cursor` for the "
+    f"next page. A page reads at most {LISTING_SCAN_ENTRIES} workflows of the index and "
+    "stops there, so it may hold fewer than `limit` (even none) while `next_cursor` says "
+    "more follow.",
 )
 async def list_workflows(
     state: State,
@@ -315,12 +342,52 @@ async def list_workflows(
             "names no tenant lists every tenant's.",
         ),
     ] = None,
+    workflow_status: Annotated[
+        list[WorkflowStatus] | None,
+        Query(
+            alias="status",
+            max_length=len(WorkflowStatus),
+            description="Only workflows in one of these statuses (repeat the parameter).",
+        ),
+    ] = None,
+    created_after: Annotated[
+        str | None,
+        Query(
+            pattern=RFC3339_PATTERN,
+            description="Only workflows created after this RFC 3339 date-time "
+            "(`2026-11-30T10:00:00Z`).",
+        ),
+    ] = None,
+    created_before: Annotated[
+        str | None,
+        Query(
+            pattern=RFC3339_PATTERN,
+            description="Only workflows created before this RFC 3339 date-time.",
+        ),
+    ] = None,
+    metadata: Annotated[
+        list[str] | None,
+        Query(
+            max_length=METADATA_FILTERS_MAX,
+            description="`key:value`: only workflows whose metadata holds `key` with exactly "
+            "this value (split at the first `:`). Repeat it (at most "
+            f"{METADATA_FILTERS_MAX} times) to require several pairs.",
+        ),
+    ] = None,
 ) -> WorkflowList:
+    filters = listing_filter(
+        statuses=workflow_status,
+        created_after=created_after,
+        created_before=created_before,
+        metadata=metadata,
+    )
     if caller.admin:
         listed: str | None = tenant
     else:
         listed = _tenant_for(caller, tenant, doing="list the workflows of")
-    page = await state.listing.list_workflows(tenant_id=listed, limit=limit, cursor=cursor)
+    page = await state.listing.list_workflows(
+        tenant_id=listed, limit=limit, cursor=cursor, filters=filters
+    )
     return WorkflowList(
         workflows=[
             WorkflowSummary.of(record, _links(record.workflow_id))
@@ -369,6 +436,39 @@ async def cancel_workflow(
     return WorkflowCancelledView(
         workflow_id=workflow_id, status=WorkflowStatus.CANCELLED, reason=reason
     )
+
+
+@router.delete(
+    "/{workflow_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={
+        204: {"description": "Deleted: its state and log are gone."},
+        403: {"model": Problem, "description": "The API key lacks the `delete` scope."},
+        **_NOT_FOUND,
+        409: {
+            "model": Problem,
+            "description": "The workflow has not ended: cancel it, or wait for it to end.",
+        },
+    },
+    summary="Delete an ended workflow: its state, log and recorded calls",
+    description="Removes everything stored of the workflow (record, steps, log, budget, "
+    "call history, effect ledger, its entries in listings); it answers 404 from then on. "
+    "Events already published to Kafka stay there until the topics' retention drops them.",
+)
+async def delete_workflow(workflow_id: WorkflowId, state: State, caller: Deleter) -> Response:
+    await _owned(state, caller, workflow_id)
+    with workflow_context(workflow_id):
+        try:
+            purged = await state.store.purge(workflow_id)
+        except WorkflowStillActive as active:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT,
+                f"workflow is {active.status}: cancel it, or wait for it to end",
+            ) from None
+        if not purged:  # deleted by another request since it was read
+            raise _not_found(workflow_id)
+        log.info("workflow deleted")
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get(
