@@ -73,7 +73,8 @@ class Scope(StrEnum):
     INPUT = "input"
     """Answer a workflow's question to a human (human-in-the-loop input)."""
     DELETE = "delete"
-    """Delete a workflow's stored state before its retention ends."""
+    """Delete an ended workflow's stored state before its retention ends
+    (``DELETE /v1/workflows/{id}``)."""
     ADMIN = "admin"
     """Every scope, over every tenant, and the management of keys."""
 
