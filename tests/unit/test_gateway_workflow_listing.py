@@ -267,9 +267,11 @@ async def test_a_retried_request_of_a_deleted_workflow_is_a_conflict(
 async def test_the_api_description_documents_every_answer(gateway: httpx.AsyncClient) -> None:
     paths = (await gateway.get("/openapi.json")).json()["paths"]
     delete = paths["/v1/workflows/{workflow_id}"]["delete"]["responses"]
-    assert {"204", "401", "403", "404", "409", "429"} <= set(delete)
+    assert {"204", "401", "403", "404", "409", "429", "503"} <= set(delete)
     listing = paths["/v1/workflows"]["get"]
-    assert {"200", "401", "403", "422", "429"} <= set(listing["responses"])
+    assert {"200", "401", "403", "422", "429", "503"} <= set(listing["responses"])
+    invalid = listing["responses"]["422"]["content"]["application/json"]["schema"]
+    assert invalid == {"$ref": "#/components/schemas/Invalid"}
     named = {p["name"] for p in listing["parameters"]}
     assert {"status", "created_after", "created_before", "metadata", "cursor"} <= named
     assert "409" in paths["/v1/workflows"]["post"]["responses"]
