@@ -166,6 +166,12 @@ def listing_member(created_at: datetime, workflow_id: str) -> str:
     return f"{micros:017d}-{workflow_id}"
 
 
+def listing_bound(moment: datetime) -> str:
+    """A bound below every listing member of a workflow created at ``moment`` or later,
+    and above every one created earlier (exact to the microsecond, as members are)."""
+    return f"{(moment - _EPOCH) // timedelta(microseconds=1):017d}"
+
+
 def listing_start(epoch_s: float) -> str:
     """A bound below every listing member of a workflow created at ``epoch_s`` or later."""
     return f"{int(epoch_s * 1_000_000):017d}"

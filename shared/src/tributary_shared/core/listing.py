@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from tributary_shared.core.events import METADATA_MAX_KEY_CHARS, METADATA_MAX_VALUE_CHARS
-from tributary_shared.core.keys import listing_member, listing_start
+from tributary_shared.core.keys import listing_bound, listing_member, listing_start
 from tributary_shared.core.records import WorkflowPage, WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 
@@ -105,14 +105,13 @@ class WorkflowFilter:
         """The index range a page reads: below the cursor, within the time bounds."""
         upper = cursor
         if self.created_before is not None:
-            before = listing_start(self.created_before.timestamp())
+            before = listing_bound(self.created_before)
             upper = before if upper is None else min(upper, before)
         lower = None
         if self.created_after is not None:
             # Members of the bound's own microsecond sort after its bare digits:
             # start at the next microsecond, so the bound stays exclusive.
-            after = self.created_after + timedelta(microseconds=1)
-            lower = listing_start(after.timestamp())
+            lower = listing_bound(self.created_after + timedelta(microseconds=1))
         return ListingRange(below=upper, from_=lower)
 
 
