@@ -11,7 +11,8 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.partitioner import DefaultPartitioner
 
 from tributary_devstack.stack import Stack
 from tributary_shared.core.events import (
@@ -25,6 +26,7 @@ from tributary_shared.core.events import (
     home_topic,
 )
 from tributary_shared.core.ports import EventPublisher
+from tributary_shared.core.topics import ALL_TOPICS
 from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
 from tributary_shared.twins import MemoryPublisher
 
@@ -61,15 +63,18 @@ def _kafka_reader(bootstrap: str) -> ReadBack:
     async def read_kafka(
         topic: str, workflow_id: str, count: int
     ) -> list[tuple[bytes | None, EventEnvelope]]:
-        # No group: the consumer is given every partition of the topic, from the start.
+        # No group: the consumer reads the one partition the key maps to (as the
+        # producer's default partitioner picks it), from the start; the whole topic
+        # holds every earlier test's events.
+        key = workflow_id.encode()
+        partitions = list(range(next(t.partitions for t in ALL_TOPICS if t.name == topic)))
+        partition = TopicPartition(topic, DefaultPartitioner()(key, partitions, partitions))
         consumer = AIOKafkaConsumer(
-            topic,
-            bootstrap_servers=bootstrap,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False
         )
         await consumer.start()
+        consumer.assign([partition])
+        await consumer.seek_to_beginning(partition)
         try:
             found: list[tuple[bytes | None, EventEnvelope]] = []
             loop = asyncio.get_running_loop()
@@ -78,7 +83,7 @@ def _kafka_reader(bootstrap: str) -> ReadBack:
                 batches = await consumer.getmany(timeout_ms=500)
                 for records in batches.values():
                     for record in records:
-                        if record.key == workflow_id.encode():
+                        if record.key == key:
                             found.append((record.key, decode_event(record.value)))
             return found
         finally:
