@@ -302,6 +302,79 @@ async def test_streaming_tool_calls(client: AsyncOpenAI) -> None:
     assert json.loads(arguments) == {"expression": "2 + 2"}
 
 
+async def test_streamed_tool_calls_come_in_pieces_with_usage_last(
+    client: AsyncOpenAI, admin: ScriptedLLMAdmin
+) -> None:
+    tag = marker()
+    calls = [
+        {"id": "call_1", "name": "calculator", "arguments": {"expression": "12 * (3 + 4)"}},
+        {"name": "fetch_url", "arguments": {"url": "https://example.com/some/page"}},
+    ]
+    admin.add_rule(contains=tag, responses=[{"tool_calls": calls}])
+    stream = await client.chat.completions.create(
+        model="m",
+        messages=user(tag),
+        tools=[CALCULATOR],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    headers: list[tuple[int, str | None, str | None]] = []
+    pieces: dict[int, list[str]] = {0: [], 1: []}
+    finish: list[str] = []
+    chunks = []
+    async with stream:
+        async for chunk in stream:
+            chunks.append(chunk)
+            for choice in chunk.choices:
+                for call in choice.delta.tool_calls or []:
+                    if call.id is not None:
+                        name = call.function.name if call.function else None
+                        headers.append((call.index, call.id, name))
+                    if call.function and call.function.arguments:
+                        pieces[call.index].append(call.function.arguments)
+                if choice.finish_reason:
+                    finish.append(choice.finish_reason)
+    assert [(index, name) for index, _, name in headers] == [(0, "calculator"), (1, "fetch_url")]
+    assert headers[0][1] == "call_1"
+    assert (headers[1][1] or "").startswith("call_")
+    assert len(pieces[0]) > 1
+    assert len(pieces[1]) > 1
+    assert json.loads("".join(pieces[0])) == {"expression": "12 * (3 + 4)"}
+    assert json.loads("".join(pieces[1])) == {"url": "https://example.com/some/page"}
+    assert finish == ["tool_calls"]
+    # Usage comes alone in the last chunk, and only then.
+    assert [chunk.usage is not None for chunk in chunks] == [False] * (len(chunks) - 1) + [True]
+    assert chunks[-1].choices == []
+
+
+async def test_a_stream_scripted_to_break_drops_the_connection_midway(
+    client: AsyncOpenAI, admin: ScriptedLLMAdmin
+) -> None:
+    tag = marker()
+    text = "a streamed answer that will not arrive whole, however long it waits"
+    admin.add_rule(
+        contains=tag,
+        repeat_last=False,
+        responses=[{"content": text, "stream_break_after": 2}, {"content": text}],
+    )
+    received: list[str] = []
+    stream = await client.chat.completions.create(model="m", messages=user(tag), stream=True)
+
+    async def read_all() -> None:
+        async with stream:
+            async for chunk in stream:
+                received.extend(choice.delta.content or "" for choice in chunk.choices)
+
+    with pytest.raises(openai.APIConnectionError):
+        await read_all()
+    assert 0 < len("".join(received)) < len(text)
+    # The rule's next answer is whole.
+    again = await client.chat.completions.create(model="m", messages=user(tag), stream=True)
+    async with again:
+        whole = "".join([c.choices[0].delta.content or "" async for c in again if c.choices])
+    assert whole == text
+
+
 async def test_refusal_finish_reason_and_usage_override(
     client: AsyncOpenAI, admin: ScriptedLLMAdmin
 ) -> None:

@@ -7,7 +7,7 @@ delays and hangs per test.
 """
 
 from .admin_client import AdminError, ScriptedLLMAdmin
-from .app import create_app
+from .app import StreamBroken, create_app
 from .models import (
     ErrorSpec,
     Match,
@@ -37,6 +37,7 @@ __all__ = [
     "ScriptedLLMServer",
     "ScriptedResponse",
     "ServerConfig",
+    "StreamBroken",
     "ToolCallSpec",
     "UsageSpec",
     "create_app",

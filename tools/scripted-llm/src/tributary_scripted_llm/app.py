@@ -75,9 +75,24 @@ def scripted_reply(response: ScriptedResponse, request: ChatRequest) -> Reply:
     return reply
 
 
-async def _aiter(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
+class StreamBroken(Exception):
+    """Raised by a streamed answer scripted to break (``stream_break_after``): the server
+    drops the connection mid-body. ``sent`` is what the client received before it."""
+
+    def __init__(self, sent: bytes) -> None:
+        super().__init__("the scripted stream broke off as asked")
+        self.sent = sent
+
+
+async def _aiter(
+    chunks: Iterator[bytes], *, break_after: int | None = None
+) -> AsyncIterator[bytes]:
     # An async generator keeps Starlette from iterating in a worker thread.
+    sent: list[bytes] = []
     for chunk in chunks:
+        if break_after is not None and len(sent) >= break_after:
+            raise StreamBroken(b"".join(sent))
+        sent.append(chunk)
         yield chunk
 
 
@@ -151,8 +166,11 @@ def create_app(config: ServerConfig | None = None, rules: Iterable[Rule] = ()) -
                 usage=usage,
                 include_usage=chat.include_usage,
             )
+            break_after = scripted.stream_break_after if scripted is not None else None
             return StreamingResponse(
-                _aiter(events), media_type="text/event-stream", headers=headers
+                _aiter(events, break_after=break_after),
+                media_type="text/event-stream",
+                headers=headers,
             )
         body_out = completion_body(
             completion_id=completion_id, created=created, model=chat.model, reply=reply, usage=usage

@@ -94,6 +94,9 @@ class ScriptedResponse(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     """Extra response headers, e.g. ``{"Retry-After": "1"}``."""
     error: ErrorSpec | None = None
+    stream_break_after: int | None = Field(default=None, ge=0)
+    """Streamed answers only: the server sends this many chunks, then drops the
+    connection (an endpoint failing mid-answer); an answer in one body is unaffected."""
 
     @model_validator(mode="after")
     def _check_exclusive(self) -> ScriptedResponse:

@@ -18,6 +18,8 @@ from .reply import Reply
 # Compact separators: smaller bodies, and the same bytes for the same reply.
 _SEPARATORS = (",", ":")
 STREAM_WORDS_PER_CHUNK = 4
+STREAM_ARGUMENT_CHARS_PER_CHUNK = 8
+"""Tool-call arguments stream in pieces of this many characters, as real models send them."""
 COMPLETION_ID_PREFIX = "chatcmpl-scripted-"
 
 _DEFAULT_ERRORS: dict[int, tuple[str, str, str | None]] = {
@@ -119,6 +121,11 @@ def _pieces(text: str) -> list[str]:
     ]
 
 
+def _argument_pieces(arguments: str) -> list[str]:
+    size = STREAM_ARGUMENT_CHARS_PER_CHUNK
+    return [arguments[start : start + size] for start in range(0, len(arguments), size)]
+
+
 def stream_events(
     *,
     completion_id: str,
@@ -155,8 +162,8 @@ def stream_events(
     for index, call in enumerate(_tool_calls(reply, completion_id)):
         header = {**call, "function": {"name": call["function"]["name"], "arguments": ""}}
         yield event({"tool_calls": [{"index": index, **header}]})
-        if call["function"]["arguments"]:
-            arguments = {"arguments": call["function"]["arguments"]}
+        for piece in _argument_pieces(call["function"]["arguments"]):
+            arguments = {"arguments": piece}
             yield event({"tool_calls": [{"index": index, "function": arguments}]})
     yield event({}, reply.effective_finish_reason)
     if include_usage:
