@@ -2,18 +2,21 @@
 
 The app answers for every host name, so several deployments (``http://<host>/v1``)
 can share it; a host taken down refuses connections, as a stopped endpoint does,
-and the transport counts the connection attempts each host received.
+and the transport counts the connection attempts each host received. A streamed
+answer scripted to break (``stream_break_after``) reaches the client as a real
+dropped connection does: its first chunks, then the transport's error.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx2
 from pydantic import SecretStr
 
-from tributary_scripted_llm import RecordedRequest, Rule, create_app
+from tributary_scripted_llm import RecordedRequest, Rule, StreamBroken, create_app
 from tributary_shared.runtime.llm import LLMClient
 from tributary_shared.runtime.settings import LLMSettings
 
@@ -25,7 +28,15 @@ HOST = "scripted-llm"
 class ScriptedEndpoint:
     """The scripted LLM server as an in-process ASGI app, with what it recorded."""
 
+    stream = False
+    """Whether its clients stream (``TRIBUTARY_LLM_STREAM``) unless told otherwise; a
+    suite sets it for all its endpoints to run its tests over streamed answers."""
+    opened: list[ScriptedEndpoint] | None = None
+    """When a list, every endpoint made is added to it (to check what they were asked)."""
+
     def __init__(self, *rules: Rule) -> None:
+        if ScriptedEndpoint.opened is not None:
+            ScriptedEndpoint.opened.append(self)
         self.app = create_app(rules=rules)
         self.hosts = _Hosts(httpx2.ASGITransport(app=self.app))
         self.http = httpx2.AsyncClient(transport=self.hosts, base_url="http://scripted-llm")
@@ -45,6 +56,7 @@ class ScriptedEndpoint:
                 "TRIBUTARY_LLM_API_KEY": SecretStr("test-key"),
                 "TRIBUTARY_LLM_MAX_ATTEMPTS": 3,
                 "TRIBUTARY_LLM_MAX_BACKOFF_S": 0.01,
+                "TRIBUTARY_LLM_STREAM": self.stream,
                 **overrides,
             }
         )
@@ -97,7 +109,26 @@ class _Hosts(httpx2.AsyncBaseTransport):
         self.attempts[host] += 1
         if host in self.down:
             raise httpx2.ConnectError(f"connection to {host} refused", request=request)
-        return await self._app.handle_async_request(request)
+        try:
+            return await self._app.handle_async_request(request)
+        except StreamBroken as broken:
+            # The in-process transport buffers the body; the app's break comes out here.
+            headers = {"content-type": "text/event-stream"}
+            return httpx2.Response(200, headers=headers, stream=_Cut(broken.sent, request))
+
+
+class _Cut(httpx2.AsyncByteStream):
+    """A response body whose connection drops after ``sent``."""
+
+    def __init__(self, sent: bytes, request: httpx2.Request) -> None:
+        self._sent = sent
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self._sent
+        raise httpx2.RemoteProtocolError(
+            "peer closed connection without sending complete message body", request=self._request
+        )
 
 
 def deployment(id: str, host: str, **fields: object) -> dict[str, object]:

@@ -19,6 +19,7 @@ from tributary_shared.core.budget import BudgetLimits
 from tributary_shared.core.completions import (
     CallContext,
     Completion,
+    DeltaListener,
     Message,
     Role,
     TryListener,
@@ -61,6 +62,7 @@ class StandInClient:
         context: CallContext | None = None,
         on_wait: WaitListener | None = None,
         on_try: TryListener | None = None,
+        on_delta: DeltaListener | None = None,
     ) -> Completion:
         self.calls += 1
         self.entered.set()

@@ -27,6 +27,7 @@ from tributary_cli.replay.report import Divergence, render_json, render_messages
 from tributary_shared.core.completions import (
     CallContext,
     Completion,
+    DeltaListener,
     Message,
     Role,
     ToolCall,
@@ -199,6 +200,7 @@ class ReplayingLLM:
         context: CallContext | None = None,
         on_wait: WaitListener | None = None,
         on_try: TryListener | None = None,
+        on_delta: DeltaListener | None = None,
     ) -> Completion:
         state = self._state
         step_id = (context.step_id if context is not None else None) or ""
@@ -219,6 +221,7 @@ class ReplayingLLM:
                 context=context,
                 on_wait=on_wait,
                 on_try=on_try,
+                on_delta=on_delta,
             )
         recorded = self._next_recorded((role, step_id))
         asked = {

@@ -16,6 +16,7 @@ from tributary_shared.core.events import LLMTry, TokenUsage
 __all__ = [
     "CallContext",
     "Completion",
+    "DeltaListener",
     "Message",
     "ModelWait",
     "Role",
@@ -77,6 +78,13 @@ returns False when the call is no longer wanted (its workflow has ended): it sto
 TryListener = Callable[[LLMTry], None]
 """Told of every HTTP attempt of a call, as it ends: where it went, how long it took,
 and why it failed (the call's record lists them)."""
+
+
+DeltaListener = Callable[[str], Awaitable[None] | None]
+"""Told each piece of a streamed completion's text as it arrives (plain or async);
+the pieces, joined, are the completion's content. Streamed calls only
+(``TRIBUTARY_LLM_STREAM``); a try that fails after some pieces is tried again from
+the start, so a listener may hear the same text again."""
 
 
 @dataclass(frozen=True)

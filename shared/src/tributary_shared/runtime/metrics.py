@@ -61,6 +61,13 @@ LLM_REQUEST_SECONDS = Histogram(
     ["model", "deployment", "role", "outcome"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
 )
+LLM_TIME_TO_FIRST_TOKEN_SECONDS = Histogram(
+    "llm_time_to_first_token_seconds",
+    "Time from sending a streamed LLM request (once admitted) to its first content or "
+    "tool-call delta (TRIBUTARY_LLM_STREAM; non-streamed requests are not counted).",
+    ["model", "deployment", "role"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
 LLM_RETRIES_TOTAL = Counter(
     "llm_retries_total", "LLM request retries by error class.", ["role", "error_class"]
 )

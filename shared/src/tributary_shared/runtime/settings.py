@@ -533,6 +533,16 @@ class LLMSettings(TributarySettings):
         description="Seconds one LLM request may take before it is abandoned and tried again. "
         "Raise it for slow local models or long completions.",
     )
+    stream: bool = Field(
+        default=False,
+        validation_alias="TRIBUTARY_LLM_STREAM",
+        description="Ask the LLM endpoints to stream their answers (`stream: true`, with usage "
+        "in the last chunk); the completion is assembled from the chunks and is the same as "
+        "without streaming, and `llm_time_to_first_token_seconds` measures how soon the first "
+        "token arrives. Off by default: some OpenAI-compatible servers do not stream tool calls "
+        "or send no usage when streaming. `TRIBUTARY_LLM_TIMEOUT_S` bounds the whole streamed "
+        "request.",
+    )
     max_attempts: int = Field(
         default=4,
         ge=1,

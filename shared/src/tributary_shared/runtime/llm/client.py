@@ -31,7 +31,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +43,7 @@ from openai import AsyncOpenAI, DefaultAsyncHttpxClient
 from tributary_shared.core.completions import (
     CallContext,
     Completion,
+    DeltaListener,
     Message,
     ModelWait,
     Role,
@@ -60,6 +61,7 @@ from tributary_shared.core.errors import (
 from tributary_shared.core.events import LLMTry, TokenUsage
 from tributary_shared.runtime import metrics
 from tributary_shared.runtime.llm.admission import UNPACED, CallAdmission, note_rate_limit_headers
+from tributary_shared.runtime.llm.answer import Answer, StreamedAnswer, answer_of
 from tributary_shared.runtime.llm.chain import (
     CallPlan,
     Cooldowns,
@@ -124,13 +126,15 @@ class LLMClient:
         context: CallContext | None = None,
         on_wait: WaitListener | None = None,
         on_try: TryListener | None = None,
+        on_delta: DeltaListener | None = None,
     ) -> Completion:
         """One completion; raises the error tree's errors.
 
         The models in ``models`` (default: the role's model) are tried in order,
         each at its deployments in order, as ``chain.CallPlan`` says; a call for
         a workflow (``context``) waits no longer than its deadline, and then
-        raises ``DeadlineExceeded``.
+        raises ``DeadlineExceeded``. With ``TRIBUTARY_LLM_STREAM`` the answer is
+        streamed, and ``on_delta`` hears each piece of its text as it arrives.
         """
         chain = chain_of(self._settings, models or [self._settings.model_for(role)])
         plan = CallPlan(
@@ -161,6 +165,7 @@ class LLMClient:
                         timeout_s=plan.timeout_s(now, request_timeout_s=self._settings.timeout_s),
                         admitted=held.admitted,
                         on_try=on_try,
+                        on_delta=on_delta,
                     )
                 )
                 completion = await traced_llm_call(
@@ -241,6 +246,7 @@ class LLMClient:
         timeout_s: float,
         admitted: asyncio.Event | None = None,
         on_try: TryListener | None = None,
+        on_delta: DeltaListener | None = None,
     ) -> Completion:
         """One HTTP attempt at one deployment; its failure classified by the error tree.
 
@@ -278,14 +284,32 @@ class LLMClient:
                 if admitted is not None:
                     admitted.set()
                 started, sent_at = time.perf_counter(), time.time()
-                response = await next(clients).chat.completions.create(
-                    model=target.provider_model,
-                    messages=list(messages),  # type: ignore[arg-type]
-                    timeout=timeout_s,
-                    **kwargs,
-                )
-        except openai.OpenAIError as exc:
-            error = classify_sdk_error(exc, model=target.provider_model)
+                client = next(clients)
+                if self._settings.stream:
+                    answer = await _streamed(
+                        client,
+                        target=target,
+                        role=role,
+                        messages=messages,
+                        timeout_s=timeout_s,
+                        kwargs=kwargs,
+                        on_delta=on_delta,
+                        started=started,
+                    )
+                else:
+                    response = await client.chat.completions.create(
+                        model=target.provider_model,
+                        messages=list(messages),  # type: ignore[arg-type]
+                        timeout=timeout_s,
+                        **kwargs,
+                    )
+                    answer = answer_of(response)
+        except (openai.OpenAIError, _StreamBroken) as exc:
+            error = (
+                exc.error
+                if isinstance(exc, _StreamBroken)
+                else classify_sdk_error(exc, model=target.provider_model)
+            )
             took_s = time.perf_counter() - started
             metrics.LLM_REQUEST_SECONDS.labels(model, deployment, role, error.code).observe(took_s)
             _tell_try(on_try, target, sent_at, took_s, error)
@@ -293,7 +317,7 @@ class LLMClient:
         took_s = time.perf_counter() - started
         metrics.LLM_REQUEST_SECONDS.labels(model, deployment, role, "ok").observe(took_s)
         try:
-            completion = _completion_of(response, target, role=role)
+            completion = _completion_of(answer, target, role=role)
         except TributaryError as unusable:
             _tell_try(on_try, target, sent_at, took_s, unusable)
             raise
@@ -322,30 +346,106 @@ def _tell_try(
     )
 
 
-def _completion_of(response: Any, target: Target, *, role: Role) -> Completion:
-    """The completion in an HTTP answer; raises when it cannot be used."""
+class _StreamBroken(Exception):
+    """A streamed answer that failed in a way the SDK raises nothing for."""
+
+    def __init__(self, error: TributaryError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+async def _streamed(
+    client: AsyncOpenAI,
+    *,
+    target: Target,
+    role: Role,
+    messages: Sequence[Message],
+    timeout_s: float,
+    kwargs: dict[str, Any],
+    on_delta: DeltaListener | None,
+    started: float,
+) -> Answer:
+    """The answer of one streamed request, assembled from its chunks.
+
+    The SDK's timeout bounds each read; ``timeout_s`` bounds the whole request,
+    however slowly its chunks trickle in. The SDK raises its own errors for a
+    connection dropped mid-answer, a read timing out and an error event; an
+    answer whose stream ends before its finish reason came was cut off too.
+    """
+    answer = StreamedAnswer()
+    try:
+        async with asyncio.timeout(timeout_s):
+            stream = await client.chat.completions.create(  # type: ignore[call-overload]
+                model=target.provider_model,
+                messages=list(messages),
+                timeout=timeout_s,
+                stream=True,
+                stream_options={"include_usage": True},
+                **kwargs,
+            )
+            async with stream:
+                async for chunk in _chunks(stream):
+                    had_started = answer.started
+                    text = answer.add(chunk)
+                    if answer.started and not had_started:
+                        metrics.LLM_TIME_TO_FIRST_TOKEN_SECONDS.labels(
+                            target.model, target.deployment.id, role
+                        ).observe(time.perf_counter() - started)
+                    if text and on_delta is not None:
+                        await _tell_delta(on_delta, text)
+    except TimeoutError as exc:
+        raise _StreamBroken(
+            TransientError("the LLM request timed out", code="llm_timeout")
+        ) from exc
+    if answer.answer().has_choice and not answer.finished:
+        raise _StreamBroken(
+            TransientError(
+                "the LLM endpoint's stream ended before its answer did", code="llm_unavailable"
+            )
+        )
+    return answer.answer()
+
+
+async def _chunks(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The stream's chunks; one the endpoint garbled breaks the stream (a transient fault)."""
+    while True:
+        try:
+            chunk = await anext(stream)
+        except StopAsyncIteration:
+            return
+        except ValueError as exc:  # an event whose data is not JSON
+            raise _StreamBroken(
+                TransientError("the LLM endpoint sent an unreadable stream", code="llm_unavailable")
+            ) from exc
+        yield chunk
+
+
+async def _tell_delta(on_delta: DeltaListener, text: str) -> None:
+    try:
+        told = on_delta(text)
+        if told is not None:
+            await told
+    except Exception:  # a listener must never cost the call its answer
+        log.warning("a streamed text delta could not be delivered", exc_info=True)
+
+
+def _completion_of(answer: Answer, target: Target, *, role: Role) -> Completion:
+    """The completion in an endpoint's answer; raises when it cannot be used."""
     model, deployment = target.model, target.deployment.id
-    if not response.choices:
+    if not answer.has_choice:
         raise TransientError("the LLM endpoint returned no choices", code="llm_empty_response")
-    choice = response.choices[0]
     usage = TokenUsage(
-        prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
-        completion_tokens=response.usage.completion_tokens if response.usage else 0,
+        prompt_tokens=answer.prompt_tokens, completion_tokens=answer.completion_tokens
     )
     tokens = metrics.LLM_TOKENS_TOTAL
     tokens.labels(model, deployment, role, "prompt").inc(usage.prompt_tokens)
     tokens.labels(model, deployment, role, "completion").inc(usage.completion_tokens)
-    check_finish(choice.finish_reason, getattr(choice.message, "refusal", None))
-    calls = tuple(
-        ToolCall(id=call.id, name=call.function.name, arguments=call.function.arguments)
-        for call in choice.message.tool_calls or ()
-        if call.type == "function"
-    )
+    check_finish(answer.finish_reason, answer.refusal)
     return Completion(
-        content=choice.message.content,
-        tool_calls=calls,
-        finish_reason=choice.finish_reason,
-        model=response.model or target.provider_model,
+        content=answer.content,
+        tool_calls=answer.tool_calls,
+        finish_reason=answer.finish_reason,  # type: ignore[arg-type]
+        model=answer.model or target.provider_model,
         usage=usage,
         deployment=deployment,
     )

@@ -50,6 +50,7 @@ from tributary_shared.core.budget import MICRO_USD, Reservation
 from tributary_shared.core.completions import (
     CallContext,
     Completion,
+    DeltaListener,
     Message,
     ModelWait,
     Role,
@@ -111,6 +112,7 @@ class CompletionClient(Protocol):
         context: CallContext | None = None,
         on_wait: WaitListener | None = None,
         on_try: TryListener | None = None,
+        on_delta: DeltaListener | None = None,
     ) -> Completion: ...
 
     async def close(self) -> None: ...
