@@ -13,6 +13,7 @@ import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
+import httpx2
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
@@ -278,3 +279,65 @@ async def test_unusable_streamed_answers_fail_as_in_one_body(
         with pytest.raises(ModelError) as raised:
             await client.complete(role="agent", messages=HELLO)
         assert raised.value.code == code
+
+
+def sse(*events: dict[str, Any]) -> bytes:
+    return b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events)
+
+
+def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "served-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+async def test_an_error_event_midway_is_a_transient_failure() -> None:
+    # What OpenAI sends when it fails after the answer began: an event with ``error``.
+    body = sse(
+        chunk({"role": "assistant", "content": "The answer is"}),
+        {"error": {"message": "The server had an error", "type": "server_error"}},
+    )
+    asked: list[httpx2.Request] = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        asked.append(request)
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    endpoint = ScriptedEndpoint()
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as http:
+        client = LLMClient(
+            endpoint.settings(TRIBUTARY_LLM_STREAM=True, TRIBUTARY_LLM_PATIENCE_S=0),
+            http_client=http,
+        )
+        with pytest.raises(TransientError) as raised:
+            await client.complete(role="agent", messages=HELLO)
+    await endpoint.aclose()
+    assert raised.value.code == "llm_unavailable"
+    assert json.loads(asked[0].content)["stream_options"] == {"include_usage": True}
+
+
+async def test_a_stream_without_usage_counts_no_tokens_but_completes() -> None:
+    # Servers that ignore ``stream_options`` send no usage chunk.
+    body = (
+        sse(
+            chunk({"role": "assistant", "content": "fine"}),
+            chunk({}, "stop"),
+        )
+        + b"data: [DONE]\n\n"
+    )
+
+    def answer(_: httpx2.Request) -> httpx2.Response:
+        return httpx2.Response(200, headers={"content-type": "text/event-stream"}, content=body)
+
+    endpoint = ScriptedEndpoint()
+    async with httpx2.AsyncClient(transport=httpx2.MockTransport(answer)) as http:
+        client = LLMClient(endpoint.settings(TRIBUTARY_LLM_STREAM=True), http_client=http)
+        completion = await client.complete(role="agent", messages=HELLO)
+    await endpoint.aclose()
+    assert completion.content == "fine"
+    assert completion.model == "served-model"
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (0, 0)

@@ -8,6 +8,11 @@ their ``index``: the first carries the id and name, the arguments come in
 pieces), the finish reason, and the usage the last chunk carries when asked for
 (``stream_options.include_usage``).
 
+The client iterates the SDK's raw stream of chunks rather than its
+``chat.completions.stream()`` helper: the helper raises its own errors for a
+truncated or filtered answer (the error table's ``check_finish`` decides those,
+as for an answer in one body) and re-copies its whole snapshot on every chunk.
+
 Pure: it reads the SDK's objects and does no I/O.
 """
 

@@ -13,7 +13,9 @@ Each deployment (``TRIBUTARY_LLM_DEPLOYMENTS``; the default one is
 key; they share the process's HTTP connection pools. ``_once`` is the one
 place a request leaves the process: one HTTP attempt at one deployment, sent
 once that deployment's admission gate lets it go (its shared circuit breaker,
-rate limits and fair queue; see ``runtime.llm.admission``).
+rate limits and fair queue; see ``runtime.llm.admission``). With
+``TRIBUTARY_LLM_STREAM`` it asks for a streamed answer and assembles the same
+completion from its chunks (``answer.StreamedAnswer``), timing the first token.
 
 While a call waits for its model, it tells ``on_wait`` (at its first pause,
 then at most every ``TRIBUTARY_LLM_WAIT_NOTICE_INTERVAL_S``), which the
