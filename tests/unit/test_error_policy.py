@@ -22,6 +22,7 @@ from tributary_agent_runner.tools.registry import ToolRegistry
 from tributary_scripted_llm import Rule
 from tributary_shared.core.errors import (
     RECOVERY,
+    Backoff,
     BudgetExceeded,
     FatalError,
     LogicError,
@@ -302,3 +303,10 @@ def test_only_transient_errors_are_marked_retryable_for_users() -> None:
 def test_a_poison_message_is_dead_lettered_at_once() -> None:
     assert recovery_for(PoisonMessage("undecodable")).dead_letters
     assert not recovery_for(TransientError("down")).dead_letters
+
+
+@pytest.mark.parametrize("attempt", [1, 60, 1025, 100_000])
+def test_the_backoff_stays_within_its_cap_however_many_attempts(attempt: int) -> None:
+    backoff = Backoff(base_s=0.5, cap_s=30.0)
+    assert 0.25 <= backoff.delay(attempt, jitter=0.0) <= 30.0
+    assert backoff.delay(attempt, jitter=1.0, cap_s=0.01) <= 0.01

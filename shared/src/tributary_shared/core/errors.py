@@ -212,7 +212,9 @@ class Backoff:
         configured one.
         """
         cap = self.cap_s if cap_s is None else cap_s
-        exponential = min(cap, self.base_s * 2.0 ** (attempt - 1))
+        # The exponent is bounded first: a call patient for days makes thousands of
+        # attempts, and 2.0 ** 1024 overflows long after every cap is reached.
+        exponential = min(cap, self.base_s * 2.0 ** min(attempt - 1, 64))
         jittered = exponential / 2 + jitter * exponential / 2
         if self.honours_retry_after and retry_after_s is not None:
             return max(retry_after_s, jittered)
