@@ -61,7 +61,7 @@ lint:
 	uv run ruff format --check .
 
 typecheck:
-	uv run mypy shared/src shared/devtools/src services/*/src tools/*/src cli/src clients/python/src tests
+	uv run mypy shared/src shared/devtools/src services/*/src tools/*/src cli/src clients/python/src tests bench
 
 # pytest exits 5 when it collected no tests; an empty run must not pass.
 test: setup lint typecheck

@@ -25,6 +25,7 @@ from bench import procstat
 from bench.driver import STANDARD_TASK
 from tributary_agent_runner.__main__ import builtin_tools
 from tributary_agent_runner.loop import step_messages
+from tributary_agent_runner.settings import AgentSettings
 from tributary_planner.planning import (
     PLAN_SCHEMA_NAME,
     PlanDraft,
@@ -32,10 +33,10 @@ from tributary_planner.planning import (
     planning_messages,
 )
 from tributary_planner.settings import PlannerSettings
+from tributary_shared.core.records import StepRecord
 from tributary_shared.core.status import StepStatus
 from tributary_shared.runtime.llm.structured import json_schema_format
 from tributary_shared.runtime.settings import LLMSettings
-from tributary_shared.runtime.state import StepRecord
 from tributary_synthesizer.synthesis import synthesis_messages
 
 
@@ -62,7 +63,7 @@ class StandardWorkflowCalls:
         self.model = settings.planner_model
         self.max_tokens = settings.max_completion_tokens
         self.max_steps = PlannerSettings().max_steps
-        self.tools = builtin_tools()
+        self.tools = builtin_tools(AgentSettings())
         self.schemas = self.tools.openai_schemas()
         self.plan_format = json_schema_format(PlanDraft, PLAN_SCHEMA_NAME)
         self.client = AsyncOpenAI(
