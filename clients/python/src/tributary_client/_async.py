@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -130,20 +130,30 @@ class AsyncTributary:
         return await self._model(Workflow, _requests.get(workflow_id))
 
     async def list(
-        self, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+        self,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        tenant: str | None = None,
+        status: Sequence[str] = (),
     ) -> WorkflowPage:
-        """One page of workflows, newest first; pass ``next_cursor`` back as ``cursor``."""
+        """One page of workflows, newest first; pass ``next_cursor`` back as ``cursor``.
+
+        ``status`` keeps workflows in one of these statuses; the next page needs
+        the same filter along with ``cursor``.
+        """
         return await self._model(
-            WorkflowPage, _requests.list_page(limit=limit, cursor=cursor, tenant=tenant)
+            WorkflowPage,
+            _requests.list_page(limit=limit, cursor=cursor, tenant=tenant, status=status),
         )
 
     async def iter_workflows(
-        self, *, page_size: int = 100, tenant: str | None = None
+        self, *, page_size: int = 100, tenant: str | None = None, status: Sequence[str] = ()
     ) -> AsyncIterator[WorkflowSummary]:
         """Every workflow, newest first, fetching pages as it goes."""
         cursor: str | None = None
         while True:
-            page = await self.list(limit=page_size, cursor=cursor, tenant=tenant)
+            page = await self.list(limit=page_size, cursor=cursor, tenant=tenant, status=status)
             for summary in page.workflows:
                 yield summary
             if page.next_cursor is None:

@@ -6,7 +6,7 @@ its answer into a model, so both clients send exactly the same thing.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -33,7 +33,8 @@ __all__ = [
 class Request:
     method: str
     path: str
-    params: Mapping[str, str | int | bool] = field(default_factory=dict)
+    params: Mapping[str, str | int | bool | Sequence[str]] = field(default_factory=dict)
+    """A sequence value repeats its parameter (``?status=a&status=b``)."""
     json: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
@@ -63,12 +64,16 @@ def get(workflow_id: str) -> Request:
     return Request("GET", _workflow(workflow_id))
 
 
-def list_page(*, limit: int, cursor: str | None, tenant: str | None) -> Request:
-    params: dict[str, str | int | bool] = {"limit": limit}
+def list_page(
+    *, limit: int, cursor: str | None, tenant: str | None, status: Sequence[str] = ()
+) -> Request:
+    params: dict[str, str | int | bool | Sequence[str]] = {"limit": limit}
     if cursor is not None:
         params["cursor"] = cursor
     if tenant is not None:
         params["tenant"] = tenant
+    if status:
+        params["status"] = [str(value) for value in status]
     return Request("GET", "/v1/workflows", params=params)
 
 

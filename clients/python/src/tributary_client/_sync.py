@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
@@ -129,20 +129,30 @@ class Tributary:
         return self._model(Workflow, _requests.get(workflow_id))
 
     def list(
-        self, *, limit: int = 20, cursor: str | None = None, tenant: str | None = None
+        self,
+        *,
+        limit: int = 20,
+        cursor: str | None = None,
+        tenant: str | None = None,
+        status: Sequence[str] = (),
     ) -> WorkflowPage:
-        """One page of workflows, newest first; pass ``next_cursor`` back as ``cursor``."""
+        """One page of workflows, newest first; pass ``next_cursor`` back as ``cursor``.
+
+        ``status`` keeps workflows in one of these statuses; the next page needs
+        the same filter along with ``cursor``.
+        """
         return self._model(
-            WorkflowPage, _requests.list_page(limit=limit, cursor=cursor, tenant=tenant)
+            WorkflowPage,
+            _requests.list_page(limit=limit, cursor=cursor, tenant=tenant, status=status),
         )
 
     def iter_workflows(
-        self, *, page_size: int = 100, tenant: str | None = None
+        self, *, page_size: int = 100, tenant: str | None = None, status: Sequence[str] = ()
     ) -> Iterator[WorkflowSummary]:
         """Every workflow, newest first, fetching pages as it goes."""
         cursor: str | None = None
         while True:
-            page = self.list(limit=page_size, cursor=cursor, tenant=tenant)
+            page = self.list(limit=page_size, cursor=cursor, tenant=tenant, status=status)
             yield from page.workflows
             if page.next_cursor is None:
                 return
