@@ -3,20 +3,25 @@
 Commands never read the environment or open connections themselves; tests give
 them a context over the in-memory twins. The deployment's context reads each
 part's settings only when a command opens it: the key commands need Redis, the
-replay commands Kafka alone, and neither needs the other's settings to be valid.
+replay commands Kafka alone, the workflow commands the gateway's HTTP API (its
+URL and key from flags or ``TRIBUTARY_URL`` / ``TRIBUTARY_API_KEY``), and none
+needs the others' settings to be valid.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from redis.exceptions import RedisError
+from rich.console import Console
 
 from tributary_cli.replay.source import EventsRead, read_workflow_events
+from tributary_client import AsyncTributary
 from tributary_shared.core.ports import ApiKeyStore
 from tributary_shared.runtime.apikeys import RedisApiKeyStore
 from tributary_shared.runtime.kafka.security import kafka_security
@@ -46,6 +51,26 @@ async def _no_workflow_events(workflow_id: str) -> EventsRead:
     raise Unreachable("no event source is configured for this command")
 
 
+def _gateway_client(base_url: str, api_key: str) -> AsyncTributary:
+    return AsyncTributary(base_url, api_key)
+
+
+def _stdout_terminal() -> Console | None:
+    """A console on stdout when it is a terminal; None when it is a pipe or a file."""
+    console = Console(highlight=False)
+    return console if console.is_terminal else None
+
+
+def _ask_on_stdin(prompt: str) -> str | None:
+    """A line typed at the terminal; None when stdin is not one, or is closed."""
+    if not sys.stdin.isatty():
+        return None
+    try:
+        return input(prompt)
+    except EOFError:
+        return None
+
+
 @dataclass(frozen=True)
 class CommandContext:
     key_store: Callable[[], AbstractAsyncContextManager[ApiKeyStore]] = _no_key_store
@@ -56,6 +81,14 @@ class CommandContext:
     """Where the key store is, for error messages (no credentials in it)."""
     say: Callable[[str], None] = field(default=_print)
     warn: Callable[[str], None] = field(default=_print_error)
+    environ: Mapping[str, str] = field(default_factory=dict)
+    """Where the workflow commands find TRIBUTARY_URL and TRIBUTARY_API_KEY."""
+    gateway: Callable[[str, str], AsyncTributary] = _gateway_client
+    """A client of the gateway at a URL with a key; tests pass one over their transport."""
+    terminal: Callable[[], Console | None] = _stdout_terminal
+    """The console for live displays, or None when the output is not a terminal."""
+    ask: Callable[[str], str | None] = _ask_on_stdin
+    """Asks a person a question; None when nobody can answer (no terminal)."""
 
 
 @asynccontextmanager
@@ -84,4 +117,8 @@ async def _kafka_workflow_events(workflow_id: str) -> EventsRead:
 
 def deployment_context() -> CommandContext:
     """The deployment named by the environment, reached as the services reach it."""
-    return CommandContext(key_store=_redis_key_store, workflow_events=_kafka_workflow_events)
+    return CommandContext(
+        key_store=_redis_key_store,
+        workflow_events=_kafka_workflow_events,
+        environ=dict(os.environ),
+    )

@@ -1,8 +1,10 @@
-"""``tributary events``: a workflow's events as a file, to replay where Kafka is not.
+"""``tributary events``: follow a workflow's events live, or export them to a file.
 
+    tributary events WORKFLOW_ID [--calls]        (short for: events follow ...)
     tributary events export WORKFLOW_ID -o FILE
 
-The file (format in ``replay.source``) holds every event of the workflow from every
+``follow`` reads the gateway's event stream (``workflows.follow_events``). The
+export's file (format in ``replay.source``) holds every event of the workflow from every
 topic, decoded and encoded again, in timeline order; ``tributary replay
 --from-file FILE`` reads it with neither Kafka nor Redis.
 """
@@ -14,15 +16,32 @@ from pathlib import Path
 from typing import Any
 
 from tributary_cli.context import CommandContext
+from tributary_cli.gateway import add_connection_options
 from tributary_cli.replay.command import events_on_kafka
 from tributary_cli.replay.source import write_export
+from tributary_cli.workflows import follow_events
 
-__all__ = ["register"]
+__all__ = ["ACTIONS", "register"]
+
+ACTIONS = ("follow", "export")
+"""``events`` followed by anything else is ``events follow``."""
 
 
 def register(groups: Any) -> None:
-    events = groups.add_parser("events", help="export a workflow's events from Kafka")
+    events = groups.add_parser(
+        "events",
+        help="follow a workflow's events live (events WORKFLOW_ID), or export them from Kafka",
+    )
     actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
+    follow = actions.add_parser(
+        "follow",
+        help="print the workflow's events from the gateway as they happen, to its last one "
+        "(exit 0 if it completed, 1 if it failed or was cancelled)",
+    )
+    follow.add_argument("workflow_id", metavar="WORKFLOW_ID", help="the workflow")
+    follow.add_argument("--calls", action="store_true", help="also the recorded LLM and tool calls")
+    add_connection_options(follow)
+    follow.set_defaults(run=follow_events)
     export = actions.add_parser(
         "export",
         help="write a workflow's events (every topic) to a file, one JSON per line",
