@@ -50,20 +50,12 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def with_gateway(
-    args: argparse.Namespace,
-    ctx: CommandContext,
-    command: Callable[[AsyncTributary], Awaitable[int]],
-) -> Awaitable[int]:
-    """Runs ``command`` with a client of the gateway; the gateway's refusals are exit 2."""
-    return _with_gateway(args, ctx, command)
-
-
-async def _with_gateway(
+async def with_gateway(
     args: argparse.Namespace,
     ctx: CommandContext,
     command: Callable[[AsyncTributary], Awaitable[int]],
 ) -> int:
+    """Runs ``command`` with a client of the gateway; no key, no answer or a refusal is 2."""
     url = (args.url or ctx.environ.get(URL_VARIABLE) or DEFAULT_BASE_URL).rstrip("/")
     key = args.api_key or ctx.environ.get(KEY_VARIABLE) or ""
     if not key:
@@ -78,7 +70,7 @@ async def _with_gateway(
     except ConnectionError as exc:
         ctx.warn(_redacted(f"error: cannot reach the gateway at {url}: {exc}", key))
     except APIError as exc:
-        ctx.warn(_redacted(f"error: {describe_refusal(exc)}", key))
+        ctx.warn(_redacted(f"error: {_refusal(exc)}", key))
     except TributaryError as exc:
         ctx.warn(_redacted(f"error: {exc}", key))
     finally:
@@ -86,7 +78,7 @@ async def _with_gateway(
     return EXIT_USAGE
 
 
-def describe_refusal(error: APIError) -> str:
+def _refusal(error: APIError) -> str:
     """The gateway's answer in one line: its status and its own explanation."""
     detail = error.detail or error.code
     return f"the gateway answered {error.status}: {detail}"

@@ -204,7 +204,7 @@ async def _start_and_follow(
         final = await client.get(started.workflow_id)
     except BaseException:
         display.pause()
-        if not progress_ended(progress):
+        if not _ended(progress):
             ctx.warn(
                 f"Stopped following workflow {started.workflow_id}; it runs on "
                 f"(tributary cancel {started.workflow_id} stops it)."
@@ -215,7 +215,7 @@ async def _start_and_follow(
     return EXIT_OK if final.status == WorkflowStatus.COMPLETED else EXIT_WORKFLOW_FAILED
 
 
-def progress_ended(progress: RunProgress) -> bool:
+def _ended(progress: RunProgress) -> bool:
     return progress.status in ("completed", "failed", "cancelled")
 
 
