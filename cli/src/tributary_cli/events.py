@@ -31,6 +31,8 @@ def register(groups: Any) -> None:
     events = groups.add_parser(
         "events",
         help="follow a workflow's events live (events WORKFLOW_ID), or export them from Kafka",
+        description="'tributary events WORKFLOW_ID' is short for "
+        "'tributary events follow WORKFLOW_ID'.",
     )
     actions = events.add_subparsers(dest="action", required=True, metavar="ACTION")
     follow = actions.add_parser(
