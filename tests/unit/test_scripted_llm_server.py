@@ -509,10 +509,14 @@ async def test_async_context_manager_and_stop_releases_hanging_requests() -> Non
             await asyncio.sleep(0.2)
             started = time.monotonic()
             await asyncio.to_thread(server.stop)
-            assert time.monotonic() - started < 2
+            # Released, not cut off: a hang that uvicorn cancelled at the end of its
+            # graceful shutdown would reach the client as a dropped connection. The
+            # bound only rules out waiting on the hang (shared CI machines are slow).
+            assert time.monotonic() - started < 8
             with pytest.raises(openai.APIStatusError) as caught:
                 await pending
             assert caught.value.status_code == 503
+            assert "released" in caught.value.message
 
 
 async def test_stopped_and_started_again_it_refuses_meanwhile_and_comes_back_as_it_was() -> None:
