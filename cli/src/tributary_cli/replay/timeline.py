@@ -38,7 +38,12 @@ from tributary_shared.core.events import (
     WorkflowFailed,
     WorkflowRequested,
 )
-from tributary_shared.core.recording import IncompleteRecord, conversations, resolve, scope_of
+from tributary_shared.core.recording import (
+    IncompleteRecord,
+    PayloadParts,
+    conversations,
+    scope_of,
+)
 
 __all__ = [
     "Attempt",
@@ -233,17 +238,16 @@ def _last(events: Sequence[AnyEvent], kind: Any) -> Any:
 def _call_views(events: Sequence[AnyEvent], problems: list[str]) -> list[CallView]:
     """Every call record with its body joined back from its parts, one record at a time
     so that one whose parts are missing spoils only itself."""
-    payloads: dict[str, list[CallPayload]] = {}
+    parts = PayloadParts()
     for event in events:
         if isinstance(event, CallPayload):
-            payloads.setdefault(event.digest, []).append(event)
+            parts.add(event)
     views: list[CallView] = []
     for event in events:
         if not isinstance(event, LLMCalled | ToolCalled):
             continue
-        parts = payloads.get(event.payload.digest, []) if event.payload is not None else []
         try:
-            [record] = resolve([*parts, event])
+            record = parts.join(event)
         except IncompleteRecord as exc:
             problems.append(f"incomplete record: {exc}")
             views.append(CallView(record=event, incomplete=str(exc)))

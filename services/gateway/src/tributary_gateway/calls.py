@@ -11,7 +11,7 @@ import contextlib
 
 from tributary_shared.core.events import CallPayload, LLMCalled, ToolCalled, decode_event
 from tributary_shared.core.ports import WorkflowStore
-from tributary_shared.core.recording import IncompleteRecord, resolve
+from tributary_shared.core.recording import IncompleteRecord, PayloadParts
 
 __all__ = ["read_calls"]
 
@@ -32,7 +32,7 @@ async def read_calls(
     """Up to ``limit`` calls logged after position ``after`` (of step ``step_id`` only,
     when given), and the position to read the next page after (None: none logged yet)."""
     calls: list[LLMCalled | ToolCalled] = []
-    parts: list[CallPayload] = []
+    parts = PayloadParts()
     position = after
     while True:
         entries = await store.read_log(workflow_id, after=position, count=_BATCH)
@@ -41,20 +41,15 @@ async def read_calls(
             if entry.type == "call.payload":
                 event = decode_event(entry.event_json)
                 assert isinstance(event, CallPayload)
-                parts.append(event)
+                parts.add(event)
             elif entry.type in _RECORD_TYPES:
                 record = decode_event(entry.event_json)
                 assert isinstance(record, LLMCalled | ToolCalled)
-                if record.payload is not None:
-                    wanted = [p for p in parts if p.digest == record.payload.digest]
-                    parts = [p for p in parts if p.digest != record.payload.digest]
-                else:
-                    wanted = []
                 if step_id is not None and record.step_id != step_id:
                     continue
                 # Parts that lie before ``after`` are not joined: the record names them.
                 with contextlib.suppress(IncompleteRecord):
-                    (record,) = resolve([*wanted, record])
+                    record = parts.join(record)
                 calls.append(record)
                 if len(calls) == limit:
                     return calls, position

@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_PART_BYTES",
     "CallScope",
     "IncompleteRecord",
+    "PayloadParts",
     "conversations",
     "kept_prefix",
     "resolve",
@@ -118,19 +119,34 @@ def _utf8_chunks(data: bytes, size: int) -> list[str]:
     return chunks
 
 
+class PayloadParts:
+    """The ``call.payload`` parts seen so far, to join each record with its own."""
+
+    def __init__(self) -> None:
+        self._parts: dict[str, dict[int, str]] = {}
+
+    def add(self, part: CallPayload) -> None:
+        self._parts.setdefault(part.digest, {})[part.part] = part.data
+
+    def join(self, record: LLMCalled | ToolCalled) -> LLMCalled | ToolCalled:
+        """``record`` with its body; raises ``IncompleteRecord`` when its parts are not
+        all here (or do not match its digest)."""
+        return _with_body(record, self._parts)
+
+
 def resolve(events: Iterable[EventEnvelope]) -> list[LLMCalled | ToolCalled]:
     """The call records among ``events``, in their order, each with its body.
 
     Raises ``IncompleteRecord`` when a record's payload parts are missing.
     """
-    parts: dict[str, dict[int, str]] = {}
+    parts = PayloadParts()
     records: list[LLMCalled | ToolCalled] = []
     for event in events:
         if isinstance(event, CallPayload):
-            parts.setdefault(event.digest, {})[event.part] = event.data
+            parts.add(event)
         elif isinstance(event, LLMCalled | ToolCalled):
             records.append(event)
-    return [_with_body(record, parts) for record in records]
+    return [parts.join(record) for record in records]
 
 
 def _with_body(
