@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import contextlib
 
-from tributary_shared.core.events import CallPayload, LLMCalled, ToolCalled, decode_event
+from tributary_shared.core.events import (
+    CALL_RECORD_TYPES,
+    CallPayload,
+    LLMCalled,
+    ToolCalled,
+    decode_event,
+)
 from tributary_shared.core.ports import WorkflowStore
 from tributary_shared.core.recording import IncompleteRecord, PayloadParts
 
@@ -18,7 +24,8 @@ __all__ = ["read_calls"]
 _BATCH = 200
 """Log entries read per round trip."""
 
-_RECORD_TYPES = frozenset({"llm.called", "tool.called"})
+_RECORD_TYPES = CALL_RECORD_TYPES - {"call.payload"}
+"""The records themselves; their parts are joined to them."""
 
 
 async def read_calls(
