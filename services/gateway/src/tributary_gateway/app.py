@@ -20,6 +20,7 @@ from starlette.routing import Mount, Route
 
 from tributary_gateway.body_limit import BodyLimit
 from tributary_gateway.deps import GatewayState
+from tributary_gateway.openapi import keep_example_nulls
 from tributary_gateway.redaction import redact_error_responses
 from tributary_gateway.routes import health, keys, workflows
 from tributary_gateway.settings import GatewaySettings, TenantLimitSettings
@@ -180,6 +181,7 @@ def _assemble(
     app.include_router(health.router)
     app.include_router(workflows.router)
     app.include_router(keys.router)
+    keep_example_nulls(app)
     app.add_exception_handler(RedisError, _storage_unavailable)
     redact_error_responses(app, redactor)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

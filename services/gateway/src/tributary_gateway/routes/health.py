@@ -8,13 +8,19 @@ from collections.abc import Awaitable
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from tributary_gateway import examples
 from tributary_gateway.deps import State
+from tributary_gateway.responses import answer, success
 from tributary_gateway.schemas import Readiness
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz", summary="Liveness: the process serves requests")
+@router.get(
+    "/healthz",
+    responses={200: success(examples.HEALTHY)},
+    summary="Liveness: the process serves requests",
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -22,7 +28,10 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    responses={503: {"model": Readiness, "description": "Redis or Kafka is unreachable."}},
+    responses={
+        200: success(examples.READY),
+        503: answer("Redis or Kafka is unreachable.", examples.NOT_READY, model=Readiness),
+    },
     summary="Readiness: Redis and Kafka are reachable",
 )
 async def readyz(state: State) -> JSONResponse:

@@ -15,13 +15,16 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Response, status
 from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from tributary_gateway import error_examples as errors
+from tributary_gateway import examples
 from tributary_gateway.auth import Canceller, Deleter, Reader, Starter, authenticated
 from tributary_gateway.calls import read_calls
 from tributary_gateway.deps import State
+from tributary_gateway.examples import openapi_examples
 from tributary_gateway.filters import RFC3339_PATTERN, listing_filter
 from tributary_gateway.quotas import (
     admit_running,
@@ -29,13 +32,12 @@ from tributary_gateway.quotas import (
     rate_limited,
     release_running,
 )
-from tributary_gateway.responses import BODY_ERRORS, COMMON_ERRORS, RATE_LIMITED
+from tributary_gateway.responses import BODY_ERRORS, COMMON_ERRORS, RATE_LIMITED, answer, success
 from tributary_gateway.schemas import (
     CallList,
     CancelWorkflow,
     CreateWorkflow,
     Invalid,
-    Problem,
     WorkflowAccepted,
     WorkflowCancelledView,
     WorkflowLinks,
@@ -44,7 +46,7 @@ from tributary_gateway.schemas import (
     WorkflowView,
 )
 from tributary_shared.core import machine
-from tributary_shared.core.access import TENANT_PATTERN, Caller
+from tributary_shared.core.access import TENANT_PATTERN, Caller, Scope
 from tributary_shared.core.events import (
     CALL_RECORD_TYPES,
     TERMINAL_EVENT_TYPES,
@@ -76,7 +78,7 @@ router = APIRouter(
     responses={
         **COMMON_ERRORS,
         **RATE_LIMITED,
-        403: {"model": Problem, "description": "The API key lacks the scope this needs."},
+        403: answer("The API key lacks the scope this needs.", errors.lacks_scope(Scope.READ)),
     },
 )
 
@@ -87,10 +89,9 @@ _CURSOR = r"^\d{17}-wf_[0-9a-f]{32}$"
 # Kafka away is usually a broker restart or a leader election: seconds.
 _QUEUE_RETRY_AFTER_S = 2
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {
-        "model": Problem,
-        "description": "No workflow with this id that this API key's tenant owns.",
-    }
+    404: answer(
+        "No workflow with this id that this API key's tenant owns.", errors.WORKFLOW_NOT_FOUND
+    )
 }
 
 
@@ -135,39 +136,63 @@ def _tenant_for(caller: Caller, asked: str | None, *, doing: str) -> str:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WorkflowAccepted,
     responses={
-        403: {
-            "model": Problem,
-            "description": "The API key lacks the `start` scope, or names another tenant "
-            "without being an admin key.",
-        },
+        202: success(examples.ACCEPTED, examples.ACCEPTED_REPLAYED),
+        403: answer(
+            "The API key lacks the `start` scope, or names another tenant without being an "
+            "admin key.",
+            errors.lacks_scope(Scope.START),
+            errors.other_tenant("start workflows for"),
+        ),
         **BODY_ERRORS,
-        409: {
-            "model": Problem,
-            "description": "The `Idempotency-Key` names a workflow that was deleted; send the "
-            "request again with a new key.",
-        },
-        422: {
-            "model": Invalid,
-            "description": "The request is malformed, or asks for more than a bound or than "
-            "its tenant's ceiling, or reuses an `Idempotency-Key` for another request; the "
-            "detail says which.",
-        },
+        409: answer(
+            "The `Idempotency-Key` names a workflow that was deleted; send the request again "
+            "with a new key.",
+            errors.IDEMPOTENCY_KEY_OF_DELETED,
+        ),
+        422: answer(
+            "The request is malformed, or asks for more than a bound or than its tenant's "
+            "ceiling, or reuses an `Idempotency-Key` for another request; the detail says "
+            "which.",
+            errors.TASK_MISSING,
+            errors.OPTION_OUT_OF_BOUNDS,
+            errors.TASK_BLANK,
+            errors.TASK_TOO_LONG,
+            errors.ABOVE_CEILING,
+            errors.IDEMPOTENCY_KEY_REUSED,
+            model=Invalid,
+        ),
         429: {
             **RATE_LIMITED[429],
-            "description": "Too many requests from this API key, or its tenant runs as many "
-            "workflows as it may; retry after `Retry-After`.",
+            **answer(
+                "Too many requests from this API key, or its tenant runs as many workflows as "
+                "it may; retry after `Retry-After`.",
+                errors.RATE_LIMITED,
+                errors.TENANT_AT_CEILING,
+            ),
         },
         503: {
             **COMMON_ERRORS[503],
-            "description": "Redis, or Kafka, could not take the request. Without an "
-            "`Idempotency-Key` nothing was started: retry. With one, the workflow waits to be "
-            "sent: retry with the same key, which sends it.",
+            **answer(
+                "Redis, or Kafka, could not take the request. Without an `Idempotency-Key` "
+                "nothing was started: retry. With one, the workflow waits to be sent: retry "
+                "with the same key, which sends it.",
+                errors.STORE_UNAVAILABLE,
+                errors.NOT_QUEUED,
+                errors.NOT_QUEUED_KEYED,
+            ),
         },
     },
     summary="Start a workflow",
 )
 async def create_workflow(
-    body: CreateWorkflow,
+    body: Annotated[
+        CreateWorkflow,
+        Body(
+            openapi_examples=openapi_examples(
+                examples.CREATE_MINIMAL, examples.CREATE_WITH_OPTIONS, examples.CREATE_FOR_TENANT
+            )
+        ),
+    ],
     state: State,
     caller: Starter,
     response: Response,
@@ -309,16 +334,21 @@ async def _fail_unpublished(store: WorkflowStore, request: WorkflowRequested) ->
     "",
     response_model=WorkflowList,
     responses={
-        403: {
-            "model": Problem,
-            "description": "The API key lacks the `read` scope, or names another tenant "
-            "without being an admin key.",
-        },
-        422: {
-            "model": Invalid,
-            "description": "A parameter is malformed or out of its bounds (its name is in "
-            "`loc`), or `created_after` is not earlier than `created_before`.",
-        },
+        200: success(examples.WORKFLOW_LIST),
+        403: answer(
+            "The API key lacks the `read` scope, or names another tenant without being an "
+            "admin key.",
+            errors.lacks_scope(Scope.READ),
+            errors.other_tenant("list the workflows of"),
+        ),
+        422: answer(
+            "A parameter is malformed or out of its bounds (its name is in `loc`), or "
+            "`created_after` is not earlier than `created_before`.",
+            errors.LIST_LIMIT_OUT_OF_BOUNDS,
+            errors.BAD_TIME_BOUND,
+            errors.TIME_BOUNDS_REVERSED,
+            model=Invalid,
+        ),
     },
     summary="The workflows of the API key's tenant, newest first, a page at a time",
     description="Filters combine (all must hold); pass the same ones with `cursor` for the "
@@ -401,7 +431,7 @@ async def list_workflows(
 @router.get(
     "/{workflow_id}",
     response_model=WorkflowView,
-    responses=_NOT_FOUND,
+    responses={200: success(examples.WORKFLOW_COMPLETED, examples.WORKFLOW_RUNNING), **_NOT_FOUND},
     summary="A workflow's status, plan, steps, result and token usage",
 )
 async def get_workflow(workflow_id: WorkflowId, state: State, caller: Reader) -> WorkflowView:
@@ -414,14 +444,26 @@ async def get_workflow(workflow_id: WorkflowId, state: State, caller: Reader) ->
     "/{workflow_id}/cancel",
     response_model=WorkflowCancelledView,
     responses={
+        200: success(examples.CANCELLED, examples.CANCELLED_DEFAULT_REASON),
+        403: answer("The API key lacks the `cancel` scope.", errors.lacks_scope(Scope.CANCEL)),
         **BODY_ERRORS,
         **_NOT_FOUND,
-        409: {"model": Problem, "description": "The workflow has already ended."},
+        409: answer("The workflow has already ended.", errors.ALREADY_ENDED),
+        422: answer(
+            "The body is malformed; the detail says which field.",
+            errors.REASON_NOT_TEXT,
+            model=Invalid,
+        ),
     },
     summary="Cancel a workflow: running steps stop, pending ones never start",
 )
 async def cancel_workflow(
-    workflow_id: WorkflowId, state: State, caller: Canceller, body: CancelWorkflow | None = None
+    workflow_id: WorkflowId,
+    state: State,
+    caller: Canceller,
+    body: Annotated[
+        CancelWorkflow | None, Body(openapi_examples=openapi_examples(examples.CANCEL_BODY))
+    ] = None,
 ) -> WorkflowCancelledView:
     record = await _owned(state, caller, workflow_id)
     reason = body.reason if body and body.reason else "cancelled by request"
@@ -443,12 +485,11 @@ async def cancel_workflow(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={
         204: {"description": "Deleted: its state and log are gone."},
-        403: {"model": Problem, "description": "The API key lacks the `delete` scope."},
+        403: answer("The API key lacks the `delete` scope.", errors.lacks_scope(Scope.DELETE)),
         **_NOT_FOUND,
-        409: {
-            "model": Problem,
-            "description": "The workflow has not ended: cancel it, or wait for it to end.",
-        },
+        409: answer(
+            "The workflow has not ended: cancel it, or wait for it to end.", errors.STILL_ACTIVE
+        ),
     },
     summary="Delete an ended workflow: its state, log and recorded calls",
     description="Removes everything stored of the workflow (record, steps, log, budget, "
@@ -474,7 +515,15 @@ async def delete_workflow(workflow_id: WorkflowId, state: State, caller: Deleter
 @router.get(
     "/{workflow_id}/calls",
     response_model=CallList,
-    responses=_NOT_FOUND,
+    responses={
+        200: success(examples.CALL_LIST),
+        **_NOT_FOUND,
+        422: answer(
+            "A parameter is malformed or out of its bounds (its name is in `loc`).",
+            errors.CALLS_LIMIT_OUT_OF_BOUNDS,
+            model=Invalid,
+        ),
+    },
     summary="A workflow's recorded LLM and tool calls, a page at a time",
     description="Every LLM call (messages sent, tools offered, models tried, the answer, "
     "usage, each HTTP try with its error) and every tool call (arguments, result) of the "
@@ -508,13 +557,28 @@ async def list_calls(
 @router.get(
     "/{workflow_id}/events",
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "Server-Sent Events."},
-        400: {"model": Problem, "description": "Malformed Last-Event-ID."},
+        200: {
+            **success(
+                examples.EVENT_STREAM, media_type="text/event-stream", schema={"type": "string"}
+            ),
+            "description": "Server-Sent Events.",
+        },
+        400: answer("Malformed Last-Event-ID.", errors.BAD_LAST_EVENT_ID),
         **_NOT_FOUND,
+        422: answer(
+            "A parameter is malformed (its name is in `loc`).",
+            errors.BAD_CALLS_FLAG,
+            model=Invalid,
+        ),
         429: {
             **RATE_LIMITED[429],
-            "description": "Too many requests from this API key, or this replica serves its "
-            "most streams, in all or for this caller; retry after `Retry-After`.",
+            **answer(
+                "Too many requests from this API key, or this replica serves its most "
+                "streams, in all or for this caller; retry after `Retry-After`.",
+                errors.RATE_LIMITED,
+                errors.REPLICA_STREAMS_FULL,
+                errors.KEY_STREAMS_FULL,
+            ),
         },
     },
     summary="Follow a workflow's events live (Server-Sent Events)",
