@@ -1,7 +1,7 @@
 """The error bodies the gateway answers, word for word, as OpenAPI examples.
 
 Each is what a route (or FastAPI's validation, or the body limit) sends for one
-cause, with the default settings: ``test_openapi_examples`` provokes the causes
+cause, with the default settings: ``test_gateway_error_examples`` provokes the causes
 against the gateway and compares the answers with these. Messages that name a
 setting's value or a ceiling are built from the setting's default or the
 gateway's own exception, so they change with them.
@@ -75,7 +75,7 @@ def _field(loc: list[str | int], kind: str, msg: str, given: Any, **ctx: Any) ->
 
 # --- 401, 403: who is calling --------------------------------------------------
 
-# The redactor treats "Bearer <key>" in the detail as a credential.
+# As sent: the redaction of error details takes "Bearer <key>" for a credential.
 NO_KEY = _problem(
     "missing_key",
     "No `Authorization: Bearer` header",
@@ -92,8 +92,8 @@ def lacks_scope(scope: Scope) -> Example:
     """The ``403`` of a key without ``scope``."""
     return _problem(
         "lacks_scope",
-        f"The key lacks the `{scope}` scope",
-        f"this API key lacks the {scope!r} scope",
+        f"The key lacks the `{scope.value}` scope",
+        f"this API key lacks the {scope.value!r} scope",
     )
 
 
@@ -272,12 +272,12 @@ BAD_TENANT_QUERY = _invalid(
 )
 BAD_KEY_ID = _invalid(
     "bad_key_id",
-    "Not a key id (a key id is 12 hex digits, not the key)",
+    "Not a key id (12 hex digits): one digit short",
     _field(
         ["path", "key_id"],
         "string_pattern_mismatch",
         "String should match pattern '^[0-9a-f]{12}$'",
-        "trb_5e610a30f3dc",
+        "5e610a30f3d",
         pattern="^[0-9a-f]{12}$",
     ),
 )
