@@ -50,7 +50,8 @@ async def authenticated(
 ) -> Caller:
     if credentials is None:
         raise _unauthorized(
-            "an API key is required: send Authorization: Bearer <key>", invalid=False
+            "an API key is required: send it as a Bearer token in the Authorization header",
+            invalid=False,
         )
     presented = parse_key(credentials.credentials)
     record = await state.keys.get(presented.key_id) if presented is not None else None

@@ -79,7 +79,7 @@ def _field(loc: list[str | int], kind: str, msg: str, given: Any, **ctx: Any) ->
 NO_KEY = _problem(
     "missing_key",
     "No `Authorization: Bearer` header",
-    "an API key is required: send Authorization: Bearer [REDACTED]",
+    "an API key is required: send it as a Bearer token in the Authorization header",
 )
 INVALID_KEY = _problem(
     "invalid_key",
