@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from fastapi import FastAPI
 from redis.asyncio import Redis
 
 from tributary_gateway.app import app_over
@@ -36,6 +37,24 @@ async def gateway_over_twins(
     raise_app_exceptions: bool = True,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the gateway; it sends no API key unless told to (headers)."""
+    async with app_over_twins(
+        store=store, publisher=publisher, keys=keys, settings=settings, streams=streams
+    ) as app:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+@asynccontextmanager
+async def app_over_twins(
+    *,
+    store: MemoryWorkflowStore,
+    publisher: EventPublisher,
+    keys: ApiKeyStore,
+    settings: GatewaySettings | None = None,
+    streams: StreamSlots | None = None,
+) -> AsyncIterator[FastAPI]:
+    """The gateway's ASGI app itself (for a test that serves it over a real socket)."""
     settings = settings or GatewaySettings()
     redis = Redis()  # never connected: only readiness would use it
     follower = LogFanout(MemoryLogReader(store), store, idle_s=settings.sse_ping_s)
@@ -56,10 +75,8 @@ async def gateway_over_twins(
         keys=keys,
         listing=store,
     )
-    transport = httpx.ASGITransport(app=app_over(state), raise_app_exceptions=raise_app_exceptions)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield client
+        yield app_over(state)
     finally:
         await follower.close()
         await redis.aclose()

@@ -24,6 +24,7 @@ from tributary_gateway.app import app_over
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.examples import WORKFLOW_ID, Example
 from tributary_gateway.settings import GatewaySettings, TenantLimitSettings
+from tributary_gateway.stream_tokens import StreamGrant, sign_stream_token
 from tributary_gateway.streams import StreamSlots
 from tributary_gateway.tenant_limits import TenantCeilings
 from tributary_shared.core import machine
@@ -187,6 +188,41 @@ async def unknown_key() -> httpx.Response:
     async with gateway() as g:
         unknown = bearer(f"trb_{UNKNOWN_KEY_ID}_{'a' * 40}")
         return await g.client.get("/v1/workflows", headers=unknown)
+
+
+async def stream_token_of(g: Gateway, *, expires_in: int, key_id: str) -> str:
+    """A token for the example workflow's stream, signed as the gateway signs them."""
+    grant = StreamGrant(
+        workflow_id=WORKFLOW_ID,
+        tenant_id=TENANT,
+        key_id=key_id,
+        expires_at=int(time.time()) + expires_in,
+    )
+    return sign_stream_token(grant, secret=await g.state.stream_secret.secret())
+
+
+@answers(errors.STREAM_TOKEN_EXPIRED)
+async def an_expired_stream_token() -> httpx.Response:
+    async with gateway() as g:
+        await g.key()
+        token = await stream_token_of(g, expires_in=-1, key_id=next(iter(g.keys.records)))
+        return await g.client.get(f"{WORKFLOW}/events", params={"token": token})
+
+
+@answers(errors.STREAM_TOKEN_OTHER_WORKFLOW)
+async def a_stream_token_for_another_workflow() -> httpx.Response:
+    async with gateway() as g:
+        await g.key()
+        token = await stream_token_of(g, expires_in=60, key_id=next(iter(g.keys.records)))
+        other = "wf_" + "0" * 32
+        return await g.client.get(f"/v1/workflows/{other}/events", params={"token": token})
+
+
+@answers(errors.STREAM_TOKEN_KEY_REVOKED)
+async def a_stream_token_of_a_revoked_key() -> httpx.Response:
+    async with gateway() as g:
+        token = await stream_token_of(g, expires_in=60, key_id=UNKNOWN_KEY_ID)
+        return await g.client.get(f"{WORKFLOW}/events", params={"token": token})
 
 
 @answers(errors.lacks_scope(Scope.START))

@@ -20,7 +20,9 @@ from tributary_client import (
     LLMCall,
     NotFoundError,
     PermissionDeniedError,
+    StreamToken,
     ToolCall,
+    Tributary,
     ValidationError,
     WorkflowStatus,
 )
@@ -223,3 +225,49 @@ async def test_admin_keys_issue_list_and_revoke_keys(
         await beta.list()
     with pytest.raises(NotFoundError):
         await admin.revoke_key(created.key_id)
+
+
+async def test_a_stream_token_opens_the_event_stream_without_the_key(
+    client: AsyncTributary, http: httpx.AsyncClient, store: MemoryWorkflowStore
+) -> None:
+    workflow_id = await _ended(store)
+
+    issued = await client.stream_token(workflow_id)
+
+    assert isinstance(issued, StreamToken)
+    assert issued.expires_at > datetime.now(UTC)
+    assert issued.token not in repr(issued)  # a credential: kept out of printed models
+    streamed = await http.get(issued.stream_url)  # this client sends no key of its own
+    assert streamed.status_code == 200
+    assert "event: workflow.cancelled" in streamed.text
+
+
+def test_the_sync_client_asks_for_a_stream_token() -> None:
+    seen: list[httpx.Request] = []
+    answer = {
+        "token": "trb_st_abc_def",
+        "expires_at": "2026-11-30T10:05:00Z",
+        "stream_url": "/v1/workflows/wf_1/events?token=trb_st_abc_def",
+    }
+
+    def gateway(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json=answer)
+
+    with Tributary(BASE, "k", transport=httpx.MockTransport(gateway)) as sync_client:
+        issued = sync_client.stream_token("wf_1")
+
+    assert (seen[0].method, seen[0].url.path) == ("POST", "/v1/workflows/wf_1/stream-token")
+    assert seen[0].headers["authorization"] == "Bearer k"
+    assert issued.stream_url == answer["stream_url"]
+    assert issued.expires_at == datetime(2026, 11, 30, 10, 5, tzinfo=UTC)
+
+
+async def _ended(store: MemoryWorkflowStore) -> str:
+    workflow_id = f"wf_{uuid.uuid4().hex}"
+    await store.create_workflow(
+        WorkflowRequested(workflow_id=workflow_id, tenant_id="acme", task="t"),
+        deadline_at=time.time() + 600,
+    )
+    await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
+    return workflow_id

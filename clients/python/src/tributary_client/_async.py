@@ -23,6 +23,7 @@ from tributary_client._models import (
     KeyCreated,
     KeyList,
     RecordedCall,
+    StreamToken,
     Workflow,
     WorkflowAccepted,
     WorkflowCancelled,
@@ -186,6 +187,14 @@ class AsyncTributary:
         Needs a gateway that serves ``POST /v1/workflows/{id}/input``.
         """
         await self._send(_requests.input_answer(workflow_id, request_id=request_id, answer=answer))
+
+    async def stream_token(self, workflow_id: str) -> StreamToken:
+        """A short-lived token that opens this workflow's event stream without the API key.
+
+        For a page's ``EventSource``, which cannot send the key: give it ``stream_url``.
+        Needs the ``read`` scope; the gateway says how long it lasts (``expires_at``).
+        """
+        return await self._model(StreamToken, _requests.stream_token(workflow_id))
 
     async def delete(self, workflow_id: str) -> None:
         """Delete an ended workflow; ``ConflictError`` while it runs.

@@ -31,6 +31,7 @@ __all__ = [
     "RecordedCall",
     "Step",
     "StepStatus",
+    "StreamToken",
     "TokenUsage",
     "ToolCall",
     "ToolCallBody",
@@ -185,6 +186,19 @@ class WorkflowCancelled(ApiModel):
     workflow_id: str
     status: AnyWorkflowStatus
     reason: str
+
+
+class StreamToken(ApiModel):
+    """A short-lived token that opens one workflow's event stream, without the API key.
+
+    For a client that cannot send an ``Authorization`` header, such as a browser's
+    ``EventSource``: hand it ``stream_url`` (the gateway's base URL in front). The
+    token is a credential until ``expires_at``: it is left out of ``repr``.
+    """
+
+    token: str = Field(repr=False)
+    expires_at: datetime
+    stream_url: str = Field(repr=False)
 
 
 class WorkflowOptions(ApiModel):

@@ -26,6 +26,7 @@ __all__ = [
     "list_page",
     "revoke_key",
     "start",
+    "stream_token",
 ]
 
 
@@ -106,6 +107,10 @@ def events(workflow_id: str, *, last_event_id: str | None, calls: bool) -> Reque
         headers["Last-Event-ID"] = last_event_id
     params: dict[str, str | int | bool] = {"calls": "true"} if calls else {}
     return Request("GET", _workflow(workflow_id, "/events"), params=params, headers=headers)
+
+
+def stream_token(workflow_id: str) -> Request:
+    return Request("POST", _workflow(workflow_id, "/stream-token"))
 
 
 def create_key(*, tenant_id: str, scopes: list[str] | None, label: str) -> Request:

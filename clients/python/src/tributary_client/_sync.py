@@ -22,6 +22,7 @@ from tributary_client._models import (
     KeyCreated,
     KeyList,
     RecordedCall,
+    StreamToken,
     Workflow,
     WorkflowAccepted,
     WorkflowCancelled,
@@ -183,6 +184,14 @@ class Tributary:
         Needs a gateway that serves ``POST /v1/workflows/{id}/input``.
         """
         self._send(_requests.input_answer(workflow_id, request_id=request_id, answer=answer))
+
+    def stream_token(self, workflow_id: str) -> StreamToken:
+        """A short-lived token that opens this workflow's event stream without the API key.
+
+        For a page's ``EventSource``, which cannot send the key: give it ``stream_url``.
+        Needs the ``read`` scope; the gateway says how long it lasts (``expires_at``).
+        """
+        return self._model(StreamToken, _requests.stream_token(workflow_id))
 
     def delete(self, workflow_id: str) -> None:
         """Delete an ended workflow; ``ConflictError`` while it runs.

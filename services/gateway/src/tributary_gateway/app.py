@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
 
 from tributary_gateway.body_limit import BodyLimit
@@ -24,6 +25,7 @@ from tributary_gateway.openapi import keep_example_nulls
 from tributary_gateway.redaction import redact_error_responses
 from tributary_gateway.routes import health, keys, workflows
 from tributary_gateway.settings import GatewaySettings, TenantLimitSettings
+from tributary_gateway.stream_secret import FixedStreamSecret, RedisStreamSecret
 from tributary_gateway.streams import StreamSlots
 from tributary_shared.core.redaction import DEFAULT_REDACTOR, Redactor
 from tributary_shared.runtime.apikeys import RedisApiKeyStore
@@ -127,6 +129,11 @@ def create_app() -> FastAPI:
             tenant_limits=tenant_limits,
             running=RedisRunningWorkflows(redis, ttl_s=retention),
             rates=RedisRateLimiter(redis, name="requests"),
+            stream_secret=(
+                FixedStreamSecret(gateway.stream_token_secret.get_secret_value().encode())
+                if gateway.stream_token_secret is not None
+                else RedisStreamSecret(redis)
+            ),
         )
         try:
             yield
@@ -180,12 +187,40 @@ def _assemble(
     )
     app.include_router(health.router)
     app.include_router(workflows.router)
+    app.include_router(workflows.stream_router)
     app.include_router(keys.router)
     keep_example_nulls(app)
     app.add_exception_handler(RedisError, _storage_unavailable)
     redact_error_responses(app, redactor)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        _allow_cross_origin(app, settings.cors_origins)
     return app
+
+
+# What a page of another origin may send and read. Keys and limits are checked inside
+# the routes, so an error (401, 429, 503, and the 413 of the body limit) passes out
+# through this middleware, added last and so outermost, and carries its headers too.
+_CORS_METHODS = ["GET", "POST", "DELETE"]
+_CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"]
+_CORS_RESPONSE_HEADERS = ["Retry-After", "Location", "Idempotent-Replayed", "WWW-Authenticate"]
+
+
+def _allow_cross_origin(app: FastAPI, origins: list[str]) -> None:
+    """Answer CORS for ``origins``: preflights here, before any key is asked for.
+
+    Credentials (cookies, HTTP auth) stay off: the API never reads a cookie, and a
+    page sends its key in ``Authorization``, or a stream token in the URL.
+    """
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_credentials=False,
+        allow_methods=_CORS_METHODS,
+        allow_headers=_CORS_REQUEST_HEADERS,
+        expose_headers=_CORS_RESPONSE_HEADERS,
+        max_age=600,
+    )
 
 
 async def _storage_unavailable(request: Request, exc: Exception) -> Response:

@@ -25,10 +25,11 @@ __all__ = [
     "Reader",
     "Starter",
     "authenticated",
+    "bearer_scheme",
     "requires",
 ]
 
-_bearer = HTTPBearer(
+bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
     bearerFormat="trb_<key id>_<secret>",
@@ -46,7 +47,7 @@ def _unauthorized(detail: str, *, invalid: bool) -> HTTPException:
 
 async def authenticated(
     state: State,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
 ) -> Caller:
     if credentials is None:
         raise _unauthorized(

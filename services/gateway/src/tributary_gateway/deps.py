@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -10,6 +11,7 @@ from faststream.kafka import KafkaBroker
 from redis.asyncio import Redis
 
 from tributary_gateway.settings import GatewaySettings, TenantLimitSettings
+from tributary_gateway.stream_secret import FixedStreamSecret, StreamSecret
 from tributary_gateway.streams import KeyStreamSlots, StreamSlots
 from tributary_shared.core.ports import (
     ApiKeyStore,
@@ -46,6 +48,11 @@ class GatewayState:
     running: RunningWorkflows | None = None
     rates: RateLimiter | None = None
     key_streams: KeyStreamSlots = field(default_factory=KeyStreamSlots)
+    # What stream tokens are signed with. ``create_app`` gives the configured secret or the
+    # one the replicas share in Redis; this default (one per process) is for tests.
+    stream_secret: StreamSecret = field(
+        default_factory=lambda: FixedStreamSecret(secrets.token_bytes(32))
+    )
 
 
 def get_state(request: Request) -> GatewayState:

@@ -43,6 +43,9 @@ __all__ = [
     "REPLICA_STREAMS_FULL",
     "STILL_ACTIVE",
     "STORE_UNAVAILABLE",
+    "STREAM_TOKEN_EXPIRED",
+    "STREAM_TOKEN_KEY_REVOKED",
+    "STREAM_TOKEN_OTHER_WORKFLOW",
     "TASK_BLANK",
     "TASK_MISSING",
     "TASK_TOO_LONG",
@@ -85,6 +88,23 @@ INVALID_KEY = _problem(
     "invalid_key",
     "A key that is malformed, unknown or revoked",
     "the API key is not valid (unknown or revoked)",
+)
+
+# The event stream's ``?token=`` (``stream_tokens``, ``stream_access``).
+STREAM_TOKEN_EXPIRED = _problem(
+    "stream_token_expired",
+    "A stream token past its expiry: ask for a new one",
+    "the stream token has expired; ask for a new one",
+)
+STREAM_TOKEN_OTHER_WORKFLOW = _problem(
+    "stream_token_other_workflow",
+    "A stream token for another workflow",
+    "the stream token is for another workflow",
+)
+STREAM_TOKEN_KEY_REVOKED = _problem(
+    "stream_token_key_revoked",
+    "A stream token of a key revoked since",
+    "the API key this stream token was issued to was revoked",
 )
 
 

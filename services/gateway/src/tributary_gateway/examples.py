@@ -26,6 +26,7 @@ from tributary_gateway.schemas import (
     KeyView,
     Readiness,
     StepView,
+    StreamTokenIssued,
     UsageView,
     WorkflowAccepted,
     WorkflowCancelledView,
@@ -34,6 +35,7 @@ from tributary_gateway.schemas import (
     WorkflowSummary,
     WorkflowView,
 )
+from tributary_gateway.stream_tokens import StreamGrant, sign_stream_token
 from tributary_shared.core.access import DEFAULT_SCOPES, Scope
 from tributary_shared.core.events import (
     EventEnvelope,
@@ -75,6 +77,7 @@ __all__ = [
     "KEY_LIST",
     "NOT_READY",
     "READY",
+    "STREAM_TOKEN",
     "WORKFLOW_COMPLETED",
     "WORKFLOW_ID",
     "WORKFLOW_LIST",
@@ -354,6 +357,28 @@ CANCELLED_DEFAULT_REASON = Example(
     _json(
         WorkflowCancelledView(
             workflow_id=WORKFLOW_ID, status=WorkflowStatus.CANCELLED, reason="cancelled by request"
+        )
+    ),
+)
+# A real token's shape, signed with a secret no gateway has.
+_TOKEN_EXPIRES = _CREATED + timedelta(minutes=5)
+_TOKEN = sign_stream_token(
+    StreamGrant(
+        workflow_id=WORKFLOW_ID,
+        tenant_id=_TENANT,
+        key_id="34320cff808d",
+        expires_at=int(_TOKEN_EXPIRES.timestamp()),
+    ),
+    secret=b"an example secret: no gateway signs with it",
+)
+STREAM_TOKEN = Example(
+    "stream_token",
+    "A token for this workflow's event stream, for five minutes",
+    _json(
+        StreamTokenIssued(
+            token=_TOKEN,
+            expires_at=_TOKEN_EXPIRES,
+            stream_url=f"/v1/workflows/{WORKFLOW_ID}/events?token={_TOKEN}",
         )
     ),
 )

@@ -22,6 +22,7 @@ __all__ = [
     "Principal",
     "admit_running",
     "bounded_options",
+    "pace",
     "principal",
     "rate_limited",
     "release_running",
@@ -42,6 +43,11 @@ Principal = Annotated[str, Depends(principal)]
 
 async def rate_limited(state: State, caller: Principal) -> None:
     """Pace each caller's requests (every replica shares the count); 429 beyond its rate."""
+    await pace(state, caller)
+
+
+async def pace(state: State, caller: str) -> None:
+    """``rate_limited`` for a caller named some other way (a stream token's key)."""
     if state.rates is None:
         return
     settings = state.settings

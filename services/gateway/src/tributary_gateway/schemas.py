@@ -71,6 +71,20 @@ class WorkflowAccepted(BaseModel):
     links: WorkflowLinks
 
 
+class StreamTokenIssued(BaseModel):
+    token: str = Field(
+        description="Pass it as `?token=` to this workflow's event stream, instead of the "
+        "`Authorization` header (a browser's `EventSource` cannot send one). It opens only "
+        "that stream, and only until `expires_at`; keep it out of logs like a key."
+    )
+    expires_at: datetime = Field(
+        description="Until when the token can open the stream; a stream open then goes on."
+    )
+    stream_url: str = Field(
+        description="The event stream's path with the token: `new EventSource(base + stream_url)`."
+    )
+
+
 class UsageView(BaseModel):
     prompt_tokens: int
     completion_tokens: int

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+import json
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from tributary_gateway.tenant_limits import TenantCeilings
 from tributary_shared.runtime.settings import TributarySettings
@@ -74,6 +78,51 @@ class GatewaySettings(TributarySettings):
         "before it is closed (its client reconnects with `Last-Event-ID`), so a slow client "
         "cannot make the gateway buffer without bound.",
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins of web pages that may call the API from a browser (CORS), "
+        "exact, comma-separated (or a JSON list): `https://app.example.com,http://localhost:5173`. "
+        "Empty: no CORS headers at all, so browsers keep pages of other origins out. "
+        "Credentials (cookies) are never allowed; pages send an API key, or a stream token "
+        "to an event stream.",
+    )
+    stream_token_secret: SecretStr | None = Field(
+        default=None,
+        min_length=32,
+        description="Secret (at least 32 characters) stream tokens are signed with "
+        "(HMAC-SHA256); every gateway replica must have the same. Empty: the replicas share "
+        "a random one they keep in Redis. Set it (from a secret, "
+        "`TRIBUTARY_GATEWAY_STREAM_TOKEN_SECRET_FILE`) so that a copy of Redis's data is not "
+        "enough to forge tokens; changing it ends every token issued before.",
+    )
+    stream_token_ttl_s: int = Field(
+        default=300,
+        ge=10,
+        le=3600,
+        description="Seconds a stream token (`POST /v1/workflows/{id}/stream-token`) can "
+        "open its event stream for; a stream already open when it expires goes on.",
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return json.loads(value)  # a JSON list, as other list settings take
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _exact_origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            parts = urlsplit(origin)
+            if not (parts.scheme and parts.netloc) or origin != f"{parts.scheme}://{parts.netloc}":
+                raise ValueError(
+                    f"{origin!r} is not an exact origin like https://app.example.com "
+                    "(scheme, host and port only; no '*', no trailing '/')"
+                )
+        return origins
 
 
 class TenantLimitSettings(TributarySettings):

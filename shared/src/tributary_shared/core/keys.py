@@ -39,6 +39,9 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
                                           to a log, by the time it was written, until it
                                           is known sent (the outbox; see ``outbox_member``)
     tributary:v1:cancellations    PUB/SUB workflow ids whose running steps must stop now
+    tributary:v1:stream-token-secret  STRING  random bytes (hex) every gateway replica signs
+                                          stream tokens with, unless one is configured;
+                                          written once (SET NX), never expires
 
 The admission gate of each LLM deployment (``core.admission``) shares the hash
 tag ``{<deployment>}``, so its script stays atomic in one slot:
@@ -80,6 +83,8 @@ DEPLOYMENTS_KEY = f"{PREFIX}:llm:deployments"
 WORKFLOWS_INDEX_KEY = f"{PREFIX}:workflows"
 """Every workflow by creation, for listing them across tenants."""
 API_KEY_IDS_KEY = f"{PREFIX}:{{apikeys}}:ids"
+STREAM_TOKEN_SECRET_KEY = f"{PREFIX}:stream-token-secret"
+"""The gateways' shared secret for stream tokens when none is configured."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Workflows: start one, list them, read one's state, follow its events live (SSE), cancel
 or delete it.
 
-Every route needs an API key (``tributary_gateway.auth``). A workflow belongs to
+Every route needs an API key (``tributary_gateway.auth``); the event stream takes a
+stream token instead (``stream_router``, ``tributary_gateway.stream_access``). A workflow belongs to
 the tenant of the key that started it; a key of another tenant gets the same
 404 as for an id that does not exist, so it learns nothing of the workflow.
 """
@@ -13,6 +14,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Path, Query, Response, status
@@ -38,6 +40,7 @@ from tributary_gateway.schemas import (
     CancelWorkflow,
     CreateWorkflow,
     Invalid,
+    StreamTokenIssued,
     WorkflowAccepted,
     WorkflowCancelledView,
     WorkflowLinks,
@@ -45,6 +48,8 @@ from tributary_gateway.schemas import (
     WorkflowSummary,
     WorkflowView,
 )
+from tributary_gateway.stream_access import StreamReader, stream_rate_limited
+from tributary_gateway.stream_tokens import StreamGrant, sign_stream_token
 from tributary_shared.core import machine
 from tributary_shared.core.access import TENANT_PATTERN, Caller, Scope
 from tributary_shared.core.events import (
@@ -79,6 +84,28 @@ router = APIRouter(
         **COMMON_ERRORS,
         **RATE_LIMITED,
         403: answer("The API key lacks the scope this needs.", errors.lacks_scope(Scope.READ)),
+    },
+)
+# The event stream only: a browser's EventSource cannot send a key, so it may come
+# with a stream token instead (``stream_access``); paced like the key it stands for.
+stream_router = APIRouter(
+    prefix="/v1/workflows",
+    tags=["workflows"],
+    dependencies=[Depends(stream_rate_limited)],
+    responses={
+        **COMMON_ERRORS,
+        **RATE_LIMITED,
+        401: answer(
+            "No API key and no stream token; a key malformed, unknown or revoked; or a stream "
+            "token malformed, expired, for another workflow, or of a revoked key.",
+            errors.NO_KEY,
+            errors.INVALID_KEY,
+            errors.STREAM_TOKEN_EXPIRED,
+            errors.STREAM_TOKEN_OTHER_WORKFLOW,
+            errors.STREAM_TOKEN_KEY_REVOKED,
+            headers=COMMON_ERRORS[401]["headers"],
+        ),
+        403: answer("The API key lacks the `read` scope.", errors.lacks_scope(Scope.READ)),
     },
 )
 
@@ -554,7 +581,39 @@ async def list_calls(
     return CallList(calls=calls, next_after=next_after)
 
 
-@router.get(
+@router.post(
+    "/{workflow_id}/stream-token",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StreamTokenIssued,
+    responses={201: success(examples.STREAM_TOKEN), **_NOT_FOUND},
+    summary="A short-lived token to follow this workflow's events from a browser",
+    description="For `EventSource`, which cannot send an `Authorization` header: open "
+    "`stream_url` (the event stream with `?token=`). The token is signed, names this "
+    "workflow, its tenant and this API key, and opens only this workflow's event stream "
+    "(every other route, and other workflows' streams, refuse it with 401), until "
+    "`expires_at` (`TRIBUTARY_GATEWAY_STREAM_TOKEN_TTL_S`) or until the key is revoked. "
+    "It needs the same access as the stream: the `read` scope and the workflow's tenant.",
+)
+async def issue_stream_token(
+    workflow_id: WorkflowId, state: State, caller: Reader
+) -> StreamTokenIssued:
+    record = await _owned(state, caller, workflow_id)
+    grant = StreamGrant(
+        workflow_id=workflow_id,
+        tenant_id=record.tenant_id,
+        key_id=caller.key_id,
+        expires_at=int(time.time()) + state.settings.stream_token_ttl_s,
+    )
+    token = sign_stream_token(grant, secret=await state.stream_secret.secret())
+    return StreamTokenIssued(
+        token=token,
+        expires_at=datetime.fromtimestamp(grant.expires_at, UTC),
+        # The token is base64url and '_': nothing in it needs quoting in a URL.
+        stream_url=f"/v1/workflows/{workflow_id}/events?token={token}",
+    )
+
+
+@stream_router.get(
     "/{workflow_id}/events",
     responses={
         200: {
@@ -586,12 +645,15 @@ async def list_calls(
     "`Last-Event-ID` to resume after it, on any gateway replica. The stream ends after "
     "`workflow.completed`, `workflow.failed` or `workflow.cancelled`, and within "
     "`TRIBUTARY_GATEWAY_SSE_PING_S` of its API key being revoked. A client that reads "
-    "slower than the workflow writes is disconnected; it reconnects with `Last-Event-ID`.",
+    "slower than the workflow writes is disconnected; it reconnects with `Last-Event-ID`. "
+    "A browser's `EventSource` passes a stream token as `?token=` instead of the API key; "
+    "the token is checked when the stream opens, and a stream it opened goes on past its "
+    "expiry (its key's revocation still ends it).",
 )
 async def stream_events(
     workflow_id: WorkflowId,
     state: State,
-    caller: Reader,
+    caller: StreamReader,
     last_event_id: Annotated[str | None, Header()] = None,
     calls: Annotated[
         bool,
