@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
+import httpx
 import pytest
 from aiokafka import TopicPartition
 from aiokafka.structs import ConsumerRecord
@@ -23,14 +26,19 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 
+from tests.support.gateway_twins import app_over_twins
 from tests.support.harness import Harness
+from tests.support.keys import bearer, issue
 from tests.support.scripted import ScriptedEndpoint, rule
 from tributary_agent_runner.tools.registry import Tool
+from tributary_gateway.app import trace_requests
+from tributary_shared.core import machine
 from tributary_shared.core.completions import Completion
 from tributary_shared.core.errors import TransientError
 from tributary_shared.core.events import (
     AnyEvent,
     TokenUsage,
+    WorkflowCancelled,
     WorkflowRequested,
     encode_event,
     home_topic,
@@ -40,6 +48,7 @@ from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher
 from tributary_shared.runtime.logs import JsonFormatter, step_context, workflow_context
 from tributary_shared.runtime.settings import TracingSettings
 from tributary_shared.runtime.tracing import configure_tracing, traced_llm_call
+from tributary_shared.twins import MemoryApiKeyStore, MemoryPublisher, MemoryWorkflowStore
 
 _EXPORTER = InMemorySpanExporter()
 
@@ -436,3 +445,34 @@ def test_a_grpc_protocol_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
     with pytest.raises(ValueError, match="http/protobuf"):
         TracingSettings()
+
+
+async def test_a_request_span_records_its_url_with_the_stream_token_masked(
+    spans: InMemorySpanExporter,
+) -> None:
+    store, keys = MemoryWorkflowStore(), MemoryApiKeyStore()
+    workflow_id = f"wf_{uuid.uuid4().hex}"
+    await store.create_workflow(
+        WorkflowRequested(workflow_id=workflow_id, tenant_id="acme", task="t"),
+        deadline_at=time.time() + 600,
+    )
+    await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
+    key = await issue(keys, "acme")
+    async with app_over_twins(store=store, publisher=MemoryPublisher(), keys=keys) as app:
+        trace_requests(app)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            issued = await client.post(
+                f"/v1/workflows/{workflow_id}/stream-token", headers=bearer(key)
+            )
+            token = issued.json()["token"]
+            streamed = await client.get(issued.json()["stream_url"])
+
+    assert streamed.status_code == 200
+    recorded = [
+        str(value)
+        for span in spans.get_finished_spans()
+        for value in (span.attributes or {}).values()
+    ]
+    assert any(f"/v1/workflows/{workflow_id}/events?token=" in value for value in recorded)
+    assert not [value for value in recorded if token in value]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
@@ -146,21 +147,40 @@ def create_app() -> FastAPI:
 
     app = _assemble(lifespan, gateway, redactor)
     if tracing:
-        _trace_requests(app)
+        trace_requests(app, redactor)
     return app
 
 
-def _trace_requests(app: FastAPI) -> None:
+# The span attributes that hold the request's query string, whichever semantic
+# conventions the instrumentation follows.
+_URL_ATTRIBUTES = ("http.url", "url.full", "url.query", "http.target")
+
+
+def trace_requests(app: FastAPI, redactor: Redactor = DEFAULT_REDACTOR) -> None:
     """A server span for each API request: the root of the trace of a workflow it starts.
 
     The probes are left out (they would be most of the traces), and so are the ASGI
-    ``receive``/``send`` spans, one per chunk of an event stream.
+    ``receive``/``send`` spans, one per chunk of an event stream. The URL a span
+    records is redacted: an event stream's URL carries its stream token.
     """
     # Imported only when tracing is on.
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.trace import Span
+
+    def redact_url(span: Span, scope: dict[str, Any]) -> None:
+        recorded = getattr(span, "attributes", None)
+        if not scope.get("query_string") or not recorded:
+            return
+        for name in _URL_ATTRIBUTES:
+            value = recorded.get(name)
+            if isinstance(value, str):
+                span.set_attribute(name, redactor(value))
 
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="/healthz,/readyz", exclude_spans=["receive", "send"]
+        app,
+        excluded_urls="/healthz,/readyz",
+        exclude_spans=["receive", "send"],
+        server_request_hook=redact_url,
     )
 
 
