@@ -85,6 +85,8 @@ def test_a_tampered_token_is_refused(change: dict[str, object]) -> None:
         "Bearer abc",
         "trb_st_" + "a" * 2000,
         "trb_0123456789ab_" + "a" * 40,  # an API key
+        "trb_st_é_" + "ü" * 43,  # past ASCII
+        "trb_st_" + "a" * 20 + "_" + "\x00" * 43,
     ],
 )
 def test_malformed_tokens_are_refused(token: str) -> None:

@@ -91,7 +91,8 @@ def verify_stream_token(token: str, *, secret: bytes, workflow_id: str, now: flo
     if separator != "_" or not encoded:
         raise InvalidStreamToken("the stream token is malformed")
     # Checked before anything in it is believed.
-    if not hmac.compare_digest(signature, _signature(encoded, secret)):
+    # As bytes: compare_digest refuses a str with characters past ASCII.
+    if not hmac.compare_digest(signature.encode(), _signature(encoded, secret).encode()):
         raise InvalidStreamToken("the stream token is not valid")
     grant = _grant(encoded)
     if grant.workflow_id != workflow_id:
