@@ -16,8 +16,9 @@ from tests.support.gateway_twins import gateway_over_twins
 from tests.support.keys import bearer, issue
 from tributary_gateway.settings import GatewaySettings
 from tributary_gateway.streams import StreamSlots
+from tributary_shared.core import machine
 from tributary_shared.core.access import ApiKeyRecord
-from tributary_shared.core.events import WorkflowRequested
+from tributary_shared.core.events import WorkflowCancelled, WorkflowRequested
 from tributary_shared.twins import MemoryApiKeyStore, MemoryPublisher, MemoryWorkflowStore
 
 ALLOWED = "https://inspector.example.com"
@@ -176,3 +177,27 @@ def test_origins_are_given_comma_separated_or_as_json(monkeypatch: pytest.Monkey
     assert GatewaySettings().cors_origins == [ALLOWED]
     monkeypatch.delenv("TRIBUTARY_GATEWAY_CORS_ORIGINS")
     assert GatewaySettings().cors_origins == []
+
+
+async def test_an_event_stream_opened_with_a_token_from_an_allowed_origin_carries_them() -> None:
+    """What a cross-origin EventSource needs: the stream's own answer names the origin."""
+    keys, store = MemoryApiKeyStore(), MemoryWorkflowStore()
+    async for gateway in client(keys, origins=[ALLOWED], store=store):
+        key = await issue(keys, "acme")
+        workflow_id = f"wf_{uuid.uuid4().hex}"
+        await store.create_workflow(
+            WorkflowRequested(workflow_id=workflow_id, tenant_id="acme", task="t"),
+            deadline_at=time.time() + 600,
+        )
+        await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
+        issued = await gateway.post(
+            f"/v1/workflows/{workflow_id}/stream-token", headers={**bearer(key), "Origin": ALLOWED}
+        )
+        streamed = await gateway.get(issued.json()["stream_url"], headers={"Origin": ALLOWED})
+        refused = await gateway.get(issued.json()["stream_url"], headers={"Origin": OTHER})
+
+    assert issued.headers["access-control-allow-origin"] == ALLOWED
+    assert streamed.status_code == 200
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert streamed.headers["access-control-allow-origin"] == ALLOWED
+    assert "access-control-allow-origin" not in refused.headers  # the browser drops it
