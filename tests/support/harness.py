@@ -58,6 +58,7 @@ from tributary_shared.core.redaction import Redactor
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.core.topology import consumers_of, role_of
 from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.delta_relay import DeltaRelay
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.outage_riding import riding_out_outages
 from tributary_shared.runtime.outbox import SentMarkingPublisher
@@ -68,6 +69,7 @@ from tributary_shared.twins import (
     MemoryBudgetLedger,
     MemoryCallHistory,
     MemoryCancellationSignal,
+    MemoryDeltaChannel,
     MemoryEffectLedger,
     MemoryWorkflowStore,
 )
@@ -116,6 +118,8 @@ class Harness:
     """LLM settings over the endpoint's, by variable (``TRIBUTARY_LLM_DEPLOYMENTS``...)."""
     store: MemoryWorkflowStore = field(default_factory=MemoryWorkflowStore)
     cancellations: MemoryCancellationSignal = field(default_factory=MemoryCancellationSignal)
+    deltas: MemoryDeltaChannel = field(default_factory=MemoryDeltaChannel)
+    """Where the live text of calls goes while someone listens to a workflow's."""
     published: list[EventEnvelope] = field(default_factory=list)
     """Every event any handler published, in order: what the topics carry."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
@@ -141,6 +145,7 @@ class Harness:
                 llm_settings=self.endpoint.settings(**self.llm),
                 budget_settings=BudgetSettings(budget_hold_s=self.budget_hold_s),
                 redactor=self.redactor,
+                deltas=DeltaRelay(self.deltas, redactor=self.redactor, flush_interval_s=0),
             )
             self._handlers[service] = self._build(service, ports, llms)
 

@@ -63,6 +63,7 @@ class StandInClient:
         on_wait: WaitListener | None = None,
         on_try: TryListener | None = None,
         on_delta: DeltaListener | None = None,
+        stream: bool | None = None,
     ) -> Completion:
         self.calls += 1
         self.entered.set()

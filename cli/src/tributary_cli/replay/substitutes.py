@@ -201,6 +201,7 @@ class ReplayingLLM:
         on_wait: WaitListener | None = None,
         on_try: TryListener | None = None,
         on_delta: DeltaListener | None = None,
+        stream: bool | None = None,
     ) -> Completion:
         state = self._state
         step_id = (context.step_id if context is not None else None) or ""
@@ -222,6 +223,7 @@ class ReplayingLLM:
                 on_wait=on_wait,
                 on_try=on_try,
                 on_delta=on_delta,
+                stream=stream,
             )
         recorded = self._next_recorded((role, step_id))
         asked = {

@@ -42,6 +42,8 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
     tributary:v1:stream-token-secret  STRING  random bytes (hex) every gateway replica signs
                                           stream tokens with, unless one is configured;
                                           written once (SET NX), never expires
+    tributary:v1:wf:{id}:deltas   PUB/SUB the workflow's live ``llm.delta`` events (JSON), for
+                                          event streams with ``mode=tokens``; never stored
 
 The admission gate of each LLM deployment (``core.admission``) shares the hash
 tag ``{<deployment>}``, so its script stays atomic in one slot:
@@ -116,6 +118,15 @@ class WorkflowKeys:
     def budget_expiries(self) -> str:
         """The budget's held reservations by expiry, so lapsed ones are found at once."""
         return f"{self.budget}:expiries"
+
+    @property
+    def deltas(self) -> str:
+        """The pub/sub channel of the workflow's live ``llm.delta`` events.
+
+        A channel, not a stream: deltas go to whoever listens now and take no
+        memory in Redis; its subscriber count says whether anyone listens.
+        """
+        return f"{self.workflow}:deltas"
 
     def tool_calls(self, step_id: str, attempt: int) -> str:
         """Fingerprints of one attempt's tool calls, for loop detection.

@@ -23,6 +23,7 @@ from tributary_shared.core.admission import (
     Ticket,
 )
 from tributary_shared.core.budget import BudgetLimits, BudgetState, Reservation
+from tributary_shared.core.deltas import LLMDelta
 from tributary_shared.core.events import EventEnvelope, TokenUsage, WorkflowRequested
 from tributary_shared.core.listing import LISTING_SCAN_ENTRIES, WorkflowFilter
 from tributary_shared.core.machine import Transition
@@ -34,6 +35,7 @@ __all__ = [
     "BudgetLedger",
     "CallHistory",
     "CancellationSignal",
+    "DeltaChannel",
     "DeploymentGate",
     "EffectIntent",
     "EffectLedger",
@@ -333,6 +335,23 @@ class CancellationSignal(Protocol):
 
     def listen(self) -> AsyncIterator[str]:
         """Workflow ids announced from now on; survives connection losses by itself."""
+        ...
+
+
+class DeltaChannel(Protocol):
+    """Live ``llm.delta`` events of workflows, for whoever listens now; nothing is kept."""
+
+    async def listened(self, workflow_id: str) -> bool:
+        """Whether anyone listens to the workflow's deltas now (worth streaming a call)."""
+        ...
+
+    async def publish(self, deltas: Sequence[LLMDelta]) -> None:
+        """Send each delta to its workflow's listeners, in order; unheard ones are gone."""
+        ...
+
+    def listen(self, workflow_id: str) -> AsyncIterator[LLMDelta]:
+        """The workflow's deltas published from now on (listening starts at the first
+        ``anext``), until the iterator is closed."""
         ...
 
 

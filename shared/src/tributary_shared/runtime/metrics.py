@@ -68,6 +68,12 @@ LLM_TIME_TO_FIRST_TOKEN_SECONDS = Histogram(
     ["model", "deployment", "role"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+LLM_DELTAS_DROPPED_TOTAL = Counter(
+    "llm_deltas_dropped_total",
+    "Live llm.delta events not sent to their event streams because Redis did not take "
+    "them in time (the calls and their logged messages are unaffected).",
+    ["role"],
+)
 LLM_RETRIES_TOTAL = Counter(
     "llm_retries_total", "LLM request retries by error class.", ["role", "error_class"]
 )

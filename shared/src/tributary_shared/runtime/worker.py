@@ -31,13 +31,15 @@ from tributary_shared.core.events import (
     LLMWaiting,
     ToolCalled,
 )
-from tributary_shared.core.ports import EventPublisher, Ports
+from tributary_shared.core.ports import DeltaChannel, EventPublisher, Ports
 from tributary_shared.core.recording import spill
 from tributary_shared.core.redaction import DEFAULT_REDACTOR, Redactor, redact_event
 from tributary_shared.runtime.budget import RedisBudgetLedger
 from tributary_shared.runtime.calls import RedisCallHistory, RedisEffectLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.delta_relay import DeltaRelay
+from tributary_shared.runtime.deltas import RedisDeltaChannel
 from tributary_shared.runtime.kafka.consumer import ConsumerConfig, EventConsumer, LaneKey
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
@@ -77,6 +79,8 @@ class WorkerResources:
     """When the process's LLM calls may go: one gate per deployment, shared in Redis."""
     redactor: Redactor = DEFAULT_REDACTOR
     """Redacts call records before they are cut into parts (the ports redact the rest)."""
+    deltas: DeltaChannel | None = None
+    """Where the live text of calls goes while a workflow's tokens are followed."""
 
     def control(self) -> WorkflowControl:
         return WorkflowControl.over(self.ports)
@@ -90,6 +94,7 @@ class WorkerResources:
             llm_settings=llm_settings,
             budget_settings=load_settings(BudgetSettings),
             redactor=self.redactor,
+            deltas=DeltaRelay(self.deltas, redactor=self.redactor) if self.deltas else None,
         )
 
 
@@ -100,9 +105,11 @@ def workflow_llms(
     llm_settings: LLMSettings,
     budget_settings: BudgetSettings,
     redactor: Redactor = DEFAULT_REDACTOR,
+    deltas: DeltaRelay | None = None,
 ) -> WorkflowLLMs:
-    """LLM calls paid from each workflow's budget; its exhaustion is published, and a
-    call waiting for its model is noted in its workflow's log and published."""
+    """LLM calls paid from each workflow's budget; its exhaustion is published, a
+    call waiting for its model is noted in its workflow's log and published, and the
+    text of a call whose workflow's tokens are followed goes out live (``deltas``)."""
 
     async def announce(event: BudgetExhausted) -> None:
         await ports.store.track([event])  # noted unsent first: written outside ``apply``
@@ -136,6 +143,7 @@ def workflow_llms(
         announce=announce,
         notify=notify,
         record=record if llm_settings.record_calls else None,
+        deltas=deltas,
     )
 
 
@@ -268,7 +276,9 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         settings=admission_settings,
         limits_for=deployment_limits(load_settings(LLMSettings), admission_settings),
     )
-    resources = WorkerResources(ports=ports, admission=admission, redactor=redactor)
+    resources = WorkerResources(
+        ports=ports, admission=admission, redactor=redactor, deltas=RedisDeltaChannel(redis)
+    )
     logic = spec.build(resources)
 
     async def on_dead_letter(event: AnyEvent | None, letter: DeadLetter) -> None:

@@ -12,6 +12,7 @@ from tributary_shared.twins.apikeys import MemoryApiKeyStore
 from tributary_shared.twins.budget import MemoryBudgetLedger
 from tributary_shared.twins.calls import MemoryCallHistory, MemoryEffectLedger
 from tributary_shared.twins.cancellation import MemoryCancellationSignal
+from tributary_shared.twins.deltas import MemoryDeltaChannel
 from tributary_shared.twins.follower import MemoryLogReader
 from tributary_shared.twins.publisher import MemoryPublisher
 from tributary_shared.twins.quotas import MemoryRateLimiter, MemoryRunningWorkflows
@@ -22,6 +23,7 @@ __all__ = [
     "MemoryBudgetLedger",
     "MemoryCallHistory",
     "MemoryCancellationSignal",
+    "MemoryDeltaChannel",
     "MemoryDeploymentGate",
     "MemoryEffectLedger",
     "MemoryLogReader",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -85,13 +86,15 @@ class StreamBroken(Exception):
 
 
 async def _aiter(
-    chunks: Iterator[bytes], *, break_after: int | None = None
+    chunks: Iterator[bytes], *, break_after: int | None = None, chunk_delay_s: float = 0.0
 ) -> AsyncIterator[bytes]:
     # An async generator keeps Starlette from iterating in a worker thread.
     sent: list[bytes] = []
     for chunk in chunks:
         if break_after is not None and len(sent) >= break_after:
             raise StreamBroken(b"".join(sent))
+        if sent and chunk_delay_s > 0:
+            await asyncio.sleep(chunk_delay_s)
         sent.append(chunk)
         yield chunk
 
@@ -167,8 +170,9 @@ def create_app(config: ServerConfig | None = None, rules: Iterable[Rule] = ()) -
                 include_usage=chat.include_usage,
             )
             break_after = scripted.stream_break_after if scripted is not None else None
+            chunk_delay_ms = scripted.stream_chunk_delay_ms if scripted is not None else 0
             return StreamingResponse(
-                _aiter(events, break_after=break_after),
+                _aiter(events, break_after=break_after, chunk_delay_s=chunk_delay_ms / 1000),
                 media_type="text/event-stream",
                 headers=headers,
             )

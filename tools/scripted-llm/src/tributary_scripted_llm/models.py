@@ -97,6 +97,9 @@ class ScriptedResponse(_Strict):
     stream_break_after: int | None = Field(default=None, ge=0)
     """Streamed answers only: the server sends this many chunks, then drops the
     connection (an endpoint failing mid-answer); an answer in one body is unaffected."""
+    stream_chunk_delay_ms: int = Field(default=0, ge=0, le=60_000)
+    """Streamed answers only: the server pauses this long before each chunk after the
+    first, so a client sees the answer arrive piece by piece (a slow model)."""
 
     @model_validator(mode="after")
     def _check_exclusive(self) -> ScriptedResponse:

@@ -129,15 +129,18 @@ class LLMClient:
         on_wait: WaitListener | None = None,
         on_try: TryListener | None = None,
         on_delta: DeltaListener | None = None,
+        stream: bool | None = None,
     ) -> Completion:
         """One completion; raises the error tree's errors.
 
         The models in ``models`` (default: the role's model) are tried in order,
         each at its deployments in order, as ``chain.CallPlan`` says; a call for
         a workflow (``context``) waits no longer than its deadline, and then
-        raises ``DeadlineExceeded``. With ``TRIBUTARY_LLM_STREAM`` the answer is
-        streamed, and ``on_delta`` hears each piece of its text as it arrives.
+        raises ``DeadlineExceeded``. With ``TRIBUTARY_LLM_STREAM`` (or ``stream``,
+        which overrides it for this call) the answer is streamed, and ``on_delta``
+        hears each piece of its text as it arrives.
         """
+        streamed = self._settings.stream if stream is None else stream
         chain = chain_of(self._settings, models or [self._settings.model_for(role)])
         plan = CallPlan(
             self._cooldowns.order(chain, now=time.monotonic()),
@@ -168,6 +171,7 @@ class LLMClient:
                         admitted=held.admitted,
                         on_try=on_try,
                         on_delta=on_delta,
+                        stream=streamed,
                     )
                 )
                 completion = await traced_llm_call(
@@ -249,6 +253,7 @@ class LLMClient:
         admitted: asyncio.Event | None = None,
         on_try: TryListener | None = None,
         on_delta: DeltaListener | None = None,
+        stream: bool = False,
     ) -> Completion:
         """One HTTP attempt at one deployment; its failure classified by the error tree.
 
@@ -287,7 +292,7 @@ class LLMClient:
                     admitted.set()
                 started, sent_at = time.perf_counter(), time.time()
                 client = next(clients)
-                if self._settings.stream:
+                if stream:
                     answer = await _streamed(
                         client,
                         target=target,

@@ -33,6 +33,11 @@ noted in the outbox, appended to the workflow's log and published
 written now (Redis away) is dropped, and one written but not published yet
 goes out with the outbox's sweep. A notice the log refuses because the
 workflow has ended stops the call.
+
+An agent's or the synthesizer's call of a workflow whose tokens someone
+follows (an event stream with ``mode=tokens``; ``DeltaRelay.listened``) is
+streamed from the provider, whatever ``TRIBUTARY_LLM_STREAM`` says, and its
+text goes out as live ``llm.delta`` events while it arrives (``DeltaRelay``).
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ from tributary_shared.core.completions import (
     TryListener,
     WaitListener,
 )
+from tributary_shared.core.deltas import DELTA_ROLES
 from tributary_shared.core.errors import BudgetExceeded, TributaryError
 from tributary_shared.core.events import (
     BudgetExhausted,
@@ -73,6 +79,7 @@ from tributary_shared.runtime.budget.pricing import (
     worst_case_micro_usd,
 )
 from tributary_shared.runtime.call_recorder import CallRecorder, Record
+from tributary_shared.runtime.delta_relay import CallDeltas, DeltaRelay
 from tributary_shared.runtime.llm.routing import model_chain, model_served_by
 from tributary_shared.runtime.llm.structured import OutputT, complete_structured
 from tributary_shared.runtime.settings import BudgetSettings, LLMSettings, ModelPrice
@@ -113,6 +120,7 @@ class CompletionClient(Protocol):
         on_wait: WaitListener | None = None,
         on_try: TryListener | None = None,
         on_delta: DeltaListener | None = None,
+        stream: bool | None = None,
     ) -> Completion: ...
 
     async def close(self) -> None: ...
@@ -135,9 +143,13 @@ class MeteredLLM:
         attempt: int = 1,
         notify: Notify | None = None,
         record: Record | None = None,
+        deltas: DeltaRelay | None = None,
     ) -> None:
         self._llm = llm
         self._ledger = ledger
+        self._deltas = deltas
+        self._calls: dict[Role, int] = {}
+        self._attempt = attempt
         self._settings = settings
         self._prices: Mapping[str, ModelPrice] = budgets.model_prices
         self._hold_s = budgets.budget_hold_s
@@ -186,6 +198,8 @@ class MeteredLLM:
         failure: TributaryError | None = None
         tries: list[LLMTry] = []
         started_at = time.time()
+        live = await self._live_text(role, iteration)
+        streaming: dict[str, Any] = {} if live is None else {"on_delta": live.add, "stream": True}
         try:
             completion = await self._llm.complete(
                 role=role,
@@ -196,13 +210,16 @@ class MeteredLLM:
                 max_tokens=cap,
                 context=replace(self._context, iteration=iteration),
                 on_wait=self._waiting_for(role) if self._notify is not None else None,
-                on_try=tries.append,
+                on_try=tries.append if live is None else _both(tries.append, live),
+                **streaming,
             )
             return completion
         except TributaryError as error:
             failure = error
             raise
         finally:
+            if live is not None:
+                await live.close()  # the whole text is out before the outcome is written
             usage = completion.usage if completion else TokenUsage()
             cost = (
                 settled_micro_usd(self._prices, served=completion.model, models=models, usage=usage)
@@ -230,6 +247,23 @@ class MeteredLLM:
                     error=failure,
                     tries=tries,
                 )
+
+    async def _live_text(self, role: Role, iteration: int | None) -> CallDeltas | None:
+        """The call's live deltas, when its text is worth streaming now; numbers the
+        scope's calls of each role as the call records do."""
+        call = self._calls[role] = self._calls.get(role, 0) + 1
+        if self._deltas is None or role not in DELTA_ROLES:
+            return None
+        if not await self._deltas.listened(self._workflow_id):
+            return None
+        return self._deltas.open(
+            workflow_id=self._workflow_id,
+            role="agent" if role == "agent" else "synthesizer",
+            call=call,
+            step_id=self._step_id,
+            attempt=self._attempt,
+            iteration=iteration,
+        )
 
     def _waiting_for(self, role: Role) -> WaitListener:
         async def waiting(wait: ModelWait) -> bool:
@@ -323,6 +357,14 @@ class MeteredLLM:
         )
 
 
+def _both(tries: TryListener, live: CallDeltas) -> TryListener:
+    def told(attempt: LLMTry) -> None:
+        tries(attempt)
+        live.try_ended()
+
+    return told
+
+
 class WorkflowLLMs:
     """Hands out a ``MeteredLLM`` per workflow over the process-wide client."""
 
@@ -336,9 +378,13 @@ class WorkflowLLMs:
         announce: Announce,
         notify: Notify | None = None,
         record: Record | None = None,
+        deltas: DeltaRelay | None = None,
     ) -> None:
+        """``deltas``: sends the live text of calls whose workflow's tokens are
+        followed (None: no call streams for that reason)."""
         self._llm = llm
         self._ledger = ledger
+        self._deltas = deltas
         self._settings = settings
         self._budgets = budgets
         self._announce = announce
@@ -371,7 +417,10 @@ class WorkflowLLMs:
             attempt=attempt,
             notify=self._notify,
             record=self._record,
+            deltas=self._deltas,
         )
 
     async def close(self) -> None:
+        if self._deltas is not None:
+            await self._deltas.close()
         await self._llm.close()
