@@ -13,7 +13,7 @@ from tributary_gateway.app import app_over
 from tributary_gateway.deps import GatewayState
 from tributary_gateway.settings import GatewaySettings
 from tributary_gateway.streams import StreamSlots
-from tributary_shared.core.ports import ApiKeyStore, EventPublisher
+from tributary_shared.core.ports import ApiKeyStore, DeltaChannel, EventPublisher
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.fanout import LogFanout
 from tributary_shared.runtime.kafka.publisher import make_broker
@@ -35,6 +35,7 @@ async def gateway_over_twins(
     settings: GatewaySettings | None = None,
     streams: StreamSlots | None = None,
     raise_app_exceptions: bool = True,
+    deltas: DeltaChannel | None = None,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the gateway; it sends no API key unless told to (headers)."""
     async with app_over_twins(
@@ -74,6 +75,7 @@ async def app_over_twins(
         defaults=WorkflowDefaults(),
         keys=keys,
         listing=store,
+        deltas=deltas,
     )
     try:
         yield app_over(state)

@@ -33,6 +33,7 @@ from tributary_shared.runtime.apikeys import RedisApiKeyStore
 from tributary_shared.runtime.budget import RedisBudgetLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
+from tributary_shared.runtime.deltas import RedisDeltaChannel
 from tributary_shared.runtime.fanout import LogFanout
 from tributary_shared.runtime.kafka.publisher import (
     ACK_TIMEOUT_S,
@@ -109,6 +110,7 @@ def create_app() -> FastAPI:
             max_backlog=gateway.stream_backlog,
         )
         await follower.start()
+        deltas = RedisDeltaChannel(redis, listener_redis=blocking)
         app.state.gateway = GatewayState(
             settings=gateway,
             store=store,
@@ -135,12 +137,14 @@ def create_app() -> FastAPI:
                 if gateway.stream_token_secret is not None
                 else RedisStreamSecret(redis)
             ),
+            deltas=deltas,
         )
         try:
             yield
         finally:
             await broker.stop()
             await follower.close()
+            await deltas.close()
             await log_reader.aclose()
             await blocking.aclose()
             await redis.aclose()

@@ -16,6 +16,7 @@ from tributary_gateway.streams import KeyStreamSlots, StreamSlots
 from tributary_shared.core.ports import (
     ApiKeyStore,
     BudgetLedger,
+    DeltaChannel,
     EventPublisher,
     LogFollower,
     RateLimiter,
@@ -53,6 +54,8 @@ class GatewayState:
     stream_secret: StreamSecret = field(
         default_factory=lambda: FixedStreamSecret(secrets.token_bytes(32))
     )
+    deltas: DeltaChannel | None = None
+    """Live LLM deltas for ``mode=tokens`` streams (None: those streams send none)."""
 
 
 def get_state(request: Request) -> GatewayState:

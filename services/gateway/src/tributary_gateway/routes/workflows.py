@@ -50,10 +50,11 @@ from tributary_gateway.schemas import (
 )
 from tributary_gateway.stream_access import StreamReader, stream_rate_limited
 from tributary_gateway.stream_tokens import StreamGrant, sign_stream_token
+from tributary_gateway.stream_modes import EventFilter, StreamMode, merged
 from tributary_shared.core import machine
 from tributary_shared.core.access import TENANT_PATTERN, Caller, Scope
+from tributary_shared.core.deltas import LLMDelta
 from tributary_shared.core.events import (
-    CALL_RECORD_TYPES,
     TERMINAL_EVENT_TYPES,
     ErrorInfo,
     WorkflowFailed,
@@ -68,7 +69,7 @@ from tributary_shared.core.ports import (
     WorkflowStillActive,
     WorkflowStore,
 )
-from tributary_shared.core.records import WorkflowRecord
+from tributary_shared.core.records import LogEntry, WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import deadline_at
 from tributary_shared.runtime.logs import workflow_context
@@ -648,7 +649,11 @@ async def issue_stream_token(
     "slower than the workflow writes is disconnected; it reconnects with `Last-Event-ID`. "
     "A browser's `EventSource` passes a stream token as `?token=` instead of the API key; "
     "the token is checked when the stream opens, and a stream it opened goes on past its "
-    "expiry (its key's revocation still ends it).",
+    "expiry (its key's revocation still ends it). "
+    "`mode=tools` adds each `tool.called` record; `mode=tokens` adds, besides, the live "
+    "`llm.delta` events of the agents' and the synthesizer's LLM calls: they have no `id` "
+    "(they are not in the log), so resuming never repeats or skips a logged event, and the "
+    "deltas sent while a client was away are not sent again.",
 )
 async def stream_events(
     workflow_id: WorkflowId,
@@ -659,9 +664,17 @@ async def stream_events(
         bool,
         Query(
             description="Also stream the call records (`llm.called`, `tool.called`, and the "
-            "`call.payload` parts that carry a large record's body before it).",
+            "`call.payload` parts that carry a large record's body before it), in any mode.",
         ),
     ] = False,
+    mode: Annotated[
+        StreamMode,
+        Query(
+            description="`lifecycle`: the workflow's events; `tools`: and its tool calls with "
+            "their results (`tool.called`); `tokens`: and the live text of its agents' and "
+            "synthesizer's LLM calls (`llm.delta`, without `id`).",
+        ),
+    ] = StreamMode.LIFECYCLE,
 ) -> EventSourceResponse:
     if last_event_id is not None and not _STREAM_ID.match(last_event_id):
         raise HTTPException(400, "Last-Event-ID must be an event id from this stream")
@@ -681,43 +694,87 @@ async def stream_events(
             headers={"Retry-After": "5"},
         )
     return EventSourceResponse(
-        _follow(state, workflow_id, key_id=caller.key_id, after=last_event_id or "0", calls=calls),
+        _follow(
+            state,
+            workflow_id,
+            key_id=caller.key_id,
+            after=last_event_id or "0",
+            shown=EventFilter(mode, calls=calls),
+        ),
         ping=int(state.settings.sse_ping_s),
     )
 
 
 async def _follow(
-    state: State, workflow_id: str, *, key_id: str, after: str, calls: bool = False
+    state: State, workflow_id: str, *, key_id: str, after: str, shown: EventFilter
 ) -> AsyncIterator[ServerSentEvent]:
-    """The workflow's log as events, until its terminal event, it is gone, or its key is."""
+    """The workflow's log as events, until its terminal event, it is gone, or its key is;
+    with ``mode=tokens``, its live deltas besides."""
     follower = state.follower.follow(workflow_id, after=after)
-    checked_at = time.monotonic()
+    durable = _logged(state, workflow_id, follower, key_id=key_id, after=after, shown=shown)
+    live = (
+        state.deltas.listen(workflow_id)
+        if shown.mode is StreamMode.TOKENS and state.deltas is not None
+        else None
+    )
+    events = durable if live is None else merged(durable, _deltas(live))
     try:
-        async for entries in follower:
-            if time.monotonic() - checked_at >= state.settings.sse_ping_s:
-                # A stream outlives the request that opened it: end it once its key is revoked.
-                if await state.keys.get(key_id) is None:
-                    log.info("event stream ended: its API key was revoked")
-                    return
-                checked_at = time.monotonic()
-            if not entries:  # quiet for a while: has it ended without us (expired)?
-                record = await state.store.get_workflow(workflow_id)
-                if record is not None and not record.status.terminal:
-                    continue
-                # Ended: what it wrote last may not have reached this stream yet.
-                entries = await state.store.read_log(workflow_id, after=after, count=1000)
-                if not entries:
-                    return
-            for entry in entries:
-                after = entry.stream_id
-                if entry.type in CALL_RECORD_TYPES and not calls:
-                    continue
-                yield ServerSentEvent(data=entry.event_json, event=entry.type, id=entry.stream_id)
-                if entry.type in TERMINAL_EVENT_TYPES:
-                    return
+        async for event in events:
+            yield event
     except FollowerOverrun:
         log.info("a slow event stream was closed; its client resumes with Last-Event-ID")
     finally:
         state.streams.give_back()
         state.key_streams.give_back(key_id)
-        await follower.aclose()  # type: ignore[attr-defined]
+        # Outermost first: the merge stops reading the others before they close.
+        for opened in (events, durable, live, follower):
+            await _close(opened)
+
+
+async def _logged(
+    state: State,
+    workflow_id: str,
+    follower: AsyncIterator[list[LogEntry]],
+    *,
+    key_id: str,
+    after: str,
+    shown: EventFilter,
+) -> AsyncIterator[ServerSentEvent]:
+    """The log's entries this stream sends, each with its log position as ``id``."""
+    checked_at = time.monotonic()
+    async for entries in follower:
+        if time.monotonic() - checked_at >= state.settings.sse_ping_s:
+            # A stream outlives the request that opened it: end it once its key is revoked.
+            if await state.keys.get(key_id) is None:
+                log.info("event stream ended: its API key was revoked")
+                return
+            checked_at = time.monotonic()
+        if not entries:  # quiet for a while: has it ended without us (expired)?
+            record = await state.store.get_workflow(workflow_id)
+            if record is not None and not record.status.terminal:
+                continue
+            # Ended: what it wrote last may not have reached this stream yet.
+            entries = await state.store.read_log(workflow_id, after=after, count=1000)
+            if not entries:
+                return
+        for entry in entries:
+            after = entry.stream_id
+            data = shown.sent(entry)
+            if data is None:
+                continue
+            yield ServerSentEvent(data=data, event=entry.type, id=entry.stream_id)
+            if entry.type in TERMINAL_EVENT_TYPES:
+                return
+
+
+async def _deltas(live: AsyncIterator[LLMDelta]) -> AsyncIterator[ServerSentEvent]:
+    """Live deltas as events without ``id``: a client's ``Last-Event-ID`` stays the
+    position of the last logged event it received."""
+    async for delta in live:
+        yield ServerSentEvent(data=delta.model_dump_json(), event=delta.type)
+
+
+async def _close(iterator: AsyncIterator[Any] | None) -> None:
+    close = getattr(iterator, "aclose", None)
+    if close is not None:
+        await close()
