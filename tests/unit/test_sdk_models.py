@@ -33,7 +33,9 @@ from tributary_client import (
     LLMTry,
     Step,
     StepStatus,
+    StreamMode,
     StreamToken,
+    TokenDelta,
     TokenUsage,
     ToolCall,
     ToolCallBody,
@@ -48,6 +50,7 @@ from tributary_client import (
     WorkflowStatus,
     WorkflowSummary,
 )
+from tributary_shared.core.deltas import LLMDelta
 from tributary_shared.twins import MemoryApiKeyStore, MemoryPublisher, MemoryWorkflowStore
 
 PACKAGE = Path(tributary_client.__file__).parent
@@ -82,7 +85,11 @@ ANSWERS: dict[str, type[BaseModel]] = {
     "KeyCreated": KeyCreated,
     "KeyList": KeyList,
 }
-ENUMS: dict[str, Any] = {"WorkflowStatus": WorkflowStatus, "StepStatus": StepStatus}
+ENUMS: dict[str, Any] = {
+    "WorkflowStatus": WorkflowStatus,
+    "StepStatus": StepStatus,
+    "StreamMode": StreamMode,
+}
 # Request bodies (checked against what the SDK sends), errors, and enums of free strings.
 NOT_MODELLED = {
     "CreateWorkflow",
@@ -136,6 +143,14 @@ def test_each_model_reads_every_field_of_its_schema_and_invents_none(
 @pytest.mark.parametrize("name", sorted(ENUMS))
 def test_the_sdks_statuses_are_the_gateways(openapi: dict[str, Any], name: str) -> None:
     assert {member.value for member in ENUMS[name]} == set(schemas(openapi)[name]["enum"])
+
+
+def test_the_sdks_token_delta_reads_every_field_of_the_live_event_and_invents_none() -> None:
+    # Live deltas are not in the OpenAPI document (an SSE stream's events): the SDK's
+    # model is held to the event the services send instead.
+    assert set(TokenDelta.model_fields) == set(LLMDelta.model_fields)
+    sent = LLMDelta(workflow_id="wf_1", role="agent", step_id="s1", call=2, seq=3, text="hi")
+    assert TokenDelta.model_validate_json(sent.model_dump_json()).model_dump() == sent.model_dump()
 
 
 def test_start_and_create_key_send_every_field_the_gateway_reads(

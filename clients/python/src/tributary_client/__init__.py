@@ -26,7 +26,7 @@ from tributary_client._errors import (
     ValidationError,
     WaitTimeoutError,
 )
-from tributary_client._events import TERMINAL_EVENT_TYPES, WorkflowEvent
+from tributary_client._events import LIVE_EVENT_TYPES, TERMINAL_EVENT_TYPES, WorkflowEvent
 from tributary_client._models import (
     Budget,
     CallList,
@@ -44,7 +44,9 @@ from tributary_client._models import (
     RecordedCall,
     Step,
     StepStatus,
+    StreamMode,
     StreamToken,
+    TokenDelta,
     TokenUsage,
     ToolCall,
     ToolCallBody,
@@ -65,6 +67,7 @@ from tributary_client._sync import Tributary
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
+    "LIVE_EVENT_TYPES",
     "TERMINAL_EVENT_TYPES",
     "APIError",
     "AsyncTributary",
@@ -94,7 +97,9 @@ __all__ = [
     "ServerError",
     "Step",
     "StepStatus",
+    "StreamMode",
     "StreamToken",
+    "TokenDelta",
     "TokenUsage",
     "ToolCall",
     "ToolCallBody",

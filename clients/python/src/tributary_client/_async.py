@@ -23,6 +23,7 @@ from tributary_client._models import (
     KeyCreated,
     KeyList,
     RecordedCall,
+    StreamMode,
     StreamToken,
     Workflow,
     WorkflowAccepted,
@@ -206,16 +207,31 @@ class AsyncTributary:
     # Following a workflow
 
     def stream(
-        self, workflow_id: str, *, last_event_id: str | None = None, calls: bool = False
+        self,
+        workflow_id: str,
+        *,
+        last_event_id: str | None = None,
+        calls: bool = False,
+        mode: StreamMode | str = StreamMode.LIFECYCLE,
     ) -> AsyncIterator[WorkflowEvent]:
         """The workflow's events, live, until its last one (completed, failed or cancelled).
 
         A dropped connection, or a 429/5xx answer, is ridden out: it reconnects
         with ``Last-Event-ID`` (after ``Retry-After`` or a backoff), so no
-        event is missed or repeated. ``calls=True`` adds the call records.
+        event is missed or repeated. ``mode="tools"`` adds each tool call and its
+        result; ``mode="tokens"`` adds, besides, the live text of the LLM calls
+        (``llm.delta`` events, ``event.token_delta()``), which are not in the log:
+        those sent while the stream was reconnecting are not sent again.
+        ``calls=True`` adds every call record (in any mode).
         """
         return self._follow(
-            Resumption(workflow_id, last_event_id=last_event_id, calls=calls, policy=self.retry),
+            Resumption(
+                workflow_id,
+                last_event_id=last_event_id,
+                calls=calls,
+                policy=self.retry,
+                mode=mode,
+            ),
             deadline=None,
         )
 
@@ -225,15 +241,19 @@ class AsyncTributary:
         *,
         timeout: float | None = None,  # noqa: ASYNC109 (the blocking client's call, awaited)
         on_event: Callable[[WorkflowEvent], object] | None = None,
+        mode: StreamMode | str = StreamMode.LIFECYCLE,
     ) -> Workflow:
         """Wait until the workflow ends; its final state.
 
         Follows the event stream (riding out dropped connections) to the last
         event, then reads the workflow. ``WaitTimeoutError`` once ``timeout``
-        seconds have passed first. ``on_event`` sees each event once, in order.
+        seconds have passed first. ``on_event`` sees each event once, in order;
+        ``mode`` says which (as for ``stream``).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        resumption = Resumption(workflow_id, last_event_id=None, calls=False, policy=self.retry)
+        resumption = Resumption(
+            workflow_id, last_event_id=None, calls=False, policy=self.retry, mode=mode
+        )
         async for event in self._follow(resumption, deadline=deadline):
             if on_event is not None:
                 on_event(event)

@@ -31,7 +31,9 @@ __all__ = [
     "RecordedCall",
     "Step",
     "StepStatus",
+    "StreamMode",
     "StreamToken",
+    "TokenDelta",
     "TokenUsage",
     "ToolCall",
     "ToolCallBody",
@@ -60,6 +62,17 @@ class WorkflowStatus(StrEnum):
 TERMINAL_STATUSES = frozenset(
     {WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED}
 )
+
+
+class StreamMode(StrEnum):
+    """What a workflow's event stream sends (see ``stream(mode=...)``)."""
+
+    LIFECYCLE = "lifecycle"
+    """The workflow's events: plan, steps, waits, budget, its end."""
+    TOOLS = "tools"
+    """And each tool call with its arguments and result (``tool.called``)."""
+    TOKENS = "tokens"
+    """And the live text of the agents' and synthesizer's LLM calls (``llm.delta``)."""
 
 
 class StepStatus(StrEnum):
@@ -307,6 +320,30 @@ RecordedCall = Annotated[LLMCall | ToolCall, Field(discriminator="type")]
 class CallList(ApiModel):
     calls: list[RecordedCall]
     next_after: str | None = None
+
+
+class TokenDelta(ApiModel):
+    """A piece of an LLM call's text as it streams (an ``llm.delta`` event).
+
+    Live only: not in the workflow's log, so a resumed stream does not send
+    again the deltas of the time it was away. The deltas of one call (same
+    ``step_id``, ``attempt``, ``call``) joined in ``seq`` order are its
+    message; a higher ``try_number`` than before starts the message over.
+    """
+
+    type: Literal["llm.delta"] = "llm.delta"
+    workflow_id: str
+    step_id: str | None = None
+    """The step; None for the synthesis."""
+    role: str
+    """``agent`` or ``synthesizer``."""
+    attempt: int = 1
+    iteration: int | None = None
+    call: int
+    """The scope's LLM call (the ``sequence`` of its ``llm.called`` record)."""
+    try_number: int = 1
+    seq: int
+    text: str
 
 
 class Key(ApiModel):

@@ -101,11 +101,15 @@ def delete(workflow_id: str) -> Request:
     return Request("DELETE", _workflow(workflow_id))
 
 
-def events(workflow_id: str, *, last_event_id: str | None, calls: bool) -> Request:
+def events(
+    workflow_id: str, *, last_event_id: str | None, calls: bool, mode: str = "lifecycle"
+) -> Request:
     headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
     if last_event_id is not None:
         headers["Last-Event-ID"] = last_event_id
     params: dict[str, str | int | bool] = {"calls": "true"} if calls else {}
+    if mode != "lifecycle":
+        params["mode"] = mode
     return Request("GET", _workflow(workflow_id, "/events"), params=params, headers=headers)
 
 

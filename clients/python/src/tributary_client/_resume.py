@@ -14,6 +14,7 @@ import httpx
 from tributary_client import _requests
 from tributary_client._errors import APIError, ConnectionError, TributaryError
 from tributary_client._events import WorkflowEvent
+from tributary_client._models import StreamMode
 from tributary_client._retry import RetryPolicy
 
 __all__ = ["Resumption", "as_connection_error"]
@@ -42,11 +43,18 @@ class Resumption:
     """One ``stream()``'s position and its count of reconnections without progress."""
 
     def __init__(
-        self, workflow_id: str, *, last_event_id: str | None, calls: bool, policy: RetryPolicy
+        self,
+        workflow_id: str,
+        *,
+        last_event_id: str | None,
+        calls: bool,
+        policy: RetryPolicy,
+        mode: StreamMode | str = StreamMode.LIFECYCLE,
     ) -> None:
         self.workflow_id = workflow_id
         self.last_event_id = last_event_id
         self.calls = calls
+        self.mode = StreamMode(mode)
         self.policy = policy
         self.retries = 0
         self.finished = False
@@ -54,11 +62,15 @@ class Resumption:
     def request(self) -> _requests.Request:
         """The next connection: after the last event seen, if any."""
         return _requests.events(
-            self.workflow_id, last_event_id=self.last_event_id, calls=self.calls
+            self.workflow_id, last_event_id=self.last_event_id, calls=self.calls, mode=self.mode
         )
 
     def accept(self, event: WorkflowEvent) -> bool:
-        """Record an event; False for one at or before the last seen (never yield it twice)."""
+        """Record an event; False for one at or before the last seen (never yield it twice).
+
+        A live event (a token delta) has no position: it moves none."""
+        if event.live:
+            return True
         seen, new = _position(self.last_event_id), _position(event.id)
         if seen is not None and new is not None and new <= seen:
             return False

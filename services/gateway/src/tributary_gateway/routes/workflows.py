@@ -49,8 +49,8 @@ from tributary_gateway.schemas import (
     WorkflowView,
 )
 from tributary_gateway.stream_access import StreamReader, stream_rate_limited
-from tributary_gateway.stream_tokens import StreamGrant, sign_stream_token
 from tributary_gateway.stream_modes import EventFilter, StreamMode, merged
+from tributary_gateway.stream_tokens import StreamGrant, sign_stream_token
 from tributary_shared.core import machine
 from tributary_shared.core.access import TENANT_PATTERN, Caller, Scope
 from tributary_shared.core.deltas import LLMDelta
