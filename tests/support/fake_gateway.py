@@ -29,6 +29,8 @@ WORKFLOW_ID = "wf_" + "c" * 32
 KEY = "trb_test_key_not_a_real_one"
 ANSWER = "The Volga is the longest river of Europe: 3530 km, about 2193 miles."
 QUESTION = "Kilometres or miles?"
+DRAFT = "The Volga is the longest river"
+"""What the synthesizer's live deltas carry before the answer is complete."""
 _ANSWER_WAIT_S = 30.0
 
 
@@ -80,9 +82,16 @@ def completed_story(*, ask: bool = False) -> list[tuple[str, dict[str, Any]]]:
         ),
         ("step.completed", {"step_id": "s2", "result": "2193 miles", "iterations": 2}),
         ("synthesis.started", {}),
+        ("llm.delta", _delta(0, DRAFT[:12])),
+        ("llm.delta", _delta(1, DRAFT[12:])),
         ("workflow.completed", {"result": ANSWER, "usage": usage}),
     ]
     return story
+
+
+def _delta(seq: int, text: str) -> dict[str, Any]:
+    """A piece of the synthesizer's answer as it streams (sent without an id)."""
+    return {"step_id": None, "role": "synthesizer", "call": 1, "seq": seq, "text": text}
 
 
 def failed_story() -> list[tuple[str, dict[str, Any]]]:
@@ -118,6 +127,8 @@ class FakeGateway:
     started: list[dict[str, Any]] = field(default_factory=list)
     answers: list[dict[str, Any]] = field(default_factory=list)
     told_the_end: bool = False
+    modes: list[str | None] = field(default_factory=list)
+    """The ``mode`` each event stream asked for (None: none, the default)."""
     _answered: threading.Event = field(default_factory=threading.Event)
 
     # -- what it answers -------------------------------------------------------------
@@ -153,7 +164,8 @@ class FakeGateway:
             payload = {"event_id": f"ev{n}", "type": event_type, "workflow_id": WORKFLOW_ID, **data}
             if event_type.startswith("workflow.") and event_type != "workflow.requested":
                 self.told_the_end = True
-            yield f"id: {n}-0\nevent: {event_type}\ndata: {json.dumps(payload)}\n\n".encode()
+            position = "" if event_type == "llm.delta" else f"id: {n}-0\n"  # live: no id
+            yield f"{position}event: {event_type}\ndata: {json.dumps(payload)}\n\n".encode()
 
     def waits_after(self, frame: bytes) -> bool:
         return b"event: input.requested\n" in frame
@@ -164,6 +176,8 @@ class FakeGateway:
         return httpx.MockTransport(self._handle)
 
     async def _handle(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/events"):
+            self.modes.append(request.url.params.get("mode"))
         status, body = self.answer(
             request.method, request.url.path, request.headers, await request.aread()
         )

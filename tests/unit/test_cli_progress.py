@@ -54,6 +54,27 @@ def test_calls_add_up_tokens_per_step_and_in_all() -> None:
     assert progress.steps["s1"].detail == 'calculator({"expression": "2 + 2"}) -> 4 (failed)'
 
 
+def delta(step_id: str | None, text: str, *, call: int = 1, try_number: int = 1) -> dict[str, Any]:
+    return {"step_id": step_id, "call": call, "try_number": try_number, "seq": 0, "text": text}
+
+
+def test_live_deltas_show_what_a_step_and_the_synthesis_are_writing_without_a_line() -> None:
+    progress = RunProgress("wf_1")
+    fold(progress, "plan.created", steps=[{"step_id": "s1", "index": 0, "title": "Sum"}])
+    fold(progress, "step.started", step_id="s1", attempt=1)
+    assert fold(progress, "llm.delta", **delta("s1", "The sum ")) is None
+    fold(progress, "llm.delta", **delta("s1", "is 4"))
+    assert progress.steps["s1"].detail == "✎ The sum is 4"
+    fold(progress, "llm.delta", **delta("s1", "Again", try_number=2))  # the call tried again
+    assert progress.steps["s1"].detail == "✎ Again"
+    fold(progress, "step.completed", step_id="s1", result="4")
+    fold(progress, "llm.delta", **delta("s1", " late"))
+    assert progress.steps["s1"].detail == "4", "a step that ended keeps its result in view"
+    fold(progress, "llm.delta", **delta(None, "Four, "))
+    fold(progress, "llm.delta", **delta(None, "indeed"))
+    assert progress.drafting == "Four, indeed"
+
+
 def test_a_waiting_call_says_for_what_and_until_when() -> None:
     progress = RunProgress("wf_1")
     fold(progress, "plan.created", steps=[{"step_id": "s1", "index": 0, "title": "Find rivers"}])

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from tests.support.fake_gateway import (
     ANSWER,
+    DRAFT,
     KEY,
     QUESTION,
     WORKFLOW_ID,
@@ -170,6 +171,18 @@ def test_on_a_terminal_the_view_is_live_and_ends_with_the_answer() -> None:
     assert plain.screen is not None
     assert plain.screen.getvalue() == ""
     assert plain.out[-1] == ANSWER
+
+
+def test_the_live_view_shows_the_answer_being_written_and_plain_output_leaves_it_out() -> None:
+    gateway, screen = FakeGateway(), io.StringIO()
+    assert tributary(gateway, Terminal(screen=screen), "run", "Longest river in miles") == 0
+    assert gateway.modes == ["tokens"]
+    assert f"Writing the answer: …{DRAFT}" in screen.getvalue()
+
+    gateway, plain = FakeGateway(), Terminal()
+    assert tributary(gateway, plain, "run", "t", "--plain") == 0
+    assert gateway.modes == [None]  # lifecycle, the default: the gateway sends no deltas
+    assert not any(DRAFT in line for line in plain.out[:-1])
 
 
 def test_no_follow_prints_the_id_and_returns() -> None:

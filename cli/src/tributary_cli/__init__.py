@@ -3,7 +3,7 @@
     tributary run TASK [--max-steps N] [--token-budget N] ... [--plain] [--no-follow]
     tributary get WORKFLOW_ID [--json]
     tributary list [--status S ...] [--limit N] [--json]
-    tributary events WORKFLOW_ID [--calls]
+    tributary events WORKFLOW_ID [--calls] [--mode MODE]
     tributary cancel WORKFLOW_ID [--reason R]
     tributary input WORKFLOW_ID REQUEST_ID ANSWER
     tributary delete WORKFLOW_ID

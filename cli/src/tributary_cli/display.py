@@ -143,6 +143,9 @@ def _view(progress: RunProgress) -> RenderableType:
         parts.append(Text("Planning…", style="dim"))
     if progress.waiting_for is not None:
         parts.append(Text(f"Waiting for input: {progress.waiting_for.question}", style="yellow"))
+    if progress.drafting and progress.status == "synthesizing":
+        draft = " ".join(progress.drafting.split())[-200:]
+        parts.append(Text(f"Writing the answer: …{draft}", style="dim"))
     return Group(*parts)
 
 

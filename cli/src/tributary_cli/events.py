@@ -1,6 +1,6 @@
 """``tributary events``: follow a workflow's events live, or export them to a file.
 
-    tributary events WORKFLOW_ID [--calls]        (short for: events follow ...)
+    tributary events WORKFLOW_ID [--calls] [--mode MODE]   (short for: events follow ...)
     tributary events export WORKFLOW_ID -o FILE
 
 ``follow`` reads the gateway's event stream (``workflows.follow_events``). The
@@ -20,6 +20,7 @@ from tributary_cli.gateway import add_connection_options
 from tributary_cli.replay.command import events_on_kafka
 from tributary_cli.replay.source import write_export
 from tributary_cli.workflows import follow_events
+from tributary_client import StreamMode
 
 __all__ = ["ACTIONS", "register"]
 
@@ -42,6 +43,13 @@ def register(groups: Any) -> None:
     )
     follow.add_argument("workflow_id", metavar="WORKFLOW_ID", help="the workflow")
     follow.add_argument("--calls", action="store_true", help="also the recorded LLM and tool calls")
+    follow.add_argument(
+        "--mode",
+        choices=[mode.value for mode in StreamMode],
+        default=StreamMode.LIFECYCLE.value,
+        help="lifecycle: the workflow's events; tools: and its tool calls; tokens: and the "
+        "live text of its LLM calls, one line per delta (marked '(live)': not in the log)",
+    )
     add_connection_options(follow)
     follow.set_defaults(run=follow_events)
     export = actions.add_parser(

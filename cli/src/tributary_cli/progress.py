@@ -1,10 +1,10 @@
 """A workflow's progress as its event stream tells it (pure: no I/O, no terminal).
 
 ``RunProgress.apply`` folds one event into the state a display shows (the plan,
-each step's state and attempt, tool calls, tokens) and returns the one line
-that tells the event in plain text, or None for an event not worth a line
-(a ``call.payload`` part). ``apply_workflow`` adds what only the workflow's
-state has: cost and budget.
+each step's state and attempt, tool calls, tokens, the text its LLM calls are
+writing) and returns the one line that tells the event in plain text, or None
+for an event not worth a line (a ``call.payload`` part, a live ``llm.delta``).
+``apply_workflow`` adds what only the workflow's state has: cost and budget.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ __all__ = [
 
 _RECENT = 6
 """Tool calls and other activity the live view keeps in sight."""
+_WRITING_KEPT = 400
+"""The end of a call's live text the view keeps (it shows the last of it)."""
 
 
 def shorten(text: str, width: int = 100) -> str:
@@ -44,7 +46,8 @@ class StepProgress:
     attempt: int = 1
     tokens: int = 0
     detail: str = ""
-    """What it did last: a tool call, its result, or its error."""
+    """What it did last: a tool call, its result, its error, or the text its model is
+    writing now."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,10 @@ class RunProgress:
     result: str | None = None
     partial: bool = False
     error: str | None = None
+    drafting: str = ""
+    """The end of the answer the synthesizer is writing now (live deltas)."""
+    _writing: dict[str | None, tuple[tuple[Any, ...], str]] = field(default_factory=dict)
+    """Per step (None: the synthesis): the call being streamed and its text's end."""
 
     def apply(self, event: WorkflowEvent) -> str | None:
         """Fold ``event`` in; the plain line that tells it, or None."""
@@ -165,6 +172,9 @@ class RunProgress:
                 return self._tool_called(data)
             case "call.payload":
                 return None  # a part of a large call record; the record follows
+            case "llm.delta":
+                self._delta(data)
+                return None  # a few words: shown live, not worth a line each
             case "input.requested":
                 self.waiting_for = InputRequest.of(data)
                 return self._input_line(self.waiting_for)
@@ -225,6 +235,19 @@ class RunProgress:
         line = f"{self.step_label(step_id)}: {call}"
         self.recent.append(line)
         return line
+
+    def _delta(self, data: Mapping[str, Any]) -> None:
+        step_id = _optional(data.get("step_id"))
+        call = tuple(data.get(k) for k in ("attempt", "iteration", "call", "try_number"))
+        known, text = self._writing.get(step_id, ((), ""))
+        if known != call:  # another call, or the same one tried again: its text starts over
+            text = ""
+        text = (text + str(data.get("text", "")))[-_WRITING_KEPT:]
+        self._writing[step_id] = (call, text)
+        if step_id is None:
+            self.drafting = text
+        elif step_id in self.steps and self.steps[step_id].state == "running":
+            self.steps[step_id].detail = "✎ " + " ".join(text.split())[-60:]
 
     @staticmethod
     def _input_line(request: InputRequest) -> str:

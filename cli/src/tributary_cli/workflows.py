@@ -6,7 +6,7 @@
                        [--no-follow] [--plain]
     tributary get WORKFLOW_ID [--json]
     tributary list [--status S ...] [--limit N] [--json]
-    tributary events WORKFLOW_ID [--calls]          (in ``events``)
+    tributary events WORKFLOW_ID [--calls] [--mode MODE]   (in ``events``)
     tributary cancel WORKFLOW_ID [--reason R]
     tributary input WORKFLOW_ID REQUEST_ID ANSWER
     tributary delete WORKFLOW_ID
@@ -36,6 +36,7 @@ from tributary_client import (
     APIError,
     AsyncTributary,
     NotFoundError,
+    StreamMode,
     Workflow,
     WorkflowStatus,
     WorkflowSummary,
@@ -193,7 +194,10 @@ async def _start_and_follow(
     answers = AnswerBook.of(args.answer, args.answer_all)
     try:
         progress.apply_workflow(await client.get(started.workflow_id))
-        async for event in client.stream(started.workflow_id, calls=True):
+        # The live view shows the text the models write as it comes; one line per
+        # event would drown in it, so the plain output leaves it out.
+        mode = StreamMode.LIFECYCLE if console is None else StreamMode.TOKENS
+        async for event in client.stream(started.workflow_id, calls=True, mode=mode):
             line = progress.apply(event)
             if event.type in ("step.completed", "step.failed"):
                 # Only the workflow's state knows the cost; a step's end is when it moves.
@@ -365,10 +369,14 @@ async def follow_events(args: argparse.Namespace, ctx: CommandContext) -> int:
 
     async def follow(client: AsyncTributary) -> int:
         progress = RunProgress(args.workflow_id)
-        async for event in client.stream(args.workflow_id, calls=args.calls):
+        async for event in client.stream(args.workflow_id, calls=args.calls, mode=args.mode):
             line = progress.apply(event)
+            delta = event.token_delta()
+            if delta is not None:
+                who = progress.step_label(delta.step_id) if delta.step_id else delta.role
+                line = f"{event.type:<19} {who} #{delta.call}: {delta.text!r}"
             if line is not None:
-                ctx.say(f"{event.id:<16} {line}")
+                ctx.say(f"{event.id or '(live)':<16} {line}")
         return EXIT_OK if progress.status == "completed" else EXIT_WORKFLOW_FAILED
 
     return await with_gateway(args, ctx, follow)
