@@ -541,7 +541,8 @@ class LLMSettings(TributarySettings):
         "without streaming, and `llm_time_to_first_token_seconds` measures how soon the first "
         "token arrives. Off by default: some OpenAI-compatible servers do not stream tool calls "
         "or send no usage when streaming. `TRIBUTARY_LLM_TIMEOUT_S` bounds the whole streamed "
-        "request.",
+        "request. Off or on, an agent's or the synthesizer's call is streamed while an event "
+        "stream with `mode=tokens` follows its workflow (docs/api.md, event stream modes).",
     )
     max_attempts: int = Field(
         default=4,
