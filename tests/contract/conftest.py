@@ -20,6 +20,7 @@ from tributary_shared.core.ports import (
     BudgetLedger,
     CallHistory,
     CancellationSignal,
+    DeltaChannel,
     EffectLedger,
     WorkflowListing,
     WorkflowStore,
@@ -28,12 +29,14 @@ from tributary_shared.runtime.apikeys import RedisApiKeyStore
 from tributary_shared.runtime.budget import RedisBudgetLedger
 from tributary_shared.runtime.calls import RedisCallHistory, RedisEffectLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
+from tributary_shared.runtime.deltas import RedisDeltaChannel
 from tributary_shared.runtime.state import RedisWorkflowStore
 from tributary_shared.twins import (
     MemoryApiKeyStore,
     MemoryBudgetLedger,
     MemoryCallHistory,
     MemoryCancellationSignal,
+    MemoryDeltaChannel,
     MemoryEffectLedger,
     MemoryWorkflowStore,
 )
@@ -50,6 +53,7 @@ class Adapters:
     cancellations: CancellationSignal
     keys: ApiKeyStore
     listing: WorkflowListing
+    deltas: DeltaChannel
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
@@ -70,6 +74,7 @@ async def adapters(backend: str, request: pytest.FixtureRequest) -> AsyncIterato
             cancellations=MemoryCancellationSignal(),
             keys=MemoryApiKeyStore(),
             listing=store,
+            deltas=MemoryDeltaChannel(),
         )
         return
     stack: Stack = request.getfixturevalue("stack")
@@ -77,6 +82,7 @@ async def adapters(backend: str, request: pytest.FixtureRequest) -> AsyncIterato
     redis = Redis.from_url(url)
     listener = Redis.from_url(url, socket_timeout=None)
     redis_store = RedisWorkflowStore(redis, retention_s=RETENTION_S)
+    deltas = RedisDeltaChannel(redis, listener_redis=listener)
     yield Adapters(
         store=redis_store,
         budgets=RedisBudgetLedger(redis, ttl_s=RETENTION_S),
@@ -85,7 +91,9 @@ async def adapters(backend: str, request: pytest.FixtureRequest) -> AsyncIterato
         cancellations=RedisCancellationSignal(redis, listener_redis=listener),
         keys=RedisApiKeyStore(redis),
         listing=redis_store,
+        deltas=deltas,
     )
+    await deltas.close()
     await listener.aclose()
     await redis.aclose()
 

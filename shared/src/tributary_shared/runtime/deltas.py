@@ -45,6 +45,10 @@ class RedisDeltaChannel:
         self._listeners: dict[str, set[asyncio.Queue[LLMDelta]]] = {}
         self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
+        # One (un)subscription at a time: redis-py's PubSub connects on the first,
+        # and two at once would each take a connection of their own.
+        self._subscribing = asyncio.Lock()
+        self._subscribed: set[str] = set()
 
     async def listened(self, workflow_id: str) -> bool:
         counts = await self._redis.pubsub_numsub(WorkflowKeys(workflow_id).deltas)
@@ -64,9 +68,11 @@ class RedisDeltaChannel:
         listeners = self._listeners.setdefault(channel, set())
         listeners.add(queue)
         try:
-            if len(listeners) == 1:
-                await self._subscriber().subscribe(channel)
-            self._start_reader()
+            async with self._subscribing:
+                if channel not in self._subscribed:
+                    await self._subscriber().subscribe(channel)
+                    self._subscribed.add(channel)
+                self._start_reader()  # once subscribed: the reader needs the connection
             while True:
                 yield await queue.get()
         finally:
@@ -74,7 +80,11 @@ class RedisDeltaChannel:
             if not listeners and self._listeners.get(channel) is listeners:
                 del self._listeners[channel]
                 with contextlib.suppress(Exception):
-                    await self._subscriber().unsubscribe(channel)
+                    async with self._subscribing:
+                        # Unless a new listener came meanwhile.
+                        if channel not in self._listeners and channel in self._subscribed:
+                            self._subscribed.discard(channel)
+                            await self._subscriber().unsubscribe(channel)
 
     async def close(self) -> None:
         if self._reader is not None:
