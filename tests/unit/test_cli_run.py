@@ -263,3 +263,18 @@ def test_the_url_and_key_come_from_the_environment_when_no_flag_names_them() -> 
         main(["run", "t", "--no-follow", "--url", "http://other:1"], context=lambda: context) == 0
     )
     assert urls == ["http://gw.example:8000", "http://other:1"]
+
+
+def test_events_in_tokens_mode_prints_each_delta_as_a_live_line() -> None:
+    gateway, terminal = FakeGateway(), Terminal()
+    assert tributary(gateway, terminal, "events", WORKFLOW_ID, "--mode", "tokens") == 0
+    assert gateway.modes == ["tokens"]
+    live = [line for line in terminal.out if line.startswith("(live)")]
+    assert len(live) == 2
+    assert all("llm.delta" in line and "synthesizer #1" in line for line in live)
+    assert "".join(line.split(": ", 1)[1].strip("'") for line in live) == DRAFT
+    logged = [line for line in terminal.out if not line.startswith("(live)")]
+    assert logged[0].startswith("1-0 ")
+    with pytest.raises(SystemExit) as refused:
+        tributary(FakeGateway(), Terminal(), "events", WORKFLOW_ID, "--mode", "all")
+    assert refused.value.code == 2
