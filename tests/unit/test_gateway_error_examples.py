@@ -407,6 +407,11 @@ async def a_calls_flag_not_boolean() -> httpx.Response:
     return await read(f"{WORKFLOW}/events?calls=maybe")
 
 
+@answers(errors.BAD_STREAM_MODE)
+async def an_unknown_stream_mode() -> httpx.Response:
+    return await read(f"{WORKFLOW}/events?mode=all")
+
+
 @answers(errors.REASON_NOT_TEXT)
 async def a_reason_not_text() -> httpx.Response:
     async with gateway() as g:

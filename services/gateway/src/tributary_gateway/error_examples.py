@@ -23,6 +23,7 @@ __all__ = [
     "BAD_KEY_BODY",
     "BAD_KEY_ID",
     "BAD_LAST_EVENT_ID",
+    "BAD_STREAM_MODE",
     "BAD_TENANT_QUERY",
     "BAD_TIME_BOUND",
     "BODY_NOT_UTF8",
@@ -258,6 +259,17 @@ BAD_CALLS_FLAG = _invalid(
         "bool_parsing",
         "Input should be a valid boolean, unable to interpret input",
         "maybe",
+    ),
+)
+BAD_STREAM_MODE = _invalid(
+    "unknown_stream_mode",
+    "`mode` is none of the stream modes",
+    _field(
+        ["query", "mode"],
+        "enum",
+        "Input should be 'lifecycle', 'tools' or 'tokens'",
+        "all",
+        expected="'lifecycle', 'tools' or 'tokens'",
     ),
 )
 _TENANT_PATTERN_MSG = "String should match pattern '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'"

@@ -628,6 +628,7 @@ async def issue_stream_token(
         422: answer(
             "A parameter is malformed (its name is in `loc`).",
             errors.BAD_CALLS_FLAG,
+            errors.BAD_STREAM_MODE,
             model=Invalid,
         ),
         429: {
