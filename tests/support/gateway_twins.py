@@ -39,7 +39,12 @@ async def gateway_over_twins(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client of the gateway; it sends no API key unless told to (headers)."""
     async with app_over_twins(
-        store=store, publisher=publisher, keys=keys, settings=settings, streams=streams
+        store=store,
+        publisher=publisher,
+        keys=keys,
+        settings=settings,
+        streams=streams,
+        deltas=deltas,
     ) as app:
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=raise_app_exceptions)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
@@ -54,6 +59,7 @@ async def app_over_twins(
     keys: ApiKeyStore,
     settings: GatewaySettings | None = None,
     streams: StreamSlots | None = None,
+    deltas: DeltaChannel | None = None,
 ) -> AsyncIterator[FastAPI]:
     """The gateway's ASGI app itself (for a test that serves it over a real socket)."""
     settings = settings or GatewaySettings()
