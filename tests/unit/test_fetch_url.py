@@ -27,8 +27,8 @@ import pytest
 from tributary_agent_runner.tools.cpu_pool import CpuPool
 from tributary_agent_runner.tools.fetch_url import FetchUrlArgs, make_fetch_url_tool
 from tributary_agent_runner.tools.html_converter import HtmlConverter
-from tributary_agent_runner.tools.netguard import IPAddress, allow_exact
 from tributary_agent_runner.tools.registry import Tool, ToolError
+from tributary_shared.core.netguard import IPAddress, allow_exact
 
 LOOPBACK = "127.0.0.1"
 

@@ -11,8 +11,8 @@ from pydantic import ValidationError
 
 from tributary_agent_runner.__main__ import builtin_tools
 from tributary_agent_runner.settings import AgentSettings
-from tributary_agent_runner.tools.netguard import address_and_port
 from tributary_agent_runner.tools.registry import ToolError, ToolRegistry
+from tributary_shared.core.netguard import address_and_port
 
 ENV = "TRIBUTARY_AGENT_FETCH_URL_ALLOWED_TARGETS"
 

@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tributary_agent_runner.tools.fetch_url import FetchUrlArgs, make_fetch_url_tool
-from tributary_agent_runner.tools.netguard import (
+from tributary_agent_runner.tools.registry import Tool, ToolError
+from tributary_shared.core.netguard import (
     HostRejected,
     IPAddress,
     allow_exact,
@@ -25,7 +26,6 @@ from tributary_agent_runner.tools.netguard import (
     parse_ipv4_literal,
     public_only,
 )
-from tributary_agent_runner.tools.registry import Tool, ToolError
 
 # --- IPv4 literal forms --------------------------------------------------------------------
 

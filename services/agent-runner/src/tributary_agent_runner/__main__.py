@@ -11,10 +11,10 @@ from tributary_agent_runner.tools.cpu_pool import CpuPool
 from tributary_agent_runner.tools.fetch_url import make_fetch_url_tool
 from tributary_agent_runner.tools.html_converter import HtmlConverter
 from tributary_agent_runner.tools.mcp_tools import McpToolset
-from tributary_agent_runner.tools.netguard import address_and_port, allow_exact
 from tributary_agent_runner.tools.registry import Tool, ToolRegistry
 from tributary_agent_runner.tools.web_search import web_search_tool_from_settings
 from tributary_shared.core.events import AnyEvent, StepDispatched
+from tributary_shared.core.netguard import address_and_port, allow_exact
 from tributary_shared.core.topology import subscription
 from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.settings import ConsumerSettings, load_settings

@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from tributary_agent_runner.tools.netguard import address_and_port
+from tributary_shared.core.netguard import address_and_port
 from tributary_shared.runtime.settings import TributarySettings
 
 

@@ -19,16 +19,29 @@ is refused without being downloaded.
 from __future__ import annotations
 
 import asyncio
-import socket
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
-from ipaddress import ip_address
 from urllib.parse import urlsplit
 
 import httpx
 from pydantic import BaseModel, Field
+
+from tributary_shared.core.netguard import (
+    AddressPolicy,
+    HostRejected,
+    IPAddress,
+    ends_in_number,
+    parse_ipv4_literal,
+    public_only,
+)
+from tributary_shared.runtime.destinations import (
+    DestinationRefused,
+    Resolver,
+    checked_destination,
+    system_resolver,
+)
 
 from .fetch_body import (
     BodyError,
@@ -41,20 +54,8 @@ from .fetch_body import (
 )
 from .html_converter import HtmlConverter
 from .html_text import PageText
-from .netguard import (
-    AddressPolicy,
-    HostRejected,
-    IPAddress,
-    canonical_address,
-    ends_in_number,
-    normalise_host,
-    parse_ipv4_literal,
-    public_only,
-)
 from .registry import Tool, ToolError
 
-#: Resolves a host name to addresses (``(host, port) -> addresses``); injectable for tests.
-Resolver = Callable[[str, int], Awaitable[Sequence[IPAddress]]]
 #: Turns an HTML document into its text, off the event loop (:class:`HtmlConverter`).
 HtmlToText = Callable[[str], Awaitable[PageText]]
 
@@ -75,20 +76,6 @@ class FetchUrlArgs(BaseModel):
         max_length=2048,
         description="Absolute http:// or https:// URL of a public web page or text file.",
     )
-
-
-async def system_resolver(host: str, port: int) -> list[IPAddress]:
-    """Resolve with the event loop's non-blocking ``getaddrinfo``, keeping answer order."""
-    loop = asyncio.get_running_loop()
-    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    addresses: list[IPAddress] = []
-    for *_, sockaddr in infos:
-        if not isinstance(sockaddr[0], str):  # not an IP socket address
-            continue
-        ip = ip_address(sockaddr[0])
-        if ip not in addresses:
-            addresses.append(ip)
-    return addresses
 
 
 @cache
@@ -187,33 +174,13 @@ class _UrlFetcher:
     # -- destination checks -------------------------------------------------
 
     async def _check(self, url: httpx.URL) -> _Target:
-        port = _effective_port(url)
         try:
-            host = normalise_host(url.raw_host.decode("ascii"))
-        except (HostRejected, UnicodeDecodeError) as exc:
-            raise ToolError(f"refused: {exc}") from None
-        if host.address is not None:
-            reason = self._policy(host.address, port)
-            if reason is not None:
-                raise ToolError(f"refused: {reason}")
-            return _Target(url, None, port, (host.address,))
-
-        assert host.name is not None
-        try:
-            answers = await self._resolver(host.name, port)
-        except (OSError, UnicodeError):
-            raise ToolError(f"could not resolve host {host.name!r}") from None
-        if not answers:
-            raise ToolError(f"could not resolve host {host.name!r}")
-        # All answers must pass: the client could otherwise be steered to the
-        # bad one, and a rebinding name typically mixes public and private.
-        for answer in answers:
-            reason = self._policy(answer, port)
-            if reason is not None:
-                raise ToolError(f"refused: {host.name} resolves to a {reason}")
-        # Connect to ::ffff:a.b.c.d as the IPv4 address it is, like the check did.
-        pinned = dict.fromkeys(canonical_address(answer) for answer in answers)
-        return _Target(url, host.name, port, tuple(pinned))
+            checked = await checked_destination(
+                url.raw_host, _effective_port(url), policy=self._policy, resolver=self._resolver
+            )
+        except DestinationRefused as exc:
+            raise ToolError(str(exc)) from None
+        return _Target(url, checked.host_name, checked.port, checked.addresses)
 
     # -- HTTP ----------------------------------------------------------------
 
