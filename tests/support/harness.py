@@ -32,8 +32,10 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import SecretStr
 from redis import exceptions as redis_errors
 
+from tests.support.callbacks import ScriptedReceiver
 from tests.support.scripted import ScriptedEndpoint
 from tributary_agent_runner.service import AgentRunner
 from tributary_agent_runner.settings import AgentSettings
@@ -57,6 +59,8 @@ from tributary_shared.core.records import Applied, LogEntry, WorkflowRecord
 from tributary_shared.core.redaction import Redactor
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.core.topology import consumers_of, role_of
+from tributary_shared.runtime.callbacks.deliverer import CallbackDeliverer
+from tributary_shared.runtime.callbacks.settings import CallbackSettings
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.delta_relay import DeltaRelay
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
@@ -67,6 +71,7 @@ from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
 from tributary_shared.runtime.worker import fail_workflow_for_dead_letter, workflow_llms
 from tributary_shared.twins import (
     MemoryBudgetLedger,
+    MemoryCallbackStore,
     MemoryCallHistory,
     MemoryCancellationSignal,
     MemoryDeltaChannel,
@@ -75,7 +80,8 @@ from tributary_shared.twins import (
 )
 from tributary_synthesizer.service import Synthesizer
 
-SERVICES = ("planner", "agent-runner", "synthesizer")
+SERVICES = ("planner", "agent-runner", "synthesizer", "callbacks")
+CALLBACK_SECRET = "harness-callback-secret"
 
 
 class Crash(BaseException):
@@ -125,6 +131,9 @@ class Harness:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     """Every delivery a service dead-lettered, in order."""
     redactor: Redactor = field(default_factory=Redactor)
+    callbacks: MemoryCallbackStore = field(default_factory=MemoryCallbackStore)
+    receiver: ScriptedReceiver = field(default_factory=ScriptedReceiver)
+    """Every workflow callback sent, and the answers the receiver gives."""
     crashes: int = 0
     _queue: deque[Delivery] = field(default_factory=deque)
     _crash_points: list[_CrashPoint] = field(default_factory=list)
@@ -192,6 +201,16 @@ class Harness:
                     max_iterations=self.max_iterations,
                     loop_repeat_limit=self.loop_repeat_limit,
                     step_lease_s=self.step_lease_s,
+                ),
+            )
+        if service == "callbacks":
+            return CallbackDeliverer(
+                store=ports.store,
+                callbacks=self.callbacks,
+                sender=self.receiver,
+                # Tries go when a test says (``deliver_callbacks``), not on a timer.
+                settings=CallbackSettings(
+                    secret=SecretStr(CALLBACK_SECRET), backoff_s=1, poll_interval_s=60
                 ),
             )
         return Synthesizer(ports, llms=llms)
@@ -334,6 +353,12 @@ class Harness:
                 raise point.error(f"{service} failed at {event_type or move}")
 
     # -- what happened -------------------------------------------------------------------
+
+    async def deliver_callbacks(self) -> None:
+        """One look for due workflow callbacks, and their tries, as the deliverer's loop
+        makes them."""
+        deliverer: CallbackDeliverer = self._handlers["callbacks"]
+        await asyncio.gather(*await deliverer.deliver_due())
 
     async def record(self, workflow_id: str) -> WorkflowRecord:
         record = await self.store.get_workflow(workflow_id)

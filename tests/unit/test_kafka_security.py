@@ -383,14 +383,19 @@ async def test_a_worker_connects_its_producer_and_its_consumer_with_the_settings
     assert producer_kwargs["sasl_plain_password"] == PASSWORD
     assert isinstance(producer_kwargs["ssl_context"], ssl.SSLContext)
 
-    (config,) = configs
-    consumer = kafka_client(config)
-    try:
-        assert isinstance(consumer, AIOKafkaConsumer)
-        client = consumer._client
-        assert client._security_protocol == "SASL_SSL"
-        assert client._sasl_mechanism == "SCRAM-SHA-512"
-        assert client._sasl_plain_username == "svc"
-        assert client._ssl_context is producer_kwargs["ssl_context"]  # one context per process
-    finally:
-        await consumer.stop()
+    # The planner's own consumer, and that of each service it hosts (the callbacks').
+    assert [config.group_id for config in configs] == [
+        spec.group_id,
+        *(hosted.group_id for hosted in spec.hosts),
+    ]
+    for config in configs:
+        consumer = kafka_client(config)
+        try:
+            assert isinstance(consumer, AIOKafkaConsumer)
+            client = consumer._client
+            assert client._security_protocol == "SASL_SSL"
+            assert client._sasl_mechanism == "SCRAM-SHA-512"
+            assert client._sasl_plain_username == "svc"
+            assert client._ssl_context is producer_kwargs["ssl_context"]  # one per process
+        finally:
+            await consumer.stop()

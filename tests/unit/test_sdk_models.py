@@ -19,6 +19,8 @@ import tributary_client
 from tests.support.gateway_twins import gateway_over_twins
 from tributary_client import (
     Budget,
+    Callback,
+    CallbackAttempt,
     CallList,
     CallPayloadRef,
     ErrorInfo,
@@ -68,6 +70,8 @@ ANSWERS: dict[str, type[BaseModel]] = {
     "StepView": Step,
     "UsageView": Usage,
     "BudgetView": Budget,
+    "CallbackView": Callback,
+    "CallbackAttempt": CallbackAttempt,
     "ErrorInfo": ErrorInfo,
     "TokenUsage": TokenUsage,
     "CallList": CallList,
@@ -172,6 +176,7 @@ def test_start_and_create_key_send_every_field_the_gateway_reads(
                 deadline_s=1,
                 on_budget_exhausted="fail",
                 metadata={"a": 1},
+                callback_url="https://hooks.example/cb",
                 tenant_id="acme",
             )
         with pytest.raises(tributary_client.ServerError):

@@ -177,6 +177,8 @@ class Pipeline:
         for event in events:
             self.published.append(event)
             for role in consumers_of(event.type):
+                if role.service not in SERVICES:
+                    continue  # a rerun calls no one outside: no workflow callback is sent
                 # As a consumer gets it: encoded and decoded again, as on the wire.
                 self._queue.append((role.service, decode_event(encode_event(event))))
 

@@ -29,6 +29,8 @@ from tributary_client._errors import (
 from tributary_client._events import LIVE_EVENT_TYPES, TERMINAL_EVENT_TYPES, WorkflowEvent
 from tributary_client._models import (
     Budget,
+    Callback,
+    CallbackAttempt,
     CallList,
     CallPayloadRef,
     ErrorInfo,
@@ -76,6 +78,8 @@ __all__ = [
     "Budget",
     "CallList",
     "CallPayloadRef",
+    "Callback",
+    "CallbackAttempt",
     "ConflictError",
     "ConnectionError",
     "ErrorInfo",

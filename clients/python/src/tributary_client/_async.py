@@ -108,6 +108,7 @@ class AsyncTributary:
         deadline_s: int | None = None,
         on_budget_exhausted: str | None = None,
         metadata: Mapping[str, str | int | float | bool] | None = None,
+        callback_url: str | None = None,
         idempotency_key: str | None = None,
         tenant_id: str | None = None,
     ) -> WorkflowAccepted:
@@ -119,6 +120,7 @@ class AsyncTributary:
             deadline_s=deadline_s,
             on_budget_exhausted=on_budget_exhausted,
             metadata=dict(metadata or {}),
+            callback_url=callback_url,
         )
         response = await self._send(
             _requests.start(

@@ -152,6 +152,23 @@ class Budget(ApiModel):
     on_exhausted: str = "partial"
 
 
+class CallbackAttempt(ApiModel):
+    """One try of a workflow's callback."""
+
+    at: datetime
+    status: int | None = None
+    error: str | None = None
+    duration_ms: int = 0
+
+
+class Callback(ApiModel):
+    """How far a workflow's callback got: pending, delivered or failed, and every try."""
+
+    url: str
+    state: str
+    attempts: list[CallbackAttempt] = Field(default_factory=list)
+
+
 class Workflow(ApiModel):
     """A workflow's state: status, plan and steps, result, usage and budget."""
 
@@ -169,6 +186,7 @@ class Workflow(ApiModel):
     usage: Usage = Field(default_factory=Usage)
     budget: Budget | None = None
     links: WorkflowLinks
+    callback: Callback | None = None
 
     @property
     def terminal(self) -> bool:
@@ -223,6 +241,8 @@ class WorkflowOptions(ApiModel):
     deadline_s: int | None = None
     on_budget_exhausted: str | None = None
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    callback_url: str | None = None
+    """Called with a signed POST when the workflow ends (docs/api.md, Callbacks)."""
 
 
 class CallPayloadRef(ApiModel):

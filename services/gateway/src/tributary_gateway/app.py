@@ -31,6 +31,8 @@ from tributary_gateway.streams import StreamSlots
 from tributary_shared.core.redaction import DEFAULT_REDACTOR, Redactor
 from tributary_shared.runtime.apikeys import RedisApiKeyStore
 from tributary_shared.runtime.budget import RedisBudgetLedger
+from tributary_shared.runtime.callbacks.settings import CallbackSettings
+from tributary_shared.runtime.callbacks.store import RedisCallbackStore
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.deltas import RedisDeltaChannel
@@ -73,6 +75,7 @@ def create_app() -> FastAPI:
     redactor = load_settings(RedactionSettings).redactor()
     budgets = load_settings(BudgetSettings)
     tenant_limits = load_settings(TenantLimitSettings)
+    callback_settings = load_settings(CallbackSettings)
     instance = http.service_instance or "gateway"
     configure_logging("gateway", level=http.log_level, instance=instance, redact=redactor)
     tracing = configure_tracing("gateway", load_settings(TracingSettings), instance=instance)
@@ -138,6 +141,8 @@ def create_app() -> FastAPI:
                 else RedisStreamSecret(redis)
             ),
             deltas=deltas,
+            callback_settings=callback_settings,
+            callbacks=RedisCallbackStore(redis, ttl_s=retention),
         )
         try:
             yield

@@ -16,6 +16,7 @@ from tributary_gateway.streams import KeyStreamSlots, StreamSlots
 from tributary_shared.core.ports import (
     ApiKeyStore,
     BudgetLedger,
+    CallbackStore,
     DeltaChannel,
     EventPublisher,
     LogFollower,
@@ -24,6 +25,7 @@ from tributary_shared.core.ports import (
     WorkflowListing,
     WorkflowStore,
 )
+from tributary_shared.runtime.callbacks.settings import CallbackSettings
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
 
@@ -56,6 +58,9 @@ class GatewayState:
     )
     deltas: DeltaChannel | None = None
     """Live LLM deltas for ``mode=tokens`` streams (None: those streams send none)."""
+    # Workflow callbacks: what a request may ask for, and how far each got.
+    callback_settings: CallbackSettings = field(default_factory=CallbackSettings)
+    callbacks: CallbackStore | None = None
 
 
 def get_state(request: Request) -> GatewayState:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tributary_gateway.callbacks import CallbackView
 from tributary_shared.core.access import DEFAULT_SCOPES, TENANT_PATTERN, ApiKeyRecord, Scope
 from tributary_shared.core.budget import BudgetState
 from tributary_shared.core.events import (
@@ -166,9 +167,21 @@ class WorkflowView(BaseModel):
     usage: UsageView
     budget: BudgetView
     links: WorkflowLinks
+    callback: CallbackView | None = Field(
+        default=None,
+        description="The workflow's callback, when it has a `callback_url`: the URL, "
+        "pending / delivered / failed, and every try (time, HTTP status or error, duration).",
+    )
 
     @classmethod
-    def of(cls, record: WorkflowRecord, budget: BudgetState, links: WorkflowLinks) -> WorkflowView:
+    def of(
+        cls,
+        record: WorkflowRecord,
+        budget: BudgetState,
+        links: WorkflowLinks,
+        *,
+        callback: CallbackView | None = None,
+    ) -> WorkflowView:
         return cls(
             workflow_id=record.workflow_id,
             tenant_id=record.tenant_id,
@@ -184,6 +197,7 @@ class WorkflowView(BaseModel):
             usage=UsageView.of(record.usage),
             budget=BudgetView.of(budget),
             links=links,
+            callback=callback,
         )
 
 

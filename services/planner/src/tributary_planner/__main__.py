@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tributary_planner.callbacks import CALLBACKS_SPEC
 from tributary_planner.service import Planner
 from tributary_planner.settings import PlannerSettings
 from tributary_shared.core.topology import subscription
@@ -29,6 +30,9 @@ SPEC = WorkerSpec(
     group_id=SUBSCRIPTION.group_id,
     topics=SUBSCRIPTION.topics,
     build=build,
+    # Workflow callbacks are delivered from the planner's process (the topology's
+    # ``hosted_by``), under their own consumer group.
+    hosts=(CALLBACKS_SPEC,),
 )
 
 if __name__ == "__main__":

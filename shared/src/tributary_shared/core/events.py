@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from tributary_shared.core import topics
+from tributary_shared.core.callback_urls import CALLBACK_URL_MAX_CHARS, check_callback_url
 
 SCHEMA_VERSION = 1
 _DERIVED_NAMESPACE = uuid.UUID("6f1f6a0e-5d2b-4c55-9a7e-2f4f3f1d9b10")
@@ -143,6 +144,23 @@ class WorkflowOptions(Model):
         description="'partial': answer from the steps that finished, marked partial; "
         "'fail': the workflow fails. Defaults to TRIBUTARY_ON_BUDGET_EXHAUSTED.",
     )
+
+    callback_url: str | None = Field(
+        default=None,
+        max_length=CALLBACK_URL_MAX_CHARS,
+        description="Called once (a signed JSON POST, retried on failure) when the workflow "
+        "ends: completed, failed or cancelled. https:// only (http:// only where "
+        "TRIBUTARY_CALLBACK_ALLOW_HTTP is on), no user name or password, at most "
+        f"{CALLBACK_URL_MAX_CHARS} characters; public addresses only. Defaults to the "
+        "tenant's callback URL (TRIBUTARY_CALLBACK_TENANTS), if any.",
+    )
+
+    @field_validator("callback_url")
+    @classmethod
+    def _callback_url_form(cls, url: str | None) -> str | None:
+        # The scheme is held to https by whoever accepts the request (the gateway
+        # knows whether http is allowed here); the rest of the form is checked here.
+        return None if url is None else check_callback_url(url, allow_http=True)
 
     @field_validator("metadata")
     @classmethod

@@ -24,6 +24,9 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
                                           was warned of a loop
     tributary:v1:wf:{id}:calls:{step}:effects  HASH    fingerprint -> result of a side-effecting
                                           tool call (the effect ledger)
+    tributary:v1:wf:{id}:callback HASH    "state" of the workflow's callback once a try
+                                          settled it: "delivered" or "failed"
+    tributary:v1:wf:{id}:callback:attempts  LIST  every try of the callback (JSON), in order
     tributary:v1:idem:{tenant}:{key}  STRING  Idempotency-Key -> "<workflow id> <request
                                           fingerprint>", set before that workflow is
                                           written (a retry writes it if it is missing)
@@ -38,6 +41,10 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
     tributary:v1:outbox           ZSET    [workflow id, event id] of every event written
                                           to a log, by the time it was written, until it
                                           is known sent (the outbox; see ``outbox_member``)
+    tributary:v1:callbacks:due    ZSET    workflow ids whose callback is to be tried, by
+                                          when (epoch seconds); a deliverer that takes one
+                                          moves it a lease ahead, and removes it once the
+                                          callback is delivered or given up
     tributary:v1:cancellations    PUB/SUB workflow ids whose running steps must stop now
     tributary:v1:stream-token-secret  STRING  random bytes (hex) every gateway replica signs
                                           stream tokens with, unless one is configured;
@@ -79,6 +86,8 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEADLINES_KEY = f"{PREFIX}:deadlines"
 OUTBOX_KEY = f"{PREFIX}:outbox"
 """Events that may not have reached Kafka yet, by the time they were written."""
+CALLBACKS_DUE_KEY = f"{PREFIX}:callbacks:due"
+"""Workflow callbacks still to be delivered, by when their next try is due."""
 CANCELLATIONS_CHANNEL = f"{PREFIX}:cancellations"
 DEPLOYMENTS_KEY = f"{PREFIX}:llm:deployments"
 """Every LLM deployment whose admission gate was used, for ``make status``."""
@@ -128,6 +137,16 @@ class WorkflowKeys:
         """
         return f"{self.workflow}:deltas"
 
+    @property
+    def callback(self) -> str:
+        """How the workflow's callback ended, once it did."""
+        return f"{self.workflow}:callback"
+
+    @property
+    def callback_attempts(self) -> str:
+        """Every try of the workflow's callback, in order."""
+        return f"{self.callback}:attempts"
+
     def tool_calls(self, step_id: str, attempt: int) -> str:
         """Fingerprints of one attempt's tool calls, for loop detection.
 
@@ -155,7 +174,14 @@ class WorkflowKeys:
 
         What deleting the workflow removes; the record comes first.
         """
-        keys = [*self.all(), self.budget, self.budget_holds, self.budget_expiries]
+        keys = [
+            *self.all(),
+            self.budget,
+            self.budget_holds,
+            self.budget_expiries,
+            self.callback,
+            self.callback_attempts,
+        ]
         for step_id, attempt in attempts:
             keys.append(self.tool_effects(step_id))
             for run in range(attempt + 1):  # attempts count from 1; 0 costs nothing

@@ -23,6 +23,7 @@ from tributary_shared.core.admission import (
     Ticket,
 )
 from tributary_shared.core.budget import BudgetLimits, BudgetState, Reservation
+from tributary_shared.core.callbacks import CallbackAttempt, CallbackState
 from tributary_shared.core.deltas import LLMDelta
 from tributary_shared.core.events import EventEnvelope, TokenUsage, WorkflowRequested
 from tributary_shared.core.listing import LISTING_SCAN_ENTRIES, WorkflowFilter
@@ -34,6 +35,8 @@ __all__ = [
     "ApiKeyStore",
     "BudgetLedger",
     "CallHistory",
+    "CallbackProgress",
+    "CallbackStore",
     "CancellationSignal",
     "DeltaChannel",
     "DeploymentGate",
@@ -434,6 +437,49 @@ class EffectLedger(Protocol):
     async def record(
         self, *, workflow_id: str, step_id: str, fingerprint: str, output: str
     ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackProgress:
+    """How far a workflow's callback got: its state and every try so far."""
+
+    state: CallbackState = "pending"
+    attempts: tuple[CallbackAttempt, ...] = ()
+
+
+class CallbackStore(Protocol):
+    """Workflow callbacks still to be delivered, and the record of their tries.
+
+    A callback is scheduled when its workflow ends and stays scheduled until a try
+    delivers it or it is given up, so a deliverer that dies loses none: what it had
+    taken comes due again once its lease lapses.
+    """
+
+    async def schedule(self, workflow_id: str, *, at: float) -> None:
+        """Put the workflow's callback on the schedule at ``at`` (epoch seconds), unless it
+        is on it already (a redelivered terminal event moves nothing)."""
+        ...
+
+    async def due(self, *, now: float, lease_s: float, limit: int) -> list[str]:
+        """Up to ``limit`` workflows whose callback is due at ``now``, each moved to
+        ``now + lease_s`` so that no other deliverer takes it meanwhile."""
+        ...
+
+    async def progress(self, workflow_id: str) -> CallbackProgress: ...
+
+    async def record_attempt(
+        self, workflow_id: str, attempt: CallbackAttempt, *, state: CallbackState
+    ) -> None:
+        """Add a try to the workflow's record and set the callback's state."""
+        ...
+
+    async def retry_at(self, workflow_id: str, at: float) -> None:
+        """Move a scheduled callback's next try to ``at``."""
+        ...
+
+    async def unschedule(self, workflow_id: str) -> None:
+        """Take the callback off the schedule: delivered, given up, or nothing to send."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ __all__ = [
     "dead_letter_senders",
     "deployed_roles",
     "emitters_of",
+    "internal_roles",
     "relayed_types",
     "role_of",
     "subscribers_of",
@@ -52,6 +53,9 @@ class ServiceRole:
     consumes: tuple[str, ...] = ()
     group_id: str | None = None
     external: bool = False
+    hosted_by: str | None = None
+    """Runs in that service's process, with a consumer group of its own, instead of as a
+    deployment of its own (no image, no Kubernetes Deployment, no KEDA trigger)."""
     relays: bool = False
     """Also re-publishes, with their own ids, events other services wrote to a
     workflow's log and never sent (the outbox sweep; see ``runtime.outbox``)."""
@@ -172,6 +176,17 @@ ROLES: tuple[ServiceRole, ...] = (
             "workflow.failed",
         ),
     ),
+    ServiceRole(
+        service="callbacks",
+        does=(
+            "calls the `callback_url` of each workflow that ended: a signed POST, retried "
+            "with backoff, each try recorded with the workflow; runs in the planner's process"
+        ),
+        group_id="tributary-callbacks",
+        consumes=("workflow.completed", "workflow.failed", "workflow.cancelled"),
+        emits=(),
+        hosted_by="planner",
+    ),
 )
 
 
@@ -192,6 +207,11 @@ def subscription(service: str) -> Subscription:
 
 def deployed_roles() -> tuple[ServiceRole, ...]:
     """The services Tributary ships an image and a deployment for."""
+    return tuple(role for role in ROLES if not role.external and role.hosted_by is None)
+
+
+def internal_roles() -> tuple[ServiceRole, ...]:
+    """Tributary's own services, those that run in another's process included."""
     return tuple(role for role in ROLES if not role.external)
 
 

@@ -31,10 +31,11 @@ from tributary_shared.core.events import (
     LLMWaiting,
     ToolCalled,
 )
-from tributary_shared.core.ports import DeltaChannel, EventPublisher, Ports
+from tributary_shared.core.ports import CallbackStore, DeltaChannel, EventPublisher, Ports
 from tributary_shared.core.recording import spill
 from tributary_shared.core.redaction import DEFAULT_REDACTOR, Redactor, redact_event
 from tributary_shared.runtime.budget import RedisBudgetLedger
+from tributary_shared.runtime.callbacks.store import RedisCallbackStore
 from tributary_shared.runtime.calls import RedisCallHistory, RedisEffectLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
@@ -81,6 +82,8 @@ class WorkerResources:
     """Redacts call records before they are cut into parts (the ports redact the rest)."""
     deltas: DeltaChannel | None = None
     """Where the live text of calls goes while a workflow's tokens are followed."""
+    callbacks: CallbackStore | None = None
+    """Workflow callbacks' schedule and tries, for the callbacks' deliverer."""
 
     def control(self) -> WorkflowControl:
         return WorkflowControl.over(self.ports)
@@ -201,6 +204,10 @@ class WorkerSpec:
     topics: tuple[str, ...]
     build: Callable[[WorkerResources], WorkerLogic]
     lane_of: LaneKey | None = None
+    hosts: tuple[WorkerSpec, ...] = ()
+    """Services that run in this one's process, each with its own consumer group
+    (``ServiceRole.hosted_by``): same resources, same health, started and drained
+    along with it."""
 
 
 async def fail_workflow_for_dead_letter(
@@ -277,9 +284,12 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         limits_for=deployment_limits(load_settings(LLMSettings), admission_settings),
     )
     resources = WorkerResources(
-        ports=ports, admission=admission, redactor=redactor, deltas=RedisDeltaChannel(redis)
+        ports=ports,
+        admission=admission,
+        redactor=redactor,
+        deltas=RedisDeltaChannel(redis),
+        callbacks=RedisCallbackStore(redis, ttl_s=redis_settings.workflow_retention_s),
     )
-    logic = spec.build(resources)
 
     async def on_dead_letter(event: AnyEvent | None, letter: DeadLetter) -> None:
         await fail_workflow_for_dead_letter(ports, event, letter)
@@ -289,40 +299,46 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     ) -> None:
         await publisher.publish_raw(topic, value, key=key, headers=headers)
 
-    consumer = EventConsumer(
-        ConsumerConfig(
-            group_id=spec.group_id,
-            topics=spec.topics,
-            bootstrap_servers=kafka.kafka_bootstrap_servers,
-            client_id=f"{kafka.kafka_client_id}-{instance}",
-            max_in_flight=consumer_settings.max_in_flight,
-            attempts=consumer_settings.handler_attempts,
-            shutdown_grace_s=consumer_settings.shutdown_grace_s,
-            session_timeout_ms=consumer_settings.kafka_session_timeout_ms,
-            handler_timeout_s=consumer_settings.handler_timeout_s,
-            max_uncommitted_per_partition=consumer_settings.max_uncommitted_per_partition,
-            outage_patience_s=consumer_settings.outage_patience_s,
-            security=security,
-            service=spec.service,
-        ),
-        handler=logic.handle,
-        publish_raw=publish_raw,
-        on_dead_letter=on_dead_letter,
-        lane_of=spec.lane_of,
-        redact=redactor,
-    )
+    def consumer_of(logic: WorkerLogic, part: WorkerSpec) -> EventConsumer:
+        return EventConsumer(
+            ConsumerConfig(
+                group_id=part.group_id,
+                topics=part.topics,
+                bootstrap_servers=kafka.kafka_bootstrap_servers,
+                client_id=f"{kafka.kafka_client_id}-{instance}",
+                max_in_flight=consumer_settings.max_in_flight,
+                attempts=consumer_settings.handler_attempts,
+                shutdown_grace_s=consumer_settings.shutdown_grace_s,
+                session_timeout_ms=consumer_settings.kafka_session_timeout_ms,
+                handler_timeout_s=consumer_settings.handler_timeout_s,
+                max_uncommitted_per_partition=consumer_settings.max_uncommitted_per_partition,
+                outage_patience_s=consumer_settings.outage_patience_s,
+                security=security,
+                service=part.service,
+            ),
+            handler=logic.handle,
+            publish_raw=publish_raw,
+            on_dead_letter=on_dead_letter,
+            lane_of=part.lane_of,
+            redact=redactor,
+        )
+
+    parts = (spec, *spec.hosts)
+    logics = [part.build(resources) for part in parts]
+    consumers = [consumer_of(logic, part) for logic, part in zip(logics, parts, strict=True)]
 
     @get(include_in_schema=False)
     async def health(scope: Scope) -> AsgiResponse:
         redis_ok = await _redis_ok(redis)
-        ok = consumer.healthy and redis_ok
+        consuming = all(c.healthy for c in consumers)
+        ok = consuming and redis_ok
         body = {
             "status": "ok" if ok else "unhealthy",
             "service": spec.service,
             "instance": instance,
-            "consumer": "running" if consumer.healthy else "stopped",
+            "consumer": "running" if consuming else "stopped",
             "redis": "ok" if redis_ok else "unreachable",
-            "in_flight": consumer.in_flight,
+            "in_flight": sum(c.in_flight for c in consumers),
         }
         return AsgiResponse(
             json.dumps(body).encode(),
@@ -334,17 +350,19 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     async def live(scope: Scope) -> AsgiResponse:
         # Liveness must not depend on Redis or Kafka: restarting a worker
         # does not bring them back, and the consumer waits their outages out.
-        ok = not consumer.crashed
+        ok = not any(c.crashed for c in consumers)
         return AsgiResponse(b"ok" if ok else b"consumer loop ended", 200 if ok else 503)
 
     async def start_consuming() -> None:
-        await logic.start()
-        await consumer.start()
-        log.info("%s consuming %s as group %s", instance, ",".join(spec.topics), spec.group_id)
+        for logic, part, part_consumer in zip(logics, parts, consumers, strict=True):
+            await logic.start()
+            await part_consumer.start()
+            log.info("%s consuming %s as group %s", instance, ",".join(part.topics), part.group_id)
 
     async def drain() -> None:
-        await consumer.stop()
-        await logic.close()
+        for logic, part_consumer in zip(logics, consumers, strict=True):
+            await part_consumer.stop()
+            await logic.close()
         await admission.aclose()
         await listener_redis.aclose()
         await redis.aclose()

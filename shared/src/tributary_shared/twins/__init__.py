@@ -10,6 +10,7 @@ operations of ``core.admission`` that ``gate.lua`` runs. None of them expires an
 from tributary_shared.twins.admission import MemoryDeploymentGate
 from tributary_shared.twins.apikeys import MemoryApiKeyStore
 from tributary_shared.twins.budget import MemoryBudgetLedger
+from tributary_shared.twins.callbacks import MemoryCallbackStore
 from tributary_shared.twins.calls import MemoryCallHistory, MemoryEffectLedger
 from tributary_shared.twins.cancellation import MemoryCancellationSignal
 from tributary_shared.twins.deltas import MemoryDeltaChannel
@@ -22,6 +23,7 @@ __all__ = [
     "MemoryApiKeyStore",
     "MemoryBudgetLedger",
     "MemoryCallHistory",
+    "MemoryCallbackStore",
     "MemoryCancellationSignal",
     "MemoryDeltaChannel",
     "MemoryDeploymentGate",

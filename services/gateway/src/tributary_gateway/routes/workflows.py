@@ -24,6 +24,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from tributary_gateway import error_examples as errors
 from tributary_gateway import examples
 from tributary_gateway.auth import Canceller, Deleter, Reader, Starter, authenticated
+from tributary_gateway.callbacks import CallbackView, with_callback
 from tributary_gateway.calls import read_calls
 from tributary_gateway.deps import State
 from tributary_gateway.examples import openapi_examples
@@ -244,7 +245,9 @@ async def create_workflow(
         workflow_id=workflow_id,
         tenant_id=tenant_id,
         task=task,
-        options=bounded_options(state, tenant_id, body.options),
+        options=with_callback(
+            bounded_options(state, tenant_id, body.options), tenant_id, state.callback_settings
+        ),
     )
     # Counted before it exists, so two replicas cannot both take a tenant's last slot.
     # Were this request to die before creating it, the count drops it after a grace.
@@ -465,7 +468,11 @@ async def list_workflows(
 async def get_workflow(workflow_id: WorkflowId, state: State, caller: Reader) -> WorkflowView:
     record = await _owned(state, caller, workflow_id)
     budget = await state.ledger.state(workflow_id)
-    return WorkflowView.of(record, budget, _links(workflow_id))
+    callback = None
+    if record.options.callback_url is not None and state.callbacks is not None:
+        progress = await state.callbacks.progress(workflow_id)
+        callback = CallbackView.of(record.options.callback_url, progress)
+    return WorkflowView.of(record, budget, _links(workflow_id), callback=callback)
 
 
 @router.post(

@@ -63,6 +63,7 @@ READERS: dict[str, tuple[str, ...]] = {
     "tributary_shared.runtime.settings.BudgetSettings": (*WORKERS, "gateway"),
     "tributary_shared.runtime.settings.AdmissionSettings": WORKERS,
     "tributary_shared.runtime.settings.WorkflowDefaults": ("gateway", "planner"),
+    "tributary_shared.runtime.callbacks.settings.CallbackSettings": ("gateway", "planner"),
     "tributary_gateway.settings.GatewaySettings": ("gateway",),
     "tributary_gateway.settings.TenantLimitSettings": ("gateway",),
     "tributary_planner.settings.PlannerSettings": ("planner",),

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tributary_shared.core.topics import ALL_TOPICS, TopicSpec
-from tributary_shared.core.topology import ServiceRole, deployed_roles, subscribers_of, topic_of
+from tributary_shared.core.topology import ServiceRole, internal_roles, subscribers_of, topic_of
 
 __all__ = [
     "ARCHITECTURE_DOC",
@@ -79,12 +79,12 @@ def render_topology_block() -> str:
 
 
 def render_service_table() -> str:
-    """The Markdown table, one row per deployed service, in declaration order."""
+    """The Markdown table, one row per service (hosted ones included), in declaration order."""
     header = ("Service", "Consumes (group)", "Does", "Emits")
     lines = [
         "| " + " | ".join(header) + " |",
         "|" + "|".join(" --- " for _ in header) + "|",
-        *(_row(role) for role in deployed_roles()),
+        *(_row(role) for role in internal_roles()),
     ]
     return "\n".join(lines) + "\n"
 
