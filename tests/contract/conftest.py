@@ -18,6 +18,7 @@ from tributary_devstack.stack import Stack
 from tributary_shared.core.ports import (
     ApiKeyStore,
     BudgetLedger,
+    CallbackStore,
     CallHistory,
     CancellationSignal,
     DeltaChannel,
@@ -27,6 +28,7 @@ from tributary_shared.core.ports import (
 )
 from tributary_shared.runtime.apikeys import RedisApiKeyStore
 from tributary_shared.runtime.budget import RedisBudgetLedger
+from tributary_shared.runtime.callbacks.store import RedisCallbackStore
 from tributary_shared.runtime.calls import RedisCallHistory, RedisEffectLedger
 from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.deltas import RedisDeltaChannel
@@ -34,6 +36,7 @@ from tributary_shared.runtime.state import RedisWorkflowStore
 from tributary_shared.twins import (
     MemoryApiKeyStore,
     MemoryBudgetLedger,
+    MemoryCallbackStore,
     MemoryCallHistory,
     MemoryCancellationSignal,
     MemoryDeltaChannel,
@@ -54,6 +57,7 @@ class Adapters:
     keys: ApiKeyStore
     listing: WorkflowListing
     deltas: DeltaChannel
+    callbacks: CallbackStore
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
@@ -75,6 +79,7 @@ async def adapters(backend: str, request: pytest.FixtureRequest) -> AsyncIterato
             keys=MemoryApiKeyStore(),
             listing=store,
             deltas=MemoryDeltaChannel(),
+            callbacks=MemoryCallbackStore(),
         )
         return
     stack: Stack = request.getfixturevalue("stack")
@@ -92,6 +97,7 @@ async def adapters(backend: str, request: pytest.FixtureRequest) -> AsyncIterato
         keys=RedisApiKeyStore(redis),
         listing=redis_store,
         deltas=deltas,
+        callbacks=RedisCallbackStore(redis, ttl_s=RETENTION_S),
     )
     await deltas.close()
     await listener.aclose()

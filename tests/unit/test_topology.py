@@ -190,3 +190,18 @@ def test_the_deployment_topic_table_names_each_topics_consumer_groups() -> None:
         assert f"| {topic.partitions} |" in row
         for role in subscribers_of(topic):
             assert f"`{role.group_id}`" in row
+
+
+def test_a_hosted_service_runs_in_its_hosts_process_with_its_own_group() -> None:
+    hosted = [role for role in ROLES if role.hosted_by is not None]
+    assert hosted  # the callbacks' deliverer, in the planner
+    for role in hosted:
+        assert role not in deployed_roles()  # no image, Deployment or KEDA trigger
+        assert role.hosted_by is not None
+        host = worker_spec(role.hosted_by)
+        [spec] = [spec for spec in host.hosts if spec.service == role.service]
+        assert spec.group_id == role.group_id != host.group_id
+        assert spec.topics == subscription(role.service).topics
+    for role in CONSUMERS:
+        hosts = {spec.service for spec in worker_spec(role.service).hosts}
+        assert hosts == {r.service for r in hosted if r.hosted_by == role.service}
