@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from tests.support.callbacks import ScriptedReceiver
@@ -107,6 +108,10 @@ class Setup:
         self.clock.now += seconds
 
 
+def tries_counted(outcome: str) -> float:
+    return REGISTRY.get_sample_value("callback_tries_total", {"outcome": outcome}) or 0.0
+
+
 def attempts_of(setup: Setup) -> list[tuple[int | None, str | None]]:
     progress = setup.callbacks._progress.get("wf_1")
     return [(a.status, a.error) for a in progress.attempts] if progress else []
@@ -140,6 +145,8 @@ async def test_a_workflow_without_a_callback_url_is_not_called() -> None:
 
 
 async def test_a_5xx_and_no_answer_are_tried_again_after_a_growing_backoff() -> None:
+    retries_before = tries_counted("retry")
+    delivered_before = tries_counted("delivered")
     setup = Setup()
     setup.receiver.answer(500, None, 200)
     await setup.ended_workflow()
@@ -161,6 +168,8 @@ async def test_a_5xx_and_no_answer_are_tried_again_after_a_growing_backoff() -> 
     assert (await setup.callbacks.progress("wf_1")).state == "delivered"
     assert len({sent.delivery_id for sent in setup.receiver.sent}) == 1  # dedupe on it
     assert len({sent.body for sent in setup.receiver.sent}) == 1
+    assert tries_counted("retry") == retries_before + 2
+    assert tries_counted("delivered") == delivered_before + 1
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 410, 302])

@@ -100,6 +100,12 @@ LLM_CALLS_WAITING = Gauge(
 BUDGET_EXHAUSTED_TOTAL = Counter(
     "budget_exhausted_total", "LLM calls refused because the workflow's budget ran out.", ["role"]
 )
+CALLBACK_TRIES_TOTAL = Counter(
+    "callback_tries_total",
+    "Tries of workflow callbacks, by outcome: delivered, retry (another try follows) or "
+    "failed (given up).",
+    ["outcome"],
+)
 LOOPS_DETECTED_TOTAL = Counter(
     "loops_detected_total", "Agent loops detected, by kind and outcome.", ["kind", "outcome"]
 )

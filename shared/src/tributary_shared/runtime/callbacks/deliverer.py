@@ -37,6 +37,7 @@ from tributary_shared.core.records import WorkflowRecord
 from tributary_shared.runtime.callbacks.sender import SendResult
 from tributary_shared.runtime.callbacks.settings import CallbackSettings
 from tributary_shared.runtime.logs import workflow_context
+from tributary_shared.runtime.metrics import CALLBACK_TRIES_TOTAL
 
 __all__ = ["CallbackDeliverer", "Sends"]
 
@@ -150,6 +151,7 @@ class CallbackDeliverer:
             duration_ms=result.duration_ms,
         )
         await self._callbacks.record_attempt(workflow_id, attempt, state=state)
+        CALLBACK_TRIES_TOTAL.labels("retry" if state == "pending" else state).inc()
         if state == "pending":
             delay = retry_delay_s(
                 tries, base_s=self._settings.backoff_s, max_s=self._settings.max_backoff_s
