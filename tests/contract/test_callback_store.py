@@ -10,8 +10,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import pytest
+
 from tests.contract.conftest import Adapters
+from tests.contract.test_workflow_listing import cancelled, created, tenant
 from tributary_shared.core.callbacks import CallbackAttempt
+from tributary_shared.core.ports import CallbackProgress
 
 
 def ids(n: int) -> list[str]:
@@ -68,3 +72,16 @@ async def test_tries_are_recorded_in_order_with_the_state(adapters: Adapters) ->
     progress = await callbacks.progress(workflow_id)
     assert progress.state == "delivered"
     assert progress.attempts == (failed, delivered)
+
+
+async def test_deleting_a_workflow_deletes_its_callbacks_tries(
+    adapters: Adapters, backend: str
+) -> None:
+    if backend == "memory":
+        pytest.skip("the twins are apart; Redis deletes the workflow's keys in one step")
+    workflow_id = await created(adapters.store, tenant(), second=1)
+    await cancelled(adapters.store, workflow_id)
+    attempt = CallbackAttempt(at=datetime(2026, 1, 1, tzinfo=UTC), status=200, duration_ms=5)
+    await adapters.callbacks.record_attempt(workflow_id, attempt, state="delivered")
+    assert await adapters.store.purge(workflow_id) is True
+    assert await adapters.callbacks.progress(workflow_id) == CallbackProgress()
