@@ -1,6 +1,7 @@
 """Assembles the gateway: settings, clients, routers; and its metrics app. Nothing else.
 
-The public app serves ``/v1`` and the health checks only; ``/metrics`` is served by
+The public app serves ``/v1``, the health checks and the web inspector's static files
+under ``/ui``; ``/metrics`` is served by
 ``metrics_app`` on a port of its own (``TRIBUTARY_GATEWAY_METRICS_PORT``), so
 whoever reaches the API does not read the gateway's metrics.
 """
@@ -22,6 +23,7 @@ from starlette.routing import Mount, Route
 
 from tributary_gateway.body_limit import BodyLimit
 from tributary_gateway.deps import GatewayState
+from tributary_gateway.inspector import mount_inspector
 from tributary_gateway.openapi import keep_example_nulls
 from tributary_gateway.redaction import redact_error_responses
 from tributary_gateway.routes import health, keys, workflows
@@ -219,6 +221,7 @@ def _assemble(
     app.include_router(workflows.stream_router)
     app.include_router(keys.router)
     keep_example_nulls(app)
+    mount_inspector(app)
     app.add_exception_handler(RedisError, _storage_unavailable)
     redact_error_responses(app, redactor)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
