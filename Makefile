@@ -7,6 +7,8 @@ SHELL := bash
 .NOTPARALLEL:
 
 export UV_PYTHON_DOWNLOADS ?= never
+# The browser tests drive Debian's chromium; Playwright must never fetch a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD ?= 1
 # `pip install --user uv` puts uv here on machines without it.
 export PATH := $(HOME)/.local/bin:$(PATH)
 
@@ -16,10 +18,12 @@ SERVICE ?=
 N ?= 40
 PYTEST_ARGS ?=
 
-.PHONY: help setup up down status logs scale lint typecheck test demo docs docs-check
+.PHONY: help setup inspector inspector-screenshots up down status logs scale lint typecheck test demo docs docs-check
 
 help:
-	@echo "make setup                   system packages (redis-server, uv) + uv sync"
+	@echo "make setup                   system packages (redis-server, uv, node, chromium) + uv sync + the inspector's build"
+	@echo "make inspector               build the web inspector (ui/) that the gateway serves at /ui"
+	@echo "make inspector-screenshots   refresh docs/images/inspector-*.png from a browser test"
 	@echo "make up [REPLICAS=N]         start Kafka, Redis, LLM and the services"
 	@echo "make down                    stop everything 'up' started"
 	@echo "make status                  components, pids, ports, logs"
@@ -36,6 +40,18 @@ setup:
 	else \
 		uv sync --all-packages; \
 	fi
+	$(MAKE) inspector
+
+# The web inspector: node packages from ui/package-lock.json, then the static build the
+# gateway serves under /ui (services/gateway/src/tributary_gateway/inspector_build).
+inspector:
+	npm ci --prefix ui --no-audit --no-fund
+	npm run --prefix ui build
+
+# The README's screenshots: the browser test on the live test stack, saving its pages.
+inspector-screenshots:
+	TRIBUTARY_INSPECTOR_SCREENSHOTS=docs/images uv run pytest -q -p no:cacheprovider \
+		tests/integration/test_inspector_browser_e2e.py::test_inspector_lists_and_follows_a_workflow_live
 
 up:
 	$(DEVSTACK) up $(if $(REPLICAS),--replicas $(REPLICAS))
@@ -62,6 +78,7 @@ lint:
 
 typecheck:
 	uv run mypy shared/src shared/devtools/src services/*/src tools/*/src cli/src clients/python/src tests bench
+	npm run --prefix ui --silent typecheck
 
 # pytest exits 5 when it collected no tests; an empty run must not pass.
 test: setup lint typecheck

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System packages the local stack needs: redis-server (Debian package), uv,
-# a Java runtime plus Maven for the Kafka broker, and promtool (Debian's
-# prometheus package) for the tests that check metrics, alert rules and dashboard.
+# a Java runtime plus Maven for the Kafka broker, promtool (Debian's
+# prometheus package) for the tests that check metrics, alert rules and dashboard,
+# node and npm to build the web inspector, and Debian's chromium for its browser tests.
 # Safe to run repeatedly: only what is missing gets installed.
 set -euo pipefail
 
@@ -72,3 +73,17 @@ else
     fi
     command -v promtool >/dev/null 2>&1 || { log "promtool not found after installing prometheus"; exit 1; }
 fi
+
+# The web inspector (ui/) builds with node and npm; its tests drive Debian's chromium
+# through Playwright, which never downloads a browser of its own.
+need_apt=()
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    log "installing ${need_apt[*]} with apt-get"
+    as_root apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need_apt[@]}"
+fi
+log "node present: $(node --version 2>/dev/null || true), npm $(npm --version 2>/dev/null || true)"
+log "chromium present: $(chromium --version 2>/dev/null | head -n1 || true)"
