@@ -35,7 +35,7 @@ function summary(event: LoggedEvent): string {
 export function Timeline(props: { events: LoggedEvent[] }) {
   if (props.events.length === 0) return <p class="state empty">No events yet.</p>;
   return (
-    <ol class="timeline" aria-label="Events">
+    <ol class="timeline" aria-label="Events" tabIndex={0}>
       {props.events.map((event) => (
         <li key={event.id} data-event-id={event.id} data-event-type={event.type}>
           <time dateTime={String(event.data.occurred_at ?? "")}>
