@@ -18,6 +18,8 @@ def test_status_prints_the_saved_key_and_where_it_is(tmp_path: Path) -> None:
     shown = format_status([], config)
     assert f"in {config.admin_key_file}): {KEY}" in shown
     assert f"Authorization: Bearer {KEY}" in shown
+    # The web inspector, signed in from the URL fragment (never sent to the server).
+    assert f"inspector: {config.gateway_url}/ui/#key={KEY}" in shown
 
 
 def test_status_without_a_key_says_how_to_get_one(tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ def test_the_demo_runs_the_cli_with_the_stack_url_and_key_in_its_environment(
     assert env == {"PATH": "/bin", "TRIBUTARY_URL": config.gateway_url, "TRIBUTARY_API_KEY": KEY}
     assert KEY not in " ".join(argv)  # never on a command line, where ps shows it
     assert f"Using the local admin API key from {config.admin_key_file}." in said
+    assert any(f"web inspector: {config.gateway_url}/ui/ " in line for line in said)
     assert said[-1] == "The workflow did not complete."
     assert KEY not in "\n".join(said)
 

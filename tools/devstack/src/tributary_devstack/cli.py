@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def inspector_link(gateway_url: str, key: str) -> str:
+    """The web inspector, signed in with ``key``: the fragment never reaches the server,
+    and the page removes it from the address bar once it has the key."""
+    return f"{gateway_url}/ui/#key={key}"
+
+
 def format_status(rows: list[ComponentStatus], config: StackConfig) -> str:
     header = f"{'COMPONENT':<16} {'PID':>8} {'PORT':>6}  {'STATE':<10} LOG"
     lines = [header]
@@ -75,11 +81,13 @@ def format_status(rows: list[ComponentStatus], config: StackConfig) -> str:
     key = read_admin_key(config)
     if key is None:
         lines.append("API key: none yet ('make up' issues one)")
+        lines.append(f"Inspector: {config.gateway_url}/ui/")
     else:
         lines.append(f"API key (admin, tenant {ADMIN_TENANT}; in {config.admin_key_file}): {key}")
         lines.append(
             f"  try: curl -H 'Authorization: Bearer {key}' {config.gateway_url}/v1/workflows"
         )
+        lines.append(f"  inspector: {inspector_link(config.gateway_url, key)}")
     return "\n".join(lines)
 
 

@@ -58,6 +58,11 @@ def run_demo(
         say(f"No API key in {config.admin_key_file}: 'make up' issues one.")
         return 2
     say(f"Using the local admin API key from {config.admin_key_file}.")
+    # The key stays out of what the demo prints; 'make status' shows the signed-in link.
+    say(
+        f"Watch it in the web inspector: {config.gateway_url}/ui/ "
+        "('make status' prints a link that signs in with this key)"
+    )
     task = task or DEFAULT_TASK
     say(f"$ TRIBUTARY_URL={config.gateway_url} tributary run {task!r}")
     env = {
