@@ -13,11 +13,12 @@ from tributary_shared.twins import MemoryWorkflowStore
 HEALTH_CHECKS = {"/healthz", "/readyz"}
 
 
-def test_the_public_app_serves_only_v1_and_the_health_checks() -> None:
+def test_the_public_app_serves_only_v1_the_health_checks_and_the_inspector() -> None:
     app = app_over(gateway_state(MemoryWorkflowStore()))
     documented = set(app.openapi()["paths"])
     assert {path for path in documented if not path.startswith("/v1/")} == HEALTH_CHECKS
-    assert [route for route in app.routes if isinstance(route, Mount)] == []  # no /metrics
+    # The web inspector's static files; no /metrics.
+    assert [route.path for route in app.routes if isinstance(route, Mount)] == ["/ui"]
 
 
 async def test_the_public_port_answers_404_for_metrics() -> None:
