@@ -143,6 +143,21 @@ async def _screenshots(page: Page, base_url: str, workflow_id: str, folder: Path
     await page.screenshot(path=str(folder / "inspector-list.png"))
 
 
+async def test_inspector_refuses_a_bad_key_and_signs_in_from_the_keyboard(
+    page: Page, proxy: CuttableProxy, api_key: str
+) -> None:
+    await page.goto(f"{proxy.url}/ui/#key=trb_000000000000_{'x' * 40}")
+    await expect(page.get_by_role("alert")).to_contain_text("refused", timeout=WAIT_MS)
+    assert await page.evaluate("sessionStorage.getItem('tributary.apiKey')") is None
+    # By keyboard alone: focus the field, type the key, Enter submits.
+    await page.get_by_label("API key").focus()
+    await page.keyboard.type(api_key)
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Workflows")).to_be_visible(timeout=WAIT_MS)
+    assert api_key not in page.url
+    assert await page.context.cookies() == []
+
+
 async def test_inspector_resumes_a_dropped_stream_without_missing_or_repeating(
     page: Page,
     proxy: CuttableProxy,
