@@ -158,6 +158,7 @@ async def test_inspector_refuses_a_bad_key_and_signs_in_from_the_keyboard(
     assert await page.context.cookies() == []
 
 
+@pytest.mark.parametrize("reader", ["event-source", "fetch"])
 async def test_inspector_resumes_a_dropped_stream_without_missing_or_repeating(
     page: Page,
     proxy: CuttableProxy,
@@ -165,7 +166,15 @@ async def test_inspector_resumes_a_dropped_stream_without_missing_or_repeating(
     api_key: str,
     llm_admin: ScriptedLLMAdmin,
     marker: str,
+    reader: str,
 ) -> None:
+    """Both ways of reading the stream: an ``EventSource`` on a stream token, and the
+    ``fetch()`` reader a gateway without the token route gets (its 404 faked here)."""
+    if reader == "fetch":
+        await page.route(
+            "**/stream-token",
+            lambda route: route.fulfill(status=404, json={"detail": "Not Found"}),
+        )
     held = _hold_steps(llm_admin, marker)
     await _sign_in(page, proxy.url, api_key)
     workflow_id = await gateway.start(f"Outline the plan; check it; summarise it {marker}")
@@ -188,8 +197,11 @@ async def test_inspector_resumes_a_dropped_stream_without_missing_or_repeating(
     assert len(log) > len(seen_before_cut)
     # It resumed from where it was: the reconnection asked for the events after the
     # last one it had, rather than the whole log again.
-    resumed_from = _last_event_ids(proxy.requests[requests_before_cut:], workflow_id)
+    after_cut = proxy.requests[requests_before_cut:]
+    resumed_from = _last_event_ids(after_cut, workflow_id)
     assert resumed_from, "no reconnection of the event stream sent Last-Event-ID"
+    with_token = [chunk for chunk in after_cut if b"/events?token=" in chunk]
+    assert bool(with_token) == (reader == "event-source")
     assert resumed_from[0] in log
     assert log.index(resumed_from[0]) >= len(seen_before_cut) - 1
 
