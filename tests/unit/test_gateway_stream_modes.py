@@ -242,3 +242,30 @@ async def test_tokens_mode_sends_live_deltas_without_ids_and_resumes_on_the_log(
     )
     again = [e for e in parsed(resumed.text) if e.event != "llm.delta"]
     assert [(e.event, e.id) for e in again] == [(e.event, e.id) for e in logged[1:]]
+
+
+async def test_the_last_event_id_query_resumes_like_the_header_which_wins(
+    gateway: httpx.AsyncClient, store: MemoryWorkflowStore
+) -> None:
+    """A new EventSource (say, on a fresh stream token) names where to resume in the URL."""
+    workflow_id = await started(store)
+    await store.append_notice(workflow_id, tool_call(workflow_id, result="ok", sequence=1))
+    await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
+    url = f"/v1/workflows/{workflow_id}/events"
+    logged = parsed((await gateway.get(url, params={"mode": "tools"})).text)
+    assert [e.event for e in logged] == ["workflow.requested", "tool.called", "workflow.cancelled"]
+
+    by_query = parsed(
+        (await gateway.get(url, params={"mode": "tools", "last_event_id": logged[0].id})).text
+    )
+    assert [(e.event, e.id) for e in by_query] == [(e.event, e.id) for e in logged[1:]]
+
+    both = await gateway.get(
+        url,
+        params={"mode": "tools", "last_event_id": logged[0].id},
+        headers={"Last-Event-ID": logged[1].id or ""},
+    )
+    assert [(e.event, e.id) for e in parsed(both.text)] == [(e.event, e.id) for e in logged[2:]]
+
+    malformed = await gateway.get(url, params={"last_event_id": "yesterday"})
+    assert malformed.status_code == 400

@@ -62,8 +62,15 @@ class Follower {
     } catch {
       token = null; // the fetch() reader below reports what is wrong
     }
-    if (token) this.viaEventSource(token.stream_url);
+    if (token) this.viaEventSource(this.resumable(token.stream_url));
     else await this.viaFetch();
+  }
+
+  /** A new EventSource cannot send Last-Event-ID: the query names where to resume. */
+  private resumable(url: string): string {
+    if (this.lastId === null) return url;
+    const separator = url.includes("?") ? "&" : "?";
+    return `${url}${separator}last_event_id=${encodeURIComponent(this.lastId)}`;
   }
 
   /** Delivers one event unless it was delivered already; true once the stream has ended. */

@@ -668,6 +668,15 @@ async def stream_events(
     state: State,
     caller: StreamReader,
     last_event_id: Annotated[str | None, Header()] = None,
+    resume_after: Annotated[
+        str | None,
+        Query(
+            alias="last_event_id",
+            description="Resume after this event id, as the `Last-Event-ID` header does (the "
+            "header wins when both are sent): a new `EventSource`, opened with a fresh stream "
+            "token after the last one expired, cannot send the header.",
+        ),
+    ] = None,
     calls: Annotated[
         bool,
         Query(
@@ -684,6 +693,7 @@ async def stream_events(
         ),
     ] = StreamMode.LIFECYCLE,
 ) -> EventSourceResponse:
+    last_event_id = last_event_id if last_event_id is not None else resume_after
     if last_event_id is not None and not _STREAM_ID.match(last_event_id):
         raise HTTPException(400, "Last-Event-ID must be an event id from this stream")
     await _owned(state, caller, workflow_id)
