@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
-from tests.support.browser import chromium_path, screenshots_dir
+from tests.support.browser import chromium, screenshots_dir
 from tests.support.client import GatewayClient
 from tests.support.stack import RunningServices
 from tests.support.tcp_proxy import CuttableProxy, cuttable_proxy
@@ -36,10 +36,8 @@ NARROW = ViewportSize(width=400, height=800)
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=chromium_path(), headless=True)
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 @pytest.fixture

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
-__all__ = ["chromium_path", "screenshots_dir"]
+from playwright.async_api import Browser, async_playwright
+
+__all__ = ["chromium", "chromium_path", "screenshots_dir"]
 
 
 def chromium_path() -> str:
@@ -23,6 +27,17 @@ def chromium_path() -> str:
             "(or set TRIBUTARY_CHROMIUM to a Chromium binary)"
         )
     return found
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    """Headless system Chromium, closed on the way out."""
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=chromium_path(), headless=True)
+        try:
+            yield launched
+        finally:
+            await launched.close()
 
 
 def screenshots_dir() -> Path | None:
