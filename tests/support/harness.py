@@ -455,6 +455,12 @@ class _CrashingStore:
     async def forget_deadline(self, workflow_id: str) -> None:
         await self._store.forget_deadline(workflow_id)
 
+    async def due_inputs(self, now: float, *, limit: int = 100) -> list[tuple[str, str]]:
+        return await self._store.due_inputs(now, limit=limit)
+
+    async def forget_input_expiry(self, workflow_id: str, request_id: str) -> None:
+        await self._store.forget_input_expiry(workflow_id, request_id)
+
     async def unsent(self, before: float, *, limit: int = 100) -> list[UnsentEvent]:
         return await self._store.unsent(before, limit=limit)
 

@@ -8,7 +8,9 @@
     ├── ModelError          one corrective re-prompt, then the step fails
     ├── LogicError          the step stops with a clear reason
     │   ├── BudgetExceeded      no further LLM call starts (``busy``: not yet)
-    │   └── DeadlineExceeded    the workflow's deadline passed: the workflow fails
+    │   ├── DeadlineExceeded    the workflow's deadline passed: the workflow fails
+    │   └── InputTimedOut       a question to a human expired unanswered, with no
+    │                           default answer: its step fails
     ├── FatalError          no retry: the workflow fails at once
     │   └── BudgetNotOpened     the workflow has no budget record: no call starts
     └── PoisonMessage       the message can never be handled: dead-lettered at once
@@ -56,6 +58,7 @@ __all__ = [
     "ErrorClass",
     "EventRefused",
     "FatalError",
+    "InputTimedOut",
     "LogicError",
     "ModelError",
     "Outcome",
@@ -150,6 +153,14 @@ class DeadlineExceeded(LogicError):
     """
 
     default_code = "deadline_exceeded"
+
+
+class InputTimedOut(LogicError):
+    """An input request (``ask_human``) expired unanswered and the workflow's
+    ``on_input_timeout`` (or TRIBUTARY_ON_INPUT_TIMEOUT) says to fail: its step fails,
+    and its dependents are skipped as after any failed step."""
+
+    default_code = "input_timeout"
 
 
 class FatalError(TributaryError):

@@ -98,6 +98,13 @@ MAX_STEPS_BOUND = 50
 TOKEN_BUDGET_BOUND = 100_000_000
 COST_BUDGET_USD_BOUND = 100_000.0
 DEADLINE_S_BOUND = 7 * 24 * 3600
+INPUT_ANSWER_MAX_CHARS = 4000
+"""Longest answer to an input request (and default answer on its timeout)."""
+INPUT_QUESTION_MAX_CHARS = 2000
+INPUT_CHOICES_MAX = 20
+INPUT_CHOICE_MAX_CHARS = 200
+ON_INPUT_TIMEOUT_FAIL = "fail"
+"""``on_input_timeout`` value that fails the step; any other value is the default answer."""
 
 MetadataKey = Annotated[str, StringConstraints(min_length=1, max_length=METADATA_MAX_KEY_CHARS)]
 MetadataValue = Annotated[str, StringConstraints(max_length=METADATA_MAX_VALUE_CHARS)]
@@ -143,6 +150,22 @@ class WorkflowOptions(Model):
         default=None,
         description="'partial': answer from the steps that finished, marked partial; "
         "'fail': the workflow fails. Defaults to TRIBUTARY_ON_BUDGET_EXHAUSTED.",
+    )
+    input_timeout_s: int | None = Field(
+        default=None,
+        ge=1,
+        le=DEADLINE_S_BOUND,
+        description="Seconds an input request (an agent's ask_human question) stays open; "
+        "then on_input_timeout applies. Defaults to TRIBUTARY_INPUT_TIMEOUT_S (none: it "
+        "waits until the workflow's deadline).",
+    )
+    on_input_timeout: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=INPUT_ANSWER_MAX_CHARS,
+        description=f"What an expired input request gets: '{ON_INPUT_TIMEOUT_FAIL}' fails its "
+        "step with input_timeout; any other text is the answer given in its place. Defaults "
+        "to TRIBUTARY_ON_INPUT_TIMEOUT.",
     )
 
     callback_url: str | None = Field(
@@ -513,6 +536,53 @@ class CallPayload(EventEnvelope):
     data: str = Field(description="This part's slice of the body's JSON text.")
 
 
+InputKind = Literal["question", "plan_approval", "step_approval"]
+InputSource = Literal["http", "kafka", "timeout"]
+InputAnswer = Annotated[str, StringConstraints(min_length=1, max_length=INPUT_ANSWER_MAX_CHARS)]
+
+
+class InputRequested(EventEnvelope):
+    """The workflow waits for a human: an agent asked a question (``ask_human``). Its
+    step holds no runner while it waits; answer with ``POST /v1/workflows/{id}/input``
+    or ``input.submitted`` on the ingress topic."""
+
+    type: Literal["input.requested"] = "input.requested"
+    request_id: str = Field(description="What the answer names.")
+    kind: InputKind = Field(
+        default="question", description="question, plan_approval or step_approval."
+    )
+    step_id: str | None = Field(default=None, description="The paused step; null for the plan.")
+    question: str
+    choices: tuple[str, ...] | None = Field(
+        default=None, description="The answers allowed; null: any text."
+    )
+    requested_at: AwareDatetime
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="When on_input_timeout applies; null: never (the "
+        "workflow's deadline still does).",
+    )
+
+
+class InputAnswered(EventEnvelope):
+    """An input request was answered (or its timeout gave the default answer); its step
+    runs on from where it paused."""
+
+    type: Literal["input.answered"] = "input.answered"
+    request_id: str
+    step_id: str | None = None
+    answer: str
+    source: InputSource = Field(description="http, kafka (the ingress topic) or timeout.")
+
+
+class InputSubmitted(EventEnvelope):
+    """An integration answers an input request on the ingress topic."""
+
+    type: Literal["input.submitted"] = "input.submitted"
+    request_id: str
+    answer: InputAnswer
+
+
 class WorkflowCancelRequested(EventEnvelope):
     """An integration asks (on the ingress topic) for a workflow to be cancelled."""
 
@@ -548,6 +618,9 @@ AnyEvent = Annotated[
     | LLMCalled
     | ToolCalled
     | CallPayload
+    | InputRequested
+    | InputAnswered
+    | InputSubmitted
     | WorkflowCancelRequested
     | WorkflowCancelled
     | WorkflowFailed,
@@ -564,6 +637,7 @@ TERMINAL_EVENT_TYPES = frozenset({"workflow.completed", "workflow.failed", "work
 _HOME_TOPIC: dict[str, topics.TopicSpec] = {
     "workflow.requested": topics.WORKFLOW_REQUESTS,
     "workflow.cancel_requested": topics.WORKFLOW_REQUESTS,
+    "input.submitted": topics.WORKFLOW_REQUESTS,
     "step.dispatched": topics.STEPS,
     "step.completed": topics.STEP_RESULTS,
     "step.failed": topics.STEP_RESULTS,

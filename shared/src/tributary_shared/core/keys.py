@@ -8,9 +8,12 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
                                           (the planner's lease); once the workflow is
                                           deleted, "purged_at" alone (a tombstone, for the
                                           retention), so that nothing creates it again
+                                          "input:<request>" (an input request, JSON),
+                                          "input:<request>:state", "inputs_open" (count)
     tributary:v1:wf:{id}:steps    HASH    per step: "<step>:status", "<step>:data" (JSON),
                                           "<step>:event" (its outcome), "<step>:owner" and
-                                          "<step>:lease_until" (the runner's lease)
+                                          "<step>:lease_until" (the runner's lease),
+                                          "<step>:checkpoint" (where a paused agent stopped)
     tributary:v1:wf:{id}:log      STREAM  every event of the workflow, in order; ids
                                           serve as SSE ``Last-Event-ID``
     tributary:v1:wf:{id}:budget   HASH    token/cost limits, reserved and used amounts
@@ -31,6 +34,8 @@ Redis Cluster keeps them in one slot and multi-key scripts stay atomic.
                                           fingerprint>", set before that workflow is
                                           written (a retry writes it if it is missing)
     tributary:v1:deadlines        ZSET    workflow id by deadline (epoch seconds)
+    tributary:v1:input_expiries   ZSET    [workflow id, request id] of each input request
+                                          that expires, by expiry (epoch seconds)
     tributary:v1:workflows        ZSET    "<created, µs, 17 digits>-<workflow id>", all score 0:
                                           every workflow by creation (listing, lexical order)
     tributary:v1:tenant:{tenant}:workflows  ZSET  the same for one tenant's workflows
@@ -84,6 +89,8 @@ from datetime import UTC, datetime, timedelta
 PREFIX = "tributary:v1"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 DEADLINES_KEY = f"{PREFIX}:deadlines"
+INPUT_EXPIRIES_KEY = f"{PREFIX}:input_expiries"
+"""Open input requests that expire, by expiry: the planner's sweep settles them."""
 OUTBOX_KEY = f"{PREFIX}:outbox"
 """Events that may not have reached Kafka yet, by the time they were written."""
 CALLBACKS_DUE_KEY = f"{PREFIX}:callbacks:due"

@@ -5,12 +5,23 @@
                planning --record_plan--> running --start_synthesis--> synthesizing
                planning --fail_planning--> failed (the planner gave up: no valid plan)
                synthesizing --complete--> completed
+               running | awaiting_input --pause_step--> awaiting_input (an input request opens)
+               awaiting_input --answer_input | expire_input--> running when no other request
+                                is open, else awaiting_input
                any active status --fail--> failed, --cancel--> cancelled
 
     step       waiting --release_step--> pending --start_step--> running
                running --finish_step--> completed | failed
                waiting --skip_step--> failed   (a step it depends on failed)
                running --start_step--> running (resumed after a crash mid-step)
+               running --pause_step--> awaiting_input (its agent asked a human; the lease
+                                is given up and its conversation kept as a checkpoint)
+               awaiting_input --answer_input--> pending (dispatched again: it resumes
+                                from the checkpoint with the answer)
+               awaiting_input --expire_input--> pending (the default answer) | failed
+
+Steps are released, started and finished while the workflow is ``running`` or
+``awaiting_input``: a question of one step holds up only that step.
 
 ``RULES`` is the whole table: for each move, the workflow statuses it may
 start from, the status it leads to and the step statuses it may start from.
@@ -44,6 +55,8 @@ from types import MappingProxyType
 
 from tributary_shared.core.events import (
     AnyEvent,
+    InputAnswered,
+    InputRequested,
     PlanCreated,
     PlannedStep,
     StepCompleted,
@@ -58,8 +71,19 @@ from tributary_shared.core.events import (
     WorkflowRequested,
     utc_now,
 )
-from tributary_shared.core.records import FinalEvent, StepRecord, WorkflowRecord
-from tributary_shared.core.status import ACTIVE_WORKFLOW_STATUSES, StepStatus, WorkflowStatus
+from tributary_shared.core.records import (
+    FinalEvent,
+    InputRequest,
+    StepCheckpoint,
+    StepRecord,
+    WorkflowRecord,
+)
+from tributary_shared.core.status import (
+    ACTIVE_WORKFLOW_STATUSES,
+    STEPS_MAY_RUN,
+    StepStatus,
+    WorkflowStatus,
+)
 
 __all__ = [
     "RULES",
@@ -68,13 +92,16 @@ __all__ = [
     "StepChange",
     "Transition",
     "TransitionConflict",
+    "answer_input",
     "apply",
     "cancel",
     "complete",
     "create",
+    "expire_input",
     "fail",
     "fail_planning",
     "finish_step",
+    "pause_step",
     "record_plan",
     "refusal",
     "release_lease",
@@ -111,6 +138,9 @@ class Move(StrEnum):
     SKIP_STEP = "skip_step"
     START_STEP = "start_step"
     FINISH_STEP = "finish_step"
+    PAUSE_STEP = "pause_step"
+    ANSWER_INPUT = "answer_input"
+    EXPIRE_INPUT = "expire_input"
     RENEW_LEASE = "renew_lease"
     RELEASE_LEASE = "release_lease"
     START_SYNTHESIS = "start_synthesis"
@@ -139,6 +169,11 @@ class Rule:
     for a move on a step, else the workflow's planning lease."""
     ends: bool = False
     """The workflow reaches a final status: its keys start to expire."""
+    opens_input: bool = False
+    """Adds the transition's input request, open (its id must be new)."""
+    settles_input: bool = False
+    """Settles the transition's input request, which must be open; the workflow is
+    ``running`` again when no other request is open."""
 
 
 _W = WorkflowStatus
@@ -157,24 +192,24 @@ RULES: Mapping[Move, Rule] = MappingProxyType(
         Move.RECORD_PLAN: Rule(frozenset({_W.PLANNING}), _W.RUNNING, fenced=True),
         Move.FAIL_PLANNING: Rule(frozenset({_W.PLANNING}), _W.FAILED, fenced=True, ends=True),
         Move.RELEASE_STEP: Rule(
-            frozenset({_W.RUNNING}),
+            STEPS_MAY_RUN,
             step_from=frozenset({_S.WAITING}),
             step_to=frozenset({_S.PENDING}),
         ),
         Move.SKIP_STEP: Rule(
-            frozenset({_W.RUNNING}),
+            STEPS_MAY_RUN,
             step_from=frozenset({_S.WAITING}),
             step_to=frozenset({_S.FAILED}),
         ),
         # running -> running: the step is taken over after its runner's lease expired.
         Move.START_STEP: Rule(
-            frozenset({_W.RUNNING}),
+            STEPS_MAY_RUN,
             step_from=frozenset({_S.PENDING, _S.RUNNING}),
             step_to=frozenset({_S.RUNNING}),
             needs_expired_lease=True,
         ),
         Move.RENEW_LEASE: Rule(
-            frozenset({_W.RUNNING}),
+            STEPS_MAY_RUN,
             step_from=frozenset({_S.RUNNING}),
             step_to=frozenset({_S.RUNNING}),
             fenced=True,
@@ -187,10 +222,31 @@ RULES: Mapping[Move, Rule] = MappingProxyType(
             fenced=True,
         ),
         Move.FINISH_STEP: Rule(
-            frozenset({_W.RUNNING}),
+            STEPS_MAY_RUN,
             step_from=frozenset({_S.RUNNING}),
             step_to=frozenset({_S.COMPLETED, _S.FAILED}),
             fenced=True,
+        ),
+        # The runner gives its lease up with the pause: the step holds nobody while it waits.
+        Move.PAUSE_STEP: Rule(
+            STEPS_MAY_RUN,
+            _W.AWAITING_INPUT,
+            step_from=frozenset({_S.RUNNING}),
+            step_to=frozenset({_S.AWAITING_INPUT}),
+            fenced=True,
+            opens_input=True,
+        ),
+        Move.ANSWER_INPUT: Rule(
+            frozenset({_W.AWAITING_INPUT}),
+            step_from=frozenset({_S.AWAITING_INPUT}),
+            step_to=frozenset({_S.PENDING}),
+            settles_input=True,
+        ),
+        Move.EXPIRE_INPUT: Rule(
+            frozenset({_W.AWAITING_INPUT}),
+            step_from=frozenset({_S.AWAITING_INPUT}),
+            step_to=frozenset({_S.PENDING, _S.FAILED}),
+            settles_input=True,
         ),
         Move.START_SYNTHESIS: Rule(
             frozenset({_W.RUNNING}), _W.SYNTHESIZING, needs_all_steps_finished=True
@@ -213,6 +269,8 @@ class StepChange:
     owner: str | None = None
     """The lease's new holder; "" gives the lease up; None leaves it as it is."""
     lease_until: float | None = None
+    checkpoint: StepCheckpoint | None = None
+    """Where a pausing step's agent stopped; None leaves the step's checkpoint as it is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +294,8 @@ class Transition:
     """For fenced moves: the lease token the lease's holder must match."""
     now: float | None = None
     """For lease checks: the time (epoch seconds) the transition is decided at."""
+    input_request: InputRequest | None = None
+    """The input request a move opens (new, open) or settles (as it is after the move)."""
     at: datetime = field(default_factory=utc_now)
 
     def __post_init__(self) -> None:
@@ -248,6 +308,8 @@ class Transition:
             raise ValueError(f"{self.move} {'needs' if rule.step_from else 'takes no'} step")
         if self.step is not None and self.step.status not in rule.step_to:
             raise ValueError(f"{self.move} cannot leave a step {self.step.status}")
+        if (rule.opens_input or rule.settles_input) != (self.input_request is not None):
+            raise ValueError(f"{self.move} concerns an input request exactly when its rule does")
 
     @property
     def rule(self) -> Rule:
@@ -385,6 +447,87 @@ def finish_step(outcome: StepCompleted | StepFailed, *, owner: str) -> Transitio
     )
 
 
+def pause_step(
+    requested: InputRequested,
+    checkpoint: StepCheckpoint,
+    *,
+    owner: str,
+    timeout_answer: str | None,
+) -> Transition:
+    """running -> awaiting_input, by the lease's owner only: the request opens, the lease
+    is given up and the agent's conversation is kept, in one write."""
+    assert requested.step_id is not None, "a step pauses on its own question"
+    change = StepChange(
+        requested.step_id,
+        StepStatus.AWAITING_INPUT,
+        owner="",
+        lease_until=0.0,
+        checkpoint=checkpoint,
+    )
+    return Transition(
+        Move.PAUSE_STEP,
+        requested.workflow_id,
+        events=(requested,),
+        step=change,
+        fence=owner,
+        input_request=InputRequest.of(requested, timeout_answer=timeout_answer),
+        at=requested.occurred_at,
+    )
+
+
+def answer_input(
+    request: InputRequest, answered: InputAnswered, redispatch: StepDispatched
+) -> Transition:
+    """An open request gets its answer; its step is dispatched again, to resume."""
+    assert request.step_id is not None
+    assert request.step_id == redispatch.step.step_id
+    settled = request.model_copy(
+        update={"state": "answered", "answer": answered.answer, "answered_at": answered.occurred_at}
+    )
+    return Transition(
+        Move.ANSWER_INPUT,
+        answered.workflow_id,
+        events=(answered, redispatch),
+        step=StepChange(request.step_id, StepStatus.PENDING),
+        input_request=settled,
+        at=answered.occurred_at,
+    )
+
+
+def expire_input(
+    request: InputRequest,
+    outcome: tuple[InputAnswered, StepDispatched] | StepFailed,
+) -> Transition:
+    """An open request past its expiry: its default answer resumes the step as an answer
+    would, or (none) the step fails with ``input_timeout``."""
+    assert request.step_id is not None
+    if isinstance(outcome, StepFailed):
+        settled = request.model_copy(
+            update={"state": "expired", "answered_at": outcome.occurred_at}
+        )
+        change = StepChange(request.step_id, StepStatus.FAILED, outcome.attempt, outcome=outcome)
+        return Transition(
+            Move.EXPIRE_INPUT,
+            outcome.workflow_id,
+            events=(outcome,),
+            step=change,
+            input_request=settled,
+            at=outcome.occurred_at,
+        )
+    answered, redispatch = outcome
+    settled = request.model_copy(
+        update={"state": "expired", "answer": answered.answer, "answered_at": answered.occurred_at}
+    )
+    return Transition(
+        Move.EXPIRE_INPUT,
+        answered.workflow_id,
+        events=(answered, redispatch),
+        step=StepChange(request.step_id, StepStatus.PENDING),
+        input_request=settled,
+        at=answered.occurred_at,
+    )
+
+
 def start_synthesis(started: SynthesisStarted) -> Transition:
     return Transition(Move.START_SYNTHESIS, started.workflow_id, events=(started,))
 
@@ -439,6 +582,14 @@ def refusal(record: WorkflowRecord | None, transition: Transition) -> Transition
             return TransitionConflict("planning lease", record.planning_owner or "")
     if rule.needs_all_steps_finished and not record.all_steps_finished:
         return TransitionConflict("steps finished", str(record.steps_finished))
+    if transition.input_request is not None:
+        held = record.input_request(transition.input_request.request_id)
+        if rule.opens_input and held is not None:
+            return TransitionConflict(f"input {held.request_id}", held.state)
+        if rule.settles_input and (held is None or held.state != "open"):
+            return TransitionConflict(
+                f"input {transition.input_request.request_id}", held.state if held else ""
+            )
     return None
 
 
@@ -472,7 +623,26 @@ def apply(record: WorkflowRecord | None, transition: Transition) -> WorkflowReco
             changes["steps_finished"] = record.steps_finished + 1
     if transition.final is not None:
         changes.update(_final_fields(transition.final))
+    if transition.input_request is not None:
+        changes.update(_input_fields(record, transition.input_request))
     return record.model_copy(update=changes)
+
+
+def _input_fields(record: WorkflowRecord, request: InputRequest) -> dict[str, object]:
+    """The requests after one opened or settled, and the status they leave."""
+    others = tuple(r for r in record.input_requests if r.request_id != request.request_id)
+    requests = (
+        (*others, request)
+        if request.state == "open"
+        else tuple(
+            request if r.request_id == request.request_id else r for r in record.input_requests
+        )
+    )
+    still_open = any(r.state == "open" for r in requests)
+    return {
+        "input_requests": requests,
+        "status": WorkflowStatus.AWAITING_INPUT if still_open else WorkflowStatus.RUNNING,
+    }
 
 
 def _created(transition: Transition) -> WorkflowRecord:
@@ -496,6 +666,8 @@ def _changed(step: StepRecord, change: StepChange) -> StepRecord:
         lease["owner"] = change.owner or None
     if change.lease_until is not None:
         lease["lease_until"] = change.lease_until
+    if change.checkpoint is not None:
+        lease["checkpoint"] = change.checkpoint
     outcome = change.outcome
     if outcome is None:
         attempt = step.attempt if change.attempt is None else change.attempt

@@ -121,6 +121,15 @@ class WorkflowStore(Protocol):
 
     async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None: ...
 
+    async def due_inputs(self, now: float, *, limit: int = 100) -> list[tuple[str, str]]:
+        """(workflow id, request id) of input requests whose expiry is at or before ``now``,
+        soonest first; indexed when the request opened, dropped when it settles."""
+        ...
+
+    async def forget_input_expiry(self, workflow_id: str, request_id: str) -> None:
+        """Drop a request from the expiry index (settled, or its workflow ended)."""
+        ...
+
     async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
         """The workflow's status and deadline (epoch seconds), in one cheap read."""
         ...

@@ -9,13 +9,15 @@ persist them. Nothing here knows how a record is laid out in Redis.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from tributary_shared.core.events import (
     Complexity,
     ErrorInfo,
+    InputKind,
+    InputRequested,
     Model,
     PlannedStep,
     StepCompleted,
@@ -32,6 +34,58 @@ StepOutcome = Annotated[StepCompleted | StepFailed, Field(discriminator="type")]
 FinalEvent = Annotated[
     WorkflowCompleted | WorkflowFailed | WorkflowCancelled, Field(discriminator="type")
 ]
+
+
+InputState = Literal["open", "answered", "expired"]
+
+
+class InputRequest(Model):
+    """One question put to a human, and what became of it."""
+
+    request_id: str
+    kind: InputKind = "question"
+    step_id: str | None = None
+    question: str
+    choices: tuple[str, ...] | None = None
+    requested_at: datetime
+    expires_at: datetime | None = None
+    timeout_answer: str | None = Field(
+        default=None,
+        description="Given in place of an answer when it expires; None fails its step.",
+    )
+    state: InputState = "open"
+    answer: str | None = None
+    answered_at: datetime | None = None
+
+    @classmethod
+    def of(cls, requested: InputRequested, *, timeout_answer: str | None) -> InputRequest:
+        return cls(
+            request_id=requested.request_id,
+            kind=requested.kind,
+            step_id=requested.step_id,
+            question=requested.question,
+            choices=requested.choices,
+            requested_at=requested.requested_at,
+            expires_at=requested.expires_at,
+            timeout_answer=timeout_answer,
+        )
+
+    def expired_at(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at.timestamp() <= now
+
+
+class StepCheckpoint(Model):
+    """Where a paused step's agent stopped: what its loop needs to go on, so that no LLM
+    call made before the pause is made again."""
+
+    request_id: str = Field(description="The input request the step waits for.")
+    tool_call_id: str = Field(description="The ask_human call the answer goes back to.")
+    messages: tuple[dict[str, Any], ...] = Field(description="The conversation so far.")
+    iterations: int = 0
+    usage: TokenUsage = Field(default_factory=TokenUsage)
+    models: tuple[str, ...] = ()
+    deployments: tuple[str, ...] = ()
+    tool_failures: int = 0
 
 
 class StepRecord(Model):
@@ -59,6 +113,9 @@ class StepRecord(Model):
     )
     lease_until: float = Field(
         default=0.0, description="Epoch seconds until which the lease holds; 0 when none."
+    )
+    checkpoint: StepCheckpoint | None = Field(
+        default=None, description="Where the agent paused for input, kept to resume from."
     )
 
     def leased_at(self, now: float) -> bool:
@@ -117,6 +174,16 @@ class WorkflowRecord(Model):
         default=0.0,
         description="Epoch seconds until which the planning lease holds; 0 when none.",
     )
+    input_requests: tuple[InputRequest, ...] = Field(
+        default=(), description="Every input request, open or settled, oldest first."
+    )
+
+    @property
+    def open_inputs(self) -> tuple[InputRequest, ...]:
+        return tuple(r for r in self.input_requests if r.state == "open")
+
+    def input_request(self, request_id: str) -> InputRequest | None:
+        return next((r for r in self.input_requests if r.request_id == request_id), None)
 
     def planning_leased_at(self, now: float) -> bool:
         """Whether a planner holds the workflow's planning at ``now`` (its lease has not

@@ -88,15 +88,16 @@ ROLES: tuple[ServiceRole, ...] = (
     # their requests exactly like the gateway's.
     ServiceRole(
         service="integrations",
-        does="systems outside Tributary that start and cancel workflows through Kafka",
-        emits=("workflow.requested", "workflow.cancel_requested"),
+        does="systems outside Tributary that start, cancel and answer workflows through Kafka",
+        emits=("workflow.requested", "workflow.cancel_requested", "input.submitted"),
         external=True,
     ),
     ServiceRole(
         service="gateway",
-        does="HTTP API behind API keys: starts, lists, reads, streams (SSE) and cancels "
-        "the workflows of the key's tenant; issues and revokes keys",
-        emits=("workflow.requested", "workflow.cancelled"),
+        does="HTTP API behind API keys: starts, lists, reads, streams (SSE), answers and "
+        "cancels the workflows of the key's tenant; issues and revokes keys",
+        # input.answered and the step.dispatched that resumes the answered step.
+        emits=("workflow.requested", "workflow.cancelled", "input.answered", "step.dispatched"),
     ),
     ServiceRole(
         service="planner",
@@ -104,13 +105,15 @@ ROLES: tuple[ServiceRole, ...] = (
             "plans with the LLM (structured output, validated, one corrective re-plan), "
             "dispatches root steps, releases dependent steps when their inputs complete, "
             "skips steps whose inputs failed, fails workflows past their deadline, "
-            "cancels on `workflow.cancel_requested`, sends again every event written "
+            "cancels on `workflow.cancel_requested`, answers on `input.submitted`, expires "
+            "input requests, sends again every event written "
             "to a workflow's log but never sent (the outbox)"
         ),
         group_id="tributary-planner",
         consumes=(
             "workflow.requested",
             "workflow.cancel_requested",
+            "input.submitted",
             "step.completed",
             "step.failed",
         ),
@@ -121,6 +124,7 @@ ROLES: tuple[ServiceRole, ...] = (
             "plan.created",
             "step.dispatched",
             "step.failed",
+            "input.answered",
             "budget.exhausted",
             "llm.waiting",
             "llm.called",
@@ -146,6 +150,7 @@ ROLES: tuple[ServiceRole, ...] = (
             "step.started",
             "step.completed",
             "step.failed",
+            "input.requested",
             "budget.exhausted",
             "llm.waiting",
             "llm.called",

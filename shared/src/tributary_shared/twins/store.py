@@ -39,6 +39,7 @@ class MemoryWorkflowStore:
         self._logs: dict[str, list[LogEntry]] = {}
         self._requests: dict[tuple[str, str], tuple[str, str]] = {}
         self._deadlines: dict[str, float] = {}
+        self._input_expiries: dict[tuple[str, str], float] = {}
         self._unsent: dict[tuple[str, str], float] = {}
         self._listings: dict[str | None, list[str]] = {None: []}
         """Listing members (as in Redis), sorted: every workflow's, and each tenant's."""
@@ -91,6 +92,12 @@ class MemoryWorkflowStore:
             self._deadlines[transition.workflow_id] = transition.deadline_at
         elif transition.rule.ends:
             self._deadlines.pop(transition.workflow_id, None)
+        request = transition.input_request
+        if request is not None and transition.rule.opens_input and request.expires_at:
+            key = (transition.workflow_id, request.request_id)
+            self._input_expiries[key] = request.expires_at.timestamp()
+        elif request is not None and transition.rule.settles_input:
+            self._input_expiries.pop((transition.workflow_id, request.request_id), None)
         return Applied(steps_finished=record.steps_finished, steps_total=record.steps_total)
 
     async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
@@ -196,6 +203,13 @@ class MemoryWorkflowStore:
 
     async def forget_deadline(self, workflow_id: str) -> None:
         self._deadlines.pop(workflow_id, None)
+
+    async def due_inputs(self, now: float, *, limit: int = 100) -> list[tuple[str, str]]:
+        due = sorted((at, key) for key, at in self._input_expiries.items() if at <= now)
+        return [key for _, key in due[:limit]]
+
+    async def forget_input_expiry(self, workflow_id: str, request_id: str) -> None:
+        self._input_expiries.pop((workflow_id, request_id), None)
 
     async def unsent(self, before: float, *, limit: int = 100) -> list[UnsentEvent]:
         due = sorted((at, note) for note, at in self._unsent.items() if at <= before)

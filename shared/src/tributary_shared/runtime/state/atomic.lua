@@ -9,6 +9,8 @@
 --           {"op": "xadd", "k": i, "m": {field: value}}
 --           {"op": "expire", "k": i, "s": seconds}
 --           {"op": "hmget", "k": i, "fs": [fields]}   (reads, after the writes)
+--           {"op": "hset_if", "k": i, "f": field, "eq": value, "m": {field: value}}
+--                 (the hset, only when the field then holds the value)
 -- Every expectation is checked before anything is written, so a refused
 -- program changes nothing. Returns JSON: {"ok": true, "r": [per-op results]}
 -- or {"ok": false, "k": i, "f": field, "actual": value}.
@@ -47,6 +49,12 @@ for i, o in ipairs(program.ops or {}) do
     r = redis.call("XADD", unpack(args))
   elseif o.op == "expire" then
     r = redis.call("EXPIRE", key, o.s)
+  elseif o.op == "hset_if" then
+    if (redis.call("HGET", key, o.f) or "") == o.eq then
+      local args = {}
+      for f, v in pairs(o.m) do table.insert(args, f) table.insert(args, v) end
+      r = redis.call("HSET", key, unpack(args))
+    end
   elseif o.op == "hmget" then
     r = redis.call("HMGET", key, unpack(o.fs))
   else

@@ -19,6 +19,8 @@ PLANNING_OWNER = "planning_owner"
 """Workflow hash field: the token of the planner holding the planning lease."""
 PLANNING_LEASE_UNTIL = "planning_lease_until"
 """Workflow hash field: epoch seconds until which the planning lease holds."""
+INPUTS_OPEN = "inputs_open"
+"""Workflow hash field: how many input requests are open."""
 PURGED_AT = "purged_at"
 """Workflow hash field, alone in a deleted workflow's tombstone: when it was deleted."""
 
@@ -50,6 +52,11 @@ class Program:
     def hset(self, key: int, mapping: Mapping[str, str]) -> Program:
         if mapping:
             self.ops.append({"op": "hset", "k": key, "m": dict(mapping)})
+        return self
+
+    def hset_if(self, key: int, name: str, equals: str, mapping: Mapping[str, str]) -> Program:
+        """Set ``mapping`` when, after the writes before it, ``name`` holds ``equals``."""
+        self.ops.append({"op": "hset_if", "k": key, "f": name, "eq": equals, "m": dict(mapping)})
         return self
 
     def hincrby(self, key: int, name: str, by: int) -> Program:
@@ -101,3 +108,21 @@ def step_lease_field(step_id: str) -> str:
 def step_event_field(step_id: str) -> str:
     """The step's terminal event, kept so a redelivery can re-publish it."""
     return f"{step_id}:event"
+
+
+def step_checkpoint_field(step_id: str) -> str:
+    """Where the step's agent paused for input (JSON), to resume from."""
+    return f"{step_id}:checkpoint"
+
+
+INPUT_FIELD_PREFIX = "input:"
+
+
+def input_field(request_id: str) -> str:
+    """Workflow hash field: one input request (JSON)."""
+    return f"{INPUT_FIELD_PREFIX}{request_id}"
+
+
+def input_state_field(request_id: str) -> str:
+    """Workflow hash field: the request's state alone (open, answered, expired)."""
+    return f"{INPUT_FIELD_PREFIX}{request_id}:state"

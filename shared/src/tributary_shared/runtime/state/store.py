@@ -35,6 +35,7 @@ from tributary_shared.core.events import (
 )
 from tributary_shared.core.keys import (
     DEADLINES_KEY,
+    INPUT_EXPIRIES_KEY,
     OUTBOX_KEY,
     WORKFLOWS_INDEX_KEY,
     WorkflowKeys,
@@ -66,7 +67,9 @@ from tributary_shared.core.ports import IdempotencyKeyReused, UnsentEvent, Workf
 from tributary_shared.core.records import (
     Applied,
     FinalEvent,
+    InputRequest,
     LogEntry,
+    StepCheckpoint,
     StepOutcome,
     StepRecord,
     WorkflowPage,
@@ -79,12 +82,17 @@ from tributary_shared.core.status import (
     WorkflowStatus,
 )
 from tributary_shared.runtime.state.program import (
+    INPUT_FIELD_PREFIX,
+    INPUTS_OPEN,
     PLANNING_LEASE_UNTIL,
     PLANNING_OWNER,
     PURGED_AT,
     STEPS,
     WF,
     Program,
+    input_field,
+    input_state_field,
+    step_checkpoint_field,
     step_data_field,
     step_event_field,
     step_lease_field,
@@ -172,6 +180,10 @@ class RedisWorkflowStore:
         finished, total = outcome["r"][-1]
         if transition.rule.ends:
             await self._redis.zrem(DEADLINES_KEY, transition.workflow_id)
+        if transition.rule.settles_input and transition.input_request is not None:
+            await self.forget_input_expiry(
+                transition.workflow_id, transition.input_request.request_id
+            )
         return Applied(steps_finished=int(finished or 0), steps_total=int(total or 0))
 
     async def _write(self, transition: Transition, program: Program) -> Any:
@@ -215,7 +227,21 @@ class RedisWorkflowStore:
             queued += 1
         if transition.move is Move.CREATE and transition.request is not None:
             queued += _queue_listing(pipe, transition.request, retention_s=retention_s)
+        opened = transition.input_request if transition.rule.opens_input else None
+        if opened is not None and opened.expires_at is not None:
+            member = outbox_member(transition.workflow_id, opened.request_id)
+            pipe.zadd(INPUT_EXPIRIES_KEY, {member: opened.expires_at.timestamp()}, nx=True)
+            queued += 1
         return queued
+
+    async def due_inputs(self, now: float, *, limit: int = 100) -> list[tuple[str, str]]:
+        members: list[Any] = await self._redis.zrangebyscore(
+            INPUT_EXPIRIES_KEY, "-inf", now, start=0, num=limit
+        )
+        return [outbox_entry(_text(m)) for m in members]
+
+    async def forget_input_expiry(self, workflow_id: str, request_id: str) -> None:
+        await self._redis.zrem(INPUT_EXPIRIES_KEY, outbox_member(workflow_id, request_id))
 
     async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
         keys = WorkflowKeys(workflow_id)
@@ -397,6 +423,10 @@ def compile_transition(transition: Transition, *, retention_s: int) -> Program:
             program.expect_at_most(WF, PLANNING_LEASE_UNTIL, transition.now or 0.0)
     if rule.needs_all_steps_finished:
         program.expect_at_least(WF, "steps_finished", "steps_total")
+    request = transition.input_request
+    if request is not None:
+        held = [""] if rule.opens_input else ["open"]
+        program.expect_field(WF, input_state_field(request.request_id), held)
 
     fields: dict[str, str] = {"updated_at": transition.at.isoformat()}
     if rule.workflow_to is not None:
@@ -422,6 +452,17 @@ def compile_transition(transition: Transition, *, retention_s: int) -> Program:
         program.hincrby(WF, "usage_completion", transition.usage.completion_tokens)
     if change is not None and change.outcome is not None:
         program.hincrby(WF, "steps_finished", 1)
+    if request is not None:
+        program.hset(
+            WF,
+            {
+                input_field(request.request_id): request.model_dump_json(),
+                input_state_field(request.request_id): request.state,
+            },
+        )
+        program.hincrby(WF, INPUTS_OPEN, 1 if rule.opens_input else -1)
+        if rule.settles_input:  # the last open request settled: the workflow runs on
+            program.hset_if(WF, INPUTS_OPEN, "0", {"status": WorkflowStatus.RUNNING})
     program.append_events(transition.events)
     if rule.ends:
         program.expire_all(retention_s)
@@ -458,6 +499,8 @@ def _step_fields(change: StepChange) -> dict[str, str]:
         fields[step_owner_field(step_id)] = change.owner
     if change.lease_until is not None:
         fields[step_lease_field(step_id)] = repr(change.lease_until)
+    if change.checkpoint is not None:
+        fields[step_checkpoint_field(step_id)] = change.checkpoint.model_dump_json()
     if outcome is not None:
         data: dict[str, Any] = {
             "attempt": outcome.attempt,
@@ -538,7 +581,17 @@ def _workflow_record(workflow_id: str, wf: dict[str, str], steps: dict[str, str]
         final_event=_FINAL.validate_json(wf["final_event"]) if "final_event" in wf else None,
         planning_owner=wf.get(PLANNING_OWNER) or None,
         planning_lease_until=float(wf.get(PLANNING_LEASE_UNTIL, "0") or 0),
+        input_requests=_input_requests(wf),
     )
+
+
+def _input_requests(wf: dict[str, str]) -> tuple[InputRequest, ...]:
+    requests = [
+        InputRequest.model_validate_json(value)
+        for name, value in wf.items()
+        if name.startswith(INPUT_FIELD_PREFIX) and not name.endswith(":state")
+    ]
+    return tuple(sorted(requests, key=lambda r: (r.requested_at, r.request_id)))
 
 
 def _step_record(step: PlannedStep, fields: dict[str, str]) -> StepRecord:
@@ -561,7 +614,12 @@ def _step_record(step: PlannedStep, fields: dict[str, str]) -> StepRecord:
         outcome=_OUTCOME.validate_json(event) if event is not None else None,
         owner=fields.get(step_owner_field(step.step_id)) or None,
         lease_until=float(fields.get(step_lease_field(step.step_id), "0") or 0),
+        checkpoint=_checkpoint(fields.get(step_checkpoint_field(step.step_id))),
     )
+
+
+def _checkpoint(raw: str | None) -> StepCheckpoint | None:
+    return StepCheckpoint.model_validate_json(raw) if raw else None
 
 
 def _member_of(unsent: UnsentEvent) -> str:
