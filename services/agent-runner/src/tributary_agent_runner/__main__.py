@@ -6,6 +6,7 @@ from typing import Any
 
 from tributary_agent_runner.service import AgentRunner
 from tributary_agent_runner.settings import AgentSettings
+from tributary_agent_runner.tools.ask_human import ask_human_tool
 from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.cpu_pool import CpuPool
 from tributary_agent_runner.tools.fetch_url import make_fetch_url_tool
@@ -17,7 +18,7 @@ from tributary_shared.core.events import AnyEvent, StepDispatched
 from tributary_shared.core.netguard import address_and_port, allow_exact
 from tributary_shared.core.topology import subscription
 from tributary_shared.runtime import failpoints
-from tributary_shared.runtime.settings import ConsumerSettings, load_settings
+from tributary_shared.runtime.settings import ConsumerSettings, WorkflowDefaults, load_settings
 from tributary_shared.runtime.worker import WorkerResources, WorkerSpec, run_worker
 
 
@@ -28,14 +29,15 @@ def step_lane(event: AnyEvent) -> bytes:
 
 
 def builtin_tools(settings: AgentSettings) -> ToolRegistry:
-    """Calculator and fetch_url always; web_search when a provider is configured."""
+    """Calculator, fetch_url and ask_human always; web_search when a provider is
+    configured."""
     html = HtmlConverter(
         CpuPool(processes=settings.tool_worker_processes),
         timeout_s=settings.html_to_text_timeout_s,
     )
     policy = allow_exact(*map(address_and_port, settings.fetch_url_allowed_targets))
     fetch_url = make_fetch_url_tool(policy=policy, html_to_text=html)
-    tools: list[Tool[Any]] = [calculator_tool, fetch_url]
+    tools: list[Tool[Any]] = [calculator_tool, fetch_url, ask_human_tool]
     search = web_search_tool_from_settings()
     if search is not None:
         tools.append(search)
@@ -52,6 +54,7 @@ def build(resources: WorkerResources) -> AgentRunner:
         tools=tools,
         mcp=McpToolset.from_env(tools),  # adds the MCP servers' tools to the registry
         settings=settings,
+        defaults=load_settings(WorkflowDefaults),
         outage_patience_s=load_settings(ConsumerSettings).outage_patience_s,
     )
 

@@ -23,6 +23,11 @@ says:
   tool's result, so it can adapt;
 * a loop (the same call repeated, or a cycle of calls) is first pointed out
   to the model; if it goes on, the step stops as a logic error.
+
+A call of ``ask_human`` stops the loop with a ``Pause``: the conversation so far,
+which the runner keeps as the step's checkpoint. The step resumes from that
+checkpoint (``resume``) with the person's answer as the call's result, so no LLM
+call made before the pause is made again.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any, Protocol
 from tributary_agent_runner.call_history import CallHistory
 from tributary_agent_runner.loop_detection import detect_loop, fingerprint, loop_warning
 from tributary_agent_runner.tool_spans import traced_tool_call
+from tributary_agent_runner.tools.ask_human import ASK_HUMAN, AskHumanArgs
 from tributary_agent_runner.tools.idempotency import call_key, calling_with
 from tributary_agent_runner.tools.registry import ToolArgumentsInvalid, ToolError, ToolRegistry
 from tributary_shared.core.completions import Completion, Message, Role, ToolCall
@@ -48,6 +54,7 @@ from tributary_shared.core.errors import (
     recovery_for,
 )
 from tributary_shared.core.events import PlannedStep, StepInput, TokenUsage, ToolOutcome
+from tributary_shared.core.records import StepCheckpoint
 from tributary_shared.core.untrusted import UNTRUSTED_DATA_RULE, untrusted
 from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.metrics import LOOPS_DETECTED_TOTAL, TOOL_CALL_ERRORS_TOTAL
@@ -91,6 +98,17 @@ Checkpoint = Callable[[], Awaitable[None]]
 """Called before every LLM call; raises a TributaryError when the step must stop."""
 
 
+@dataclass(frozen=True)
+class Pause:
+    """The agent asked a person (``ask_human``); the step waits for the answer."""
+
+    tool_call_id: str
+    question: str
+    choices: tuple[str, ...] | None
+    messages: tuple[Message, ...]
+    """The conversation up to and including the ask_human call, to resume from."""
+
+
 @dataclass
 class StepOutcome:
     result: str | None
@@ -100,6 +118,30 @@ class StepOutcome:
     tool_failures: int = 0
     models: list[str] = field(default_factory=list)
     deployments: list[str] = field(default_factory=list)
+    pause: Pause | None = None
+    """Set when the step stopped to wait for a person: neither result nor error."""
+
+    def checkpoint(self, request_id: str) -> StepCheckpoint:
+        """What resuming needs, once the pause has a request id."""
+        assert self.pause is not None
+        return StepCheckpoint(
+            request_id=request_id,
+            tool_call_id=self.pause.tool_call_id,
+            messages=tuple(dict(m) for m in self.pause.messages),
+            iterations=self.iterations,
+            usage=self.usage,
+            models=tuple(self.models),
+            deployments=tuple(self.deployments),
+            tool_failures=self.tool_failures,
+        )
+
+
+@dataclass(frozen=True)
+class Resume:
+    """A paused step going on: its checkpoint and the answer it waited for."""
+
+    checkpoint: StepCheckpoint
+    answer: str
 
 
 def step_messages(step: PlannedStep, task: str, inputs: Sequence[StepInput] = ()) -> list[Message]:
@@ -130,10 +172,14 @@ async def run_agent(
     repeat_limit: int = 3,
     checkpoint: Checkpoint | None = None,
     recorder: ToolRecorder | None = None,
+    resume: Resume | None = None,
 ) -> StepOutcome:
-    messages = step_messages(step, task, inputs)
     schemas = tools.openai_schemas()
-    outcome = StepOutcome(result=None, error=None, iterations=0)
+    if resume is None:
+        messages = step_messages(step, task, inputs)
+        outcome = StepOutcome(result=None, error=None, iterations=0)
+    else:
+        messages, outcome = _resumed(resume)
     corrections = 0
 
     def recover(error: TributaryError) -> bool:
@@ -189,8 +235,19 @@ async def run_agent(
 
         messages.append(completion.as_assistant_message())
         invalid_arguments = False
+        pause: tuple[str, AskHumanArgs] | None = None
         for call in completion.tool_calls:
             started_at = time.time()
+            if call.name == ASK_HUMAN and ASK_HUMAN in tools.names():
+                question, refusal = _question(tools, call, asked_already=pause is not None)
+                if question is not None:
+                    pause = (call.id, question)  # answered when the step resumes
+                    continue
+                invalid_arguments = invalid_arguments or refusal.invalid
+                messages.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": refusal.content}
+                )
+                continue
             call_fingerprint = fingerprint(call.name, call.arguments)
             seen = await history.record(call_fingerprint)
             loop = detect_loop(seen, repeat_limit=repeat_limit)
@@ -231,6 +288,15 @@ async def run_agent(
             # Whatever a tool returns (a page, a search result, a remote error) is data.
             data = untrusted(reply.content, source=f"tool {call.name}")
             messages.append({"role": "tool", "tool_call_id": call.id, "content": data})
+        if pause is not None:
+            call_id, question = pause
+            outcome.pause = Pause(
+                tool_call_id=call_id,
+                question=question.question,
+                choices=tuple(question.choices) if question.choices else None,
+                messages=tuple(messages),
+            )
+            return outcome
         if invalid_arguments:
             # The tool result already told the model what was wrong: it counts
             # as the correction, so no re-prompt is added.
@@ -247,6 +313,38 @@ async def run_agent(
         f"the step did not finish within {max_iterations} iterations", code="iteration_limit"
     )
     return outcome
+
+
+def _resumed(resume: Resume) -> tuple[list[Message], StepOutcome]:
+    """The conversation and the counts where the step paused, the answer appended."""
+    saved = resume.checkpoint
+    messages: list[Message] = [dict(m) for m in saved.messages]
+    messages.append({"role": "tool", "tool_call_id": saved.tool_call_id, "content": resume.answer})
+    outcome = StepOutcome(
+        result=None,
+        error=None,
+        iterations=saved.iterations,
+        usage=saved.usage,
+        tool_failures=saved.tool_failures,
+        models=list(saved.models),
+        deployments=list(saved.deployments),
+    )
+    return messages, outcome
+
+
+def _question(
+    tools: ToolRegistry, call: ToolCall, *, asked_already: bool
+) -> tuple[AskHumanArgs | None, _ToolAnswer]:
+    """The question of an ask_human call, or why it goes back to the model unasked."""
+    if asked_already:
+        refusal = _tool_error("one question at a time: ask it again after this one's answer")
+        return None, _ToolAnswer(refusal, True, False)
+    try:
+        question = tools.get(ASK_HUMAN).parse_arguments(call.arguments)
+    except ToolArgumentsInvalid as error:
+        return None, _ToolAnswer(_tool_error(str(error)), True, True)
+    assert isinstance(question, AskHumanArgs)
+    return question, _ToolAnswer("", False, False)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,11 @@ renews it while the agent works, and alone may record the outcome. A second
 delivery of the same step (a rebalance, a redelivery after a crash) waits for
 the holder instead of starting a second agent, and takes over when the
 holder's lease lapses or is given up.
+
+A step whose agent asks a person (``ask_human``) pauses: one transition opens
+the input request, keeps the conversation as the step's checkpoint and gives
+the lease up, and the delivery ends. The answer dispatches the step again; the
+runner that takes it resumes from the checkpoint with the answer.
 """
 
 from __future__ import annotations
@@ -22,32 +27,38 @@ import time
 import uuid
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from tributary_agent_runner.call_history import StepCallHistory
-from tributary_agent_runner.loop import StepOutcome, run_agent
+from tributary_agent_runner.loop import Resume, StepOutcome, run_agent
 from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import ToolRegistry
 from tributary_shared.core import machine
 from tributary_shared.core.errors import DeadlineExceeded, LogicError, recovery_for
 from tributary_shared.core.events import (
+    ON_INPUT_TIMEOUT_FAIL,
     AnyEvent,
+    InputRequested,
     StepCompleted,
     StepDispatched,
     StepFailed,
     StepStarted,
     derived_event_id,
+    utc_now,
 )
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import Ports
 from tributary_shared.core.provenance import dispatch_refusal, recorded_dispatch
-from tributary_shared.core.status import WorkflowStatus
+from tributary_shared.core.records import WorkflowRecord
+from tributary_shared.core.status import STEPS_MAY_RUN, StepStatus
 from tributary_shared.runtime.control import WorkflowControl, deadline_s_of
 from tributary_shared.runtime.llm.metered import WorkflowLLMs
 from tributary_shared.runtime.logs import step_context
 from tributary_shared.runtime.metrics import AGENT_ITERATIONS_COUNT, STEP_DURATION_SECONDS
 from tributary_shared.runtime.retry import ride_out_outages
+from tributary_shared.runtime.settings import WorkflowDefaults
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +75,10 @@ class _Claim:
     """The workflow's deadline: its LLM calls wait out the endpoint no longer."""
     deadline_s: float | None
     """The seconds it was given, for the error that says the deadline passed."""
+    record: WorkflowRecord
+    """The workflow as it was when the step was claimed."""
+    resume: Resume | None = None
+    """Where the step paused and the answer it got; None runs it from the start."""
 
 
 class AgentRunner:
@@ -75,6 +90,7 @@ class AgentRunner:
         tools: ToolRegistry,
         settings: AgentSettings,
         mcp: McpToolset | None = None,
+        defaults: WorkflowDefaults | None = None,
         clock: Callable[[], float] = time.time,
         outage_patience_s: float = 600.0,
     ) -> None:
@@ -86,6 +102,7 @@ class AgentRunner:
         self._llms = llms
         self._tools = tools
         self._settings = settings
+        self._defaults = defaults or WorkflowDefaults()
         self._running: dict[str, set[asyncio.Task[StepOutcome]]] = {}
         self._listener: asyncio.Task[None] | None = None
         self._clock = clock
@@ -122,7 +139,7 @@ class AgentRunner:
             what="checking the workflow before an LLM call",
             patience_s=self._outage_patience_s,
         )
-        if status is not WorkflowStatus.RUNNING:
+        if status not in STEPS_MAY_RUN:
             raise LogicError(f"the workflow is {status or 'gone'}", code="workflow_ended")
         if deadline is not None and time.time() > deadline:
             raise DeadlineExceeded("the workflow's deadline has passed")
@@ -151,7 +168,12 @@ class AgentRunner:
         await self._publisher.publish([started])
         with step_context(dispatched.step.step_id):  # the agent's task copies it
             agent = asyncio.create_task(
-                self._run_agent(dispatched, attempt=started.attempt, deadline_at=claim.deadline_at)
+                self._run_agent(
+                    dispatched,
+                    attempt=started.attempt,
+                    deadline_at=claim.deadline_at,
+                    resume=claim.resume,
+                )
             )
         keeper = asyncio.create_task(self._keep_lease(dispatched, owner, agent))
         running = self._running.setdefault(dispatched.workflow_id, set())
@@ -174,9 +196,53 @@ class AgentRunner:
             running.discard(agent)
             if not running:
                 self._running.pop(dispatched.workflow_id, None)
+        if run.pause is not None:
+            await self._pause(dispatched, run, claim)
+            return
         outcome = "completed" if run.error is None and run.result is not None else "failed"
         STEP_DURATION_SECONDS.labels(outcome).observe(time.monotonic() - began)
         await self._record_outcome(dispatched, run, claim)
+
+    async def _pause(self, dispatched: StepDispatched, run: StepOutcome, claim: _Claim) -> None:
+        """Open the input request, keep the conversation and let go of the step, at once."""
+        assert run.pause is not None
+        step_id = dispatched.step.step_id
+        options = claim.record.options
+        request_id = "in_" + derived_event_id(
+            dispatched.workflow_id, step_id, str(claim.started.attempt), run.pause.tool_call_id
+        )
+        now = utc_now()
+        timeout_s = options.input_timeout_s or self._defaults.input_timeout_s
+        policy = options.on_input_timeout or self._defaults.on_input_timeout
+        requested = InputRequested(
+            event_id=derived_event_id(dispatched.workflow_id, "asked", request_id),
+            workflow_id=dispatched.workflow_id,
+            tenant_id=claim.record.tenant_id,
+            causation_id=claim.started.event_id,
+            occurred_at=now,
+            request_id=request_id,
+            step_id=step_id,
+            question=run.pause.question,
+            choices=run.pause.choices,
+            requested_at=now,
+            expires_at=now + timedelta(seconds=timeout_s) if timeout_s else None,
+        )
+        pause = machine.pause_step(
+            requested,
+            run.checkpoint(request_id),
+            owner=claim.owner,
+            timeout_answer=None if policy == ON_INPUT_TIMEOUT_FAIL else policy,
+        )
+        try:
+            await self._store.apply(pause)
+        except TransitionConflict:
+            log.info(
+                "pause refused: the workflow moved on or the lease was lost",
+                extra={"step_id": step_id},
+            )
+            return
+        log.info("step paused for input %s", request_id, extra={"step_id": step_id})
+        await self._publisher.publish([requested])
 
     async def _claim(self, dispatched: StepDispatched) -> _Claim | None:
         """Take the step's lease, or None when there is nothing to run; with the lease,
@@ -204,7 +270,11 @@ class AgentRunner:
                 if current.outcome is not None:
                     await self._publisher.publish([current.outcome])
                 return None
-            if record.status is not WorkflowStatus.RUNNING:
+            if current.status is StepStatus.AWAITING_INPUT:
+                # Paused (again, or before this delivery): its answer dispatches it anew.
+                log.info("step skipped: it waits for input", extra=extra)
+                return None
+            if record.status not in STEPS_MAY_RUN:
                 log.info("step skipped: workflow is %s", record.status, extra=extra)
                 return None
             now = self._clock()
@@ -236,6 +306,8 @@ class AgentRunner:
                 recorded_dispatch(dispatched, record),
                 record.deadline_at,
                 deadline_s_of(record),
+                record,
+                _resume_of(record, step_id),
             )
 
     async def _keep_lease(
@@ -274,7 +346,12 @@ class AgentRunner:
             )
 
     def _run_agent(
-        self, dispatched: StepDispatched, *, attempt: int, deadline_at: float | None
+        self,
+        dispatched: StepDispatched,
+        *,
+        attempt: int,
+        deadline_at: float | None,
+        resume: Resume | None = None,
     ) -> Coroutine[Any, Any, StepOutcome]:
         llm = self._llms.for_workflow(
             dispatched.workflow_id,
@@ -301,6 +378,7 @@ class AgentRunner:
             ),
             repeat_limit=self._settings.loop_repeat_limit,
             checkpoint=lambda: self._checkpoint(dispatched.workflow_id),
+            resume=resume,
         )
 
     async def _record_outcome(
@@ -355,3 +433,15 @@ class AgentRunner:
                 error=run.error.to_info(),
                 causation_id=dispatched.event_id,
             )
+
+
+def _resume_of(record: WorkflowRecord, step_id: str) -> Resume | None:
+    """Where the step paused and its answer, when it paused and was answered; a step
+    that never paused, or is taken over mid-run after one, resumes from the same point."""
+    step = record.step(step_id)
+    if step is None or step.checkpoint is None:
+        return None
+    request = record.input_request(step.checkpoint.request_id)
+    if request is None or request.answer is None:
+        return None
+    return Resume(checkpoint=step.checkpoint, answer=request.answer)

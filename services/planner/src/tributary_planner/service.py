@@ -12,6 +12,11 @@ Every event it consumes is checked against the workflow store first
 step result unlike the stored outcome, is refused and dead-lettered, and the
 workflow it names goes on untouched. A request for a workflow the store holds
 is planned from the stored task and options, not the message's.
+
+An integration's answer to an input request (``input.submitted``) settles it as
+the gateway's ``POST /v1/workflows/{id}/input`` does (``runtime.inputs``); an
+answer that cannot be taken is dead-lettered with the reason. The deadline
+sweep also expires the input requests past their expiry.
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from tributary_planner.settings import PlannerSettings
 from tributary_shared.core import machine
 from tributary_shared.core.errors import (
     DeadlineExceeded,
+    EventRefused,
     ModelError,
     TributaryError,
     recovery_for,
@@ -54,6 +60,7 @@ from tributary_shared.core.errors import (
 from tributary_shared.core.events import (
     AnyEvent,
     ErrorInfo,
+    InputSubmitted,
     PlanCreated,
     PlannedStep,
     StepCompleted,
@@ -69,10 +76,11 @@ from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import Ports
 from tributary_shared.core.provenance import recorded_inputs, result_refusal, tenant_refusal
 from tributary_shared.core.records import StepRecord, WorkflowRecord
-from tributary_shared.core.status import StepStatus, WorkflowStatus
+from tributary_shared.core.status import STEPS_MAY_RUN, StepStatus, WorkflowStatus
 from tributary_shared.runtime import failpoints
 from tributary_shared.runtime.budget import budget_limits
 from tributary_shared.runtime.control import WorkflowControl, deadline_at
+from tributary_shared.runtime.inputs import InputRefused, WorkflowInputs
 from tributary_shared.runtime.kafka.publisher import ACK_TIMEOUT_S
 from tributary_shared.runtime.llm.metered import MeteredLLM, WorkflowLLMs
 from tributary_shared.runtime.outbox import send_unsent
@@ -94,6 +102,7 @@ class Planner:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._control = WorkflowControl.over(ports)
+        self._inputs = WorkflowInputs(store=ports.store, publisher=ports.publisher, clock=clock)
         self._defaults = defaults
         self._sweepers: list[asyncio.Task[None]] = []
         self._store = ports.store
@@ -136,13 +145,22 @@ class Planner:
         await self.send_unsent(now)
 
     async def expire_overdue(self, now: float) -> None:
-        """Fail the workflows past their deadline, all at once: each item's write is
-        what matters, and its publish may wait for Kafka (then the outbox sends it)."""
+        """Fail the workflows past their deadline, and settle the input requests past
+        their expiry, all at once: each item's write is what matters, and its publish
+        may wait for Kafka (then the outbox sends it). Each is one atomic transition,
+        so of several planner replicas one settles it."""
         await asyncio.gather(
             *(
                 self._bounded(functools.partial(self._expire, workflow_id), what="expiring")
                 for workflow_id in await self._store.overdue(now)
-            )
+            ),
+            *(
+                self._bounded(
+                    functools.partial(self._expire_input, workflow_id, request_id, now),
+                    what="expiring an input request",
+                )
+                for workflow_id, request_id in await self._store.due_inputs(now)
+            ),
         )
 
     async def send_unsent(self, now: float) -> None:
@@ -167,6 +185,9 @@ class Planner:
             return False
         return True
 
+    async def _expire_input(self, workflow_id: str, request_id: str, now: float) -> None:
+        await self._inputs.expire(workflow_id, request_id, now=now)
+
     async def _expire(self, workflow_id: str) -> None:
         record = await self._store.get_workflow(workflow_id)
         if record is None:
@@ -180,6 +201,8 @@ class Planner:
             await self._plan(await self._as_recorded(event))
         elif isinstance(event, WorkflowCancelRequested):
             await self._cancel(event)
+        elif isinstance(event, InputSubmitted):
+            await self._answer(event)
         elif isinstance(event, StepCompleted | StepFailed):
             await self._advance(event)
 
@@ -212,6 +235,31 @@ class Planner:
             causation_id=request.event_id,
         )
 
+    async def _answer(self, submitted: InputSubmitted) -> None:
+        record = await self._store.get_workflow(submitted.workflow_id)
+        if record is not None:
+            refused = tenant_refusal(submitted, record)
+            if refused is not None:
+                raise refused
+        try:
+            await self._inputs.answer(
+                submitted.workflow_id,
+                request_id=submitted.request_id,
+                answer=submitted.answer,
+                source="kafka",
+                causation_id=submitted.event_id,
+            )
+        except InputRefused as refusal:
+            # Delivering it again would be refused again: dead-letter it, with why.
+            raise EventRefused(
+                f"input.submitted {submitted.event_id} refused: {refusal.message}",
+                code=refusal.refusal.value,
+            ) from None
+        except TransitionConflict as conflict:
+            raise EventRefused(
+                f"input.submitted {submitted.event_id} refused: {conflict}", code="input_refused"
+            ) from None
+
     async def _advance(self, finished: StepCompleted | StepFailed) -> None:
         """Release the steps whose inputs are now complete; skip those that can never run.
 
@@ -232,7 +280,7 @@ class Planner:
         ]
         if skips:
             await self._publisher.publish(skips)
-        if record.status is not WorkflowStatus.RUNNING:
+        if record.status not in STEPS_MAY_RUN:
             return
         for step in releasable(record.steps):
             dispatched = self._dispatch(record, step, cause=finished)
@@ -347,7 +395,7 @@ class Planner:
 
     async def _send_planned_again(self, request: WorkflowRequested, record: WorkflowRecord) -> None:
         """What planning this request recorded before a crash, sent again (same ids)."""
-        if record.status is WorkflowStatus.RUNNING:
+        if record.status in STEPS_MAY_RUN:
             # Planned before a crash; the step events may not have left.
             await self._publisher.publish(self._planned_events(request, record))
         elif record.final_event is not None:

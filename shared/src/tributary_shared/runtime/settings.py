@@ -844,6 +844,19 @@ class WorkflowDefaults(TributarySettings):
         description="Seconds a workflow may run when its request sets no `deadline_s`; past it "
         "the workflow fails with `deadline_exceeded`.",
     )
+    input_timeout_s: int | None = Field(
+        default=None,
+        ge=1,
+        description="Seconds an input request (an agent's `ask_human` question) stays open "
+        "when the request sets no `input_timeout_s`; unset: until the workflow's deadline.",
+    )
+    on_input_timeout: str = Field(
+        default="fail",
+        min_length=1,
+        description="What an expired input request gets when the request sets no "
+        "`on_input_timeout`: `fail` fails its step with `input_timeout`; any other text is "
+        "the answer given in its place.",
+    )
 
 
 class ModelPrice(BaseModel):
