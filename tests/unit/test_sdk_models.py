@@ -24,6 +24,7 @@ from tributary_client import (
     CallList,
     CallPayloadRef,
     ErrorInfo,
+    InputRequest,
     Key,
     KeyCreated,
     KeyList,
@@ -88,6 +89,7 @@ ANSWERS: dict[str, type[BaseModel]] = {
     "KeyView": Key,
     "KeyCreated": KeyCreated,
     "KeyList": KeyList,
+    "InputRequestView": InputRequest,
 }
 ENUMS: dict[str, Any] = {
     "WorkflowStatus": WorkflowStatus,
@@ -99,7 +101,11 @@ NOT_MODELLED = {
     "CreateWorkflow",
     "CancelWorkflow",
     "CreateKey",
+    "AnswerInput",
     "Problem",
+    "InputProblem",
+    # input() answers; the request as answered is in the workflow's events.
+    "InputAnsweredView",
     "HTTPValidationError",
     "ValidationError",
     "FieldError",
@@ -175,6 +181,8 @@ def test_start_and_create_key_send_every_field_the_gateway_reads(
                 cost_budget_usd=1.0,
                 deadline_s=1,
                 on_budget_exhausted="fail",
+                input_timeout_s=60,
+                on_input_timeout="fail",
                 metadata={"a": 1},
                 callback_url="https://hooks.example/cb",
                 tenant_id="acme",

@@ -107,6 +107,8 @@ class AsyncTributary:
         cost_budget_usd: float | None = None,
         deadline_s: int | None = None,
         on_budget_exhausted: str | None = None,
+        input_timeout_s: int | None = None,
+        on_input_timeout: str | None = None,
         metadata: Mapping[str, str | int | float | bool] | None = None,
         callback_url: str | None = None,
         idempotency_key: str | None = None,
@@ -119,6 +121,8 @@ class AsyncTributary:
             cost_budget_usd=cost_budget_usd,
             deadline_s=deadline_s,
             on_budget_exhausted=on_budget_exhausted,
+            input_timeout_s=input_timeout_s,
+            on_input_timeout=on_input_timeout,
             metadata=dict(metadata or {}),
             callback_url=callback_url,
         )

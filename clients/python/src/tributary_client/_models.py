@@ -19,6 +19,7 @@ __all__ = [
     "CallList",
     "CallPayloadRef",
     "ErrorInfo",
+    "InputRequest",
     "Key",
     "KeyCreated",
     "KeyList",
@@ -53,6 +54,7 @@ class WorkflowStatus(StrEnum):
     PENDING = "pending"
     PLANNING = "planning"
     RUNNING = "running"
+    AWAITING_INPUT = "awaiting_input"
     SYNTHESIZING = "synthesizing"
     COMPLETED = "completed"
     FAILED = "failed"
@@ -79,6 +81,7 @@ class StepStatus(StrEnum):
     WAITING = "waiting"
     PENDING = "pending"
     RUNNING = "running"
+    AWAITING_INPUT = "awaiting_input"
     COMPLETED = "completed"
     FAILED = "failed"
 
@@ -169,6 +172,18 @@ class Callback(ApiModel):
     attempts: list[CallbackAttempt] = Field(default_factory=list)
 
 
+class InputRequest(ApiModel):
+    """An open question of the workflow to a person; answer it with ``input``."""
+
+    request_id: str
+    kind: str
+    step_id: str | None = None
+    question: str
+    choices: list[str] | None = None
+    requested_at: datetime
+    expires_at: datetime | None = None
+
+
 class Workflow(ApiModel):
     """A workflow's state: status, plan and steps, result, usage and budget."""
 
@@ -187,6 +202,7 @@ class Workflow(ApiModel):
     budget: Budget | None = None
     links: WorkflowLinks
     callback: Callback | None = None
+    input_requests: list[InputRequest] = Field(default_factory=list)
 
     @property
     def terminal(self) -> bool:
@@ -240,6 +256,8 @@ class WorkflowOptions(ApiModel):
     cost_budget_usd: float | None = None
     deadline_s: int | None = None
     on_budget_exhausted: str | None = None
+    input_timeout_s: int | None = None
+    on_input_timeout: str | None = None
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
     callback_url: str | None = None
     """Called with a signed POST when the workflow ends (docs/api.md, Callbacks)."""

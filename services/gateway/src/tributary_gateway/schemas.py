@@ -12,12 +12,14 @@ from tributary_shared.core.access import DEFAULT_SCOPES, TENANT_PATTERN, ApiKeyR
 from tributary_shared.core.budget import BudgetState
 from tributary_shared.core.events import (
     ErrorInfo,
+    InputAnswer,
+    InputKind,
     LLMCalled,
     TokenUsage,
     ToolCalled,
     WorkflowOptions,
 )
-from tributary_shared.core.records import StepRecord, WorkflowRecord
+from tributary_shared.core.records import InputRequest, InputState, StepRecord, WorkflowRecord
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 
 
@@ -38,6 +40,66 @@ class CancelWorkflow(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     reason: str | None = Field(default=None, max_length=500)
+
+
+class AnswerInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(min_length=1, max_length=100, description="The input request answered.")
+    answer: InputAnswer = Field(
+        description="The answer; one of the request's `choices` when it has them."
+    )
+
+
+class InputRequestView(BaseModel):
+    """An open input request: a question the workflow waits on."""
+
+    request_id: str
+    kind: InputKind
+    step_id: str | None = Field(description="The paused step; null for plan approval.")
+    question: str
+    choices: list[str] | None = Field(description="The allowed answers; null: any text.")
+    requested_at: str
+    expires_at: str | None = Field(description="When on_input_timeout applies; null: never.")
+
+    @classmethod
+    def of(cls, request: InputRequest) -> InputRequestView:
+        return cls(
+            request_id=request.request_id,
+            kind=request.kind,
+            step_id=request.step_id,
+            question=request.question,
+            choices=list(request.choices) if request.choices is not None else None,
+            requested_at=request.requested_at.isoformat(),
+            expires_at=request.expires_at.isoformat() if request.expires_at else None,
+        )
+
+
+class InputAnsweredView(InputRequestView):
+    """The request as answered; its step resumes."""
+
+    state: InputState
+    answer: str | None
+    answered_at: str | None
+
+    @classmethod
+    def answered(cls, request: InputRequest) -> InputAnsweredView:
+        return cls(
+            **InputRequestView.of(request).model_dump(),
+            state=request.state,
+            answer=request.answer,
+            answered_at=request.answered_at.isoformat() if request.answered_at else None,
+        )
+
+
+class InputProblem(BaseModel):
+    """A refused answer: what is wrong, and a stable code for it."""
+
+    detail: str
+    code: str = Field(
+        description="workflow_not_found, input_request_not_found, input_already_answered, "
+        "input_request_expired, workflow_ended or input_answer_not_a_choice."
+    )
 
 
 class WorkflowCancelledView(BaseModel):
@@ -172,6 +234,10 @@ class WorkflowView(BaseModel):
         description="The workflow's callback, when it has a `callback_url`: the URL, "
         "pending / delivered / failed, and every try (time, HTTP status or error, duration).",
     )
+    input_requests: list[InputRequestView] = Field(
+        default_factory=list,
+        description="The open input requests; the workflow is awaiting_input while any is.",
+    )
 
     @classmethod
     def of(
@@ -198,6 +264,7 @@ class WorkflowView(BaseModel):
             budget=BudgetView.of(budget),
             links=links,
             callback=callback,
+            input_requests=[InputRequestView.of(r) for r in record.open_inputs],
         )
 
 

@@ -1,5 +1,5 @@
-"""Workflows: start one, list them, read one's state, follow its events live (SSE), cancel
-or delete it.
+"""Workflows: start one, list them, read one's state, follow its events live (SSE), answer
+its input requests, cancel or delete it.
 
 Every route needs an API key (``tributary_gateway.auth``); the event stream takes a
 stream token instead (``stream_router``, ``tributary_gateway.stream_access``). A workflow belongs to
@@ -37,9 +37,12 @@ from tributary_gateway.quotas import (
 )
 from tributary_gateway.responses import BODY_ERRORS, COMMON_ERRORS, RATE_LIMITED, answer, success
 from tributary_gateway.schemas import (
+    AnswerInput,
     CallList,
     CancelWorkflow,
     CreateWorkflow,
+    InputAnsweredView,
+    InputProblem,
     Invalid,
     StreamTokenIssued,
     WorkflowAccepted,
@@ -73,6 +76,7 @@ from tributary_shared.core.ports import (
 from tributary_shared.core.records import LogEntry, WorkflowRecord
 from tributary_shared.core.status import WorkflowStatus
 from tributary_shared.runtime.control import deadline_at
+from tributary_shared.runtime.inputs import InputRefused, Refusal, WorkflowInputs
 from tributary_shared.runtime.logs import workflow_context
 
 log = logging.getLogger(__name__)
@@ -513,6 +517,109 @@ async def cancel_workflow(
     return WorkflowCancelledView(
         workflow_id=workflow_id, status=WorkflowStatus.CANCELLED, reason=reason
     )
+
+
+_INPUT_STATUS = {
+    Refusal.WORKFLOW_NOT_FOUND: status.HTTP_404_NOT_FOUND,
+    Refusal.REQUEST_NOT_FOUND: status.HTTP_404_NOT_FOUND,
+    Refusal.ALREADY_ANSWERED: status.HTTP_409_CONFLICT,
+    Refusal.EXPIRED: status.HTTP_409_CONFLICT,
+    Refusal.WORKFLOW_ENDED: status.HTTP_409_CONFLICT,
+    Refusal.NOT_A_CHOICE: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+
+
+def _input_example(code: Refusal, detail: str) -> dict[str, Any]:
+    return {"summary": code.value, "value": {"detail": detail, "code": code.value}}
+
+
+def _input_problem(refusal: Refusal, detail: str) -> JSONResponse:
+    return JSONResponse(
+        {"detail": detail, "code": refusal.value}, status_code=_INPUT_STATUS[refusal]
+    )
+
+
+@router.post(
+    "/{workflow_id}/input",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=InputAnsweredView,
+    responses={
+        **BODY_ERRORS,
+        404: {
+            "model": InputProblem,
+            "description": "No workflow with this id that this API key's tenant owns, or no "
+            "input request with this id in it.",
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "workflow": _input_example(
+                            Refusal.WORKFLOW_NOT_FOUND, "workflow 'wf_...' not found"
+                        ),
+                        "request": _input_example(
+                            Refusal.REQUEST_NOT_FOUND,
+                            "workflow 'wf_...' has no input request 'in_...'",
+                        ),
+                    }
+                }
+            },
+        },
+        409: {
+            "model": InputProblem,
+            "description": "The request was answered already, or expired, or the workflow "
+            "has ended.",
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "answered": _input_example(
+                            Refusal.ALREADY_ANSWERED, "input request 'in_...' was answered"
+                        ),
+                        "expired": _input_example(
+                            Refusal.EXPIRED, "input request 'in_...' has expired"
+                        ),
+                        "ended": _input_example(
+                            Refusal.WORKFLOW_ENDED, "workflow has already ended: cancelled"
+                        ),
+                    }
+                }
+            },
+        },
+        422: {
+            "model": InputProblem,
+            "description": "The answer is not one of the request's choices (or the body is "
+            "malformed: then the detail lists the fields, as for any request).",
+            "content": {
+                "application/json": {
+                    "examples": {
+                        "choice": _input_example(
+                            Refusal.NOT_A_CHOICE, "the answer must be one of ['red', 'blue']"
+                        ),
+                    }
+                }
+            },
+        },
+    },
+    summary="Answer an input request: its paused step resumes where it stopped",
+)
+async def answer_input(
+    workflow_id: WorkflowId, body: AnswerInput, state: State, caller: Starter
+) -> InputAnsweredView | JSONResponse:
+    try:
+        await _owned(state, caller, workflow_id)
+    except HTTPException as missing:
+        return _input_problem(Refusal.WORKFLOW_NOT_FOUND, str(missing.detail))
+    inputs = WorkflowInputs(store=state.store, publisher=state.publisher)
+    with workflow_context(workflow_id):
+        try:
+            answered = await inputs.answer(
+                workflow_id, request_id=body.request_id, answer=body.answer, source="http"
+            )
+        except InputRefused as refused:
+            return _input_problem(refused.refusal, refused.message)
+        except TransitionConflict:
+            raise HTTPException(
+                status.HTTP_409_CONFLICT, "the workflow moved on meanwhile; read it again"
+            ) from None
+    return InputAnsweredView.answered(answered)
 
 
 @router.delete(
