@@ -5,7 +5,8 @@ on, checked at the real stack: parallel questions answered in any order each
 resume their own step, and the LLM calls made before a pause are not made
 again (counted at the scripted server, per step); a pause outlives a restart of
 every service; an unanswered question times out to its default answer; an
-integration answers through the Kafka ingress topic.
+integration answers through the Kafka ingress topic; ``tributary run`` answers
+the question it is asked.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from tests.support.cli_runs import cli_env, tributary
 from tests.support.client import GatewayClient
 from tests.support.keys import TEST_TENANT
 from tests.support.recovery import agent_calls_per_step
 from tests.support.stack import RunningServices
+from tributary_devstack.stack import Stack
 from tributary_scripted_llm import ScriptedLLMAdmin
 from tributary_shared.core import topics
 from tributary_shared.core.events import InputSubmitted, encode_event
@@ -175,3 +178,16 @@ async def test_an_integration_answers_through_the_ingress_topic(
     assert state["status"] == "completed", state.get("error")
     (answered,) = [e.data for e in events if e.type == "input.answered"]
     assert (answered["answer"], answered["source"]) == ("red", "kafka")
+
+
+async def test_the_command_line_answers_a_question_and_the_run_completes(
+    stack: Stack, services: RunningServices, api_key: str, llm_admin: ScriptedLLMAdmin, marker: str
+) -> None:
+    ask_in(llm_admin, marker, "collect alpha")
+    env = cli_env(stack, TRIBUTARY_URL=services.gateway_url, TRIBUTARY_API_KEY=api_key)
+    done = await tributary(
+        env, "run", f"collect alpha {marker}", "--plain", "--answer-all", "red", timeout_s=120
+    )
+    assert done.status == 0, done.stdout + done.stderr
+    assert "which colour for collect alpha?" in done.stdout
+    assert "input.answered" in done.stdout
