@@ -7,11 +7,22 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.contract.test_workflow_store import ERROR, OWNER, finish, planned, start
+from tests.contract.test_workflow_store import (
+    ERROR,
+    OWNER,
+    PLANNER,
+    finish,
+    planned,
+    requested,
+    start,
+    start_planning,
+    steps,
+)
 from tributary_shared.core import machine
 from tributary_shared.core.events import (
     InputAnswered,
     InputRequested,
+    PlanCreated,
     PlannedStep,
     StepDispatched,
     StepFailed,
@@ -210,3 +221,75 @@ async def test_a_paused_workflow_is_cancelled_or_failed_and_answers_are_refused(
         record = await store.get_workflow(workflow_id)
         assert record is not None
         assert record.status is status
+
+
+async def planned_for_approval(store: WorkflowStore) -> tuple[str, InputRequest]:
+    workflow_id = await requested(store)
+    await store.apply(start_planning(workflow_id))
+    plan = PlanCreated(workflow_id=workflow_id, steps=steps(2))
+    now = datetime.now(UTC)
+    question = InputRequested(
+        workflow_id=workflow_id,
+        request_id="in_plan",
+        kind="plan_approval",
+        question="Approve?",
+        choices=("approve", "reject"),
+        requested_at=now,
+    )
+    await store.apply(machine.record_plan_for_approval(plan, question, owner=PLANNER))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert record.status is WorkflowStatus.AWAITING_INPUT
+    assert len(record.steps) == 2
+    request = record.input_request("in_plan")
+    assert request is not None
+    assert request.kind == "plan_approval"
+    return workflow_id, request
+
+
+def plan_answer(workflow_id: str, text: str) -> InputAnswered:
+    return InputAnswered(workflow_id=workflow_id, request_id="in_plan", answer=text, source="http")
+
+
+async def test_an_approved_plan_runs_and_is_approved_once(store: WorkflowStore) -> None:
+    workflow_id, request = await planned_for_approval(store)
+    roots = [StepDispatched(workflow_id=workflow_id, step=step, task="t") for step in steps(2)]
+    approve = machine.approve_plan(request, plan_answer(workflow_id, "approve"), roots)
+    await store.apply(approve)
+    with pytest.raises(TransitionConflict):
+        await store.apply(approve)
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert record.status is WorkflowStatus.RUNNING
+    types = [e.type for e in await store.read_log(workflow_id)]
+    assert types[-3:] == ["input.answered", "step.dispatched", "step.dispatched"]
+
+
+async def test_a_rejected_plan_ends_the_workflow(store: WorkflowStore) -> None:
+    workflow_id, request = await planned_for_approval(store)
+    failed = WorkflowFailed(workflow_id=workflow_id, error=ERROR)
+    await store.apply(machine.reject_plan(request, plan_answer(workflow_id, "reject"), failed))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert record.status is WorkflowStatus.FAILED
+    assert record.open_inputs == ()
+    assert await store.status(workflow_id) == (WorkflowStatus.FAILED, record.deadline_at)
+
+
+async def test_a_rejected_step_fails_once(store: WorkflowStore) -> None:
+    workflow_id = await planned(store)
+    request = await pause(store, workflow_id, "s1")
+    answered = InputAnswered(
+        workflow_id=workflow_id, request_id=request.request_id, answer="b", source="http"
+    )
+    failed = StepFailed(workflow_id=workflow_id, step_id="s1", attempt=1, error=ERROR)
+    applied = await store.apply(machine.reject_step(request, answered, failed))
+    assert applied.steps_finished == 1
+    with pytest.raises(TransitionConflict):
+        await store.apply(machine.reject_step(request, answered, failed))
+    record = await store.get_workflow(workflow_id)
+    assert record is not None
+    assert record.status is WorkflowStatus.RUNNING
+    step = record.step("s1")
+    assert step is not None
+    assert step.status is StepStatus.FAILED

@@ -239,3 +239,84 @@ async def test_an_integration_answers_on_the_ingress_topic(
     # The unknown request is dead-lettered with its reason; the workflow went on.
     assert len(harness.dead_letters) == 1
     assert "input_request_not_found" in harness.dead_letters[0].error_code
+
+
+async def test_a_plan_waits_for_approval_and_runs_once_approved(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK, require_plan_approval=True)
+    await harness.run()
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.AWAITING_INPUT
+    (request,) = record.open_inputs
+    assert (request.kind, request.step_id, request.choices) == (
+        "plan_approval",
+        None,
+        ("approve", "reject"),
+    )
+    assert endpoint.agent_calls() == []  # no step was dispatched
+    await inputs_of(harness).answer(
+        workflow_id, request_id=request.request_id, answer="approve", source="http"
+    )
+    await harness.run()
+    assert (await harness.record(workflow_id)).status is WorkflowStatus.COMPLETED
+    assert len(endpoint.agent_calls()) == 3
+
+
+async def test_a_rejected_plan_fails_the_workflow_without_running_a_step(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await harness.submit(TASK, require_plan_approval=True)
+    await harness.run()
+    (request,) = (await harness.record(workflow_id)).open_inputs
+    await inputs_of(harness).answer(
+        workflow_id, request_id=request.request_id, answer="reject", source="http"
+    )
+    await harness.run()
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.FAILED
+    assert record.error is not None
+    assert record.error.code == "plan_rejected"
+    assert endpoint.agent_calls() == []
+    assert len(harness.published_of(workflow_id, "workflow.failed")) == 1
+
+
+APPROVAL_PLAN = {
+    "steps": [
+        {"title": "send the alpha mail", "instruction": "Send it.", "needs_approval": True},
+        {"title": "collect beta", "instruction": "Collect beta."},
+        {"title": "summarise", "instruction": "Sum up.", "depends_on": [1]},
+    ]
+}
+
+
+@pytest.mark.parametrize(("answer", "status"), [("approve", "completed"), ("reject", "failed")])
+async def test_a_step_that_needs_approval_waits_for_it_before_any_llm_call(
+    harness: Harness, endpoint: ScriptedEndpoint, answer: str, status: str
+) -> None:
+    endpoint.add_rule(rule({"json": APPROVAL_PLAN}, schema_name="tributary_plan"))
+    workflow_id = await harness.submit("mail alpha, collect beta, sum up")
+    await harness.run()
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.AWAITING_INPUT
+    (request,) = record.open_inputs
+    assert (request.kind, request.step_id) == ("step_approval", "s1")
+    assert endpoint.agent_calls("send the alpha mail") == []
+    assert len(endpoint.agent_calls("collect beta")) == 1  # the others go on meanwhile
+    await inputs_of(harness).answer(
+        workflow_id, request_id=request.request_id, answer=answer, source="http"
+    )
+    await harness.run()
+    record = await harness.record(workflow_id)
+    assert record.status is WorkflowStatus.COMPLETED
+    steps = {s.step_id: s for s in record.steps}
+    assert steps["s1"].status == status
+    if answer == "approve":
+        assert len(endpoint.agent_calls("send the alpha mail")) == 1
+        assert steps["s3"].status is StepStatus.COMPLETED
+    else:
+        assert endpoint.agent_calls("send the alpha mail") == []
+        assert steps["s1"].error is not None
+        assert steps["s1"].error.code == "step_rejected"
+        assert steps["s3"].status is StepStatus.FAILED  # its dependent is skipped
+        assert record.partial

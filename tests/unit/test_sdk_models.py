@@ -181,6 +181,7 @@ def test_start_and_create_key_send_every_field_the_gateway_reads(
                 cost_budget_usd=1.0,
                 deadline_s=1,
                 on_budget_exhausted="fail",
+                require_plan_approval=True,
                 input_timeout_s=60,
                 on_input_timeout="fail",
                 metadata={"a": 1},

@@ -256,6 +256,7 @@ class WorkflowOptions(ApiModel):
     cost_budget_usd: float | None = None
     deadline_s: int | None = None
     on_budget_exhausted: str | None = None
+    require_plan_approval: bool | None = None
     input_timeout_s: int | None = None
     on_input_timeout: str | None = None
     metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)

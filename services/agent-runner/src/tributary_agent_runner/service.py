@@ -31,15 +31,17 @@ from datetime import timedelta
 from typing import Any
 
 from tributary_agent_runner.call_history import StepCallHistory
-from tributary_agent_runner.loop import Resume, StepOutcome, run_agent
+from tributary_agent_runner.loop import Pause, Resume, StepOutcome, run_agent
 from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import ToolRegistry
 from tributary_shared.core import machine
 from tributary_shared.core.errors import DeadlineExceeded, LogicError, recovery_for
 from tributary_shared.core.events import (
+    APPROVAL_CHOICES,
     ON_INPUT_TIMEOUT_FAIL,
     AnyEvent,
+    InputKind,
     InputRequested,
     StepCompleted,
     StepDispatched,
@@ -166,6 +168,9 @@ class AgentRunner:
         dispatched, started, owner = claim.dispatched, claim.started, claim.owner
         extra = {"step_id": dispatched.step.step_id}
         await self._publisher.publish([started])
+        if dispatched.step.needs_approval and not _approved(claim.record, dispatched.step.step_id):
+            await self._ask_approval(claim)  # before any LLM call: nothing runs unapproved
+            return
         with step_context(dispatched.step.step_id):  # the agent's task copies it
             agent = asyncio.create_task(
                 self._run_agent(
@@ -203,12 +208,41 @@ class AgentRunner:
         STEP_DURATION_SECONDS.labels(outcome).observe(time.monotonic() - began)
         await self._record_outcome(dispatched, run, claim)
 
-    async def _pause(self, dispatched: StepDispatched, run: StepOutcome, claim: _Claim) -> None:
+    async def _ask_approval(self, claim: _Claim) -> None:
+        """Pause a step that needs approval before it runs, with a step_approval request."""
+        step = claim.dispatched.step
+        request_id = "in_" + derived_event_id(
+            claim.dispatched.workflow_id, step.step_id, "approval"
+        )
+        pause = StepOutcome(
+            result=None,
+            error=None,
+            iterations=0,
+            pause=Pause(
+                tool_call_id="",
+                question=f"Approve step {step.index + 1} before it runs? {step.title}",
+                choices=APPROVAL_CHOICES,
+                messages=(),
+            ),
+        )
+        await self._pause(
+            claim.dispatched, pause, claim, request_id=request_id, kind="step_approval"
+        )
+
+    async def _pause(
+        self,
+        dispatched: StepDispatched,
+        run: StepOutcome,
+        claim: _Claim,
+        *,
+        request_id: str | None = None,
+        kind: InputKind = "question",
+    ) -> None:
         """Open the input request, keep the conversation and let go of the step, at once."""
         assert run.pause is not None
         step_id = dispatched.step.step_id
         options = claim.record.options
-        request_id = "in_" + derived_event_id(
+        request_id = request_id or "in_" + derived_event_id(
             dispatched.workflow_id, step_id, str(claim.started.attempt), run.pause.tool_call_id
         )
         now = utc_now()
@@ -221,6 +255,7 @@ class AgentRunner:
             causation_id=claim.started.event_id,
             occurred_at=now,
             request_id=request_id,
+            kind=kind,
             step_id=step_id,
             question=run.pause.question,
             choices=run.pause.choices,
@@ -435,6 +470,13 @@ class AgentRunner:
             )
 
 
+def _approved(record: WorkflowRecord, step_id: str) -> bool:
+    return any(
+        r.kind == "step_approval" and r.step_id == step_id and r.answer == APPROVAL_CHOICES[0]
+        for r in record.input_requests
+    )
+
+
 def _resume_of(record: WorkflowRecord, step_id: str) -> Resume | None:
     """Where the step paused and its answer, when it paused and was answered; a step
     that never paused, or is taken over mid-run after one, resumes from the same point."""
@@ -442,6 +484,6 @@ def _resume_of(record: WorkflowRecord, step_id: str) -> Resume | None:
     if step is None or step.checkpoint is None:
         return None
     request = record.input_request(step.checkpoint.request_id)
-    if request is None or request.answer is None:
-        return None
+    if request is None or request.answer is None or request.kind != "question":
+        return None  # an approval: the step runs from its start
     return Resume(checkpoint=step.checkpoint, answer=request.answer)

@@ -16,7 +16,9 @@ separately; each agent has tools (such as a calculator) and answers one subtask.
 Use as few subtasks as the task needs, at most {max_steps}. Give each a short \
 title, a self-contained instruction and its complexity (low, medium or high). \
 Independent steps run in parallel; when a step needs the results of others, \
-list their numbers (1-based) in depends_on. Reply with JSON only."""
+list their numbers (1-based) in depends_on. Set needs_approval on a step only when \
+it must not run before a person approves it (it acts on the outside world, spends \
+money, or the task says so); such a step waits for that approval. Reply with JSON only."""
 
 
 class DraftStep(BaseModel):
@@ -31,6 +33,10 @@ class DraftStep(BaseModel):
     depends_on: list[int] = Field(
         default_factory=list,
         description="Numbers (1-based) of the steps whose results this step needs.",
+    )
+    needs_approval: bool = Field(
+        default=False,
+        description="True when a person must approve the step before it runs.",
     )
 
 
@@ -83,6 +89,7 @@ def planned_steps(draft: PlanDraft) -> tuple[PlannedStep, ...]:
             instruction=step.instruction.strip(),
             complexity=step.complexity,
             depends_on=tuple(f"s{need}" for need in sorted(set(step.depends_on))),
+            needs_approval=step.needs_approval,
         )
         for index, step in enumerate(draft.steps)
     )

@@ -32,6 +32,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from tributary_planner.dag import (
     DEPENDENCY_FAILED,
@@ -58,8 +59,11 @@ from tributary_shared.core.errors import (
     recovery_for,
 )
 from tributary_shared.core.events import (
+    APPROVAL_CHOICES,
+    ON_INPUT_TIMEOUT_FAIL,
     AnyEvent,
     ErrorInfo,
+    InputRequested,
     InputSubmitted,
     PlanCreated,
     PlannedStep,
@@ -71,6 +75,7 @@ from tributary_shared.core.events import (
     WorkflowCancelRequested,
     WorkflowRequested,
     derived_event_id,
+    utc_now,
 )
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import Ports
@@ -395,7 +400,9 @@ class Planner:
 
     async def _send_planned_again(self, request: WorkflowRequested, record: WorkflowRecord) -> None:
         """What planning this request recorded before a crash, sent again (same ids)."""
-        if record.status in STEPS_MAY_RUN:
+        if record.status in STEPS_MAY_RUN and not any(
+            r.kind == "plan_approval" and r.state == "open" for r in record.input_requests
+        ):
             # Planned before a crash; the step events may not have left.
             await self._publisher.publish(self._planned_events(request, record))
         elif record.final_event is not None:
@@ -450,13 +457,47 @@ class Planner:
             for step in steps
             if not step.depends_on
         ]
+        recording = machine.record_plan(plan, dispatches, owner=owner, usage=usage)
+        if request.options.require_plan_approval:
+            # Nothing is dispatched until a person approves (runtime.inputs dispatches then).
+            recording = self._plan_for_approval(request, plan, owner=owner, usage=usage)
         try:
-            await self._store.apply(machine.record_plan(plan, dispatches, owner=owner, usage=usage))
+            await self._store.apply(recording)
         except TransitionConflict:
             log.info("plan refused: the workflow moved on or the planning lease was lost")
             return
         log.info("planned %d steps", len(steps))
-        await self._publisher.publish([plan, *dispatches])
+        await self._publisher.publish(list(recording.events))
+
+    def _plan_for_approval(
+        self, request: WorkflowRequested, plan: PlanCreated, *, owner: str, usage: TokenUsage
+    ) -> machine.Transition:
+        options = request.options
+        timeout_s = options.input_timeout_s or self._defaults.input_timeout_s
+        policy = options.on_input_timeout or self._defaults.on_input_timeout
+        now = utc_now()
+        request_id = "in_" + derived_event_id(request.workflow_id, "plan_approval")
+        titles = "; ".join(f"{step.index + 1}. {step.title}" for step in plan.steps)
+        requested = InputRequested(
+            event_id=derived_event_id(request.workflow_id, "asked", request_id),
+            workflow_id=request.workflow_id,
+            tenant_id=request.tenant_id,
+            causation_id=plan.event_id,
+            occurred_at=now,
+            request_id=request_id,
+            kind="plan_approval",
+            question=f"Approve this plan? {titles}",
+            choices=APPROVAL_CHOICES,
+            requested_at=now,
+            expires_at=now + timedelta(seconds=timeout_s) if timeout_s else None,
+        )
+        return machine.record_plan_for_approval(
+            plan,
+            requested,
+            owner=owner,
+            usage=usage,
+            timeout_answer=None if policy == ON_INPUT_TIMEOUT_FAIL else policy,
+        )
 
     async def _draft(self, request: WorkflowRequested) -> tuple[PlanDraft, TokenUsage]:
         max_steps = min(

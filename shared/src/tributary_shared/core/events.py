@@ -103,6 +103,8 @@ INPUT_ANSWER_MAX_CHARS = 4000
 INPUT_QUESTION_MAX_CHARS = 2000
 INPUT_CHOICES_MAX = 20
 INPUT_CHOICE_MAX_CHARS = 200
+APPROVAL_CHOICES = ("approve", "reject")
+"""The answers to a plan_approval or step_approval request."""
 ON_INPUT_TIMEOUT_FAIL = "fail"
 """``on_input_timeout`` value that fails the step; any other value is the default answer."""
 
@@ -159,6 +161,11 @@ class WorkflowOptions(Model):
         "then on_input_timeout applies. Defaults to TRIBUTARY_INPUT_TIMEOUT_S (none: it "
         "waits until the workflow's deadline).",
     )
+    require_plan_approval: bool = Field(
+        default=False,
+        description="The plan waits for a person's approval (a plan_approval request, "
+        "answered 'approve' or 'reject') before any step runs; 'reject' fails the workflow.",
+    )
     on_input_timeout: str | None = Field(
         default=None,
         min_length=1,
@@ -204,6 +211,10 @@ class PlannedStep(Model):
     )
     depends_on: tuple[str, ...] = Field(
         default=(), description="Steps whose results this step needs; it starts after them."
+    )
+    needs_approval: bool = Field(
+        default=False,
+        description="A person approves the step before it runs (a step_approval request).",
     )
 
 

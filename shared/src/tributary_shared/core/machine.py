@@ -3,6 +3,10 @@
     workflow   (absent) --create--> pending --start_planning--> planning
                planning --start_planning--> planning (taken over: the planner's lease lapsed)
                planning --record_plan--> running --start_synthesis--> synthesizing
+               planning --record_plan_for_approval--> awaiting_input (a plan_approval
+                                request opens; no step is dispatched yet)
+               awaiting_input --approve_plan--> running (the root steps are dispatched)
+               awaiting_input --reject_plan--> failed
                planning --fail_planning--> failed (the planner gave up: no valid plan)
                synthesizing --complete--> completed
                running | awaiting_input --pause_step--> awaiting_input (an input request opens)
@@ -19,6 +23,7 @@
                awaiting_input --answer_input--> pending (dispatched again: it resumes
                                 from the checkpoint with the answer)
                awaiting_input --expire_input--> pending (the default answer) | failed
+               awaiting_input --answer_input--> failed (a step_approval answered "reject")
 
 Steps are released, started and finished while the workflow is ``running`` or
 ``awaiting_input``: a question of one step holds up only that step.
@@ -94,6 +99,7 @@ __all__ = [
     "TransitionConflict",
     "answer_input",
     "apply",
+    "approve_plan",
     "cancel",
     "complete",
     "create",
@@ -103,7 +109,10 @@ __all__ = [
     "finish_step",
     "pause_step",
     "record_plan",
+    "record_plan_for_approval",
     "refusal",
+    "reject_plan",
+    "reject_step",
     "release_lease",
     "release_planning_lease",
     "release_step",
@@ -138,6 +147,9 @@ class Move(StrEnum):
     SKIP_STEP = "skip_step"
     START_STEP = "start_step"
     FINISH_STEP = "finish_step"
+    RECORD_PLAN_FOR_APPROVAL = "record_plan_for_approval"
+    APPROVE_PLAN = "approve_plan"
+    REJECT_PLAN = "reject_plan"
     PAUSE_STEP = "pause_step"
     ANSWER_INPUT = "answer_input"
     EXPIRE_INPUT = "expire_input"
@@ -239,8 +251,15 @@ RULES: Mapping[Move, Rule] = MappingProxyType(
         Move.ANSWER_INPUT: Rule(
             frozenset({_W.AWAITING_INPUT}),
             step_from=frozenset({_S.AWAITING_INPUT}),
-            step_to=frozenset({_S.PENDING}),
+            step_to=frozenset({_S.PENDING, _S.FAILED}),
             settles_input=True,
+        ),
+        Move.RECORD_PLAN_FOR_APPROVAL: Rule(
+            frozenset({_W.PLANNING}), _W.AWAITING_INPUT, fenced=True, opens_input=True
+        ),
+        Move.APPROVE_PLAN: Rule(frozenset({_W.AWAITING_INPUT}), settles_input=True),
+        Move.REJECT_PLAN: Rule(
+            frozenset({_W.AWAITING_INPUT}), _W.FAILED, ends=True, settles_input=True
         ),
         Move.EXPIRE_INPUT: Rule(
             frozenset({_W.AWAITING_INPUT}),
@@ -447,6 +466,93 @@ def finish_step(outcome: StepCompleted | StepFailed, *, owner: str) -> Transitio
     )
 
 
+def record_plan_for_approval(
+    plan: PlanCreated,
+    requested: InputRequested,
+    *,
+    owner: str,
+    usage: TokenUsage | None = None,
+    timeout_answer: str | None = None,
+) -> Transition:
+    """The plan, waiting for a person's approval before any step is dispatched; by the
+    planning lease's holder only."""
+    return Transition(
+        Move.RECORD_PLAN_FOR_APPROVAL,
+        plan.workflow_id,
+        events=(plan, requested),
+        plan=plan.steps,
+        usage=usage or TokenUsage(),
+        planning_owner="",
+        planning_lease_until=0.0,
+        fence=owner,
+        input_request=InputRequest.of(requested, timeout_answer=timeout_answer),
+    )
+
+
+def approve_plan(
+    request: InputRequest,
+    answered: InputAnswered,
+    dispatches: Sequence[StepDispatched],
+    *,
+    expired: bool = False,
+) -> Transition:
+    """The plan approved: the root steps are dispatched with the answer."""
+    return Transition(
+        Move.APPROVE_PLAN,
+        answered.workflow_id,
+        events=(answered, *dispatches),
+        input_request=_settled(request, answered, expired=expired),
+        at=answered.occurred_at,
+    )
+
+
+def reject_plan(
+    request: InputRequest,
+    answered: InputAnswered | None,
+    failed: WorkflowFailed,
+) -> Transition:
+    """The plan rejected (or its approval expired without a default): the workflow fails."""
+    settled = (
+        _settled(request, answered)
+        if answered is not None
+        else request.model_copy(update={"state": "expired", "answered_at": failed.occurred_at})
+    )
+    return Transition(
+        Move.REJECT_PLAN,
+        failed.workflow_id,
+        events=(*((answered,) if answered is not None else ()), failed),
+        final=failed,
+        input_request=settled,
+        at=failed.occurred_at,
+    )
+
+
+def reject_step(request: InputRequest, answered: InputAnswered, failed: StepFailed) -> Transition:
+    """A step's approval answered "reject": the step fails (its dependents are skipped)."""
+    assert request.step_id is not None
+    change = StepChange(request.step_id, StepStatus.FAILED, failed.attempt, outcome=failed)
+    return Transition(
+        Move.ANSWER_INPUT,
+        answered.workflow_id,
+        events=(answered, failed),
+        step=change,
+        input_request=_settled(request, answered),
+        at=answered.occurred_at,
+    )
+
+
+def _settled(
+    request: InputRequest, answered: InputAnswered, *, expired: bool = False
+) -> InputRequest:
+    return request.model_copy(
+        update={
+            "state": "expired" if expired else "answered",
+            "answer": answered.answer,
+            "answered_at": answered.occurred_at,
+        }
+    )
+
+
 def pause_step(
     requested: InputRequested,
     checkpoint: StepCheckpoint,
@@ -625,6 +731,8 @@ def apply(record: WorkflowRecord | None, transition: Transition) -> WorkflowReco
         changes.update(_final_fields(transition.final))
     if transition.input_request is not None:
         changes.update(_input_fields(record, transition.input_request))
+        if rule.workflow_to is not None:  # an end (reject_plan) is not undone
+            changes["status"] = rule.workflow_to
     return record.model_copy(update=changes)
 
 

@@ -97,6 +97,7 @@ class StepRecord(Model):
     instruction: str
     complexity: Complexity = "medium"
     depends_on: tuple[str, ...] = ()
+    needs_approval: bool = False
     status: StepStatus
     attempt: int = Field(default=0, description="Runs started so far (1 for the first run).")
     iterations: int = 0
@@ -132,6 +133,7 @@ class StepRecord(Model):
             instruction=step.instruction,
             complexity=step.complexity,
             depends_on=step.depends_on,
+            needs_approval=step.needs_approval,
             status=StepStatus.WAITING if step.depends_on else StepStatus.PENDING,
         )
 
@@ -143,6 +145,7 @@ class StepRecord(Model):
             instruction=self.instruction,
             complexity=self.complexity,
             depends_on=self.depends_on,
+            needs_approval=self.needs_approval,
         )
 
 

@@ -96,8 +96,16 @@ ROLES: tuple[ServiceRole, ...] = (
         service="gateway",
         does="HTTP API behind API keys: starts, lists, reads, streams (SSE), answers and "
         "cancels the workflows of the key's tenant; issues and revokes keys",
-        # input.answered and the step.dispatched that resumes the answered step.
-        emits=("workflow.requested", "workflow.cancelled", "input.answered", "step.dispatched"),
+        # input.answered and what an answer sets off: the dispatch that resumes a step,
+        # the step.failed of a rejected step, the workflow.failed of a rejected plan.
+        emits=(
+            "workflow.requested",
+            "workflow.cancelled",
+            "workflow.failed",
+            "input.answered",
+            "step.dispatched",
+            "step.failed",
+        ),
     ),
     ServiceRole(
         service="planner",
@@ -124,6 +132,7 @@ ROLES: tuple[ServiceRole, ...] = (
             "plan.created",
             "step.dispatched",
             "step.failed",
+            "input.requested",
             "input.answered",
             "budget.exhausted",
             "llm.waiting",

@@ -18,16 +18,20 @@ from enum import StrEnum
 from tributary_shared.core import machine
 from tributary_shared.core.errors import InputTimedOut
 from tributary_shared.core.events import (
+    APPROVAL_CHOICES,
+    AnyEvent,
+    ErrorInfo,
     InputAnswered,
     InputSource,
     StepDispatched,
     StepFailed,
+    WorkflowFailed,
     derived_event_id,
 )
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import EventPublisher, WorkflowStore
 from tributary_shared.core.provenance import recorded_inputs
-from tributary_shared.core.records import InputRequest, WorkflowRecord
+from tributary_shared.core.records import InputRequest, StepRecord, WorkflowRecord
 
 __all__ = ["InputRefused", "Refusal", "WorkflowInputs"]
 
@@ -84,18 +88,8 @@ class WorkflowInputs:
             raise InputRefused(
                 Refusal.NOT_A_CHOICE, f"the answer must be one of {list(request.choices)}"
             )
-        answered = InputAnswered(
-            event_id=derived_event_id(workflow_id, "answer", request_id),
-            workflow_id=workflow_id,
-            tenant_id=record.tenant_id,
-            causation_id=causation_id,
-            request_id=request_id,
-            step_id=request.step_id,
-            answer=answer,
-            source=source,
-        )
-        redispatch = _resume(record, request, answered)
-        transition = machine.answer_input(request, answered, redispatch)
+        answered = _answered(record, request, answer, source=source, causation_id=causation_id)
+        transition = _settling(record, request, answered)
         try:
             await self._store.apply(transition)
         except TransitionConflict:
@@ -103,7 +97,7 @@ class WorkflowInputs:
             latest = await self._store.get_workflow(workflow_id)
             _open_request(latest, workflow_id, request_id, now=self._clock())
             raise
-        await self._publish([answered, redispatch])
+        await self._publish(list(transition.events))
         assert transition.input_request is not None
         return transition.input_request
 
@@ -117,46 +111,28 @@ class WorkflowInputs:
             return False
         if not request.expired_at(now):
             return False
-        events: list[InputAnswered | StepDispatched | StepFailed]
-        if request.timeout_answer is None:
-            step = record.step(request.step_id or "")
-            error = InputTimedOut(
-                f"nobody answered the question {request_id} before it expired"
-            ).to_info()
-            failed = StepFailed(
-                event_id=derived_event_id(workflow_id, "expired", request_id),
-                workflow_id=workflow_id,
-                tenant_id=record.tenant_id,
-                step_id=request.step_id or "",
-                error=error,
-                attempt=step.attempt if step is not None else 1,
-                iterations=step.checkpoint.iterations if step and step.checkpoint else 0,
-            )
-            transition = machine.expire_input(request, failed)
-            events = [failed]
+        default = request.timeout_answer
+        if (
+            request.choices is not None
+            and request.kind != "question"
+            and default not in request.choices
+        ):
+            default = None  # an approval is given or refused, never anything else
+        if default is None:
+            transition = _timed_out(record, request)
         else:
-            answered = InputAnswered(
-                event_id=derived_event_id(workflow_id, "answer", request_id),
-                workflow_id=workflow_id,
-                tenant_id=record.tenant_id,
-                request_id=request_id,
-                step_id=request.step_id,
-                answer=request.timeout_answer,
-                source="timeout",
-            )
-            redispatch = _resume(record, request, answered)
-            transition = machine.expire_input(request, (answered, redispatch))
-            events = [answered, redispatch]
+            answered = _answered(record, request, default, source="timeout", causation_id=None)
+            transition = _settling(record, request, answered, expired=True)
         try:
             await self._store.apply(transition)
         except TransitionConflict:
             await self._store.forget_input_expiry(workflow_id, request_id)
             return False
         log.info("input request %s expired", request_id, extra={"workflow_id": workflow_id})
-        await self._publish(events)
+        await self._publish(list(transition.events))
         return True
 
-    async def _publish(self, events: list[InputAnswered | StepDispatched | StepFailed]) -> None:
+    async def _publish(self, events: list[AnyEvent]) -> None:
         try:
             await self._publisher.publish(events)
         except Exception:  # written: the outbox sweep sends them
@@ -182,6 +158,102 @@ def _open_request(
     if request.state == "expired" or request.expired_at(now):
         raise InputRefused(Refusal.EXPIRED, f"input request {request_id!r} has expired")
     return request
+
+
+def _answered(
+    record: WorkflowRecord,
+    request: InputRequest,
+    answer: str,
+    *,
+    source: InputSource,
+    causation_id: str | None,
+) -> InputAnswered:
+    return InputAnswered(
+        event_id=derived_event_id(record.workflow_id, "answer", request.request_id),
+        workflow_id=record.workflow_id,
+        tenant_id=record.tenant_id,
+        causation_id=causation_id,
+        request_id=request.request_id,
+        step_id=request.step_id,
+        answer=answer,
+        source=source,
+    )
+
+
+def _settling(
+    record: WorkflowRecord, request: InputRequest, answered: InputAnswered, *, expired: bool = False
+) -> machine.Transition:
+    """The transition an answer makes, by the kind of request and the answer."""
+    rejected = request.kind != "question" and answered.answer == REJECT
+    if request.kind == "plan_approval":
+        if rejected:
+            return machine.reject_plan(request, answered, _workflow_failed(record, PLAN_REJECTED))
+        roots = [_first_dispatch(record, step) for step in record.steps if not step.depends_on]
+        return machine.approve_plan(request, answered, roots, expired=expired)
+    if rejected:
+        failed = _step_failed(record, request, STEP_REJECTED)
+        return machine.reject_step(request, answered, failed)
+    redispatch = _resume(record, request, answered)
+    if expired:
+        return machine.expire_input(request, (answered, redispatch))
+    return machine.answer_input(request, answered, redispatch)
+
+
+def _timed_out(record: WorkflowRecord, request: InputRequest) -> machine.Transition:
+    """An expired request without a default: its step fails, or (the plan's) the workflow."""
+    code = InputTimedOut.default_code
+    if request.kind == "plan_approval":
+        return machine.reject_plan(request, None, _workflow_failed(record, code))
+    return machine.expire_input(request, _step_failed(record, request, code))
+
+
+PLAN_REJECTED = "plan_rejected"
+STEP_REJECTED = "step_rejected"
+REJECT = APPROVAL_CHOICES[1]
+_WHY = {
+    InputTimedOut.default_code: "nobody answered {request} before it expired",
+    PLAN_REJECTED: "the plan was rejected ({request})",
+    STEP_REJECTED: "the step was rejected ({request})",
+}
+
+
+def _error(code: str, request_id: str) -> ErrorInfo:
+    return ErrorInfo(code=code, message=_WHY[code].format(request=request_id), error_class="logic")
+
+
+def _step_failed(record: WorkflowRecord, request: InputRequest, code: str) -> StepFailed:
+    step = record.step(request.step_id or "")
+    return StepFailed(
+        event_id=derived_event_id(record.workflow_id, "settled", request.request_id),
+        workflow_id=record.workflow_id,
+        tenant_id=record.tenant_id,
+        step_id=request.step_id or "",
+        error=_error(code, request.request_id),
+        attempt=max(step.attempt, 1) if step is not None else 1,
+        iterations=step.checkpoint.iterations if step and step.checkpoint else 0,
+    )
+
+
+def _workflow_failed(record: WorkflowRecord, code: str) -> WorkflowFailed:
+    request = next((r for r in record.open_inputs if r.kind == "plan_approval"), None)
+    return WorkflowFailed(
+        event_id=derived_event_id(record.workflow_id, "final"),
+        workflow_id=record.workflow_id,
+        tenant_id=record.tenant_id,
+        error=_error(code, request.request_id if request else "the plan's approval"),
+    )
+
+
+def _first_dispatch(record: WorkflowRecord, step: StepRecord) -> StepDispatched:
+    """A root step's dispatch once its plan is approved: the id the planner gives a step's
+    first dispatch (``tributary_planner.service.step_dispatch``)."""
+    return StepDispatched(
+        event_id=derived_event_id(record.workflow_id, "dispatch", step.step_id),
+        workflow_id=record.workflow_id,
+        tenant_id=record.tenant_id,
+        step=step.as_planned(),
+        task=record.task,
+    )
 
 
 def _resume(

@@ -461,7 +461,7 @@ def compile_transition(transition: Transition, *, retention_s: int) -> Program:
             },
         )
         program.hincrby(WF, INPUTS_OPEN, 1 if rule.opens_input else -1)
-        if rule.settles_input:  # the last open request settled: the workflow runs on
+        if rule.settles_input and rule.workflow_to is None:  # the last one: it runs on
             program.hset_if(WF, INPUTS_OPEN, "0", {"status": WorkflowStatus.RUNNING})
     program.append_events(transition.events)
     if rule.ends:
@@ -604,6 +604,7 @@ def _step_record(step: PlannedStep, fields: dict[str, str]) -> StepRecord:
         instruction=step.instruction,
         complexity=step.complexity,
         depends_on=step.depends_on,
+        needs_approval=step.needs_approval,
         status=StepStatus(fields.get(step_status_field(step.step_id), StepStatus.PENDING)),
         attempt=int(data.get("attempt", 0)),
         iterations=int(data.get("iterations", 0)),
