@@ -4,7 +4,7 @@ The scripted LLM makes chosen steps call ``ask_human`` first. What a user relies
 on, checked at the real stack: parallel questions answered in any order each
 resume their own step, and the LLM calls made before a pause are not made
 again (counted at the scripted server, per step); a pause outlives a restart of
-every service; an unanswered question times out to its default answer; an
+every service, of Kafka and of Redis; an unanswered question times out to its default answer; an
 integration answers through the Kafka ingress topic; ``tributary run`` answers
 the question it is asked.
 """
@@ -108,8 +108,12 @@ async def test_parallel_questions_answered_in_reverse_order_resume_without_repea
     assert answered == [("s2", "blue"), ("s1", "red")]
 
 
-async def test_a_pause_survives_a_restart_of_every_service(
-    services: RunningServices, api_key: str, llm_admin: ScriptedLLMAdmin, marker: str
+async def test_a_pause_survives_a_restart_of_every_service_and_of_kafka_and_redis(
+    stack: Stack,
+    services: RunningServices,
+    api_key: str,
+    llm_admin: ScriptedLLMAdmin,
+    marker: str,
 ) -> None:
     ask_in(llm_admin, marker, "collect alpha")
     before = GatewayClient(services.gateway_url, api_key)
@@ -119,6 +123,10 @@ async def test_a_pause_survives_a_restart_of_every_service(
     finally:
         await before.aclose()
     services.stop()
+    stack.stop_kafka()
+    stack.stop_redis()
+    stack.ensure_redis()
+    stack.start_kafka()
     services.restart_all()
     after = GatewayClient(services.gateway_url, api_key)
     try:
