@@ -320,3 +320,28 @@ async def test_a_step_that_needs_approval_waits_for_it_before_any_llm_call(
         assert steps["s1"].error.code == "step_rejected"
         assert steps["s3"].status is StepStatus.FAILED  # its dependent is skipped
         assert record.partial
+
+
+async def test_a_secret_in_a_question_is_redacted_wherever_it_is_kept(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    secret = "sk-" + "a1b2c3d4" * 3
+    endpoint.add_rule(
+        rule(
+            {"tool_calls": [{"name": "ask_human", "arguments": {"question": f"use {secret}?"}}]},
+            has_tools=True,
+            has_tool_result=False,
+            last_user_contains="alpha",
+        )
+    )
+    workflow_id = await harness.submit(TASK)
+    await harness.run()
+    record = await harness.record(workflow_id)
+    (request,) = record.open_inputs
+    step = record.step(request.step_id or "")
+    assert step is not None
+    assert step.checkpoint is not None
+    kept = [request.question, step.checkpoint.model_dump_json()]
+    kept += [e.model_dump_json() for e in harness.published_of(workflow_id, "input.requested")]
+    assert all(secret not in text for text in kept)
+    assert "[REDACTED]" in request.question

@@ -79,6 +79,9 @@ TEXT_FIELDS = frozenset(
         "messages",
         "content",
         "arguments",
+        # Input requests (input.requested, input.answered, a paused step's checkpoint).
+        "question",
+        "answer",
     }
 )
 """The fields of events (and the models inside them) that hold free text."""
@@ -215,10 +218,14 @@ def _redacted(value: Any, redact: Redactor, *, text: bool) -> Any:
 
 def redact_transition(transition: Transition, redact: Redactor) -> Transition:
     """``transition`` with the free text of everything it writes redacted: its events,
-    the request, the plan, the step's outcome and the final event."""
+    the request, the plan, the step's outcome and checkpoint, the input request and the
+    final event."""
     step = transition.step
     if step is not None and step.outcome is not None:
         step = dataclasses.replace(step, outcome=redact_event(step.outcome, redact))
+    if step is not None and step.checkpoint is not None:
+        step = dataclasses.replace(step, checkpoint=redact_event(step.checkpoint, redact))
+    request = transition.input_request
     return dataclasses.replace(
         transition,
         events=tuple(redact_event(event, redact) for event in transition.events),
@@ -228,4 +235,5 @@ def redact_transition(transition: Transition, redact: Redactor) -> Transition:
         if transition.plan is None
         else tuple(redact_event(planned, redact) for planned in transition.plan),
         final=None if transition.final is None else redact_event(transition.final, redact),
+        input_request=None if request is None else redact_event(request, redact),
     )
