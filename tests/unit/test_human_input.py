@@ -21,6 +21,7 @@ from tributary_shared.core.events import (
     InputRequested,
     InputSubmitted,
     StepFailed,
+    ToolCalled,
 )
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 from tributary_shared.runtime.inputs import InputRefused, Refusal, WorkflowInputs
@@ -345,3 +346,23 @@ async def test_a_secret_in_a_question_is_redacted_wherever_it_is_kept(
     kept += [e.model_dump_json() for e in harness.published_of(workflow_id, "input.requested")]
     assert all(secret not in text for text in kept)
     assert "[REDACTED]" in request.question
+
+
+async def test_the_answered_question_is_recorded_as_the_ask_human_calls_result(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await paused(harness, endpoint)
+    record = await harness.record(workflow_id)
+    for request in record.open_inputs:
+        await inputs_of(harness).answer(
+            workflow_id, request_id=request.request_id, answer="red", source="http"
+        )
+    await harness.run()
+    calls = [
+        e
+        for e in harness.published_of(workflow_id, "tool.called")
+        if isinstance(e, ToolCalled) and e.name == "ask_human"
+    ]
+    assert sorted(c.step_id or "" for c in calls) == ["s1", "s2"]
+    assert all(c.body is not None and c.body.result == "red" for c in calls)
+    assert all(c.attempt == 2 for c in calls)  # recorded by the run that resumed

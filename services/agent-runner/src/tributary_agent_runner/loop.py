@@ -180,6 +180,17 @@ async def run_agent(
         outcome = StepOutcome(result=None, error=None, iterations=0)
     else:
         messages, outcome = _resumed(resume)
+        asked = _asked(resume.checkpoint)
+        if recorder is not None and asked is not None:
+            # The ask_human call's record, answered now: replay finds its result here.
+            await recorder.tool_call(
+                iteration=outcome.iterations,
+                call=asked,
+                result=resume.answer,
+                failed=False,
+                outcome="ran",
+                started_at=time.time(),
+            )
     corrections = 0
 
     def recover(error: TributaryError) -> bool:
@@ -330,6 +341,20 @@ def _resumed(resume: Resume) -> tuple[list[Message], StepOutcome]:
         deployments=list(saved.deployments),
     )
     return messages, outcome
+
+
+def _asked(checkpoint: StepCheckpoint) -> ToolCall | None:
+    """The ask_human call the checkpoint waits on, as the model made it."""
+    for message in reversed(checkpoint.messages):
+        for call in message.get("tool_calls") or ():
+            if call.get("id") == checkpoint.tool_call_id:
+                function = call.get("function") or {}
+                return ToolCall(
+                    id=checkpoint.tool_call_id,
+                    name=str(function.get("name", ASK_HUMAN)),
+                    arguments=str(function.get("arguments", "")),
+                )
+    return None
 
 
 def _question(
