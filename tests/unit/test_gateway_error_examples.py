@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -31,15 +32,18 @@ from tributary_shared.core import machine
 from tributary_shared.core.access import Scope
 from tributary_shared.core.events import (
     EventEnvelope,
+    InputRequested,
     PlanCreated,
     PlannedStep,
     StepCompleted,
     StepDispatched,
     StepStarted,
     SynthesisStarted,
+    WorkflowCancelled,
     WorkflowCompleted,
     WorkflowRequested,
 )
+from tributary_shared.core.records import StepCheckpoint
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.fanout import LogFanout
 from tributary_shared.runtime.kafka.publisher import make_broker
@@ -281,6 +285,82 @@ async def unknown_workflow() -> httpx.Response:
 async def unknown_key_id() -> httpx.Response:
     async with gateway() as g:
         return await g.client.delete(f"/v1/keys/{UNKNOWN_KEY_ID}", headers=await g.key(Scope.ADMIN))
+
+
+# --- answering an input request ------------------------------------------------
+
+REQUEST_ID = "in_9c41d2e07a6b4f13b58e0d2c7a19f6e4"
+
+
+async def paused_on_a_question(store: MemoryWorkflowStore, *, expires_in: float = 3600) -> None:
+    """The example workflow, its step paused on the example's question (yes or no)."""
+    await workflow_at(store, "running")
+    now = datetime.now(UTC)
+    asked = InputRequested(
+        workflow_id=WORKFLOW_ID,
+        tenant_id=TENANT,
+        request_id=REQUEST_ID,
+        step_id="s1",
+        question="Count Viessmann (now Carrier) as an EU maker?",
+        choices=("yes", "no"),
+        requested_at=now,
+        expires_at=now + timedelta(seconds=expires_in),
+    )
+    checkpoint = StepCheckpoint(request_id=REQUEST_ID, tool_call_id="call_1", messages=())
+    await store.apply(machine.pause_step(asked, checkpoint, owner="runner", timeout_answer=None))
+
+
+async def answer_with(g: Gateway, text: str, request_id: str = REQUEST_ID) -> httpx.Response:
+    return await g.client.post(
+        f"{WORKFLOW}/input",
+        json={"request_id": request_id, "answer": text},
+        headers=await g.key(),
+    )
+
+
+@answers(errors.INPUT_WORKFLOW_NOT_FOUND)
+async def answer_an_unknown_workflow() -> httpx.Response:
+    async with gateway() as g:
+        return await answer_with(g, "no")
+
+
+@answers(errors.INPUT_REQUEST_NOT_FOUND)
+async def answer_an_unknown_request() -> httpx.Response:
+    async with gateway() as g:
+        await workflow_at(g.store, "running")
+        return await answer_with(g, "no")
+
+
+@answers(errors.INPUT_ALREADY_ANSWERED)
+async def answer_twice() -> httpx.Response:
+    async with gateway() as g:
+        await paused_on_a_question(g.store)
+        assert (await answer_with(g, "no")).status_code == 202
+        return await answer_with(g, "yes")
+
+
+@answers(errors.INPUT_REQUEST_EXPIRED)
+async def answer_too_late() -> httpx.Response:
+    async with gateway() as g:
+        await paused_on_a_question(g.store, expires_in=-1)
+        return await answer_with(g, "no")
+
+
+@answers(errors.INPUT_WORKFLOW_ENDED)
+async def answer_a_cancelled_workflow() -> httpx.Response:
+    async with gateway() as g:
+        await paused_on_a_question(g.store)
+        await g.store.apply(
+            machine.cancel(WorkflowCancelled(workflow_id=WORKFLOW_ID, tenant_id=TENANT))
+        )
+        return await answer_with(g, "no")
+
+
+@answers(errors.INPUT_NOT_A_CHOICE)
+async def answer_outside_the_choices() -> httpx.Response:
+    async with gateway() as g:
+        await paused_on_a_question(g.store)
+        return await answer_with(g, "maybe")
 
 
 @answers(errors.ALREADY_ENDED)

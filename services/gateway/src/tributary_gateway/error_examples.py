@@ -31,6 +31,12 @@ __all__ = [
     "CALLS_LIMIT_OUT_OF_BOUNDS",
     "IDEMPOTENCY_KEY_OF_DELETED",
     "IDEMPOTENCY_KEY_REUSED",
+    "INPUT_ALREADY_ANSWERED",
+    "INPUT_NOT_A_CHOICE",
+    "INPUT_REQUEST_EXPIRED",
+    "INPUT_REQUEST_NOT_FOUND",
+    "INPUT_WORKFLOW_ENDED",
+    "INPUT_WORKFLOW_NOT_FOUND",
     "INVALID_KEY",
     "KEY_NOT_FOUND",
     "KEY_STREAMS_FULL",
@@ -352,4 +358,51 @@ NOT_QUEUED_KEYED = _problem(
     "kafka_unavailable_keyed",
     "Kafka did not take the request (with an `Idempotency-Key`): retry with the same key",
     "the workflow could not be queued yet; retry with the same Idempotency-Key",
+)
+
+
+# --- answering an input request: each refusal with its code -------------------
+
+_REQUEST_ID = "in_9c41d2e07a6b4f13b58e0d2c7a19f6e4"
+
+
+def _refused(name: str, summary: str, code: str, detail: str) -> Example:
+    return Example(name, summary, {"detail": detail, "code": code})
+
+
+INPUT_WORKFLOW_NOT_FOUND = _refused(
+    "workflow_not_found",
+    "No such workflow of this key's tenant",
+    "workflow_not_found",
+    f"workflow {WORKFLOW_ID!r} not found",
+)
+INPUT_REQUEST_NOT_FOUND = _refused(
+    "input_request_not_found",
+    "The workflow has no such input request",
+    "input_request_not_found",
+    f"workflow {WORKFLOW_ID!r} has no input request {_REQUEST_ID!r}",
+)
+INPUT_ALREADY_ANSWERED = _refused(
+    "input_already_answered",
+    "Answered before",
+    "input_already_answered",
+    f"input request {_REQUEST_ID!r} was answered",
+)
+INPUT_REQUEST_EXPIRED = _refused(
+    "input_request_expired",
+    "Past its expiry",
+    "input_request_expired",
+    f"input request {_REQUEST_ID!r} has expired",
+)
+INPUT_WORKFLOW_ENDED = _refused(
+    "workflow_ended",
+    "The workflow has ended",
+    "workflow_ended",
+    "workflow has already ended: cancelled",
+)
+INPUT_NOT_A_CHOICE = _refused(
+    "input_answer_not_a_choice",
+    "Not one of the request's choices",
+    "input_answer_not_a_choice",
+    "the answer must be one of ['yes', 'no']",
 )

@@ -21,6 +21,8 @@ from tributary_gateway.openapi import marked
 from tributary_gateway.schemas import (
     BudgetView,
     CallList,
+    InputAnsweredView,
+    InputRequestView,
     KeyCreated,
     KeyList,
     KeyView,
@@ -62,6 +64,7 @@ from tributary_shared.core.status import StepStatus, WorkflowStatus
 __all__ = [
     "ACCEPTED",
     "ACCEPTED_REPLAYED",
+    "ANSWER_BODY",
     "CALL_LIST",
     "CANCELLED",
     "CANCELLED_DEFAULT_REASON",
@@ -73,11 +76,13 @@ __all__ = [
     "CREATE_WITH_OPTIONS",
     "EVENT_STREAM",
     "HEALTHY",
+    "INPUT_ANSWERED",
     "KEY_CREATED",
     "KEY_LIST",
     "NOT_READY",
     "READY",
     "STREAM_TOKEN",
+    "WORKFLOW_AWAITING_INPUT",
     "WORKFLOW_COMPLETED",
     "WORKFLOW_ID",
     "WORKFLOW_LIST",
@@ -233,6 +238,7 @@ def _view(
     result: str | None,
     usage: TokenUsage,
     updated: datetime,
+    input_requests: list[InputRequestView] | None = None,
 ) -> WorkflowView:
     return WorkflowView(
         workflow_id=WORKFLOW_ID,
@@ -256,6 +262,7 @@ def _view(
             on_exhausted="partial",
         ),
         links=_LINKS,
+        input_requests=input_requests or [],
     )
 
 
@@ -300,6 +307,55 @@ WORKFLOW_RUNNING = Example(
             result=None,
             usage=TokenUsage(prompt_tokens=640, completion_tokens=120),
             updated=_CREATED + timedelta(seconds=4),
+        )
+    ),
+)
+
+_ASKED_AT = _CREATED + timedelta(seconds=6)
+_QUESTION = InputRequestView(
+    request_id="in_9c41d2e07a6b4f13b58e0d2c7a19f6e4",
+    kind="question",
+    step_id="s1",
+    question="Count Viessmann (now Carrier) as an EU maker?",
+    choices=["yes", "no"],
+    requested_at=_ASKED_AT.isoformat(),
+    expires_at=(_ASKED_AT + timedelta(hours=1)).isoformat(),
+)
+WORKFLOW_AWAITING_INPUT = Example(
+    "awaiting_input",
+    "Awaiting input: the first step's agent asked a question",
+    _json(
+        _view(
+            WorkflowStatus.AWAITING_INPUT,
+            [
+                _step(
+                    _STEPS[0],
+                    StepStatus.AWAITING_INPUT,
+                    result=None,
+                    usage=TokenUsage(),
+                    iterations=0,
+                ),
+                _step(_STEPS[1], StepStatus.PENDING, result=None, usage=TokenUsage(), iterations=0),
+            ],
+            result=None,
+            usage=TokenUsage(prompt_tokens=640, completion_tokens=120),
+            updated=_ASKED_AT,
+            input_requests=[_QUESTION],
+        )
+    ),
+)
+ANSWER_BODY = Example(
+    "choice", "One of the request's choices", {"request_id": _QUESTION.request_id, "answer": "no"}
+)
+INPUT_ANSWERED = Example(
+    "answered",
+    "Answered: the paused step resumes",
+    _json(
+        InputAnsweredView(
+            **_QUESTION.model_dump(),
+            state="answered",
+            answer="no",
+            answered_at=(_ASKED_AT + timedelta(minutes=3)).isoformat(),
         )
     ),
 )

@@ -466,7 +466,12 @@ async def list_workflows(
 @router.get(
     "/{workflow_id}",
     response_model=WorkflowView,
-    responses={200: success(examples.WORKFLOW_COMPLETED, examples.WORKFLOW_RUNNING), **_NOT_FOUND},
+    responses={
+        200: success(
+            examples.WORKFLOW_COMPLETED, examples.WORKFLOW_RUNNING, examples.WORKFLOW_AWAITING_INPUT
+        ),
+        **_NOT_FOUND,
+    },
     summary="A workflow's status, plan, steps, result and token usage",
 )
 async def get_workflow(workflow_id: WorkflowId, state: State, caller: Reader) -> WorkflowView:
@@ -529,10 +534,6 @@ _INPUT_STATUS = {
 }
 
 
-def _input_example(code: Refusal, detail: str) -> dict[str, Any]:
-    return {"summary": code.value, "value": {"detail": detail, "code": code.value}}
-
-
 def _input_problem(refusal: Refusal, detail: str) -> JSONResponse:
     return JSONResponse(
         {"detail": detail, "code": refusal.value}, status_code=_INPUT_STATUS[refusal]
@@ -544,64 +545,37 @@ def _input_problem(refusal: Refusal, detail: str) -> JSONResponse:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=InputAnsweredView,
     responses={
+        202: success(examples.INPUT_ANSWERED),
+        403: answer("The API key lacks the `start` scope.", errors.lacks_scope(Scope.START)),
         **BODY_ERRORS,
-        404: {
-            "model": InputProblem,
-            "description": "No workflow with this id that this API key's tenant owns, or no "
-            "input request with this id in it.",
-            "content": {
-                "application/json": {
-                    "examples": {
-                        "workflow": _input_example(
-                            Refusal.WORKFLOW_NOT_FOUND, "workflow 'wf_...' not found"
-                        ),
-                        "request": _input_example(
-                            Refusal.REQUEST_NOT_FOUND,
-                            "workflow 'wf_...' has no input request 'in_...'",
-                        ),
-                    }
-                }
-            },
-        },
-        409: {
-            "model": InputProblem,
-            "description": "The request was answered already, or expired, or the workflow "
-            "has ended.",
-            "content": {
-                "application/json": {
-                    "examples": {
-                        "answered": _input_example(
-                            Refusal.ALREADY_ANSWERED, "input request 'in_...' was answered"
-                        ),
-                        "expired": _input_example(
-                            Refusal.EXPIRED, "input request 'in_...' has expired"
-                        ),
-                        "ended": _input_example(
-                            Refusal.WORKFLOW_ENDED, "workflow has already ended: cancelled"
-                        ),
-                    }
-                }
-            },
-        },
-        422: {
-            "model": InputProblem,
-            "description": "The answer is not one of the request's choices (or the body is "
-            "malformed: then the detail lists the fields, as for any request).",
-            "content": {
-                "application/json": {
-                    "examples": {
-                        "choice": _input_example(
-                            Refusal.NOT_A_CHOICE, "the answer must be one of ['red', 'blue']"
-                        ),
-                    }
-                }
-            },
-        },
+        404: answer(
+            "No workflow with this id that this API key's tenant owns, or no input request "
+            "with this id in it.",
+            errors.INPUT_WORKFLOW_NOT_FOUND,
+            errors.INPUT_REQUEST_NOT_FOUND,
+            model=InputProblem,
+        ),
+        409: answer(
+            "The request was answered already, or has expired, or the workflow has ended.",
+            errors.INPUT_ALREADY_ANSWERED,
+            errors.INPUT_REQUEST_EXPIRED,
+            errors.INPUT_WORKFLOW_ENDED,
+            model=InputProblem,
+        ),
+        422: answer(
+            "The answer is not one of the request's choices (or the body is malformed: then "
+            "the detail lists the fields, as for any request).",
+            errors.INPUT_NOT_A_CHOICE,
+            model=InputProblem,
+        ),
     },
     summary="Answer an input request: its paused step resumes where it stopped",
 )
 async def answer_input(
-    workflow_id: WorkflowId, body: AnswerInput, state: State, caller: Starter
+    workflow_id: WorkflowId,
+    body: Annotated[AnswerInput, Body(openapi_examples=openapi_examples(examples.ANSWER_BODY))],
+    state: State,
+    caller: Starter,
 ) -> InputAnsweredView | JSONResponse:
     try:
         await _owned(state, caller, workflow_id)
