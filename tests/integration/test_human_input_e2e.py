@@ -21,7 +21,7 @@ from aiokafka import AIOKafkaProducer
 from tests.support.cli_runs import cli_env, tributary
 from tests.support.client import GatewayClient
 from tests.support.keys import TEST_TENANT
-from tests.support.recovery import agent_calls_per_step
+from tests.support.recovery import agent_calls_per_step, wait_until_all_end
 from tests.support.stack import RunningServices
 from tributary_devstack.stack import Stack
 from tributary_scripted_llm import ScriptedLLMAdmin
@@ -70,6 +70,11 @@ async def open_requests(
         await asyncio.sleep(0.2)
 
 
+async def ended(gateway: GatewayClient, workflow_id: str) -> None:
+    """Until the workflow has ended; fails after a minute rather than follow a stuck one."""
+    await wait_until_all_end(gateway, [workflow_id], within=60)
+
+
 async def answer(gateway: GatewayClient, workflow_id: str, request_id: str, text: str) -> None:
     response = await gateway.http.post(
         f"/v1/workflows/{workflow_id}/input", json={"request_id": request_id, "answer": text}
@@ -96,6 +101,7 @@ async def test_parallel_questions_answered_in_reverse_order_resume_without_repea
     )
     assert (refused.status_code, refused.json()["code"]) == (409, "input_already_answered")
 
+    await ended(gateway, workflow_id)
     events = await gateway.follow(workflow_id)
     state = await gateway.get(workflow_id)
     assert state["status"] == "completed", state.get("error")
@@ -134,7 +140,7 @@ async def test_a_pause_survives_a_restart_of_every_service_and_of_kafka_and_redi
             request["request_id"]
         ]
         await answer(after, workflow_id, request["request_id"], "red")
-        await after.follow(workflow_id)
+        await ended(after, workflow_id)
         state = await after.get(workflow_id)
     finally:
         await after.aclose()
@@ -146,9 +152,12 @@ async def test_an_unanswered_question_times_out_to_its_default_answer(
     gateway: GatewayClient, llm_admin: ScriptedLLMAdmin, marker: str
 ) -> None:
     ask_in(llm_admin, marker, "collect alpha")
-    _, events, state = await gateway.run(
+    workflow_id = await gateway.start(
         f"collect alpha {marker}", options={"input_timeout_s": 1, "on_input_timeout": "blue"}
     )
+    await ended(gateway, workflow_id)
+    events = await gateway.follow(workflow_id)
+    state = await gateway.get(workflow_id)
     assert state["status"] == "completed", state.get("error")
     (answered,) = [e.data for e in events if e.type == "input.answered"]
     assert (answered["answer"], answered["source"]) == ("blue", "timeout")
@@ -181,6 +190,7 @@ async def test_an_integration_answers_through_the_ingress_topic(
     await ingress.send_and_wait(
         topics.WORKFLOW_REQUESTS.name, encode_event(submitted), key=workflow_id.encode()
     )
+    await ended(gateway, workflow_id)
     events = await gateway.follow(workflow_id)
     state = await gateway.get(workflow_id)
     assert state["status"] == "completed", state.get("error")
