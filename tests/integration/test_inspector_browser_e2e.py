@@ -6,7 +6,7 @@ fragment, finds a new workflow in the list, and watches its page follow the
 workflow live: the DAG's step states, the timeline, the final answer. A cut
 connection resumes from the last event: the timeline ends up holding exactly the
 workflow's log, each event once. The ask-human test answers an input request from
-the page (it needs the human-input routes of the gateway).
+the page.
 
 ``make inspector-screenshots`` runs the first test with
 ``TRIBUTARY_INSPECTOR_SCREENSHOTS`` set, which saves the pages into docs/images.
@@ -226,10 +226,7 @@ async def test_inspector_answers_a_human_input_request(
     llm_admin: ScriptedLLMAdmin,
     marker: str,
 ) -> None:
-    """Needs the human-input feature: ``ask_human``, ``input_requests`` and ``POST .../input``."""
-    paths = (await gateway.http.get("/openapi.json")).json()["paths"]
-    if "/v1/workflows/{workflow_id}/input" not in paths:
-        pytest.skip("this gateway has no human-input route (POST /v1/workflows/{id}/input) yet")
+    """An agent's ``ask_human`` question shows as a form; its answer resumes the step."""
     llm_admin.add_rule(
         contains=marker, has_tool_result=True, responses=[{"content": "The operator said blue."}]
     )
