@@ -33,9 +33,7 @@ from tributary_cli.gateway import (
 )
 from tributary_cli.progress import InputRequest, RunProgress
 from tributary_client import (
-    APIError,
     AsyncTributary,
-    NotFoundError,
     StreamMode,
     Workflow,
     WorkflowStatus,
@@ -43,11 +41,6 @@ from tributary_client import (
 )
 
 __all__ = ["follow_events", "register"]
-
-PAUSES_NOTE = (
-    "Answering a workflow's questions needs a gateway that supports pauses "
-    "(input.requested events and POST /v1/workflows/{id}/input)."
-)
 
 
 def register(groups: Any) -> None:
@@ -83,8 +76,10 @@ def register(groups: Any) -> None:
 
     answer = groups.add_parser(
         "input",
-        help="answer a workflow's question (needs a gateway that supports pauses)",
-        description=f"Answer a workflow's request for input. {PAUSES_NOTE}",
+        help="answer a workflow's question (an input request it shows as awaiting_input)",
+        description="Answer a workflow's request for input: REQUEST_ID as `get` or the "
+        "input.requested event shows it. A request answered already or expired, or a "
+        "workflow that ended, is refused with the gateway's reason (exit status 2).",
     )
     answer.add_argument("workflow_id", metavar="WORKFLOW_ID")
     answer.add_argument("request_id", metavar="REQUEST_ID", help="the request's id, as shown")
@@ -108,7 +103,7 @@ def _register_run(groups: Any) -> None:
         "state, tool calls, tokens and cost; then print its answer. On a terminal the view "
         "redraws in place; otherwise (or with --plain) one line per event. When the workflow "
         "asks a question, the command asks it at the terminal, or answers it from --answer / "
-        f"--answer-all. {PAUSES_NOTE} Exit status: 0 the workflow completed, 1 it failed or "
+        "--answer-all. Exit status: 0 the workflow completed, 1 it failed or "
         "was cancelled, 2 a usage or connection error or an error answer from the gateway.",
     )
     run.add_argument("task", metavar="TASK", help="what the workflow should do")
@@ -245,10 +240,7 @@ async def _answer(
             f"tributary input {progress.workflow_id} {request.request_id} ANSWER"
         )
         return
-    try:
-        await client.input(progress.workflow_id, request_id=request.request_id, answer=answer)
-    except NotFoundError as exc:
-        raise _no_pauses(exc) from exc
+    await client.input(progress.workflow_id, request_id=request.request_id, answer=answer)
     progress.waiting_for = None
     display.event(progress, "input.answered", f"{'input.answered':<19} {request.request_id}")
 
@@ -259,14 +251,6 @@ def _prompt(request: InputRequest) -> str:
     if request.expires_at:
         lines.append(f"(answer before {request.expires_at})")
     return "\n".join(lines) + "\n> "
-
-
-def _no_pauses(error: NotFoundError) -> APIError:
-    return NotFoundError(
-        f"{error.detail} (is the workflow still there? {PAUSES_NOTE})",
-        status=error.status,
-        code=error.code,
-    )
 
 
 # -- the others --------------------------------------------------------------------------
@@ -342,10 +326,7 @@ async def _cancel(args: argparse.Namespace, ctx: CommandContext) -> int:
 
 async def _input(args: argparse.Namespace, ctx: CommandContext) -> int:
     async def answer(client: AsyncTributary) -> int:
-        try:
-            await client.input(args.workflow_id, request_id=args.request_id, answer=args.answer)
-        except NotFoundError as exc:
-            raise _no_pauses(exc) from exc
+        await client.input(args.workflow_id, request_id=args.request_id, answer=args.answer)
         ctx.say(f"Answered request {args.request_id} of workflow {args.workflow_id}.")
         return EXIT_OK
 
