@@ -108,6 +108,36 @@ def test_run_follows_the_workflow_to_its_answer_and_exits_0() -> None:
     assert not ANSI.search(text)  # not a terminal: plain lines, no escape codes
 
 
+def test_run_passes_the_pause_callback_and_budget_options() -> None:
+    gateway, terminal = FakeGateway(), Terminal()
+    status = tributary(
+        gateway,
+        terminal,
+        "run",
+        "Longest river in miles",
+        "--require-plan-approval",
+        "--input-timeout-s",
+        "600",
+        "--on-input-timeout",
+        "approve",
+        "--on-budget-exhausted",
+        "fail",
+        "--callback-url",
+        "https://hooks.example.com/tributary",
+        "--answer-all",
+        "approve",
+    )
+    assert status == 0, terminal.err
+    [started] = gateway.started
+    assert started["options"] == {
+        "require_plan_approval": True,
+        "input_timeout_s": 600,
+        "on_input_timeout": "approve",
+        "on_budget_exhausted": "fail",
+        "callback_url": "https://hooks.example.com/tributary",
+    }
+
+
 def test_a_failed_workflow_exits_1_with_its_error() -> None:
     gateway, terminal = FakeGateway(story=failed_story()), Terminal()
     assert tributary(gateway, terminal, "run", "Longest river in miles") == 1

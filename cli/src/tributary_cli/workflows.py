@@ -112,6 +112,33 @@ def _register_run(groups: Any) -> None:
     run.add_argument("--cost-budget-usd", type=float, metavar="USD")
     run.add_argument("--deadline-s", type=_positive, metavar="SECONDS")
     run.add_argument(
+        "--on-budget-exhausted",
+        choices=["partial", "fail"],
+        help="answer from the steps that finished, or fail, once the budget is spent",
+    )
+    run.add_argument(
+        "--require-plan-approval",
+        action="store_true",
+        help="hold the plan until it is approved (a plan_approval question: approve/reject)",
+    )
+    run.add_argument(
+        "--input-timeout-s",
+        type=_positive,
+        metavar="SECONDS",
+        help="how long each question waits for its answer",
+    )
+    run.add_argument(
+        "--on-input-timeout",
+        metavar="fail|ANSWER",
+        help="what an unanswered question gets once it times out: 'fail' fails its step, "
+        "any other text is given as the answer",
+    )
+    run.add_argument(
+        "--callback-url",
+        metavar="URL",
+        help="called with a signed body when the workflow ends",
+    )
+    run.add_argument(
         "--metadata",
         action="append",
         type=_metadata,
@@ -170,7 +197,12 @@ async def _start_and_follow(
         token_budget=args.token_budget,
         cost_budget_usd=args.cost_budget_usd,
         deadline_s=args.deadline_s,
+        on_budget_exhausted=args.on_budget_exhausted,
+        require_plan_approval=args.require_plan_approval or None,
+        input_timeout_s=args.input_timeout_s,
+        on_input_timeout=args.on_input_timeout,
         metadata=dict(args.metadata),
+        callback_url=args.callback_url,
         idempotency_key=args.idempotency_key,
     )
     if args.no_follow:
