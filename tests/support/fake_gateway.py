@@ -67,6 +67,13 @@ def completed_story(*, ask: bool = False) -> list[tuple[str, dict[str, Any]]]:
                 },
             )
         )
+        # What the gateway logs once the answer is taken (the story's is always "miles").
+        story.append(
+            (
+                "input.answered",
+                {"request_id": "rq_1", "step_id": "s2", "answer": "miles", "source": "http"},
+            )
+        )
     story += [
         ("llm.called", _llm_call("s2", usage)),
         (

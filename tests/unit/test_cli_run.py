@@ -153,6 +153,7 @@ def test_questions_are_answered_from_the_flags() -> None:
     assert by_question.answers == [{"request_id": "rq_1", "answer": "miles"}]
     assert terminal.asked == []  # nobody was asked
     assert "input.requested     rq_1: Kilometres or miles? [kilometres / miles]" in terminal.text
+    assert "input.answered      rq_1: 'miles' (from http)" in terminal.text
 
     by_id, by_default = (
         FakeGateway(story=completed_story(ask=True)),

@@ -26,6 +26,7 @@ __all__ = ["Display", "LiveDisplay", "PlainDisplay", "totals"]
 _STATE_STYLES = {
     "pending": ("·", "dim"),
     "running": ("▶", "bold cyan"),
+    "awaiting_input": ("?", "bold yellow"),
     "completed": ("✓", "green"),
     "failed": ("✗", "bold red"),
 }
@@ -36,6 +37,7 @@ _NOTABLE = frozenset(
         "tool.called",
         "llm.waiting",
         "input.requested",
+        "input.answered",
         "budget.exhausted",
     }
 )

@@ -177,7 +177,15 @@ class RunProgress:
                 return None  # a few words: shown live, not worth a line each
             case "input.requested":
                 self.waiting_for = InputRequest.of(data)
+                if self.waiting_for.step_id in self.steps:
+                    step = self.steps[self.waiting_for.step_id]
+                    step.state, step.detail = (
+                        "awaiting_input",
+                        shorten(self.waiting_for.question, 80),
+                    )
                 return self._input_line(self.waiting_for)
+            case "input.answered":
+                return self._input_answered(data)
             case "budget.exhausted":
                 used, limit = data.get("used_tokens"), data.get("limit_tokens")
                 return f"{used} of {limit} tokens used (then: {data.get('policy', 'partial')})"
@@ -197,6 +205,17 @@ class RunProgress:
                 return self.error
         fields = {k: v for k, v in data.items() if k not in _ENVELOPE}
         return shorten(json.dumps(fields, default=str))
+
+    def _input_answered(self, data: Mapping[str, Any]) -> str:
+        request_id = str(data.get("request_id", ""))
+        if self.waiting_for is not None and self.waiting_for.request_id == request_id:
+            self.waiting_for = None
+        step_id = _optional(data.get("step_id"))
+        if step_id in self.steps and self.steps[step_id].state == "awaiting_input":
+            # Dispatched again: it resumes where it stopped once a runner takes it.
+            self.steps[step_id].state = "pending"
+        answer = shorten(str(data.get("answer", "")), 60)
+        return f"{request_id}: {answer!r} (from {data.get('source', '?')})"
 
     def _llm_waiting(self, data: Mapping[str, Any]) -> str:
         step_id = _optional(data.get("step_id"))

@@ -272,9 +272,9 @@ async def _answer(
             f"tributary input {progress.workflow_id} {request.request_id} ANSWER"
         )
         return
+    # The stream's input.answered event says it was taken, with the answer.
     await client.input(progress.workflow_id, request_id=request.request_id, answer=answer)
     progress.waiting_for = None
-    display.event(progress, "input.answered", f"{'input.answered':<19} {request.request_id}")
 
 
 def _prompt(request: InputRequest) -> str:
