@@ -363,6 +363,15 @@ async def answer_outside_the_choices() -> httpx.Response:
         return await answer_with(g, "maybe")
 
 
+@answers(errors.INPUT_BODY_INVALID)
+async def answer_without_an_answer() -> httpx.Response:
+    async with gateway() as g:
+        await paused_on_a_question(g.store)
+        return await g.client.post(
+            f"{WORKFLOW}/input", json={"request_id": REQUEST_ID}, headers=await g.key()
+        )
+
+
 @answers(errors.ALREADY_ENDED)
 async def cancel_a_completed_workflow() -> httpx.Response:
     async with gateway() as g:

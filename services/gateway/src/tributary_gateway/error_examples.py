@@ -32,6 +32,7 @@ __all__ = [
     "IDEMPOTENCY_KEY_OF_DELETED",
     "IDEMPOTENCY_KEY_REUSED",
     "INPUT_ALREADY_ANSWERED",
+    "INPUT_BODY_INVALID",
     "INPUT_NOT_A_CHOICE",
     "INPUT_REQUEST_EXPIRED",
     "INPUT_REQUEST_NOT_FOUND",
@@ -85,7 +86,6 @@ def _field(loc: list[str | int], kind: str, msg: str, given: Any, **ctx: Any) ->
 
 # --- 401, 403: who is calling --------------------------------------------------
 
-# As sent: the redaction of error details takes "Bearer <key>" for a credential.
 NO_KEY = _problem(
     "missing_key",
     "No `Authorization: Bearer` header",
@@ -405,4 +405,9 @@ INPUT_NOT_A_CHOICE = _refused(
     "Not one of the request's choices",
     "input_answer_not_a_choice",
     "the answer must be one of ['yes', 'no']",
+)
+INPUT_BODY_INVALID = _invalid(
+    "answer_missing",
+    "A field is missing",
+    _field(["body", "answer"], "missing", "Field required", {"request_id": _REQUEST_ID}),
 )

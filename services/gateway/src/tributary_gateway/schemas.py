@@ -364,6 +364,15 @@ class Invalid(BaseModel):
     )
 
 
+class InvalidAnswer(Invalid):
+    """A ``422`` of the answer route: a malformed body (the fields, as for any request), or
+    an answer that is not one of the request's choices (a sentence, and its code)."""
+
+    code: str | None = Field(
+        default=None, description="input_answer_not_a_choice; absent for a malformed body."
+    )
+
+
 class Readiness(BaseModel):
     status: Literal["ready", "not ready"]
     redis: Literal["ok", "unreachable"]

@@ -44,6 +44,7 @@ from tributary_gateway.schemas import (
     InputAnsweredView,
     InputProblem,
     Invalid,
+    InvalidAnswer,
     StreamTokenIssued,
     WorkflowAccepted,
     WorkflowCancelledView,
@@ -566,7 +567,8 @@ def _input_problem(refusal: Refusal, detail: str) -> JSONResponse:
             "The answer is not one of the request's choices (or the body is malformed: then "
             "the detail lists the fields, as for any request).",
             errors.INPUT_NOT_A_CHOICE,
-            model=InputProblem,
+            errors.INPUT_BODY_INVALID,
+            model=InvalidAnswer,
         ),
     },
     summary="Answer an input request: its paused step resumes where it stopped",
