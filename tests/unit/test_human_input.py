@@ -9,7 +9,8 @@ scripted endpoint, per step.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from tributary_shared.core.events import (
     StepFailed,
     ToolCalled,
 )
+from tributary_shared.core.machine import Move, Transition, TransitionConflict
 from tributary_shared.core.status import StepStatus, WorkflowStatus
 from tributary_shared.runtime.inputs import InputRefused, Refusal, WorkflowInputs
 
@@ -366,3 +368,56 @@ async def test_the_answered_question_is_recorded_as_the_ask_human_calls_result(
     assert sorted(c.step_id or "" for c in calls) == ["s1", "s2"]
     assert all(c.body is not None and c.body.result == "red" for c in calls)
     assert all(c.attempt == 2 for c in calls)  # recorded by the run that resumed
+
+
+class _MoveBetween:
+    """A store where another move comes before each of the first ``times`` answers is
+    written: ``between`` makes it (True: a real one, which the answer's write then meets;
+    False: the answer's write is told it conflicted, as after a move elsewhere)."""
+
+    def __init__(self, store: Any, between: Callable[[], Awaitable[bool]], times: int) -> None:
+        self._store, self._between, self._left = store, between, times
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def apply(self, transition: Transition) -> Any:
+        if self._left > 0 and transition.move is Move.ANSWER_INPUT:
+            self._left -= 1
+            if not await self._between():
+                raise TransitionConflict("workflow", "moved on")
+        return await self._store.apply(transition)
+
+
+async def test_an_answer_that_loses_a_race_is_settled_again_or_refused_with_why(
+    harness: Harness, endpoint: ScriptedEndpoint
+) -> None:
+    workflow_id = await paused(harness, endpoint)
+    record = await harness.record(workflow_id)
+    alpha, beta = (request_of(record.open_inputs, s.step_id) for s in record.steps[:2])
+    ports = harness.ports_of("gateway")
+    answers = WorkflowInputs(store=ports.store, publisher=ports.publisher)
+
+    async def elsewhere() -> bool:
+        return False
+
+    # Another move came between, and the request is still open: answered on the next read.
+    racing = WorkflowInputs(
+        store=_MoveBetween(ports.store, elsewhere, times=2), publisher=ports.publisher
+    )
+    settled = await racing.answer(workflow_id, request_id=alpha, answer="red", source="http")
+    assert settled.state == "answered"
+
+    # Another answer came first: refused with the reason, not a bare conflict.
+    async def answered_first() -> bool:
+        await answers.answer(workflow_id, request_id=beta, answer="blue", source="kafka")
+        return True
+
+    racing = WorkflowInputs(
+        store=_MoveBetween(ports.store, answered_first, times=1), publisher=ports.publisher
+    )
+    with pytest.raises(InputRefused) as refused:
+        await racing.answer(workflow_id, request_id=beta, answer="red", source="http")
+    assert refused.value.refusal is Refusal.ALREADY_ANSWERED
+    latest = await harness.record(workflow_id)
+    assert [r.answer for r in latest.input_requests if r.request_id == beta] == ["blue"]

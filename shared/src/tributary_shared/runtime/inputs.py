@@ -37,6 +37,9 @@ __all__ = ["InputRefused", "Refusal", "WorkflowInputs"]
 
 log = logging.getLogger(__name__)
 
+_SETTLE_ATTEMPTS = 3
+"""Reads and settles of one answer while other moves of the workflow keep coming between."""
+
 
 class Refusal(StrEnum):
     """Why an answer was not taken; the value is the API's error code."""
@@ -81,25 +84,29 @@ class WorkflowInputs:
     ) -> InputRequest:
         """Settle an open request with ``answer``; the request as answered. Raises
         ``InputRefused`` (nothing written) when the answer cannot be taken."""
-        record = await self._store.get_workflow(workflow_id)
-        request = _open_request(record, workflow_id, request_id, now=self._clock())
-        assert record is not None
-        if request.choices is not None and answer not in request.choices:
-            raise InputRefused(
-                Refusal.NOT_A_CHOICE, f"the answer must be one of {list(request.choices)}"
-            )
-        answered = _answered(record, request, answer, source=source, causation_id=causation_id)
-        transition = _settling(record, request, answered)
-        try:
-            await self._store.apply(transition)
-        except TransitionConflict:
-            # Settled, or the workflow ended, since it was read: say which.
-            latest = await self._store.get_workflow(workflow_id)
-            _open_request(latest, workflow_id, request_id, now=self._clock())
-            raise
-        await self._publish(list(transition.events))
-        assert transition.input_request is not None
-        return transition.input_request
+        for attempt in range(1, _SETTLE_ATTEMPTS + 1):
+            record = await self._store.get_workflow(workflow_id)
+            request = _open_request(record, workflow_id, request_id, now=self._clock())
+            assert record is not None
+            if request.choices is not None and answer not in request.choices:
+                raise InputRefused(
+                    Refusal.NOT_A_CHOICE, f"the answer must be one of {list(request.choices)}"
+                )
+            answered = _answered(record, request, answer, source=source, causation_id=causation_id)
+            transition = _settling(record, request, answered)
+            try:
+                await self._store.apply(transition)
+            except TransitionConflict:
+                # Settled, or the workflow ended, since it was read: the next read says
+                # which. Still open: another move of the workflow came between, so the
+                # answer is settled again against what it is now.
+                if attempt == _SETTLE_ATTEMPTS:
+                    raise
+                continue
+            await self._publish(list(transition.events))
+            assert transition.input_request is not None
+            return transition.input_request
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def expire(self, workflow_id: str, request_id: str, *, now: float) -> bool:
         """Settle a request past its expiry: its default answer, or its step fails. False
