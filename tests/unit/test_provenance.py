@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from tributary_planner.service import Planner, step_dispatch
+from tributary_planner.service import Planner
 from tributary_shared.core import machine
+from tributary_shared.core.dispatch import step_dispatch
 from tributary_shared.core.errors import EventRefused, recovery_for
 from tributary_shared.core.events import (
     PlanCreated,

@@ -51,6 +51,7 @@ from tributary_planner.planning import (
 )
 from tributary_planner.settings import PlannerSettings
 from tributary_shared.core import machine
+from tributary_shared.core.dispatch import step_dispatch
 from tributary_shared.core.errors import (
     DeadlineExceeded,
     EventRefused,
@@ -66,11 +67,9 @@ from tributary_shared.core.events import (
     InputRequested,
     InputSubmitted,
     PlanCreated,
-    PlannedStep,
     StepCompleted,
     StepDispatched,
     StepFailed,
-    StepInput,
     TokenUsage,
     WorkflowCancelRequested,
     WorkflowRequested,
@@ -585,23 +584,3 @@ class Planner:
             if step.status is StepStatus.PENDING and not step.depends_on
         ]
         return [plan, *dispatches]
-
-
-def step_dispatch(
-    of: WorkflowRequested | WorkflowRecord,
-    step: PlannedStep,
-    *,
-    causation_id: str,
-    inputs: tuple[StepInput, ...] = (),
-) -> StepDispatched:
-    """A step's dispatch; its id depends on the workflow and step only, so every
-    copy sent (first dispatch, re-send after a crash) is recognised as the same."""
-    return StepDispatched(
-        event_id=derived_event_id(of.workflow_id, "dispatch", step.step_id),
-        workflow_id=of.workflow_id,
-        tenant_id=of.tenant_id,
-        causation_id=causation_id,
-        step=step,
-        task=of.task,
-        inputs=inputs,
-    )

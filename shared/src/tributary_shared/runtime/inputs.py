@@ -16,6 +16,7 @@ from collections.abc import Callable
 from enum import StrEnum
 
 from tributary_shared.core import machine
+from tributary_shared.core.dispatch import step_dispatch
 from tributary_shared.core.errors import InputTimedOut
 from tributary_shared.core.events import (
     APPROVAL_CHOICES,
@@ -31,7 +32,7 @@ from tributary_shared.core.events import (
 from tributary_shared.core.machine import TransitionConflict
 from tributary_shared.core.ports import EventPublisher, WorkflowStore
 from tributary_shared.core.provenance import recorded_inputs
-from tributary_shared.core.records import InputRequest, StepRecord, WorkflowRecord
+from tributary_shared.core.records import InputRequest, WorkflowRecord
 
 __all__ = ["InputRefused", "Refusal", "WorkflowInputs"]
 
@@ -195,7 +196,11 @@ def _settling(
     if request.kind == "plan_approval":
         if rejected:
             return machine.reject_plan(request, answered, _workflow_failed(record, PLAN_REJECTED))
-        roots = [_first_dispatch(record, step) for step in record.steps if not step.depends_on]
+        roots = [
+            step_dispatch(record, step.as_planned(), causation_id=answered.event_id)
+            for step in record.steps
+            if not step.depends_on
+        ]
         return machine.approve_plan(request, answered, roots, expired=expired)
     if rejected:
         failed = _step_failed(record, request, STEP_REJECTED)
@@ -248,18 +253,6 @@ def _workflow_failed(record: WorkflowRecord, code: str) -> WorkflowFailed:
         workflow_id=record.workflow_id,
         tenant_id=record.tenant_id,
         error=_error(code, request.request_id if request else "the plan's approval"),
-    )
-
-
-def _first_dispatch(record: WorkflowRecord, step: StepRecord) -> StepDispatched:
-    """A root step's dispatch once its plan is approved: the id the planner gives a step's
-    first dispatch (``tributary_planner.service.step_dispatch``)."""
-    return StepDispatched(
-        event_id=derived_event_id(record.workflow_id, "dispatch", step.step_id),
-        workflow_id=record.workflow_id,
-        tenant_id=record.tenant_id,
-        step=step.as_planned(),
-        task=record.task,
     )
 
 
