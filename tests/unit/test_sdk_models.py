@@ -110,6 +110,7 @@ NOT_MODELLED = {
     "ValidationError",
     "FieldError",
     "Invalid",
+    "InvalidAnswer",
     "Scope",
     # /readyz is for probes, not for clients of the API.
     "Readiness",
