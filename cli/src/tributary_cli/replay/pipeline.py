@@ -6,14 +6,16 @@ ports (``tributary_shared.twins``), assembled as the workers assemble them
 the caller gives. An event a handler publishes is delivered to every service
 whose topology (``core.topology``) says it consumes it, one delivery at a time,
 in order, as encoded and decoded on the wire. Nothing runs in the background:
-no deadline or outbox sweeps, no cancellation listener.
+no deadline, expiry or outbox sweeps, no cancellation listener. Input requests
+are answered (or expired) only when the caller does it (``inputs``), typically
+from ``run``'s ``on_idle``: nothing waits for a person.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +35,7 @@ from tributary_shared.core.ports import Ports
 from tributary_shared.core.records import WorkflowRecord
 from tributary_shared.core.redaction import Redactor
 from tributary_shared.core.topology import consumers_of
+from tributary_shared.runtime.inputs import WorkflowInputs
 from tributary_shared.runtime.llm.metered import CompletionClient
 from tributary_shared.runtime.outbox import SentMarkingPublisher
 from tributary_shared.runtime.redaction import redacting
@@ -127,6 +130,13 @@ class Pipeline:
             else:
                 self._handlers[service] = Synthesizer(ports, llms=llms)
 
+    @property
+    def inputs(self) -> WorkflowInputs:
+        """Answers and expires input requests as the gateway and the planner do; what
+        they publish is delivered like any other event."""
+        ports = self._ports()
+        return WorkflowInputs(store=ports.store, publisher=ports.publisher)
+
     def _ports(self) -> Ports:
         ports = Ports(
             store=self.store,
@@ -144,11 +154,14 @@ class Pipeline:
         *,
         deadline_s: float,
         observe: Callable[[EventEnvelope], None] | None = None,
+        on_idle: Callable[[], Awaitable[bool]] | None = None,
         limit: int = 10_000,
     ) -> WorkflowRecord | None:
         """Accept ``request`` as the gateway does, with ``deadline_s`` from now, and deliver
         until nothing is left; ``observe`` sees each published event once its delivery
-        has ended. Returns the workflow as the store holds it then."""
+        has ended. ``on_idle``, when nothing is left to deliver, may publish more (answer
+        an input request) and says whether it did. Returns the workflow as the store
+        holds it at the end."""
         gateway = self._ports()
         await gateway.store.create_workflow(request, deadline_at=time.time() + deadline_s)
         await gateway.publisher.publish([request])
@@ -159,7 +172,9 @@ class Pipeline:
                     observe(event)
                 seen = len(self.published)
             if not self._queue:
-                return await self.store.get_workflow(request.workflow_id)
+                if on_idle is None or not await on_idle():
+                    return await self.store.get_workflow(request.workflow_id)
+                continue  # what on_idle published is observed, then delivered
             service, event = self._queue.popleft()
             try:
                 await self._handlers[service].handle(event)

@@ -4,14 +4,19 @@ From a workflow's events (any order, duplicates included) it picks, per scope,
 the calls that made the recorded outcome:
 
 * a step's calls are those of the attempt that recorded the step's outcome
-  (else its highest attempt): earlier attempts were cut short by a crash or a
-  lost lease, and a rerun runs each step once, as attempt 1;
+  (else its highest attempt), after those of each earlier attempt that ended
+  in a pause for a person (``input.requested``): the step resumed from that
+  attempt's checkpoint, so its calls are part of the outcome, and a rerun
+  pauses and resumes the same way. Other earlier attempts were cut short by a
+  crash or a lost lease;
 * a scope run more than once (the planning or the synthesis taken over after a
   crash) starts its sequence again at 1; the latest run counts.
 
 Each LLM call gets its whole message list back (``core.recording.conversations``);
 tool calls that the loop answered itself (``not_run_loop``) are left out, since
-a rerun's loop answers them again without a tool.
+a rerun's loop answers them again without a tool, and so are the answered
+``ask_human`` calls: no tool runs for them, a person's answer (``input.answered``)
+resumes the step, and the rerun gives the recorded answer again.
 """
 
 from __future__ import annotations
@@ -22,11 +27,14 @@ from typing import Any
 
 from tributary_shared.core.events import (
     EventEnvelope,
+    InputAnswered,
+    InputRequested,
     LLMCallBody,
     LLMCalled,
     PlanCreated,
     StepCompleted,
     StepFailed,
+    StepStarted,
     ToolCallBody,
     ToolCalled,
     WorkflowCancelled,
@@ -37,6 +45,7 @@ from tributary_shared.core.events import (
 from tributary_shared.core.recording import IncompleteRecord, conversations, resolve, scope_of
 
 __all__ = [
+    "ASK_HUMAN",
     "CallKey",
     "RecordedLLMCall",
     "RecordedToolCall",
@@ -44,6 +53,9 @@ __all__ = [
     "RerunImpossible",
     "recording_of",
 ]
+
+ASK_HUMAN = "ask_human"
+"""The agents' tool that pauses a step for a person (``tributary_agent_runner.tools``)."""
 
 CallKey = tuple[str, str]
 """(role, step id or "") of a rerun's calls: attempts are not told apart."""
@@ -80,6 +92,10 @@ class Recording:
     """Per (role, step), the calls that count, in sequence order."""
     tool_calls: dict[str, tuple[RecordedToolCall, ...]] = field(default_factory=dict)
     """Per step, the tool calls that reached a tool, in sequence order."""
+    input_requests: tuple[InputRequested, ...] = ()
+    """Every input request (questions and approvals), in the order they were made."""
+    input_answers: dict[str, InputAnswered] = field(default_factory=dict)
+    """The answer to each answered request, by request id."""
 
     @property
     def workflow_id(self) -> str:
@@ -106,6 +122,8 @@ def recording_of(events: Sequence[EventEnvelope]) -> Recording:
     outcomes = {
         e.step_id: e for e in mine if isinstance(e, StepCompleted | StepFailed) and e.attempt > 0
     }
+    asked = sorted((e for e in mine if isinstance(e, InputRequested)), key=lambda e: e.requested_at)
+    paused = _paused_attempts(mine, asked)
     plans = [e for e in mine if isinstance(e, PlanCreated)]
     finals = [e for e in mine if isinstance(e, Final)]
     return Recording(
@@ -113,16 +131,37 @@ def recording_of(events: Sequence[EventEnvelope]) -> Recording:
         plan=plans[-1] if plans else None,
         final=finals[-1] if finals else None,
         outcomes=outcomes,
-        llm_calls=_llm_calls([r for r in records if isinstance(r, LLMCalled)], outcomes),
-        tool_calls=_tool_calls([r for r in records if isinstance(r, ToolCalled)], outcomes),
+        llm_calls=_llm_calls([r for r in records if isinstance(r, LLMCalled)], outcomes, paused),
+        tool_calls=_tool_calls([r for r in records if isinstance(r, ToolCalled)], outcomes, paused),
+        input_requests=tuple(asked),
+        input_answers={e.request_id: e for e in mine if isinstance(e, InputAnswered)},
     )
 
 
-def _counted_attempt(
-    step_id: str, attempts: Iterable[int], outcomes: dict[str, StepCompleted | StepFailed]
-) -> int:
+def _paused_attempts(
+    events: Sequence[EventEnvelope], requests: Sequence[InputRequested]
+) -> dict[str, set[int]]:
+    """Per step, the attempts that ended in a pause: a request is caused by the
+    ``step.started`` of the attempt that asked it."""
+    started = {e.event_id: e for e in events if isinstance(e, StepStarted)}
+    paused: dict[str, set[int]] = {}
+    for request in requests:
+        begun = started.get(request.causation_id or "")
+        if begun is not None and request.step_id == begun.step_id:
+            paused.setdefault(begun.step_id, set()).add(begun.attempt)
+    return paused
+
+
+def _counted_attempts(
+    step_id: str,
+    attempts: Iterable[int],
+    outcomes: dict[str, StepCompleted | StepFailed],
+    paused: dict[str, set[int]],
+) -> list[int]:
+    """The attempts whose calls made the step's outcome, in order (see the module)."""
     outcome = outcomes.get(step_id)
-    return outcome.attempt if outcome is not None else max(attempts)
+    last = outcome.attempt if outcome is not None else max(attempts)
+    return sorted({a for a in paused.get(step_id, ()) if a < last} | {last})
 
 
 def _latest_run(records: list[LLMCalled]) -> list[LLMCalled]:
@@ -137,7 +176,9 @@ def _latest_run(records: list[LLMCalled]) -> list[LLMCalled]:
 
 
 def _llm_calls(
-    records: list[LLMCalled], outcomes: dict[str, StepCompleted | StepFailed]
+    records: list[LLMCalled],
+    outcomes: dict[str, StepCompleted | StepFailed],
+    paused: dict[str, set[int]],
 ) -> dict[CallKey, tuple[RecordedLLMCall, ...]]:
     by_key: dict[CallKey, dict[int, list[LLMCalled]]] = {}
     for record in records:
@@ -145,32 +186,39 @@ def _llm_calls(
         by_key.setdefault(key, {}).setdefault(record.attempt, []).append(record)
     chosen: dict[CallKey, tuple[RecordedLLMCall, ...]] = {}
     for key, attempts in by_key.items():
-        attempt = _counted_attempt(key[1], attempts, outcomes) if key[1] else max(attempts)
-        run = _latest_run(attempts.get(attempt, []))
-        whole = conversations(run)
+        counted = (
+            _counted_attempts(key[1], attempts, outcomes, paused) if key[1] else [max(attempts)]
+        )
         calls = []
-        for record in sorted(run, key=lambda r: r.sequence):
-            assert record.body is not None  # resolved, and conversations checked it
-            calls.append(
-                RecordedLLMCall(record, record.body, whole[(scope_of(record), record.sequence)])
-            )
+        for attempt in counted:
+            run = _latest_run(attempts.get(attempt, []))
+            whole = conversations(run)
+            for record in sorted(run, key=lambda r: r.sequence):
+                assert record.body is not None  # resolved, and conversations checked it
+                calls.append(
+                    RecordedLLMCall(record, record.body, whole[(scope_of(record), record.sequence)])
+                )
         chosen[key] = tuple(calls)
     return chosen
 
 
 def _tool_calls(
-    records: list[ToolCalled], outcomes: dict[str, StepCompleted | StepFailed]
+    records: list[ToolCalled],
+    outcomes: dict[str, StepCompleted | StepFailed],
+    paused: dict[str, set[int]],
 ) -> dict[str, tuple[RecordedToolCall, ...]]:
     by_step: dict[str, dict[int, list[ToolCalled]]] = {}
     for record in records:
         by_step.setdefault(record.step_id or "", {}).setdefault(record.attempt, []).append(record)
     chosen: dict[str, tuple[RecordedToolCall, ...]] = {}
     for step_id, attempts in by_step.items():
-        attempt = _counted_attempt(step_id, attempts, outcomes)
         calls = []
-        for record in sorted(attempts.get(attempt, []), key=lambda r: r.sequence):
-            if record.outcome == "not_run_loop" or record.body is None:
-                continue
-            calls.append(RecordedToolCall(record, record.body))
+        for attempt in _counted_attempts(step_id, attempts, outcomes, paused):
+            for record in sorted(attempts.get(attempt, []), key=lambda r: r.sequence):
+                if record.outcome == "not_run_loop" or record.body is None:
+                    continue
+                if record.name == ASK_HUMAN and not record.failed:
+                    continue  # answered by a person, not run: the rerun answers it again
+                calls.append(RecordedToolCall(record, record.body))
         chosen[step_id] = tuple(calls)
     return chosen

@@ -28,7 +28,10 @@ class Divergence:
     """The agent loop's iteration of the call (None outside the loop)."""
     kind: str
     """'prompt', 'tools offered', 'response format', 'tool call', 'plan', 'step outcome',
-    'extra call', 'missing call' or 'answer'."""
+    'extra call', 'missing call', 'answer' (the final answer, or the answer a paused step
+    resumed with or an input request got), 'input request' (the rerun asked another
+    question, or with other choices, than recorded), 'extra input request' or
+    'missing input request'."""
     expected: str
     """What the recording holds, rendered as text."""
     actual: str
@@ -63,6 +66,11 @@ class RerunReport:
     """How the rerun's workflow ended: completed, failed, or None when it stopped."""
     live_from: str | None = None
     """The step (id) from which the model and the tools were called for real."""
+    input_answers_given: int = 0
+    """Input requests the rerun answered (or expired) as recorded."""
+    awaiting_input: str | None = None
+    """The recorded input request nobody had answered, where the rerun stopped (as the
+    recording does); None when it did not stop at one."""
 
     def render(self) -> str:
         lines: list[str] = []
@@ -83,6 +91,13 @@ class RerunReport:
                 else ""
             )
         )
+        if self.input_answers_given:
+            lines.append(f"gave {_count(self.input_answers_given, 'recorded input answer')}")
+        if self.awaiting_input is not None:
+            lines.append(
+                f"stopped at an input request the recording leaves unanswered: "
+                f"{self.awaiting_input}"
+            )
         if self.status is not None:
             lines.append(f"workflow {self.status}")
         if self.final_answer is not None:
@@ -100,6 +115,8 @@ class RerunReport:
             "tool_calls_replayed": self.tool_calls_replayed,
             "tool_calls_live": self.tool_calls_live,
             "live_from": self.live_from,
+            "input_answers_given": self.input_answers_given,
+            "awaiting_input": self.awaiting_input,
             "status": self.status,
             "final_answer": self.final_answer,
         }

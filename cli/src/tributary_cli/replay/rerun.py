@@ -7,6 +7,11 @@ production. No model and no tool is called: each LLM call is answered by the
 recorded call of the same role, step and sequence once what it asks (the whole
 conversation, the tools offered, the response format) is the same, and each
 tool call by the recorded result of the same call of its step (``substitutes``).
+Each input request (an agent's question, a plan or step approval) must be the
+recorded one, and gets the recorded answer when nothing else is left to run
+(``answers``): the paused step resumes from its checkpoint as it did, and a
+rejection is given again. A request the recording leaves unanswered ends the
+rerun there (``RerunReport.awaiting_input``); nothing waits for a person.
 After the planning the plan is compared with the recorded one, after each step
 its outcome, and at the end the answer.
 
@@ -36,6 +41,7 @@ from tributary_cli.replay.report import Divergence, RerunReport, unified_diff
 from tributary_shared.core.events import (
     AnyEvent,
     EventEnvelope,
+    InputRequested,
     PlanCreated,
     PlannedStep,
     StepCompleted,
@@ -51,6 +57,7 @@ if TYPE_CHECKING:
     # image ships the command without them): they are imported when a rerun starts.
     from tributary_agent_runner.settings import AgentSettings
     from tributary_agent_runner.tools.registry import ToolRegistry
+    from tributary_cli.replay.answers import RecordedAnswers
     from tributary_cli.replay.pipeline import ServiceSettings
     from tributary_cli.replay.substitutes import RerunState
     from tributary_shared.runtime.llm.metered import CompletionClient
@@ -117,6 +124,7 @@ async def rerun(
     recording = recording_of(events)
     live = live_steps(recording, live_from) if live_from is not None else None
     _services_installed()
+    from tributary_cli.replay.answers import RecordedAnswers
     from tributary_cli.replay.pipeline import Pipeline, PipelineError
     from tributary_cli.replay.substitutes import (
         Diverged,
@@ -133,7 +141,8 @@ async def rerun(
         redact=env.settings.redactor.json,
     )
     client = ReplayingLLM(state, live=env.live_llm() if live else None)
-    checks = _Checks(state)
+    answers = RecordedAnswers(state)
+    checks = _Checks(state, answers)
     status: str | None = None
     answer: str | None = None
     async with env.tools() as tools:
@@ -143,9 +152,14 @@ async def rerun(
         try:
             request = recording.request
             deadline_s = request.options.deadline_s or env.settings.defaults.default_deadline_s
-            record = await pipeline.run(request, deadline_s=deadline_s, observe=checks)
+            record = await pipeline.run(
+                request,
+                deadline_s=deadline_s,
+                observe=checks,
+                on_idle=lambda: answers.settle(pipeline),
+            )
             checks.at_the_end()
-            if record is not None and record.status.terminal:
+            if record is not None and (record.status.terminal or answers.left_open):
                 status = record.status.value
                 if record.status is WorkflowStatus.COMPLETED:
                     answer = record.result
@@ -164,6 +178,8 @@ async def rerun(
         llm_calls_live=state.llm_calls_live,
         tool_calls_replayed=state.tool_calls_replayed,
         tool_calls_live=state.tool_calls_live,
+        input_answers_given=answers.answers_given,
+        awaiting_input=answers.left_open.describe() if answers.left_open else None,
         final_answer=answer,
         status=status,
         live_from=live[0].step_id if live else None,
@@ -209,14 +225,17 @@ class _Checks:
     """What is compared beyond the calls: the plan, each step's outcome, the answer, and
     that no recorded call was left unmade."""
 
-    def __init__(self, state: RerunState) -> None:
+    def __init__(self, state: RerunState, answers: RecordedAnswers) -> None:
         self._state = state
+        self._answers = answers
         self._recording = state.recording
         self._finished = False
 
     def __call__(self, event: EventEnvelope) -> None:
-        if isinstance(event, PlanCreated):
-            self._missing("planner", "")
+        if isinstance(event, InputRequested):
+            self._answers.asked(event)
+        elif isinstance(event, PlanCreated):
+            self._missing("planner", "", requests=False)  # its approval is asked after it
             self._compare(
                 "planner",
                 None,
@@ -234,7 +253,7 @@ class _Checks:
                 event.step_id,
                 "step outcome",
                 _render_outcome(recorded),
-                _render_outcome(event),
+                self._answers.as_recorded(_render_outcome(event)),
                 iteration=event.iterations,
             )
         elif isinstance(event, WorkflowCompleted | WorkflowFailed | WorkflowCancelled):
@@ -247,18 +266,20 @@ class _Checks:
                 None,
                 "answer",
                 _render_final(self._recording.final),
-                _render_final(event),
+                self._answers.as_recorded(_render_final(event)),
             )
 
     def at_the_end(self) -> None:
-        """After the last delivery: the calls no step or synthesis came to make, and an
-        answer that never came."""
+        """After the last delivery: the calls and input requests no step or synthesis came
+        to make, and an answer that never came (unless the recording waits for one too)."""
         plan = self._recording.plan
         steps = sorted(plan.steps, key=lambda s: s.index) if plan is not None else []
         self._missing("planner", "")
         for step in steps:
             if not self._state.is_live("agent", step.step_id):
                 self._missing("agent", step.step_id)
+        if self._answers.left_open is not None:
+            return  # the recording ends at the same open request
         if not self._state.live_synthesis:
             self._missing("synthesizer", "")
             if not self._finished:
@@ -270,10 +291,12 @@ class _Checks:
                     "(the rerun ended without an answer)",
                 )
 
-    def _missing(self, role: str, step_id: str) -> None:
+    def _missing(self, role: str, step_id: str, *, requests: bool = True) -> None:
         divergence = self._state.missing_llm_call(role, step_id)
         if divergence is None and role == "agent":
             divergence = self._state.missing_tool_call(step_id)
+        if divergence is None and requests and role in ("agent", "planner"):
+            divergence = self._answers.missing(step_id or None)
         if divergence is not None:
             raise self._state.diverged(divergence)
 

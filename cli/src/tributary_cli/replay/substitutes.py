@@ -22,7 +22,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tributary_agent_runner.tools.registry import Tool, ToolError, ToolRegistry
-from tributary_cli.replay.recorded import CallKey, RecordedLLMCall, RecordedToolCall, Recording
+from tributary_cli.replay.recorded import (
+    ASK_HUMAN,
+    CallKey,
+    RecordedLLMCall,
+    RecordedToolCall,
+    Recording,
+)
 from tributary_cli.replay.report import Divergence, render_json, render_messages, unified_diff
 from tributary_shared.core.completions import (
     CallContext,
@@ -285,7 +291,12 @@ class ReplayingLLM:
             if redact(expected[part]) == redact(asked[part]):
                 continue
             if part == "messages":
-                before, after = render_messages(expected[part]), render_messages(asked[part])
+                answered = _resumed_otherwise(expected[part], asked[part], redact)
+                if answered is not None:
+                    kind = "answer"  # the paused step resumed with another answer
+                    before, after = answered
+                else:
+                    before, after = render_messages(expected[part]), render_messages(asked[part])
                 if before == after:  # a difference the readable form hides
                     before, after = render_json(expected[part]), render_json(asked[part])
             else:
@@ -307,6 +318,34 @@ class ReplayingLLM:
         if self._live is not None and not self._closed:
             self._closed = True
             await self._live.close()
+
+
+def _resumed_otherwise(
+    expected: list[dict[str, Any]], asked: list[dict[str, Any]], redact: Callable[[Any], Any]
+) -> tuple[str, str] | None:
+    """The recorded and the rerun's answer to an ``ask_human`` call, when that is the
+    first message in which the two conversations differ; None otherwise."""
+    for index, (before, after) in enumerate(zip(expected, asked, strict=False)):
+        if redact(before) == redact(after):
+            continue
+        call_id = before.get("tool_call_id")
+        if before.get("role") != "tool" or call_id != after.get("tool_call_id"):
+            return None
+        if _called_tool(expected[:index], call_id) != ASK_HUMAN:
+            return None
+        answer_of = "ask_human [{}]: {}".format
+        return answer_of(call_id, before.get("content")), answer_of(call_id, after.get("content"))
+    return None
+
+
+def _called_tool(messages: Sequence[dict[str, Any]], call_id: Any) -> str | None:
+    """The name of the tool the call ``call_id`` in ``messages`` called."""
+    for message in reversed(messages):
+        for call in message.get("tool_calls") or ():
+            if isinstance(call, dict) and call.get("id") == call_id:
+                name = (call.get("function") or {}).get("name")
+                return name if isinstance(name, str) else None
+    return None
 
 
 def _answer(recorded: RecordedLLMCall) -> Completion:
