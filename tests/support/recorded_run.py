@@ -6,6 +6,10 @@ answers; its long page-fetch result travels in ``call.payload`` parts. s2 fails
 on attempt 1, is taken over and fails again on attempt 2. s3 fails for its failed
 input without starting. The budget runs out before the synthesis; the workflow
 ends with a partial answer.
+
+``paused_run`` is another workflow, one that paused for a person: its plan
+approved, a question an agent asked (and the step resumed from where it paused),
+a step's approval refused.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from tributary_shared.core.events import (
     CallPayload,
     CallRole,
     ErrorInfo,
+    InputAnswered,
+    InputRequested,
     LLMCallBody,
     LLMCalled,
     LLMRequestRecord,
@@ -263,3 +269,168 @@ def _spilled_fetch(with_all_parts: bool) -> list[AnyEvent]:
         *(part.model_copy(update={"occurred_at": at(3.45)}) for part in kept),
         sent,
     ]
+
+
+# --- a run that paused for a person --------------------------------------------------------
+
+PAUSED_WORKFLOW = "wf_replay_paused"
+QUESTION = "Which colour should the report use?"
+PAUSED_STEPS = (
+    PlannedStep(step_id="p1", index=0, title="Colour", instruction="Ask for the colour"),
+    PlannedStep(
+        step_id="p2", index=1, title="Publish", instruction="Publish it", needs_approval=True
+    ),
+)
+ASK_CALL = RecordedToolCall(
+    id="call_ask",
+    name="ask_human",
+    arguments='{"question": "Which colour should the report use?", "choices": ["red", "blue"]}',
+)
+ASK_ASSISTANT = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [
+        {
+            "id": "call_ask",
+            "type": "function",
+            "function": {"name": "ask_human", "arguments": ASK_CALL.arguments},
+        }
+    ],
+}
+
+
+def _paused(seconds: float) -> dict[str, Any]:
+    return {"workflow_id": PAUSED_WORKFLOW, "tenant_id": TENANT, "occurred_at": at(seconds)}
+
+
+def paused_run(*, answered: bool = True) -> list[AnyEvent]:
+    """A plan approved over Kafka; step p1's agent asks a question in iteration 1 (attempt
+    1 pauses), answered over HTTP, and attempt 2 resumes from the checkpoint and answers;
+    step p2 needs approval and is rejected. ``answered=False``: the events end with the
+    question unanswered, the workflow waiting for it."""
+    p1_started = StepStarted(**_paused(3.0), step_id="p1", attempt=1)
+    p1_resumed = StepStarted(**_paused(30.0), step_id="p1", attempt=2)
+    p2_started = StepStarted(**_paused(3.0), step_id="p2", attempt=1)
+    p1_answer = InputAnswered(
+        **_paused(29.0), request_id="in_p1", step_id="p1", answer="blue", source="http"
+    )
+    first_call = llm_call(
+        3.5,
+        role="agent",
+        step_id="p1",
+        iteration=1,
+        sequence=1,
+        messages=[SYSTEM, {"role": "user", "content": "Your step: Colour"}],
+        response=answer(None, 30, 12, tool_calls=(ASK_CALL,), finish_reason="tool_calls"),
+    )
+    events: list[AnyEvent] = [
+        WorkflowRequested(
+            **_paused(0),
+            task="Write the report",
+            options=WorkflowOptions(require_plan_approval=True),
+        ),
+        llm_call(
+            1,
+            role="planner",
+            sequence=1,
+            messages=[SYSTEM, {"role": "user", "content": "Write the report"}],
+            response=answer('{"steps": [...]}', 60, 20),
+        ),
+        PlanCreated(**_paused(1.1), steps=PAUSED_STEPS),
+        InputRequested(
+            **_paused(1.2),
+            request_id="in_plan",
+            kind="plan_approval",
+            question="Approve this plan? 1. Colour; 2. Publish",
+            choices=("approve", "reject"),
+            requested_at=at(1.2),
+        ),
+        InputAnswered(**_paused(2.0), request_id="in_plan", answer="approve", source="kafka"),
+        StepDispatched(**_paused(2.1), step=PAUSED_STEPS[0], task="Write the report"),
+        StepDispatched(**_paused(2.1), step=PAUSED_STEPS[1], task="Write the report"),
+        p1_started,
+        p2_started,
+        InputRequested(
+            **{**_paused(3.1), "causation_id": p2_started.event_id},
+            request_id="in_p2",
+            kind="step_approval",
+            step_id="p2",
+            question="Approve step 2 before it runs? Publish",
+            choices=("approve", "reject"),
+            requested_at=at(3.1),
+        ),
+        first_call,
+        InputRequested(
+            **{**_paused(3.6), "causation_id": p1_started.event_id},
+            request_id="in_p1",
+            step_id="p1",
+            question=QUESTION,
+            choices=("red", "blue"),
+            requested_at=at(3.6),
+            expires_at=at(3603.6),
+        ),
+    ]
+    if not answered:
+        return _of_paused_workflow(events)
+    events += [
+        InputAnswered(
+            **_paused(4.0), request_id="in_p2", step_id="p2", answer="reject", source="http"
+        ),
+        StepFailed(
+            **_paused(4.0),
+            step_id="p2",
+            error=ErrorInfo(
+                code="step_rejected", message="the step was rejected (in_p2)", error_class="logic"
+            ),
+        ),
+        p1_answer,
+        StepDispatched(
+            **{**_paused(29.1), "causation_id": p1_answer.event_id},
+            step=PAUSED_STEPS[0],
+            task="Write the report",
+        ),
+        p1_resumed,
+        ToolCalled(
+            **_paused(30.1),
+            role="agent",
+            step_id="p1",
+            attempt=2,
+            iteration=1,
+            sequence=1,
+            started_at=at(30.1),
+            duration_ms=0,
+            call_id="call_ask",
+            name="ask_human",
+            body=ToolCallBody(arguments=ASK_CALL.arguments, result="blue"),
+        ),
+        llm_call(
+            30.6,
+            role="agent",
+            step_id="p1",
+            attempt=2,
+            iteration=2,
+            sequence=1,
+            messages=[
+                SYSTEM,
+                {"role": "user", "content": "Your step: Colour"},
+                ASK_ASSISTANT,
+                {"role": "tool", "tool_call_id": "call_ask", "content": "blue"},
+            ],
+            response=answer("Blue.", 50, 3, finish_reason="stop"),
+        ),
+        StepCompleted(
+            **_paused(30.7),
+            step_id="p1",
+            result="Blue.",
+            iterations=2,
+            attempt=2,
+            usage=_usage(80, 15),
+        ),
+        WorkflowCompleted(**_paused(31.0), result="The report is blue.", partial=True),
+    ]
+    return _of_paused_workflow(events)
+
+
+def _of_paused_workflow(events: list[AnyEvent]) -> list[AnyEvent]:
+    # The call records are built by the helpers of the first run.
+    return [event.model_copy(update={"workflow_id": PAUSED_WORKFLOW}) for event in events]

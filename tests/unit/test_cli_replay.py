@@ -16,7 +16,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.recorded_run import ANSWER, LONG_PAGE, WORKFLOW, recorded_run
+from tests.support.recorded_run import (
+    ANSWER,
+    LONG_PAGE,
+    PAUSED_WORKFLOW,
+    QUESTION,
+    WORKFLOW,
+    paused_run,
+    recorded_run,
+)
 from tributary_cli.app import main
 from tributary_cli.context import CommandContext, deployment_context
 from tributary_cli.replay.render import SHORT_TEXT_CHARS, as_json
@@ -269,3 +277,69 @@ def test_the_partition_is_the_java_clients_murmur2_choice(key: str, java_murmur2
     # Kafka client keyed by its id would put them.
     for partitions in (3, 12, 24):
         assert partition_of(key, range(partitions)) == (java_murmur2 & 0x7FFFFFFF) % partitions
+
+
+def test_replay_shows_each_pause_with_its_answer_in_the_step(terminal: Terminal) -> None:
+    assert run(kafka_holding(paused_run()), terminal, "replay", PAUSED_WORKFLOW) == 0
+    [text] = terminal.out
+    p1 = text[text.index("\nStep p1") : text.index("\nStep p2")]
+    lines = [line.strip() for line in p1.splitlines()]
+    asked = lines.index(f'+3.600s input request in_p1 (question in iteration 1): "{QUESTION}"')
+    # After the call that asked, before the attempt that resumed.
+    assert lines[asked - 1].startswith("tool call call_ask: ask_human(")
+    assert lines[asked + 1 : asked + 5] == [
+        "choices: red | blue",
+        "expires: +3603.600s",
+        '+29.000s answered over http: "blue"',
+        "(paused for input)",
+    ]
+    assert lines[asked + 5] == "attempt 2 started +30.000s"
+    assert "+29.100s dispatched again, to resume after the answer to in_p1" in lines
+    for expected in (
+        '+1.200s input request in_plan (plan approval): "Approve this plan? 1. Colour; 2. Publish"',
+        '+2.000s answered over kafka: "approve"',
+        "p2 'Publish' [medium], needs approval",
+        '+3.100s input request in_p2 (step approval): "Approve step 2 before it runs? Publish"',
+        '+4.000s answered over http: "reject"',
+        "error: step_rejected (logic): the step was rejected (in_p2)",
+    ):
+        assert expected in text, expected
+
+
+def test_replay_of_a_waiting_workflow_says_what_it_waits_for(terminal: Terminal) -> None:
+    events = paused_run(answered=False)
+    assert run(kafka_holding(events), terminal, "replay", PAUSED_WORKFLOW) == 0
+    [text] = terminal.out
+    assert text.startswith(f"Workflow {PAUSED_WORKFLOW} (tenant acme): awaiting_input")
+    assert text.count("(waiting for an answer)") == 2
+    assert "(no terminal event: the workflow waits for input: in_p1, in_p2)" in text
+
+
+def test_replay_json_has_each_request_and_its_answer(terminal: Terminal) -> None:
+    assert run(kafka_holding(paused_run()), terminal, "replay", PAUSED_WORKFLOW, "--json") == 0
+    data = json.loads(terminal.out[0])
+    [plan_approval] = data["plan"]["inputs"]
+    assert plan_approval["kind"] == "plan_approval"
+    assert plan_approval["answer"]["at"].startswith("2026-03-01T12:00:02")
+    assert (plan_approval["answer"]["answer"], plan_approval["answer"]["source"]) == (
+        "approve",
+        "kafka",
+    )
+    paused, resumed = data["steps"][0]["attempts"]
+    [question] = paused["inputs"]
+    assert {k: question[k] for k in ("type", "request_id", "kind", "step_id", "iteration")} == {
+        "type": "input.requested",
+        "request_id": "in_p1",
+        "kind": "question",
+        "step_id": "p1",
+        "iteration": 1,
+    }
+    assert (question["question"], question["choices"]) == (QUESTION, ["red", "blue"])
+    assert question["expires_at"].startswith("2026-03-01T13:00:03.6")
+    assert (question["answer"]["answer"], question["answer"]["source"]) == ("blue", "http")
+    assert resumed["inputs"] == []
+    [approval] = data["steps"][1]["attempts"][0]["inputs"]
+    assert (approval["kind"], approval["answer"]["answer"]) == ("step_approval", "reject")
+    types = [event["type"] for event in data["events"]]
+    assert types.count("input.requested") == 3
+    assert types.count("input.answered") == 3

@@ -6,7 +6,15 @@ import random
 
 import pytest
 
-from tests.support.recorded_run import ANSWER, LONG_PAGE, TASK, WORKFLOW, recorded_run
+from tests.support.recorded_run import (
+    ANSWER,
+    LONG_PAGE,
+    QUESTION,
+    TASK,
+    WORKFLOW,
+    paused_run,
+    recorded_run,
+)
 from tributary_cli.replay.render import as_json
 from tributary_cli.replay.timeline import CallView, StepView, Timeline, build_timeline
 from tributary_shared.core.events import LLMCalled, StepCompleted, StepFailed, ToolCalled
@@ -130,3 +138,43 @@ def test_no_events_or_several_workflows_are_refused() -> None:
     other = recorded_run()[0].model_copy(update={"workflow_id": "wf_other", "event_id": "x"})
     with pytest.raises(ValueError, match="2 workflows"):
         build_timeline([*recorded_run(), other])
+
+
+def test_a_question_is_in_the_attempt_that_asked_it_after_the_iteration_that_asked() -> None:
+    timeline = build_timeline(paused_run())
+    paused, resumed = step(timeline, "p1").attempts
+    [asked] = paused.inputs
+    assert (asked.requested.kind, asked.requested.question) == ("question", QUESTION)
+    assert asked.requested.choices == ("red", "blue")
+    assert asked.iteration == 1 == paused.iterations[-1].number
+    assert asked.answered is not None
+    assert (asked.answered.answer, asked.answered.source) == ("blue", "http")
+    assert paused.outcome is None
+    # The resumed attempt: the ask_human call answered, then the model called again.
+    assert [i.number for i in resumed.iterations] == [1, 2]
+    assert resumed.inputs == ()
+    assert isinstance(resumed.outcome, StepCompleted)
+
+
+def test_approvals_belong_to_the_plan_and_to_their_step() -> None:
+    timeline = build_timeline(paused_run())
+    [plan] = timeline.plan_inputs
+    assert plan.requested.kind == "plan_approval"
+    assert plan.answered is not None
+    assert (plan.answered.answer, plan.answered.source) == ("approve", "kafka")
+    [only] = step(timeline, "p2").attempts
+    [approval] = only.inputs
+    assert (approval.requested.kind, approval.iteration) == ("step_approval", None)
+    assert approval.answered is not None
+    assert approval.answered.answer == "reject"
+    assert [v.requested.request_id for v in timeline.inputs] == ["in_plan", "in_p1", "in_p2"]
+    assert timeline.status == "completed"
+
+
+def test_a_run_with_an_unanswered_request_is_awaiting_input() -> None:
+    timeline = build_timeline(paused_run(answered=False))
+    assert timeline.status == "awaiting_input"
+    assert [v.requested.request_id for v in timeline.inputs if v.answered is None] == [
+        "in_p1",
+        "in_p2",
+    ]

@@ -15,6 +15,7 @@ from tributary_cli.replay.timeline import (
     Attempt,
     CallScopeView,
     CallView,
+    InputView,
     StepView,
     Timeline,
 )
@@ -66,6 +67,7 @@ def as_json(timeline: Timeline) -> dict[str, Any]:
             {
                 "at": _iso(timeline.plan.occurred_at),
                 "steps": [step.model_dump(mode="json") for step in timeline.plan.steps],
+                "inputs": [_input_json(view) for view in timeline.plan_inputs],
             }
             if timeline.plan
             else None
@@ -162,7 +164,23 @@ def _attempt_json(attempt: Attempt) -> dict[str, Any]:
             for iteration in attempt.iterations
         ],
         "waits": [_event_fields(wait) for wait in attempt.waits],
+        "inputs": [_input_json(view) for view in attempt.inputs],
     }
+
+
+def _input_json(view: InputView) -> dict[str, Any]:
+    """A request for a person's input (its event's fields), the iteration that asked,
+    and its answer (null while unanswered)."""
+    data = _event_fields(view.requested)
+    assert data is not None
+    data["iteration"] = view.iteration
+    answered = _event_fields(view.answered)
+    data["answer"] = (
+        {"at": answered["at"], "answer": answered["answer"], "source": answered["source"]}
+        if answered is not None
+        else None
+    )
+    return data
 
 
 def _call_json(view: CallView) -> dict[str, Any]:
@@ -286,25 +304,36 @@ class _Text:
         self.say(1, f"{self.at(plan.occurred_at)} plan: {len(plan.steps)} step(s)")
         for step in plan.steps:
             needs = f" after {', '.join(step.depends_on)}" if step.depends_on else ""
-            self.say(2, f"{step.step_id} {step.title!r} [{step.complexity}]{needs}")
+            approval = ", needs approval" if step.needs_approval else ""
+            self.say(2, f"{step.step_id} {step.title!r} [{step.complexity}]{needs}{approval}")
             self.say(3, f"instruction: {self.text(step.instruction)}")
+        for view in self.timeline.plan_inputs:
+            self.input(view, 1, ended=self.timeline.outcome is not None)
 
     def step(self, step: StepView) -> None:
         title = f" {step.planned.title!r}" if step.planned else ""
         self.section(f"Step {step.step_id}{title}")
+        resumes = {
+            view.answered.event_id: view.requested.request_id
+            for view in self.timeline.inputs
+            if view.answered is not None
+        }
         for dispatched in step.dispatched:
             inputs = ", ".join(i.step_id for i in dispatched.inputs)
+            after = resumes.get(dispatched.causation_id or "")
             self.say(
                 1,
                 f"{self.at(dispatched.occurred_at)} dispatched"
-                + (f" with the results of {inputs}" if inputs else ""),
+                + (f" with the results of {inputs}" if inputs else "")
+                + (f" again, to resume after the answer to {after}" if after else ""),
             )
         if not step.attempts:
             self.say(1, "(never started)")
+        ended = step.outcome is not None or self.timeline.outcome is not None
         for attempt in step.attempts:
-            self.attempt(attempt)
+            self.attempt(attempt, ended=ended)
 
-    def attempt(self, attempt: Attempt) -> None:
+    def attempt(self, attempt: Attempt, *, ended: bool) -> None:
         started = f" started {self.at(attempt.started.occurred_at)}" if attempt.started else ""
         self.say(1, f"attempt {attempt.number}{started}")
         for wait in attempt.waits:
@@ -314,9 +343,11 @@ class _Text:
                 self.say(2, f"iteration {iteration.number}")
             for view in iteration.calls:
                 self.call(view, 3)
+        for asked in attempt.inputs:
+            self.input(asked, 2, ended=ended)
         outcome = attempt.outcome
         if outcome is None:
-            self.say(2, "(no outcome)")
+            self.say(2, "(paused for input)" if attempt.inputs else "(no outcome)")
             return
         usage = f"{outcome.usage.total_tokens} tokens"
         models = f", models {', '.join(outcome.models)}" if outcome.models else ""
@@ -327,6 +358,32 @@ class _Text:
         else:
             self.say(2, f"{self.at(outcome.occurred_at)} failed ({facts})")
             self.say(3, f"error: {self.error(outcome.error)}")
+
+    def input(self, view: InputView, depth: int, *, ended: bool) -> None:
+        asked = view.requested
+        where = f" in iteration {view.iteration}" if view.iteration is not None else ""
+        self.say(
+            depth,
+            f"{self.at(asked.occurred_at)} input request {asked.request_id} "
+            f"({asked.kind.replace('_', ' ')}{where}): {self.text(asked.question)}",
+        )
+        if asked.choices is not None:
+            self.say(depth + 1, f"choices: {' | '.join(asked.choices)}")
+        expiry = self.at(asked.expires_at) if asked.expires_at is not None else "never"
+        self.say(depth + 1, f"expires: {expiry}")
+        answered = view.answered
+        if answered is not None:
+            how = "by its timeout's default" if answered.source == "timeout" else "over"
+            source = "" if answered.source == "timeout" else f" {answered.source}"
+            self.say(
+                depth + 1,
+                f"{self.at(answered.occurred_at)} answered {how}{source}: "
+                f"{self.text(answered.answer)}",
+            )
+        elif ended:
+            self.say(depth + 1, "(never answered)")
+        else:
+            self.say(depth + 1, "(waiting for an answer)")
 
     def scope(self, scope: CallScopeView, depth: int) -> None:
         for wait in scope.waits:
@@ -471,7 +528,10 @@ class _Text:
                 f"{t.cancel_requested.reason}",
             )
         outcome = t.outcome
-        if outcome is None:
+        if outcome is None and t.status == "awaiting_input":
+            waiting = ", ".join(v.requested.request_id for v in t.inputs if v.answered is None)
+            self.say(1, f"(no terminal event: the workflow waits for input: {waiting})")
+        elif outcome is None:
             self.say(1, "(no terminal event: the workflow is still running, or its end is lost)")
         elif isinstance(outcome, WorkflowCompleted):
             partial = ", partial" if outcome.partial else ""

@@ -4,6 +4,12 @@ Pure: it takes the decoded events (from Kafka or an export file, in any order,
 duplicates included) and builds a ``Timeline``; reading the events and showing
 the timeline live elsewhere (``source``, ``render``).
 
+A pause for a person is part of the step that paused: each ``input.requested``
+belongs to the attempt whose ``step.started`` caused it (the attempt that asked,
+after its last iteration), with its ``input.answered``; the step goes on in a
+later attempt that resumes from where it paused. The plan's approval belongs to
+the plan.
+
 Events from different topics interleave, so the timeline orders them by the time
 they happened (``in_timeline_order``); the calls of one scope (the planning, one
 attempt of one step, the synthesis) are ordered by their sequence numbers, which
@@ -21,6 +27,8 @@ from tributary_shared.core.events import (
     AnyEvent,
     BudgetExhausted,
     CallPayload,
+    InputAnswered,
+    InputRequested,
     LLMCalled,
     LLMWaiting,
     PlanCreated,
@@ -50,6 +58,7 @@ __all__ = [
     "Budget",
     "CallScopeView",
     "CallView",
+    "InputView",
     "Iteration",
     "StepView",
     "Timeline",
@@ -72,6 +81,8 @@ _CAUSAL_RANK = {
             ("llm.waiting",),
             ("call.payload",),
             ("llm.called", "tool.called"),
+            ("input.requested",),
+            ("input.answered",),
             ("step.completed", "step.failed"),
             ("synthesis.started",),
             ("budget.exhausted", "workflow.cancel_requested"),
@@ -125,12 +136,26 @@ class Iteration:
 
 
 @dataclass(frozen=True)
+class InputView:
+    """A request for a person's input and what became of it."""
+
+    requested: InputRequested
+    answered: InputAnswered | None
+    """None: unanswered (still open, or it expired without a default)."""
+    iteration: int | None = None
+    """The agent loop's iteration that asked (a question); None for an approval."""
+
+
+@dataclass(frozen=True)
 class Attempt:
     number: int
     started: StepStarted | None
     outcome: StepOutcome | None
     iterations: tuple[Iteration, ...]
     waits: tuple[LLMWaiting, ...]
+    inputs: tuple[InputView, ...] = ()
+    """What the attempt asked a person, after its last iteration: an attempt that asks
+    ends in a pause, and a later one resumes the step."""
 
 
 @dataclass(frozen=True)
@@ -188,11 +213,24 @@ class Timeline:
     cancel_requested: WorkflowCancelRequested | None
     outcome: Outcome | None
     problems: tuple[str, ...] = field(default=())
+    plan_inputs: tuple[InputView, ...] = ()
+    """The plan's approval (``require_plan_approval``), asked before any step ran."""
+
+    @property
+    def inputs(self) -> tuple[InputView, ...]:
+        """Every input request, the plan's first, then each step's in plan order."""
+        of_steps = (
+            view for step in self.steps for attempt in step.attempts for view in attempt.inputs
+        )
+        return (*self.plan_inputs, *of_steps)
 
     @property
     def status(self) -> str:
-        """completed, failed, cancelled, or running (no terminal event yet)."""
+        """completed, failed, cancelled, awaiting_input (a request is unanswered and
+        nothing has ended the workflow), or running (no terminal event yet)."""
         if self.outcome is None:
+            if any(view.answered is None for view in self.inputs):
+                return "awaiting_input"
             return "running"
         return self.outcome.type.removeprefix("workflow.")
 
@@ -211,7 +249,8 @@ def build_timeline(events: Iterable[AnyEvent]) -> Timeline:
     request = _last(ordered, WorkflowRequested)
     plan = _last(ordered, PlanCreated)
     waits = [event for event in ordered if isinstance(event, LLMWaiting)]
-    steps = _steps(ordered, plan, calls, waits)
+    inputs = _input_views(ordered)
+    steps = _steps(ordered, plan, calls, waits, inputs)
     outcome: Outcome | None = _last(ordered, WorkflowCompleted | WorkflowFailed | WorkflowCancelled)
     return Timeline(
         workflow_id=ordered[0].workflow_id,
@@ -227,6 +266,7 @@ def build_timeline(events: Iterable[AnyEvent]) -> Timeline:
         cancel_requested=_last(ordered, WorkflowCancelRequested),
         outcome=outcome,
         problems=tuple(problems),
+        plan_inputs=tuple(view for view in inputs if view.requested.step_id is None),
     )
 
 
@@ -284,11 +324,57 @@ def _scope_view(calls: Sequence[CallView], waits: Sequence[LLMWaiting], role: st
     )
 
 
+def _input_views(events: Sequence[AnyEvent]) -> list[InputView]:
+    answers = {event.request_id: event for event in events if isinstance(event, InputAnswered)}
+    return [
+        InputView(requested=event, answered=answers.get(event.request_id))
+        for event in events
+        if isinstance(event, InputRequested)
+    ]
+
+
+def _inputs_of_attempt(
+    inputs: Sequence[InputView],
+    starts: dict[tuple[str, int], StepStarted],
+    step_id: str,
+    number: int,
+    iterations: tuple[Iteration, ...],
+) -> tuple[InputView, ...]:
+    """The step's requests its attempt ``number`` asked: those its ``step.started``
+    caused, or (no such cause recorded) those of the last attempt begun before them."""
+    begun = sorted(
+        (started.occurred_at, attempt)
+        for (sid, attempt), started in starts.items()
+        if sid == step_id
+    )
+    caused_by = {started.event_id: attempt for (sid, attempt), started in starts.items()}
+
+    def attempt_of(view: InputView) -> int:
+        cause = caused_by.get(view.requested.causation_id or "")
+        if cause is not None:
+            return cause
+        earlier = [a for at, a in begun if at <= view.requested.occurred_at]
+        return earlier[-1] if earlier else (begun[0][1] if begun else 1)
+
+    numbered = [number for number in (i.number for i in iterations) if number is not None]
+    last = max(numbered) if numbered else None
+    return tuple(
+        InputView(
+            view.requested,
+            view.answered,
+            iteration=last if view.requested.kind == "question" else None,
+        )
+        for view in inputs
+        if view.requested.step_id == step_id and attempt_of(view) == number
+    )
+
+
 def _steps(
     events: Sequence[AnyEvent],
     plan: PlanCreated | None,
     calls: Sequence[CallView],
     waits: Sequence[LLMWaiting],
+    inputs: Sequence[InputView] = (),
 ) -> tuple[StepView, ...]:
     planned = {step.step_id: step for step in plan.steps} if plan is not None else {}
     order = list(planned)
@@ -318,26 +404,29 @@ def _steps(
             | {view.record.attempt for view in agent_calls if view.record.step_id == step_id}
         )
         step_waits = [wait for wait in waits if wait.role == "agent" and wait.step_id == step_id]
-        attempts = tuple(
-            Attempt(
-                number=number,
-                started=starts.get((step_id, number)),
-                outcome=outcomes.get((step_id, number)),
-                iterations=_iterations(
-                    view
-                    for view in agent_calls
-                    if view.record.step_id == step_id and view.record.attempt == number
-                ),
-                waits=tuple(_waits_of_attempt(step_waits, starts, step_id, number)),
+        attempts: list[Attempt] = []
+        for number in numbers:
+            iterations = _iterations(
+                view
+                for view in agent_calls
+                if view.record.step_id == step_id and view.record.attempt == number
             )
-            for number in numbers
-        )
+            attempts.append(
+                Attempt(
+                    number=number,
+                    started=starts.get((step_id, number)),
+                    outcome=outcomes.get((step_id, number)),
+                    iterations=iterations,
+                    waits=tuple(_waits_of_attempt(step_waits, starts, step_id, number)),
+                    inputs=_inputs_of_attempt(inputs, starts, step_id, number, iterations),
+                )
+            )
         views.append(
             StepView(
                 step_id=step_id,
                 planned=planned.get(step_id),
                 dispatched=tuple(dispatched.get(step_id, ())),
-                attempts=attempts,
+                attempts=tuple(attempts),
             )
         )
     return tuple(views)
