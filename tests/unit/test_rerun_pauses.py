@@ -212,9 +212,9 @@ async def test_a_rerun_that_ignored_the_recorded_answer_would_be_caught(
 
     async def first_choice(
         self: Any, pipeline: Any, request: Any, recorded: Any, answered: InputAnswered
-    ) -> None:
+    ) -> bool:
         first = answered.model_copy(update={"answer": "red"})
-        await real_answer(self, pipeline, request, recorded, first)
+        return await real_answer(self, pipeline, request, recorded, first)
 
     monkeypatch.setattr(answers_module.RecordedAnswers, "_answer", first_choice)
 
@@ -286,6 +286,38 @@ async def test_a_timeout_default_is_given_again_by_expiring_the_request() -> Non
         await recorded.endpoint.aclose()
     assert report.divergence is None, report.render()
     assert (report.status, report.input_answers_given) == ("completed", 1)
+
+
+async def test_a_question_that_expired_unanswered_expires_again() -> None:
+    recorded = await record(None, expire=True, input_timeout_s=60, on_input_timeout="fail")
+    try:
+        assert recorded.of(InputAnswered) == []
+        failed = [e for e in recorded.events if e.type == "step.failed"]
+        assert [e.error.code for e in failed] == ["input_timeout"]
+        report = await rerun_of(recorded)
+    finally:
+        await recorded.endpoint.aclose()
+    assert report.divergence is None, report.render()
+    assert report.input_answers_given == 1
+
+
+async def test_a_step_run_live_gets_the_recorded_answer_to_its_question(
+    asked_and_answered: Recorded,
+) -> None:
+    endpoint = asked_and_answered.endpoint
+    before = len(endpoint.agent_calls("pick a colour"))
+
+    report = await rerun(
+        asked_and_answered.events,
+        live_from="pick a colour",
+        environment=environment(endpoint),
+    )
+
+    assert report.divergence is None, report.render()
+    assert (report.status, report.input_answers_given) == ("completed", 1)
+    assert len(endpoint.agent_calls("pick a colour")) == before + 2  # asked, then resumed
+    resumed = endpoint.agent_calls("pick a colour")[-1]
+    assert any(m.get("content") == "blue" for m in resumed.messages)
 
 
 @pytest.mark.parametrize("verdict", ["approve", "reject"])

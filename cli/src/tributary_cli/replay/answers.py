@@ -16,7 +16,9 @@ an answer like any other and is given again.
 
 A request the recording leaves open (the workflow still waited when its events
 were read) stops the rerun there (``left_open``): that is where the recording
-ends, not a divergence.
+ends, not a divergence. A step run live (``--live-from``) is not compared: its
+requests get the recorded answers of its step in order while they take them,
+and one with no recorded answer it takes stops the rerun the same way.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class RecordedAnswers:
         self._asked: dict[tuple[str, str | None], int] = {}
         self._matched: dict[str, InputRequested] = {}
         """The recorded request each of the rerun's requests stands for, by its id."""
+        self._unanswerable: dict[str, InputRequested] = {}
+        """A live step's requests the recording has no request for, by id."""
         self.answers_given = 0
         self.left_open: OpenRequest | None = None
 
@@ -82,6 +86,14 @@ class RecordedAnswers:
         self._asked[key] = number + 1
         recorded = self._recorded_of(key)
         actual = _render_request(requested)
+        if requested.kind != "plan_approval" and self._state.is_live(
+            "agent", requested.step_id or ""
+        ):
+            if number < len(recorded):
+                self._matched[requested.request_id] = recorded[number]
+            else:
+                self._unanswerable[requested.request_id] = requested
+            return
         if number >= len(recorded):
             expected = "(no such input request was recorded)"
             raise self._diverged(requested, "extra input request", expected, actual)
@@ -126,15 +138,18 @@ class RecordedAnswers:
         for request in sorted(record.open_inputs, key=lambda r: r.requested_at):
             recorded = self._matched.get(request.request_id)
             if recorded is None:
-                continue  # asked() matched every request it let through
+                unanswerable = self._unanswerable.get(request.request_id)
+                if unanswerable is not None:
+                    self.left_open = OpenRequest.of(unanswerable)
+                continue  # asked() matched every other request it let through
             answered = self._recording.input_answers.get(recorded.request_id)
             if answered is None and not self._expired_unanswered(recorded):
                 self.left_open = OpenRequest.of(recorded)
                 continue
             if answered is None or answered.source == "timeout":
                 await self._expire(pipeline, request, recorded, answered)
-            else:
-                await self._answer(pipeline, request, recorded, answered)
+            elif not await self._answer(pipeline, request, recorded, answered):
+                continue
             self.answers_given += 1
             settled = True
         return settled
@@ -145,7 +160,8 @@ class RecordedAnswers:
         request: InputRequest,
         recorded: InputRequested,
         answered: InputAnswered,
-    ) -> None:
+    ) -> bool:
+        """Whether the recorded answer was given (a live step's request may refuse it)."""
         try:
             await pipeline.inputs.answer(
                 self._recording.workflow_id,
@@ -154,9 +170,13 @@ class RecordedAnswers:
                 source=answered.source,
             )
         except InputRefused as refused:
+            if self._state.is_live("agent", request.step_id or ""):
+                self.left_open = OpenRequest.of(recorded)  # a live question, otherwise
+                return False
             raise self._diverged(
                 recorded, "answer", answered.answer, f"(refused: {refused.message})"
             ) from None
+        return True
 
     async def _expire(
         self,
