@@ -7,7 +7,9 @@ does not know (404, handed to the fallback model). Its events and call records
 are read from Kafka as ``tributary replay`` reads them (the workflow's partition
 of each topic), then rerun in this process through the checkout's code, with the
 services' settings: no divergence, and not one request more at the scripted
-server.
+server. A workflow whose agent asked a person (answered over HTTP) replays with
+its question and answer in the step, and reruns with the recorded answer through
+`tributary replay --rerun`: no divergence, no model asked, nobody waited for.
 """
 
 from __future__ import annotations
@@ -168,3 +170,62 @@ async def test_a_recorded_workflow_reruns_through_this_code_with_no_divergence(
     assert asked("Width") == before["Width"]
     assert asked("Height") == before["Height"]
     assert asked("Area") > before["Area"]
+
+
+async def test_a_workflow_that_asked_a_person_reruns_with_the_recorded_answer(
+    gateway: GatewayClient,
+    llm_admin: ScriptedLLMAdmin,
+    services: RunningServices,
+    marker: str,
+) -> None:
+    steps = [{"title": "Colour", "instruction": f"Which colour? ({marker}-colour)"}]
+    llm_admin.add_rule(
+        contains=marker, schema_name="tributary_plan", responses=[{"json": {"steps": steps}}]
+    )
+    llm_admin.add_rule(
+        contains=f"{marker}-colour",
+        has_tools=True,
+        has_tool_result=False,
+        responses=[
+            {
+                "tool_calls": [
+                    {
+                        "name": "ask_human",
+                        "arguments": {"question": "which colour?", "choices": ["red", "blue"]},
+                    }
+                ]
+            }
+        ],
+    )
+    workflow_id = await gateway.start(f"Pick a colour {marker}")
+    deadline = time.monotonic() + 40
+    while True:
+        state = await gateway.get(workflow_id)
+        if state["status"] == "awaiting_input":
+            break
+        assert time.monotonic() < deadline, state["status"]
+        await asyncio.sleep(0.2)
+    [request] = state["input_requests"]
+    answered = await gateway.http.post(
+        f"/v1/workflows/{workflow_id}/input",
+        json={"request_id": request["request_id"], "answer": "blue"},
+    )
+    assert answered.status_code == 202, answered.text
+    await recorded_events(services.stack.config.kafka_bootstrap, workflow_id, within=60)
+    requests = len(llm_admin.requests())
+
+    llm = {
+        k: v for k, v in service_env(services.llm_base_url).items() if "LLM" in k or "MODEL" in k
+    }
+    shown = await tributary(cli_env(services.stack, **llm), "replay", workflow_id)
+    assert shown.status == 0, shown.stderr
+    assert '(question in iteration 1): "which colour?"' in shown.stdout
+    assert 'answered over http: "blue"' in shown.stdout
+    rerun_run = await tributary(cli_env(services.stack, **llm), "replay", workflow_id, "--rerun")
+
+    assert rerun_run.status == 0, rerun_run.stdout + rerun_run.stderr
+    lines = rerun_run.stdout.splitlines()
+    assert lines[0] == "0 divergences"
+    assert "gave 1 recorded input answer" in lines
+    assert "workflow completed" in lines
+    assert len(llm_admin.requests()) == requests  # the rerun asked no model, and no person
