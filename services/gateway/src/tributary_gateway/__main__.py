@@ -1,27 +1,17 @@
 """Entry point: ``python -m tributary_gateway``: the public API and, on a port of its own,
-the metrics server, in one process and one event loop (uvloop where installed, see
-``tributary_shared.runtime.event_loop``)."""
+the metrics server, in one process and one event loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Iterator
 
 import uvicorn
 
 from tributary_gateway.app import create_app, metrics_app
 from tributary_gateway.settings import GatewaySettings
-from tributary_shared.runtime.event_loop import (
-    EventLoopSettings,
-    resolve_event_loop,
-    run_on_event_loop,
-    running_event_loop_kind,
-)
 from tributary_shared.runtime.settings import HttpSettings, load_settings
-
-log = logging.getLogger("tributary_gateway")
 
 
 class _FollowingServer(uvicorn.Server):
@@ -40,8 +30,6 @@ async def serve() -> None:
             create_app(),
             host=http.http_host,
             port=http.http_port,
-            # The C HTTP parser: the pure-Python h11 one costs CPU on every request.
-            http="httptools",
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=5,
@@ -57,7 +45,6 @@ async def serve() -> None:
             lifespan="off",
         )
     )
-    log.info("gateway runs on the %s event loop", running_event_loop_kind())
     metrics_serving = asyncio.create_task(metrics.serve())
     try:
         await api.serve()
@@ -67,9 +54,7 @@ async def serve() -> None:
 
 
 def main() -> None:
-    # Read before the loop exists: it decides which loop that is.
-    loop = resolve_event_loop(load_settings(EventLoopSettings).event_loop)
-    run_on_event_loop(serve(), kind=loop)
+    asyncio.run(serve())
 
 
 if __name__ == "__main__":

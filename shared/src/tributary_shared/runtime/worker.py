@@ -41,7 +41,6 @@ from tributary_shared.runtime.cancellation import RedisCancellationSignal
 from tributary_shared.runtime.control import WorkflowControl
 from tributary_shared.runtime.delta_relay import DeltaRelay
 from tributary_shared.runtime.deltas import RedisDeltaChannel
-from tributary_shared.runtime.event_loop import EventLoopSettings, resolve_event_loop
 from tributary_shared.runtime.kafka.consumer import ConsumerConfig, EventConsumer, LaneKey
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.kafka.publisher import KafkaEventPublisher, make_broker
@@ -386,15 +385,11 @@ async def _redis_ok(redis: Redis) -> bool:
 
 
 def run_worker(spec: WorkerSpec) -> None:
-    loop = resolve_event_loop(load_settings(EventLoopSettings).event_loop)
     app, http = build_app(spec)
-    log.info("%s runs on the %s event loop", spec.service, loop)
     uvicorn.run(
         app,
         host=http.http_host,
         port=http.http_port,
-        # uvicorn makes the loop that runs the whole worker: consumer, Redis, LLM calls.
-        loop=loop,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,

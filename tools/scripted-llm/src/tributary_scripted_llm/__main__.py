@@ -74,10 +74,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         access_log=args.access_log,
         lifespan="off",
         ws="none",
-        # uvloop (where installed) and the C HTTP parser, so that in benchmarks the model's
-        # side costs little CPU; the LLM-client bound is measured against this same server.
-        loop="auto",
-        http="httptools",
         # Hanging scripted requests would otherwise hold Ctrl-C up indefinitely.
         timeout_graceful_shutdown=1,
     )

@@ -58,7 +58,6 @@ READERS: dict[str, tuple[str, ...]] = {
     "tributary_shared.runtime.settings.HttpSettings": ALL_SERVICES,
     "tributary_shared.runtime.settings.RedactionSettings": ALL_SERVICES,
     "tributary_shared.runtime.settings.TracingSettings": ALL_SERVICES,
-    "tributary_shared.runtime.event_loop.EventLoopSettings": ALL_SERVICES,
     "tributary_shared.runtime.settings.ConsumerSettings": WORKERS,
     "tributary_shared.runtime.settings.LLMSettings": WORKERS,
     "tributary_shared.runtime.settings.BudgetSettings": (*WORKERS, "gateway"),
