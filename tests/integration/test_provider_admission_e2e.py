@@ -142,7 +142,11 @@ async def test_three_replicas_keep_to_the_providers_limit_with_a_handful_of_429s
     states = await wait_until_all_end(client, ids, within=120)
     assert {state["status"] for state in states.values()} == {"completed"}
     stats = deployment.admin.rate_limit()
-    assert stats.refused <= 5, f"{stats.refused} calls were answered 429"
+    # A handful, not a storm: the calls already on their way when the provider's bucket
+    # runs dry are answered 429 before the pause it starts reaches every replica (how
+    # many depends on how the three replicas' calls interleave: 3 to 7 seen); a stack
+    # that ignored the 429s would draw dozens.
+    assert stats.refused <= 10, f"{stats.refused} calls were answered 429"
     answered = sorted(
         r.timestamp for r in deployment.admin.requests() if r.rule_id != RATE_LIMITED_RULE_ID
     )
