@@ -7,6 +7,7 @@ import time
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from tributary_shared.core import machine
 from tributary_shared.core.events import (
@@ -291,3 +292,48 @@ def test_a_transition_writes_nothing_secret() -> None:
 
     inputs = (StepInput(step_id="s1", title="t", result="token=abc"),)
     assert redact_event(inputs[0], redact).result == f"token={REDACTED}"
+
+
+class CountingRedactor(Redactor):
+    """Counts the strings it is asked to redact."""
+
+    __slots__ = ("texts",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts = 0
+
+    def __call__(self, text: str) -> str:
+        self.texts += 1
+        return super().__call__(text)
+
+
+def test_an_event_already_redacted_is_not_walked_again() -> None:
+    # The store, the publisher and the call recorder each redact the same event:
+    # only the first walks its text.
+    counting = CountingRedactor()
+    request = WorkflowRequested(workflow_id="wf_1", task="use sk-0123456789abcdef")
+    redacted = redact_event(request, counting)
+    walked = counting.texts
+    assert walked > 0
+    assert redact_event(redacted, counting) is redacted
+    plain = WorkflowRequested(workflow_id="wf_2", task="nothing to hide")
+    assert redact_event(plain, counting) is plain
+    walked_plain = counting.texts
+    assert redact_event(plain, counting) is plain
+    assert counting.texts == walked_plain
+    # Another redactor (other key prefixes) does its own walk.
+    other = CountingRedactor()
+    redact_event(redacted, other)
+    assert other.texts > 0
+
+
+def test_a_model_that_can_change_is_redacted_every_time() -> None:
+    class Note(BaseModel):
+        message: str
+
+    counting = CountingRedactor()
+    note = Note(message="plain")
+    redact_event(note, counting)
+    note.message = "password=hunter2"
+    assert redact_event(note, counting).message == f"password={REDACTED}"

@@ -17,7 +17,8 @@ holds Tributary's own ``trb_`` and the usual providers').
 Redacting is idempotent: redacted text redacts to itself. So every layer may
 redact what it writes (the logs, the workflow store, the publisher, HTTP
 errors) without knowing whether another already did, and a stored event and
-the same event published stay equal.
+the same event published stay equal. A redactor remembers the frozen models it
+returned, so the second layer to redact one pays nothing.
 
 Events: ``redact_event`` masks only their free text (tasks, titles,
 instructions, results, error messages, reasons, metadata values), never ids,
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import weakref
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
@@ -121,7 +123,7 @@ _NAMED_VALUE = re.compile(
 class Redactor:
     """Masks secrets in text; ``key_prefixes`` say which keys it recognises by prefix."""
 
-    __slots__ = ("_keys", "key_prefixes")
+    __slots__ = ("_clean", "_keys", "key_prefixes")
 
     def __init__(self, key_prefixes: Iterable[str] = DEFAULT_KEY_PREFIXES) -> None:
         self.key_prefixes = tuple(dict.fromkeys(p for p in key_prefixes if p))
@@ -134,6 +136,11 @@ class Redactor:
             if alternatives
             else None
         )
+        # Frozen models this redactor already produced or found clean, by identity:
+        # the store, the publisher and the call recorder all redact the same event,
+        # and a large record costs the same walk each time. Weak values: an entry
+        # goes with its model, so a reused id() never names another object.
+        self._clean: weakref.WeakValueDictionary[int, BaseModel] = weakref.WeakValueDictionary()
 
     def __call__(self, text: str) -> str:
         text = _AUTHORIZATION.sub(_authorization, text)
@@ -146,6 +153,19 @@ class Redactor:
 
     def __repr__(self) -> str:
         return f"Redactor(key_prefixes={self.key_prefixes!r})"
+
+    def produced(self, model: BaseModel) -> bool:
+        """Whether ``model`` is a frozen model this redactor returned (``remember``)."""
+        return self._clean.get(id(model)) is model
+
+    def remember(self, model: BaseModel) -> None:
+        """Note a redacted model, when frozen: redacting it again would change nothing.
+
+        Only frozen models: their fields cannot be set, and the free text they hold
+        (strings, and the message dicts of call records) is never changed in place.
+        """
+        if model.model_config.get("frozen"):
+            self._clean[id(model)] = model
 
     def json(self, value: Any) -> Any:
         """``value`` (decoded JSON: dicts, lists, strings...) with every string redacted, and
@@ -189,14 +209,22 @@ M = TypeVar("M", bound=BaseModel)
 
 def redact_event(event: M, redact: Redactor) -> M:
     """``event`` with its free text (``TEXT_FIELDS``, nested models included) redacted;
-    the same object when nothing changed."""
+    the same object when nothing changed.
+
+    A frozen model that ``redact`` returned before is returned at once: redacting is
+    idempotent, and a frozen model cannot have changed since.
+    """
+    if redact.produced(event):
+        return event
     changes: dict[str, Any] = {}
     for name in type(event).model_fields:
         value = getattr(event, name)
         redacted = _redacted(value, redact, text=name in TEXT_FIELDS)
         if redacted is not value:
             changes[name] = redacted
-    return event.model_copy(update=changes) if changes else event
+    clean = event.model_copy(update=changes) if changes else event
+    redact.remember(clean)
+    return clean
 
 
 def _redacted(value: Any, redact: Redactor, *, text: bool) -> Any:
