@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -231,3 +232,45 @@ def describe(result: ClientBoundResult) -> dict[str, Any]:
 
 def dumps(result: ClientBoundResult) -> str:
     return json.dumps(describe(result), indent=2)
+
+
+async def open_loop_e2e(
+    base_url: str,
+    *,
+    rate: float,
+    duration_s: float,
+    poisson: bool = True,
+    seed: int = 7,
+    task: str = STANDARD_TASK,
+) -> tuple[list[float], int]:
+    """End-to-end seconds of each bare-client workflow started on the latency scenario's
+    schedule (the same seeded arrivals the stack gets), and how many failed."""
+    calls = StandardWorkflowCalls(base_url)
+    rng = random.Random(seed)
+    loop = asyncio.get_running_loop()
+    e2e: list[float] = []
+    failed = 0
+
+    async def one() -> None:
+        nonlocal failed
+        began = time.monotonic()
+        try:
+            await calls.workflow(task)
+        except Exception:
+            failed += 1
+            return
+        e2e.append(time.monotonic() - began)
+
+    running: list[asyncio.Task[None]] = []
+    try:
+        start, offset = loop.time(), 0.0
+        while True:
+            offset += rng.expovariate(rate) if poisson else 1.0 / rate
+            if offset > duration_s:
+                break
+            await asyncio.sleep(max(0.0, start + offset - loop.time()))
+            running.append(asyncio.create_task(one()))
+        await asyncio.gather(*running)
+    finally:
+        await calls.close()
+    return e2e, failed
