@@ -6,6 +6,10 @@ client) or by reading the workflow's state in Redis (``watch="redis"``: the
 terminal status' ``updated_at``, i.e. the moment a GET would first show it;
 used when thousands of workflows run at once and one SSE connection each would
 measure the gateway's SSE fan-out rather than the orchestration).
+
+With several gateway replicas, arrivals take turns among them (as a
+round-robin load balancer would send them), and each workflow's SSE stream is
+read from the gateway that accepted it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -70,14 +74,14 @@ class Sample:
 
 @dataclass
 class Driver:
-    gateway_url: str
+    gateway_urls: Sequence[str]
     redis_url: str
     watch: Watch = "sse"
     task: str = STANDARD_TASK
     poll_s: float = 0.25
     post_timeout_s: float = 60.0
     samples: list[Sample] = field(default_factory=list)
-    _client: httpx.AsyncClient | None = None
+    _clients: list[httpx.AsyncClient] = field(default_factory=list)
     _redis: Redis | None = None
     _pending: dict[str, Sample] = field(default_factory=dict)
     _waiters: dict[str, asyncio.Event] = field(default_factory=dict)
@@ -95,12 +99,17 @@ class Driver:
         )
         await RedisApiKeyStore(self._redis).add(issued.record)
         self._key_id = issued.record.key_id
-        self._client = httpx.AsyncClient(
-            base_url=self.gateway_url,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=500),
-            timeout=httpx.Timeout(self.post_timeout_s),
-            headers={"Authorization": f"Bearer {issued.key}"},
-        )
+        if not self.gateway_urls:
+            raise ValueError("the driver needs one gateway URL at least")
+        self._clients = [
+            httpx.AsyncClient(
+                base_url=url,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=500),
+                timeout=httpx.Timeout(self.post_timeout_s),
+                headers={"Authorization": f"Bearer {issued.key}"},
+            )
+            for url in self.gateway_urls
+        ]
         if self.watch == "redis":
             self._watcher = asyncio.create_task(self._watch_redis(), name="redis-watch")
         return self
@@ -114,17 +123,17 @@ class Driver:
             self._watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._watcher
-        if self._client is not None:
-            await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
         if self._redis is not None:
             if self._key_id is not None:
                 await RedisApiKeyStore(self._redis).revoke(self._key_id)
             await self._redis.aclose()
 
-    @property
-    def client(self) -> httpx.AsyncClient:
-        assert self._client is not None
-        return self._client
+    def client_for(self, sample: Sample) -> httpx.AsyncClient:
+        """The gateway that takes this arrival: each in turn."""
+        assert self._clients, "use the driver inside ``async with``"
+        return self._clients[sample.index % len(self._clients)]
 
     @property
     def in_flight(self) -> int:
@@ -196,7 +205,8 @@ class Driver:
         try:
             sample.post_mono = time.monotonic()
             sample.post_wall = time.time()
-            response = await self.client.post("/v1/workflows", json={"task": self.task})
+            client = self.client_for(sample)
+            response = await client.post("/v1/workflows", json={"task": self.task})
             sample.accepted_mono = time.monotonic()
             if response.status_code != 202:
                 sample.error = f"POST {response.status_code}: {response.text[:200]}"
@@ -204,7 +214,7 @@ class Driver:
             workflow_id = str(response.json()["workflow_id"])
             sample.workflow_id = workflow_id
             if self.watch == "sse":
-                await self._follow_sse(sample, workflow_id)
+                await self._follow_sse(client, sample, workflow_id)
             else:
                 ended = asyncio.Event()
                 self._pending[workflow_id] = sample
@@ -218,11 +228,13 @@ class Driver:
         finally:
             self._ended += 1
 
-    async def _follow_sse(self, sample: Sample, workflow_id: str) -> None:
+    async def _follow_sse(
+        self, client: httpx.AsyncClient, sample: Sample, workflow_id: str
+    ) -> None:
         parser = SseParser()
         url = f"/v1/workflows/{workflow_id}/events"
         timeout = httpx.Timeout(self.post_timeout_s, read=None)
-        async with self.client.stream("GET", url, timeout=timeout) as response:
+        async with client.stream("GET", url, timeout=timeout) as response:
             if response.status_code != 200:
                 sample.error = f"SSE {response.status_code}"
                 return

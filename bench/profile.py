@@ -78,12 +78,16 @@ def library_of(frame: str) -> str | None:
     return None
 
 
-def summarise(path: Path, *, top: int = 20) -> dict[str, Any]:
-    """Inclusive share per library and self share per leaf frame of a raw py-spy file."""
+def summarise(*paths: Path, top: int = 20) -> dict[str, Any]:
+    """Inclusive share per library and self share per leaf frame of raw py-spy files.
+
+    Several files (the replicas of one service) are summarised as one profile.
+    """
     total = 0
     inclusive: Counter[str] = Counter()
     leaves: Counter[str] = Counter()
-    for line in path.read_text(errors="replace").splitlines():
+    lines = [line for path in paths for line in path.read_text(errors="replace").splitlines()]
+    for line in lines:
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue

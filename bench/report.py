@@ -10,21 +10,15 @@ from __future__ import annotations
 import json
 import math
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench import replicas
 from tributary_devstack.config import find_repo_root
 
-COMPONENTS = (
-    "gateway-0",
-    "planner-0",
-    "agent-runner-0",
-    "synthesizer-0",
-    "kafka",
-    "redis",
-    "scripted-llm",
-    "bench-driver",
-)
+#: Columns of the CPU tables: each service's replicas together, then the other processes.
+COMPONENTS = (*replicas.SERVICES, *replicas.INFRA, "scripted-llm", "bench-driver")
 
 
 def latest(results: Path, scenario: str) -> dict[str, Any] | None:
@@ -96,12 +90,35 @@ def targets(results: Path) -> list[str]:
     return rows
 
 
-def cpu_table(title: str, cpu: dict[str, Any]) -> list[str]:
-    per = cpu["cpu_ms_per_workflow"]
-    header = "| " + title + " | " + " | ".join(c for c in COMPONENTS if c in per) + " |"
-    rule = "| --- " * (1 + sum(1 for c in COMPONENTS if c in per)) + "|"
-    row = "| CPU ms / workflow | " + " | ".join(_f(per[c]) for c in COMPONENTS if c in per) + " |"
-    return [header, rule, row]
+def replica_counts(data: Mapping[str, Any]) -> dict[str, int]:
+    """Processes per service of a result (results from before replicas ran one of each)."""
+    return replicas.replica_counts(dict(data.get("replicas") or {}).items())
+
+
+def describe_replicas(counts: Mapping[str, int]) -> str:
+    return "replicas: " + ", ".join(f"{s}={counts[s]}" for s in replicas.SERVICES)
+
+
+def cpu_table(title: str, cpu: Mapping[str, Any], counts: Mapping[str, int]) -> list[str]:
+    """CPU per workflow with each service's replicas added up, and a line per replica
+    of every service that ran more than one."""
+    per_process: Mapping[str, float] = cpu["cpu_ms_per_workflow"]
+    per = replicas.by_service(per_process)
+    columns = [c for c in COMPONENTS if c in per]
+
+    def label(column: str) -> str:
+        count = counts.get(column, 1)
+        return f"{column} ({count} replicas)" if count > 1 else column
+
+    header = "| " + title + " | " + " | ".join(label(c) for c in columns) + " |"
+    rule = "| --- " * (1 + len(columns)) + "|"
+    row = "| CPU ms / workflow | " + " | ".join(_f(per[c]) for c in columns) + " |"
+    lines = [header, rule, row]
+    for service, names in replicas.service_replicas(per_process).items():
+        if len(names) > 1:
+            each = ", ".join(f"{name} {_f(per_process[name])}" for name in names)
+            lines.append(f"{service} per replica (CPU ms / workflow): {each}")
+    return lines
 
 
 def main(argv: list[str]) -> int:
@@ -120,7 +137,9 @@ def main(argv: list[str]) -> int:
         if cpu:
             print()
             print(f"{scenario} ({data['_file']}):")
-            print("\n".join(cpu_table(scenario, cpu)))
+            counts = replica_counts(data)
+            print(describe_replicas(counts))
+            print("\n".join(cpu_table(scenario, cpu, counts)))
             print(
                 f"stack (services + Kafka + Redis): {cpu['stack_cpu_ms_per_workflow']} ms/wf; "
                 f"machine busy {cpu['cores_busy_machine']} cores, of which other processes "

@@ -1,7 +1,8 @@
 """``python -m bench.run <scenario> [options]``: benchmarks of the whole local stack.
 
 Scenarios (each starts its own stack under --run-dir on ports 39092/39093 (Kafka),
-36379 (Redis), 38000-38199 (services, scripted LLM) and stops it at the end):
+36379 (Redis), 38000-38199 (services, scripted LLM; replica i of a service on its
+port + 100 x i, see --replicas) and stops it at the end):
 
   verify        one workflow; counts its LLM requests through the LLM's admin API
   client-bound  the 8 LLM calls per workflow from one process, no orchestration
@@ -24,7 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from bench import scenarios
+from bench import replicas, scenarios
 from bench.stackctl import DEFAULT_RUN_DIR
 from tributary_devstack.config import find_repo_root
 
@@ -71,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="add this to every port (39092, 36379, 38000, ...) when one is taken",
+    )
+    common.add_argument(
+        "--replicas",
+        type=replicas.parse_replica_option,
+        action="append",
+        default=[],
+        metavar="SERVICE=N",
+        help=f"run N processes of SERVICE ({', '.join(replicas.SERVICES)}); repeatable; "
+        "default one of each",
     )
     sub = parser.add_subparsers(dest="scenario", required=True)
 
@@ -147,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tuning=_tuning(args.env),
         redis_url_query=args.redis_url_query,
         port_offset=args.port_offset,
+        replicas=replicas.replica_counts(args.replicas),
     )
     # The broker readiness probe logs every refused connection while Kafka starts.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

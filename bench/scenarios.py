@@ -18,15 +18,14 @@ from typing import Any
 import httpx
 
 from bench import clientbound, machine, procstat, profile, timeline
+from bench import replicas as replica_plan
 from bench.driver import Driver, Monitor, Sample, Watch
 from bench.stackctl import BenchPorts, BenchStack
 from bench.stats import percentile, summary
 
 DRIVER = "bench-driver"
 LLM = "scripted-llm"
-STACK_COMPONENTS = ("gateway-0", "planner-0", "agent-runner-0", "synthesizer-0", "kafka", "redis")
-SERVICE_PORT_NAMES = ("gateway-0", "planner-0", "agent-runner-0", "synthesizer-0")
-WORKERS = ("planner-0", "agent-runner-0", "synthesizer-0")
+WORKERS = ("planner", "agent-runner", "synthesizer")
 LLM_CALLS_ON_CRITICAL_PATH = 4  # planner, agent call 1, agent call 2, synthesizer
 
 
@@ -38,6 +37,8 @@ class Options:
     tuning: dict[str, str] = field(default_factory=dict)
     redis_url_query: str = ""
     port_offset: int = 0
+    #: Processes per service; ``replica_plan.replica_counts`` fills in the ones not named.
+    replicas: dict[str, int] = field(default_factory=replica_plan.replica_counts)
 
     def stack(self, tuning: Mapping[str, str] | None = None) -> BenchStack:
         return BenchStack(
@@ -45,14 +46,32 @@ class Options:
             ports=BenchPorts().shifted(self.port_offset),
             tuning=self.tuning if tuning is None else tuning,
             redis_url_query=self.redis_url_query,
+            replicas=self.replicas,
             say=say,
         )
+
+
+def header(options: Options, scenario: str) -> dict[str, Any]:
+    """The start of every result: what ran, on what, with how many processes per service."""
+    return {
+        "scenario": scenario,
+        "machine": machine.describe(),
+        "replicas": replica_plan.replica_counts(options.replicas.items()),
+    }
+
+
+def start(bench: BenchStack, data: dict[str, Any], *, warmup: int = 10) -> None:
+    """Start the stack, wait for the consumer groups to share their partitions, preflight."""
+    bench.up()
+    data["partitions"] = bench.partition_assignment()
+    data["preflight"] = preflight(bench, warmup=warmup)
 
 
 def finish(options: Options, bench: BenchStack, data: dict[str, Any]) -> None:
     """Record the services' warnings, then stop the stack (unless --keep-up)."""
     try:
         data["log_problems"] = bench.log_problems()
+        data["log_problems_by_service"] = replica_plan.problems_by_service(data["log_problems"])
         data["redis_url_query"] = options.redis_url_query or None
     finally:
         if not options.keep_up:
@@ -79,6 +98,18 @@ def with_driver(pids: Mapping[str, int]) -> dict[str, int]:
     return {**pids, DRIVER: os.getpid()}
 
 
+def service_ports(bench: BenchStack) -> dict[str, int]:
+    """HTTP port of every replica of every service (their /metrics and /health)."""
+    return {
+        n: p for n, p in bench.component_ports().items() if replica_plan.service_of(n) is not None
+    }
+
+
+def profile_targets(pids: Mapping[str, int]) -> dict[str, int]:
+    """Every Python process to profile: each replica of each service, and the scripted LLM."""
+    return {n: p for n, p in pids.items() if replica_plan.service_of(n) is not None or n == LLM}
+
+
 @dataclass
 class CpuWindow:
     """CPU seconds of each process, and of the whole machine, over a window."""
@@ -100,12 +131,16 @@ class CpuWindow:
         delta = procstat.cpu_delta(self.before, after)
         ours = sum(delta.values())
         n = max(workflows, 1)
-        stack = sum(v for k, v in delta.items() if k in STACK_COMPONENTS)
+        stack = replica_plan.stack_total(delta)
+        per_service = replica_plan.by_service(delta)
         return {
             "seconds": round(seconds, 3),
             "workflows": workflows,
             "cpu_s": {k: round(v, 3) for k, v in sorted(delta.items())},
             "cpu_ms_per_workflow": {k: round(v / n * 1000, 3) for k, v in sorted(delta.items())},
+            "cpu_ms_per_workflow_by_service": {
+                k: round(v / n * 1000, 3) for k, v in sorted(per_service.items())
+            },
             "stack_cpu_ms_per_workflow": round(stack / n * 1000, 3),
             "all_measured_cpu_ms_per_workflow": round(ours / n * 1000, 3),
             "cores_busy_measured": round(ours / seconds, 3) if seconds else None,
@@ -136,14 +171,23 @@ async def scrape_llm_seconds(ports: Mapping[str, int]) -> dict[str, tuple[float,
 def llm_seconds_delta(
     before: Mapping[str, tuple[float, float]], after: Mapping[str, tuple[float, float]]
 ) -> dict[str, Any]:
-    """Mean LLM request time as each service's client saw it, over a window."""
-    out: dict[str, Any] = {}
-    for name in before.keys() & after.keys():
-        total = after[name][0] - before[name][0]
-        count = after[name][1] - before[name][1]
-        if count > 0:
-            out[name] = {"calls": int(count), "mean_ms": round(total / count * 1000, 3)}
-    return out
+    """Mean LLM request time as each replica's client saw it over a window, and per service."""
+    names = sorted(before.keys() & after.keys())
+    totals = {name: after[name][0] - before[name][0] for name in names}
+    counts = {name: after[name][1] - before[name][1] for name in names}
+
+    def means(totals: Mapping[str, float], counts: Mapping[str, float]) -> dict[str, Any]:
+        return {
+            name: {"calls": int(count), "mean_ms": round(totals[name] / count * 1000, 3)}
+            for name, count in counts.items()
+            if count > 0
+        }
+
+    # Replicas by instance name ("agent-runner-1"), then each service's replicas together.
+    return {
+        **means(totals, counts),
+        **means(replica_plan.by_service(totals), replica_plan.by_service(counts)),
+    }
 
 
 # -- workflow figures ------------------------------------------------------------------
@@ -189,7 +233,7 @@ def preflight(bench: BenchStack, *, warmup: int = 10) -> dict[str, Any]:
     bench.llm_clear_requests()
 
     async def one(count: int) -> list[Sample]:
-        async with Driver(bench.gateway_url, bench.redis_url, watch="sse") as driver:
+        async with Driver(bench.gateway_urls, bench.redis_url, watch="sse") as driver:
             batch = await driver.open_loop(50.0, count=count, poisson=False)
             await driver.wait(batch, 120)
             return batch
@@ -212,12 +256,18 @@ def preflight(bench: BenchStack, *, warmup: int = 10) -> dict[str, Any]:
     return result
 
 
-def idle_cpu(pids: Mapping[str, int], seconds: float) -> dict[str, float]:
-    """CPU seconds per second each process uses with no load."""
+def idle_cpu(pids: Mapping[str, int], seconds: float) -> dict[str, dict[str, float]]:
+    """CPU seconds per second each process, and each service's replicas together, use idle."""
     before = procstat.sample_all(pids)
     time.sleep(seconds)
     after = procstat.sample_all(pids)
-    return {k: round(v / seconds, 4) for k, v in sorted(procstat.cpu_delta(before, after).items())}
+    delta = procstat.cpu_delta(before, after)
+    return {
+        "by_process": {k: round(v / seconds, 4) for k, v in sorted(delta.items())},
+        "by_service": {
+            k: round(v / seconds, 4) for k, v in sorted(replica_plan.by_service(delta).items())
+        },
+    }
 
 
 # -- client bound -----------------------------------------------------------------------
@@ -284,8 +334,8 @@ async def rate_step(
     watch: Watch,
     seed: int,
 ) -> dict[str, Any]:
-    ports = {n: p for n, p in bench.component_ports().items() if n in SERVICE_PORT_NAMES}
-    async with Driver(bench.gateway_url, bench.redis_url, watch=watch) as driver:
+    ports = service_ports(bench)
+    async with Driver(bench.gateway_urls, bench.redis_url, watch=watch) as driver:
         monitor = Monitor(pids, bench.redis_url, lambda: driver.in_flight, interval_s=1.0)
         llm_before = await scrape_llm_seconds(ports)
         window = CpuWindow(pids)
@@ -358,7 +408,7 @@ def throughput_targets(
 
 
 def run_throughput(options: Options, args: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"scenario": "throughput", "machine": machine.describe()}
+    data = header(options, "throughput")
     bound: float | None = args.client_bound
     if bound is None and not args.skip_client_bound:
         data["client_bound"] = client_bound(
@@ -367,12 +417,13 @@ def run_throughput(options: Options, args: Any) -> dict[str, Any]:
         bound = float(data["client_bound"]["workflows_per_s"])
     bench = options.stack()
     try:
-        bench.up()
-        data["preflight"] = preflight(bench)
+        start(bench, data)
         bench.llm_config(latency_ms=0, max_recorded_requests=0)
         pids = with_driver(bench.pids())
         data["pids"] = pids
-        data["idle_cpu_s_per_s"] = idle_cpu(pids, 10.0)
+        idle = idle_cpu(pids, 10.0)
+        data["idle_cpu_s_per_s"] = idle["by_process"]
+        data["idle_cpu_s_per_s_by_service"] = idle["by_service"]
         rate = args.start_rate or (round(bound * 0.3, 1) if bound else 5.0)
         steps: list[dict[str, Any]] = []
         best: dict[str, Any] | None = None
@@ -465,16 +516,15 @@ def latency_targets(stack: Mapping[str, Any], bare: Mapping[str, Any]) -> dict[s
 
 
 def run_latency(options: Options, args: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"scenario": "latency", "machine": machine.describe()}
+    data = header(options, "latency")
     latency_s = args.latency_ms / 1000
     critical = LLM_CALLS_ON_CRITICAL_PATH * latency_s
     bench = options.stack()
     try:
-        bench.up()
-        data["preflight"] = preflight(bench)
+        start(bench, data)
         bench.llm_config(latency_ms=args.latency_ms, max_recorded_requests=0)
         pids = with_driver(bench.pids())
-        ports = {n: p for n, p in bench.component_ports().items() if n in SERVICE_PORT_NAMES}
+        ports = service_ports(bench)
         say(
             f"latency: the bare client first, {args.rate}/s for {args.duration:.0f} s "
             "(the stack idles meanwhile) ..."
@@ -495,7 +545,7 @@ def run_latency(options: Options, args: Any) -> dict[str, Any]:
         }
 
         async def measure() -> dict[str, Any]:
-            async with Driver(bench.gateway_url, bench.redis_url, watch=args.watch) as driver:
+            async with Driver(bench.gateway_urls, bench.redis_url, watch=args.watch) as driver:
                 monitor = Monitor(pids, bench.redis_url, lambda: driver.in_flight)
                 llm_before = await scrape_llm_seconds(ports)
                 window = CpuWindow(pids)
@@ -574,7 +624,8 @@ def memory_figures(timeline: Sequence[Mapping[str, Any]], baseline: Mapping[str,
     }
     redis_growth = max(row["redis_used_memory"] for row in plateau) - baseline["redis_used_memory"]
     per = max(peak, 1)
-    stack_rss = sum(v for n, v in rss_growth.items() if n in STACK_COMPONENTS)
+    stack_rss = replica_plan.stack_total(rss_growth)
+    service_rss = replica_plan.by_service(rss_growth)
     return {
         "in_flight": peak,
         "plateau_samples": len(plateau),
@@ -583,6 +634,9 @@ def memory_figures(timeline: Sequence[Mapping[str, Any]], baseline: Mapping[str,
             n: round((baseline["rss"][n] + v) / 2**20, 1) for n, v in rss_growth.items()
         },
         "rss_growth_kib_per_workflow": {n: round(v / per / 1024, 2) for n, v in rss_growth.items()},
+        "rss_growth_kib_per_workflow_by_service": {
+            n: round(v / per / 1024, 2) for n, v in sorted(service_rss.items())
+        },
         "stack_rss_growth_kib_per_workflow": round(stack_rss / per / 1024, 2),
         "redis_baseline_used_memory_mib": round(baseline["redis_used_memory"] / 2**20, 2),
         "redis_peak_used_memory_mib": round(
@@ -592,8 +646,18 @@ def memory_figures(timeline: Sequence[Mapping[str, Any]], baseline: Mapping[str,
     }
 
 
+def consumer_in_flight_by_service(timeline: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Most records each service's replicas held at once, together (unanswered probes left out)."""
+    out: dict[str, int] = {}
+    for row in timeline:
+        answered = {n: v for n, v in row.get("consumer_in_flight", {}).items() if v >= 0}
+        for service, value in replica_plan.by_service(answered).items():
+            out[service] = max(out.get(service, 0), int(value))
+    return dict(sorted(out.items()))
+
+
 def run_inflight(options: Options, args: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"scenario": "inflight", "machine": machine.describe()}
+    data = header(options, "inflight")
     latency_s = args.latency_ms / 1000
     critical = LLM_CALLS_ON_CRITICAL_PATH * latency_s
     tuning = {**INFLIGHT_TUNING, **options.tuning}
@@ -602,16 +666,15 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
     data["tuning"] = tuning
     bench = options.stack(tuning)
     try:
-        bench.up()
-        data["preflight"] = preflight(bench)
+        start(bench, data)
         bench.llm_config(latency_ms=args.latency_ms, max_recorded_requests=0)
         pids = with_driver(bench.pids())
         ports = bench.component_ports()
-        health = {n: ports[n] for n in WORKERS if n in ports}
+        health = {n: p for n, p in ports.items() if replica_plan.service_of(n) in WORKERS}
 
         async def measure() -> dict[str, Any]:
             async with Driver(
-                bench.gateway_url, bench.redis_url, watch="redis", poll_s=args.poll_s
+                bench.gateway_urls, bench.redis_url, watch="redis", poll_s=args.poll_s
             ) as driver:
                 monitor = Monitor(
                     pids,
@@ -625,7 +688,7 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
                 monitor.start()
                 profiling: list[Any] = []
                 if args.profile_s > 0:
-                    targets = {n: p for n, p in pids.items() if n in (*SERVICE_PORT_NAMES, LLM)}
+                    targets = profile_targets(pids)
                     asyncio.get_running_loop().call_later(
                         args.profile_at,
                         lambda: profiling.extend(
@@ -648,11 +711,13 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
                 n: max(row.get("consumer_in_flight", {}).get(n, -1) for row in monitor.timeline)
                 for n in health
             }
+            consumer_by_service = consumer_in_flight_by_service(monitor.timeline)
             return {
                 "workflows": figures,
                 "cpu": cpu,
                 "in_flight_max": max((r["in_flight"] for r in monitor.timeline), default=0),
                 "consumer_in_flight_max": consumer,
+                "consumer_in_flight_max_by_service": consumer_by_service,
                 "memory": memory_figures(monitor.timeline, baseline),
                 "timeline": [
                     {
@@ -685,6 +750,7 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
         data["profiles"] = {
             path.stem: profile.summarise(path) for path in sorted(profile_dir.glob("*.txt"))
         }
+        data["profiles_by_service"] = profiles_by_service(sorted(profile_dir.glob("*.txt")))
         data["raw_profiles"] = str(profile_dir)
     wf = data["workflows"]
     data["targets"] = {
@@ -703,18 +769,28 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
     return data
 
 
+def profiles_by_service(paths: Sequence[Path]) -> dict[str, Any]:
+    """One profile summary per service with several replicas, over all their samples."""
+    files = replica_plan.service_replicas(path.stem for path in paths)
+    by_stem = {path.stem: path for path in paths}
+    return {
+        service: profile.summarise(*(by_stem[name] for name in names))
+        for service, names in files.items()
+        if len(names) > 1
+    }
+
+
 def run_profile(options: Options, args: Any) -> dict[str, Any]:
     """Open-loop load at a fixed rate while py-spy samples every Python service."""
-    data: dict[str, Any] = {"scenario": "profile", "machine": machine.describe()}
+    data = header(options, "profile")
     bench = options.stack()
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = options.results_dir / f"profile-{stamp}"
     try:
-        bench.up()
-        data["preflight"] = preflight(bench)
+        start(bench, data)
         bench.llm_config(latency_ms=args.latency_ms, max_recorded_requests=0)
         pids = with_driver(bench.pids())
-        targets = {n: p for n, p in pids.items() if n in (*SERVICE_PORT_NAMES, LLM)}
+        targets = profile_targets(pids)
         say(f"profile: {args.rate}/s for {args.duration:.0f} s with py-spy on {sorted(targets)}")
         handles = profile.start(targets, out_dir, seconds=int(args.duration))
         step = asyncio.run(
@@ -735,6 +811,7 @@ def run_profile(options: Options, args: Any) -> dict[str, Any]:
             for name in targets
             if (out_dir / f"{name}.txt").exists()
         }
+        data["profiles_by_service"] = profiles_by_service(sorted(out_dir.glob("*.txt")))
         data["raw_profiles"] = str(out_dir)
     finally:
         finish(options, bench, data)
@@ -748,10 +825,9 @@ def run_profile(options: Options, args: Any) -> dict[str, Any]:
 
 def run_verify(options: Options, _args: Any) -> dict[str, Any]:
     bench = options.stack()
-    data: dict[str, Any] = {"scenario": "verify", "machine": machine.describe()}
+    data = header(options, "verify")
     try:
-        bench.up()
-        data["preflight"] = preflight(bench, warmup=0)
+        start(bench, data, warmup=0)
     finally:
         finish(options, bench, data)
     save(options, "verify", data)

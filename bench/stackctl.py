@@ -14,6 +14,7 @@ import dataclasses
 import json
 import os
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +22,17 @@ from typing import Any
 
 import httpx
 
+from bench import replicas as replica_plan
 from tributary_devstack.config import StackConfig
-from tributary_devstack.services import SERVICES, replica_port
+from tributary_devstack.services import (
+    GATEWAY,
+    METRICS_PORT_VARIABLE,
+    SERVICES,
+    gateway_metrics_port,
+    instance_name,
+    replica_port,
+    resolve_service,
+)
 from tributary_devstack.stack import SCRIPTED_LLM, Stack
 
 DEFAULT_RUN_DIR = Path(".run/bench")
@@ -65,6 +75,8 @@ class BenchStack:
     #: Query string appended to the services' Redis URL (e.g. "max_connections=5000"),
     #: which redis-py reads as connection-pool options. Empty: the stack's own URL.
     redis_url_query: str = ""
+    #: Processes per service (``replica_plan.replica_counts``); a missing service runs one.
+    replicas: Mapping[str, int] = field(default_factory=replica_plan.replica_counts)
     say: Any = print
     _stack: Stack | None = None
 
@@ -105,6 +117,16 @@ class BenchStack:
         return f"http://127.0.0.1:{self.ports.gateway}"
 
     @property
+    def gateway_urls(self) -> list[str]:
+        """Every gateway replica's address; the driver sends arrivals to each in turn."""
+        config = self.stack.config
+        spec = resolve_service(GATEWAY)
+        return [
+            f"http://127.0.0.1:{replica_port(config, spec, index)}"
+            for index in range(self.replica_counts[GATEWAY])
+        ]
+
+    @property
     def llm_root_url(self) -> str:
         return f"http://127.0.0.1:{self.ports.scripted_llm}"
 
@@ -125,29 +147,100 @@ class BenchStack:
         for sub in ("kafka", "redis", "logs", "pids"):
             shutil.rmtree(self.stack.config.run_dir / sub, ignore_errors=True)
 
+    @property
+    def replica_counts(self) -> dict[str, int]:
+        return replica_plan.replica_counts(self.replicas.items())
+
     def up(self, *, fresh: bool = True) -> None:
+        """Start the stack with ``replicas`` processes per service, each one healthy."""
         if fresh:
             self.wipe()
-        if not self.redis_url_query:
+        counts = self.replica_counts
+        # Stack.scale checks one service's ports at a time; every replica at once here.
+        self.stack.check_ports(counts)
+        for service, why in replica_plan.idle_replicas(counts).items():
+            self.say(f"note: {service}: {why}; the replicas past that count get no records")
+        if self.redis_url_query:
+            self._up_with_redis_url(counts)
+        else:
             self.stack.up(replicas=1)
-            return
+            for service, count in counts.items():
+                if count != 1:
+                    self.say(f"Scaling {service} to {count} replicas")
+                    self.stack.scale(service, count)
+        self.wait_replicas_healthy(counts)
+
+    def _up_with_redis_url(self, counts: Mapping[str, int]) -> None:
         # The stack's wiring sets TRIBUTARY_REDIS_URL after the caller's environment;
         # only a service's own ``env`` (applied last) can change it.
         stack = self.stack
         stack.ensure_scripted_llm()
         stack.ensure_infra()
         url = f"{stack.config.redis_url}?{self.redis_url_query}"
-        handles = [
-            stack.start_service(
-                spec.name,
-                port=replica_port(stack.config, spec, 0),
-                env={"TRIBUTARY_REDIS_URL": url},
-                instance=f"{spec.name}-0",
+        for spec in SERVICES:
+            for index in range(counts.get(spec.name, 1)):
+                env = {"TRIBUTARY_REDIS_URL": url}
+                if spec.name == GATEWAY:
+                    metrics_port = gateway_metrics_port(stack.config, index)
+                    env[METRICS_PORT_VARIABLE] = str(metrics_port)
+                instance = instance_name(spec.name, index)
+                port = replica_port(stack.config, spec, index)
+                self.say(
+                    f"Starting {instance} on 127.0.0.1:{port} (Redis URL ?{self.redis_url_query})"
+                )
+                stack.start_service(spec.name, port=port, env=env, instance=instance)
+
+    def wait_replicas_healthy(self, counts: Mapping[str, int]) -> None:
+        for name in replica_plan.instances(counts):
+            handle = self.stack.process(name)
+            if handle is None:
+                raise RuntimeError(f"{name} is not running; see {self.stack.config.logs_dir}")
+            handle.wait_healthy(self.stack.config.startup_timeout_s)
+
+    def partition_assignment(self, *, timeout_s: float = 60.0) -> dict[str, Any]:
+        """Wait until each consumer group has shared its partitions out among its replicas.
+
+        Read from each replica's ``consumer_lag_records`` series (refreshed every
+        few seconds). Returns partitions held per replica and whether every group
+        settled within ``timeout_s``; a group that did not is named, not fatal.
+        """
+        groups = replica_plan.consumed_partitions()
+        ports = self.component_ports()
+        members = {
+            service: names
+            for service, names in replica_plan.service_replicas(ports).items()
+            if service in groups
+        }
+        deadline = time.monotonic() + timeout_s
+        while True:
+            held = {
+                service: {
+                    name: replica_plan.assigned_partitions(
+                        _metrics(ports[name]), groups[service][0]
+                    )
+                    for name in names
+                }
+                for service, names in members.items()
+            }
+            unsettled = sorted(
+                service
+                for service, by_replica in held.items()
+                if not replica_plan.assignment_settled(by_replica, groups[service][1])
             )
-            for spec in SERVICES
-        ]
-        for handle in handles:
-            handle.wait_healthy(stack.config.startup_timeout_s)
+            if not unsettled or time.monotonic() >= deadline:
+                break
+            time.sleep(1.0)
+        if unsettled:
+            self.say(f"note: partitions not yet shared out after {timeout_s:.0f} s: {unsettled}")
+        return {
+            "settled": not unsettled,
+            "unsettled": unsettled,
+            "partitions_held": {
+                name: len(parts)
+                for by_replica in held.values()
+                for name, parts in by_replica.items()
+            },
+        }
 
     def up_llm_only(self, *, fresh: bool = True) -> None:
         if fresh:
@@ -205,3 +298,11 @@ class BenchStack:
 
     def llm_pid(self) -> int | None:
         return self.pids().get(SCRIPTED_LLM)
+
+
+def _metrics(port: int) -> str:
+    try:
+        with httpx.Client(timeout=5) as client:
+            return client.get(f"http://127.0.0.1:{port}/metrics").text
+    except httpx.HTTPError:
+        return ""
