@@ -16,6 +16,10 @@ What Kafka and real processes would do to a delivery is made explicit:
 * ``produce``: someone outside the services (an integration, a forger) puts an
   event straight onto its topic.
 
+The outbox notes of what the services published are cleared when ``run`` has
+delivered everything (or on ``flush_outbox``), not in the background as a
+worker clears them every few milliseconds: a test sees a fixed outbox.
+
 A delivery whose error the error table dead-letters (a refused forgery, say)
 is dead-lettered as the consumer runtime does it: the letter is kept in
 ``dead_letters`` and the workers' dead-letter hook runs on it.
@@ -140,6 +144,7 @@ class Harness:
     _handlers: dict[str, Any] = field(default_factory=dict)
     _blips: dict[str, int] = field(default_factory=dict)
     _hangs: set[tuple[str, str]] = field(default_factory=set)
+    _outboxes: dict[str, SentMarkingPublisher] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.budgets = MemoryBudgetLedger(self.store)
@@ -162,13 +167,26 @@ class Harness:
         ports = Ports(
             store=_CrashingStore(self, service),
             budgets=self.budgets,
-            publisher=SentMarkingPublisher(_ServicePublisher(self, service), self.store),
+            publisher=self._outbox_of(service),
             cancellations=self.cancellations,
             calls=_BlippingCalls(self),
             effects=self.effects,
         )
         # As the workers assemble them (runtime.worker.build_app).
         return redacting(riding_out_outages(ports, patience_s=10.0), self.redactor)
+
+    def _outbox_of(self, service: str) -> SentMarkingPublisher:
+        # One per service, as a worker has one for all its handlers.
+        if service not in self._outboxes:
+            self._outboxes[service] = SentMarkingPublisher(
+                _ServicePublisher(self, service), self.store, flush_interval_s=None
+            )
+        return self._outboxes[service]
+
+    async def flush_outbox(self) -> None:
+        """Clear the outbox notes of everything published so far."""
+        for outbox in self._outboxes.values():
+            await outbox.flush()
 
     def redis_blip(self, *, status_reads: int = 0, history_writes: int = 0) -> None:
         """The next status reads and call-history writes (so many of each) find Redis away."""
@@ -226,6 +244,8 @@ class Harness:
         finally:
             for handler in self._handlers.values():
                 await handler.close()
+            for outbox in self._outboxes.values():
+                await outbox.close()
 
     # -- driving ----------------------------------------------------------------------
 
@@ -243,9 +263,11 @@ class Harness:
         return request.workflow_id
 
     async def run(self, *, limit: int = 500) -> None:
-        """Deliver queued events until none is left."""
+        """Deliver queued events until none is left, then clear the outbox notes of
+        what was published (a worker clears them as it goes)."""
         for _ in range(limit):
             if not self._queue:
+                await self.flush_outbox()
                 return
             await self.deliver(self._queue.popleft())
         raise AssertionError(f"still delivering after {limit} deliveries")

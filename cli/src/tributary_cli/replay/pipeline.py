@@ -6,7 +6,9 @@ ports (``tributary_shared.twins``), assembled as the workers assemble them
 the caller gives. An event a handler publishes is delivered to every service
 whose topology (``core.topology``) says it consumes it, one delivery at a time,
 in order, as encoded and decoded on the wire. Nothing runs in the background:
-no deadline, expiry or outbox sweeps, no cancellation listener. Input requests
+no deadline, expiry or outbox sweeps, no cancellation listener, and the outbox
+notes of what was published are cleared when a run ends rather than as it goes
+(nothing sweeps them in between). Input requests
 are answered (or expired) only when the caller does it (``inputs``), typically
 from ``run``'s ``on_idle``: nothing waits for a person.
 """
@@ -110,6 +112,7 @@ class Pipeline:
         self._effects = MemoryEffectLedger()
         self._queue: deque[tuple[str, AnyEvent]] = deque()
         self._handlers: dict[str, Any] = {}
+        self._outbox = SentMarkingPublisher(_Delivering(self), self.store, flush_interval_s=None)
         for service in SERVICES:
             ports = self._ports()
             llms = workflow_llms(
@@ -141,7 +144,7 @@ class Pipeline:
         ports = Ports(
             store=self.store,
             budgets=self._budgets,
-            publisher=SentMarkingPublisher(_Delivering(self), self.store),
+            publisher=self._outbox,
             cancellations=self._cancellations,
             calls=self._calls,
             effects=self._effects,
@@ -173,6 +176,7 @@ class Pipeline:
                 seen = len(self.published)
             if not self._queue:
                 if on_idle is None or not await on_idle():
+                    await self._outbox.flush()
                     return await self.store.get_workflow(request.workflow_id)
                 continue  # what on_idle published is observed, then delivered
             service, event = self._queue.popleft()
@@ -187,6 +191,7 @@ class Pipeline:
     async def close(self) -> None:
         for handler in self._handlers.values():
             await handler.close()
+        await self._outbox.close()
 
     def _route(self, events: Iterable[EventEnvelope]) -> None:
         for event in events:

@@ -5,6 +5,12 @@ from pydantic_settings import SettingsConfigDict
 
 from tributary_shared.runtime.settings import TributarySettings
 
+MIN_UNSENT_GRACE_S = 2.0
+"""Comfortably longer than a publisher takes to clear the outbox note of an event Kafka
+acknowledged (``runtime.outbox``: a flush interval plus one ``ZREM``'s timeout; a unit
+test holds the relation), so the sweep does not send again what was merely not yet
+confirmed."""
+
 
 class PlannerSettings(TributarySettings):
     model_config = SettingsConfigDict(env_prefix="TRIBUTARY_PLANNER_", extra="ignore", frozen=True)
@@ -24,11 +30,12 @@ class PlannerSettings(TributarySettings):
     )
     unsent_grace_s: float = Field(
         default=10.0,
-        gt=0,
+        ge=MIN_UNSENT_GRACE_S,
         description="Seconds an event written to a workflow's log may stay unconfirmed as sent "
         "before the planner's sweep publishes it (again): the publish after the write failed "
         "or its writer died. Lower it to recover sooner; a sent event is only ever repeated "
-        "with its own id.",
+        "with its own id. Publishers confirm what Kafka acknowledged in batches, every 50 ms, "
+        "so it may not go below 2 s.",
     )
     planning_lease_s: float = Field(
         default=30.0,

@@ -74,6 +74,12 @@ LLM_DELTAS_DROPPED_TOTAL = Counter(
     "them in time (the calls and their logged messages are unaffected).",
     ["role"],
 )
+OUTBOX_CLEARS_DROPPED_TOTAL = Counter(
+    "outbox_clears_dropped_total",
+    "Outbox notes of events Kafka acknowledged that were given up uncleared because too "
+    "many waited to be cleared (Redis away or slow); the planner's sweep sends each of "
+    "those events once more, a duplicate its consumers recognise.",
+)
 LLM_RETRIES_TOTAL = Counter(
     "llm_retries_total", "LLM request retries by error class.", ["role", "error_class"]
 )
