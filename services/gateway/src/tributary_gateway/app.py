@@ -102,12 +102,10 @@ def create_app() -> FastAPI:
         store = RedactingStore(redis_store, redactor)
         # Bounded: a request must be answered while Kafka is away (a create with 503,
         # a cancel once recorded); the sweep of unsent events sends it later.
-        publisher = RedactingPublisher(
-            SentMarkingPublisher(
-                KafkaEventPublisher(broker, ack_timeout_s=ACK_TIMEOUT_S), redis_store
-            ),
-            redactor,
+        outbox = SentMarkingPublisher(
+            KafkaEventPublisher(broker, ack_timeout_s=ACK_TIMEOUT_S), redis_store
         )
+        publisher = RedactingPublisher(outbox, redactor)
         follower = LogFanout(
             RedisLogReader(log_reader, redis),
             store,
@@ -150,6 +148,7 @@ def create_app() -> FastAPI:
             yield
         finally:
             await broker.stop()
+            await outbox.close()  # clears the notes of what was sent, before Redis goes
             await follower.close()
             await deltas.close()
             await log_reader.aclose()

@@ -173,14 +173,18 @@ def deployment_limits(
 
 
 def redis_ports(
-    redis: Redis, listener_redis: Redis, publisher: EventPublisher, *, retention_s: int
+    redis: Redis,
+    listener_redis: Redis,
+    *,
+    store: RedisWorkflowStore,
+    publisher: EventPublisher,
+    retention_s: int,
 ) -> Ports:
-    """The ports over Redis (and the given Kafka publisher)."""
-    store = RedisWorkflowStore(redis, retention_s=retention_s)
+    """The ports over Redis (``store`` on ``redis``), publishing with ``publisher``."""
     return Ports(
         store=store,
         budgets=RedisBudgetLedger(redis, ttl_s=retention_s),
-        publisher=SentMarkingPublisher(publisher, store),
+        publisher=publisher,
         cancellations=RedisCancellationSignal(redis, listener_redis=listener_redis),
         calls=RedisCallHistory(redis, ttl_s=retention_s),
         effects=RedisEffectLedger(redis, ttl_s=retention_s),
@@ -268,10 +272,18 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
     redis = redis_client(redis_settings)
     listener_redis = redis_client(redis_settings, for_blocking_reads=True)
     publisher = KafkaEventPublisher(broker)
+    store = RedisWorkflowStore(redis, retention_s=redis_settings.workflow_retention_s)
+    # Every handler's publisher: it clears the outbox notes of what Kafka acknowledged
+    # in the background, and is closed (what waits is cleared) after the consumers.
+    outbox = SentMarkingPublisher(publisher, store)
     ports = redacting(
         riding_out_outages(
             redis_ports(
-                redis, listener_redis, publisher, retention_s=redis_settings.workflow_retention_s
+                redis,
+                listener_redis,
+                store=store,
+                publisher=outbox,
+                retention_s=redis_settings.workflow_retention_s,
             ),
             patience_s=consumer_settings.outage_patience_s,
         ),
@@ -363,6 +375,7 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         for logic, part_consumer in zip(logics, consumers, strict=True):
             await part_consumer.stop()
             await logic.close()
+        await outbox.close()
         await admission.aclose()
         await listener_redis.aclose()
         await redis.aclose()
