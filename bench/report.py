@@ -87,6 +87,15 @@ def targets(results: Path) -> list[str]:
             f"completed {wf['completed']}/{wf['started']}, within 10%: {wf['within_10pct']} | "
             f"{'yes' if inf['targets']['all_within_10pct'] else 'no'} |"
         )
+        memory = inf.get("memory", {})
+        if "services_and_redis_kib_per_workflow" in memory:
+            rows.append(
+                "| (4) memory per in-flight workflow <= 50 KiB across Redis and all service "
+                f"processes | {_f(memory['services_and_redis_kib_per_workflow'])} KiB "
+                f"(Redis {_f(memory['redis_used_memory_kib_per_workflow'])} KiB; services' RSS "
+                f"{json.dumps(memory.get('rss_growth_kib_per_workflow_by_service', {}))}) | "
+                f"{'yes' if memory['services_and_redis_kib_per_workflow'] <= 50 else 'no'} |"
+            )
     return rows
 
 

@@ -612,6 +612,10 @@ INFLIGHT_TUNING = {
 }
 
 
+MEMORY_KIB_PER_WORKFLOW = 50.0
+"""The memory target: per in-flight workflow, across Redis and every service process."""
+
+
 def memory_figures(timeline: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) -> Any:
     """Memory growth over the baseline while the most workflows were in flight."""
     peak = max(row["in_flight"] for row in timeline)
@@ -626,6 +630,7 @@ def memory_figures(timeline: Sequence[Mapping[str, Any]], baseline: Mapping[str,
     per = max(peak, 1)
     stack_rss = replica_plan.stack_total(rss_growth)
     service_rss = replica_plan.by_service(rss_growth)
+    services_only = sum(v for n, v in service_rss.items() if n in replica_plan.SERVICES)
     return {
         "in_flight": peak,
         "plateau_samples": len(plateau),
@@ -643,6 +648,11 @@ def memory_figures(timeline: Sequence[Mapping[str, Any]], baseline: Mapping[str,
             (baseline["redis_used_memory"] + redis_growth) / 2**20, 2
         ),
         "redis_used_memory_kib_per_workflow": round(redis_growth / per / 1024, 2),
+        # The memory target's measure: what the services' processes grew by (RSS, every
+        # replica) plus the data Redis holds for the workflows (used_memory).
+        "services_and_redis_kib_per_workflow": round(
+            (services_only + redis_growth) / per / 1024, 2
+        ),
     }
 
 
@@ -753,9 +763,12 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
         data["profiles_by_service"] = profiles_by_service(sorted(profile_dir.glob("*.txt")))
         data["raw_profiles"] = str(profile_dir)
     wf = data["workflows"]
+    per_workflow = data["memory"]["services_and_redis_kib_per_workflow"]
     data["targets"] = {
         "in_flight_met": data["in_flight_max"] >= args.workflows,
         "all_within_10pct": wf["within_10pct"] == args.workflows,
+        "memory_kib_per_workflow": per_workflow,
+        "memory_met": per_workflow <= MEMORY_KIB_PER_WORKFLOW,
     }
     data["machine"]["load_average_end"] = os.getloadavg()
     save(options, "inflight", data)

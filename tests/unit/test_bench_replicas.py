@@ -178,6 +178,22 @@ def test_memory_of_the_stack_includes_every_replica() -> None:
     assert figures["stack_rss_growth_kib_per_workflow"] == 3.0
 
 
+def test_the_memory_target_counts_the_services_and_redis_data_not_the_broker() -> None:
+    mib = 2**20
+    baseline = {
+        "rss": {"agent-runner-0": 100 * mib, "planner-0": 50 * mib, "kafka": 400 * mib},
+        "redis_used_memory": 10 * mib,
+    }
+    peak = {
+        "in_flight": 1024,
+        "rss": {"agent-runner-0": 120 * mib, "planner-0": 52 * mib, "kafka": 500 * mib},
+        "redis_used_memory": 30 * mib,
+    }
+    figures = memory_figures([peak], baseline)
+    # (20 + 2) MiB of services' RSS + 20 MiB of Redis data, over 1024 workflows
+    assert figures["services_and_redis_kib_per_workflow"] == 42.0
+
+
 def test_llm_call_time_per_replica_and_per_service() -> None:
     before = {"agent-runner-0": (0.0, 0.0), "agent-runner-1": (1.0, 5.0)}
     after = {"agent-runner-0": (2.0, 10.0), "agent-runner-1": (4.0, 15.0)}
