@@ -292,3 +292,88 @@ async def test_a_429_through_the_client_pauses_the_deployment_for_everyone(
 async def test_without_redis_calls_go_out_unpaced_rather_than_stall(replica: Replicas) -> None:
     admission = replica(UnreachableGate())
     await asyncio.wait_for(call(admission), timeout=2)
+
+
+class SlowReportGate(MemoryDeploymentGate):
+    """The twin, whose reports wait until ``reports_may_go`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reports_may_go = asyncio.Event()
+        self.reported: list[CallOutcome] = []
+
+    async def report(
+        self,
+        deployment: str,
+        *,
+        replica: str,
+        ticket_id: str,
+        outcome: CallOutcome,
+        observation: RateLimitObservation,
+        policy: GatePolicy,
+    ) -> Pumped:
+        await self.reports_may_go.wait()
+        self.reported.append(outcome)
+        return await super().report(
+            deployment,
+            replica=replica,
+            ticket_id=ticket_id,
+            outcome=outcome,
+            observation=observation,
+            policy=policy,
+        )
+
+
+async def test_an_answer_is_reported_off_the_calls_path() -> None:
+    gate = SlowReportGate()
+    admission = Admission(gate, settings=settings())
+    async with asyncio.timeout(5):
+        await call(admission)  # returns although the gate has not taken the report yet
+    assert gate.reported == []
+    gate.reports_may_go.set()
+    for _ in range(50):
+        if gate.reported:
+            break
+        await asyncio.sleep(0.01)
+    assert gate.reported == [CallOutcome.OK]
+    await admission.aclose()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"x-ratelimit-remaining-requests": "0"}, {"x-ratelimit-remaining-tokens": "0"}],
+)
+async def test_an_answer_that_used_up_a_limit_is_reported_before_the_call_returns(
+    headers: dict[str, str],
+) -> None:
+    gate = SlowReportGate()
+    admission = Admission(gate, settings=settings())
+    returned = asyncio.Event()
+
+    async def answered() -> None:
+        async with admission.admit(deployment=MODEL, context=context(), messages=MESSAGES):
+            await note_rate_limit_headers(httpx2.Response(200, headers=headers))
+        returned.set()
+
+    task = asyncio.create_task(answered())
+    await asyncio.sleep(0.1)
+    assert not returned.is_set()  # the next call must find the gate told
+    gate.reports_may_go.set()
+    await asyncio.wait_for(task, 5)
+    assert gate.reported == [CallOutcome.OK]
+    await admission.aclose()
+
+
+async def test_a_failed_call_is_reported_before_it_returns() -> None:
+    gate = SlowReportGate()
+    admission = Admission(gate, settings=settings())
+    task = asyncio.create_task(
+        call(admission, fail_with=TransientError("boom", code="llm_unavailable"))
+    )
+    await asyncio.sleep(0.1)
+    assert not task.done()
+    gate.reports_may_go.set()
+    with pytest.raises(TransientError):
+        await asyncio.wait_for(task, 5)
+    assert gate.reported == [CallOutcome.OUTAGE]
+    await admission.aclose()

@@ -55,6 +55,7 @@ from tributary_shared.core.admission import (
     GatePolicy,
     Grant,
     Pumped,
+    RateLimitObservation,
     RateLimits,
     Ticket,
     outcome_of,
@@ -348,7 +349,9 @@ class Admission:
             observation=observation,
             policy=self._policy(deployment),
         )
-        if isinstance(error, asyncio.CancelledError):
+        if isinstance(error, asyncio.CancelledError) or _nothing_to_wait_for(
+            outcome, grant, observation
+        ):
             self._in_background(self._deliver_report(deployment, report))
         else:
             await self._deliver_report(deployment, report)
@@ -385,6 +388,23 @@ class Admission:
         for task in [*self._pumps.values(), *self._background]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+def _nothing_to_wait_for(
+    outcome: CallOutcome, grant: Grant, observation: RateLimitObservation
+) -> bool:
+    """Whether the report of a call's end may go off the call's path: an answer that
+    moves no breaker (not a probe's) and leaves the provider with requests and tokens
+    to spare changes nothing the next call must wait for. A failure, a 429, a probe's
+    end or an exhausted limit is reported before the caller goes on (its retry, or its
+    next call, then asks a gate that knows)."""
+    return (
+        outcome is CallOutcome.OK
+        and not grant.probe
+        and observation.retry_after_s is None
+        and observation.remaining_requests != 0
+        and observation.remaining_tokens != 0
+    )
 
 
 def _deadline_passed(deployment: str) -> DeadlineExceeded:
