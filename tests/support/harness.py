@@ -121,6 +121,9 @@ class Harness:
     loop_repeat_limit: int = 3
     step_lease_s: float = 1.0
     """Short, so a step whose runner 'died' is taken over within the test."""
+    status_recheck_s: float = AgentSettings().status_recheck_s
+    status_reads: int = 0
+    """Reads of a workflow's status (the agent's check before an LLM call)."""
     planning_lease_s: float = 1.0
     """Short, so a workflow whose planner 'died' is planned within the test."""
     budget_hold_s: float = BudgetSettings().budget_hold_s
@@ -219,6 +222,7 @@ class Harness:
                     max_iterations=self.max_iterations,
                     loop_repeat_limit=self.loop_repeat_limit,
                     step_lease_s=self.step_lease_s,
+                    status_recheck_s=self.status_recheck_s,
                 ),
             )
         if service == "callbacks":
@@ -463,6 +467,7 @@ class _CrashingStore:
         return await self._store.append_notice(workflow_id, event)
 
     async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
+        self._harness.status_reads += 1
         self._harness._blip("status")
         return await self._store.status(workflow_id)
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -693,8 +694,14 @@ async def test_a_cancel_while_kafka_is_away_is_recorded_and_its_event_follows(
 
 
 async def test_a_redis_blip_mid_step_is_waited_out_without_restarting_the_step(
-    harness: Harness, endpoint: ScriptedEndpoint, mailbox: Mailbox
+    endpoint: ScriptedEndpoint, mailbox: Mailbox
 ) -> None:
+    # Status read before every LLM call, so that the blip finds one.
+    async with Harness(endpoint, tools=[mailbox.tool], status_recheck_s=0).running() as harness:
+        await _blip_mid_step(harness, endpoint, mailbox)
+
+
+async def _blip_mid_step(harness: Harness, endpoint: ScriptedEndpoint, mailbox: Mailbox) -> None:
     mail_each_step(endpoint)
     endpoint.add_rule(rule({"delay_ms": 200}, has_tool_result=True, last_user_contains="alpha"))
     workflow_id = await harness.submit(TASK)
@@ -721,8 +728,14 @@ async def test_a_delivery_that_fails_after_taking_the_step_lets_its_retry_in_at_
     workflow_id = await harness.submit(TASK)
     await harness.deliver(harness.take("planner", "workflow.requested"))
     dispatch = harness.take("agent-runner", "step.dispatched")
-    harness.refuse_publishing("agent-runner", "step.started")
-    with pytest.raises(ConnectionError):  # the consumer runtime retries the delivery
+    reserve = harness.budgets.reserve
+
+    async def broken_once(*args: Any, **kwargs: Any) -> Reservation:
+        harness.budgets.reserve = reserve  # type: ignore[method-assign]
+        raise RuntimeError("a bug on the way to the first LLM call")
+
+    harness.budgets.reserve = broken_once  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):  # the consumer runtime retries the delivery
         await harness.deliver(dispatch)
     assert (await harness.record(workflow_id)).steps[0].owner is None  # let go
 
@@ -753,16 +766,15 @@ async def test_a_sweep_item_that_cannot_finish_leaves_the_rest_of_the_pass_going
 async def test_a_started_event_lost_with_its_attempt_still_reaches_kafka_by_the_sweep(
     harness: Harness, endpoint: ScriptedEndpoint
 ) -> None:
-    # The first attempt's step.started was written, then Kafka refused it; the
-    # retry starts attempt 2, so no redelivery would ever send the first one.
+    # The step's step.started was written, then Kafka refused it; the step goes on
+    # and completes, so no redelivery would ever send it.
     workflow_id = await harness.submit(TASK)
     await harness.deliver(harness.take("planner", "workflow.requested"))
     dispatch = harness.take("agent-runner", "step.dispatched")
     harness.refuse_publishing("agent-runner", "step.started")
-    with pytest.raises(ConnectionError):
-        await harness.deliver(dispatch)
-    await harness.deliver(dispatch)
+    await harness.deliver(dispatch)  # the refusal does not hold the step up
     await harness.run()
+    assert [s.attempt for s in (await harness.record(workflow_id)).steps] == [1, 1, 1]
     started = {e.event_id: e for e in harness.published_of(workflow_id, "step.started")}
     logged = {
         json.loads(entry.event_json)["event_id"]
@@ -828,3 +840,50 @@ async def test_a_synthesis_held_up_only_by_a_call_in_flight_is_retried_not_cut_s
         record = await harness.record(workflow_id)
         assert record.status is WorkflowStatus.COMPLETED
         assert record.partial is False  # the model answered: not the out-of-budget answer
+
+
+async def test_a_step_reads_its_workflows_status_again_only_when_last_seen_long_ago(
+    endpoint: ScriptedEndpoint, mailbox: Mailbox
+) -> None:
+    # Claimed steps saw the workflow running; within status_recheck_s their LLM calls
+    # go without reading it again (the cancellation signal stops them meanwhile).
+    mail_each_step(endpoint)
+    reads: dict[float, int] = {}
+    for recheck_s in (60.0, 0.0):
+        async with Harness(
+            endpoint, tools=[mailbox.tool], status_recheck_s=recheck_s
+        ).running() as harness:
+            workflow_id = await harness.submit(TASK)
+            await harness.run()
+            assert (await harness.record(workflow_id)).status is WorkflowStatus.COMPLETED
+            reads[recheck_s] = harness.status_reads
+    assert reads[0.0] - reads[60.0] == 6  # before each of 3 steps x 2 LLM calls
+
+
+async def test_a_step_that_missed_the_cancellation_stops_once_its_status_is_read_again(
+    endpoint: ScriptedEndpoint, mailbox: Mailbox
+) -> None:
+    endpoint.add_rule(
+        rule(
+            {"delay_ms": 400, "tool_calls": [{"name": "send_mail", "arguments": {"to": "x@y"}}]},
+            has_tools=True,
+            has_tool_result=False,
+            last_user_contains="alpha",
+        )
+    )
+    mail_each_step(endpoint)
+    # A long lease: its renewal would find the end too, and this is about the check.
+    async with Harness(
+        endpoint, tools=[mailbox.tool], status_recheck_s=0.2, step_lease_s=30
+    ).running() as harness:
+        workflow_id = await harness.submit(TASK)
+        await harness.deliver(harness.take("planner", "workflow.requested"))
+        running = harness.start(harness.take("agent-runner", "step.dispatched"))
+        await wait_until(lambda: len(endpoint.agent_calls("collect alpha")) == 1)
+        # Cancelled in the store only: no signal reaches the running step.
+        await harness.store.apply(
+            machine.cancel(WorkflowCancelled(workflow_id=workflow_id, reason="stop"))
+        )
+        await asyncio.wait_for(running, timeout=10)
+    assert len(endpoint.agent_calls("collect alpha")) == 1  # no call after the end was seen
+    assert mailbox.sent == ["x@y"]  # the answer in flight was acted on, nothing more

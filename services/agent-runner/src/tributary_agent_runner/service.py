@@ -26,12 +26,12 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from tributary_agent_runner.call_history import StepCallHistory
-from tributary_agent_runner.loop import Pause, Resume, StepOutcome, run_agent
+from tributary_agent_runner.loop import Checkpoint, Pause, Resume, StepOutcome, run_agent
 from tributary_agent_runner.settings import AgentSettings
 from tributary_agent_runner.tools.mcp_tools import McpToolset
 from tributary_agent_runner.tools.registry import ToolRegistry
@@ -81,6 +81,8 @@ class _Claim:
     """The workflow as it was when the step was claimed."""
     resume: Resume | None = None
     """Where the step paused and the answer it got; None runs it from the start."""
+    claimed_at: float = field(default_factory=time.monotonic)
+    """When the store last showed the workflow running (monotonic seconds)."""
 
 
 class AgentRunner:
@@ -134,17 +136,30 @@ class AgentRunner:
             for task in list(self._running.get(workflow_id, ())):
                 task.cancel()
 
-    async def _checkpoint(self, workflow_id: str) -> None:
-        # A Redis blip here waits in place: failing would restart the step's LLM calls.
-        status, deadline = await ride_out_outages(
-            lambda: self._store.status(workflow_id),
-            what="checking the workflow before an LLM call",
-            patience_s=self._outage_patience_s,
-        )
-        if status not in STEPS_MAY_RUN:
-            raise LogicError(f"the workflow is {status or 'gone'}", code="workflow_ended")
-        if deadline is not None and time.time() > deadline:
-            raise DeadlineExceeded("the workflow's deadline has passed")
+    def _checkpoint(self, claim: _Claim) -> Checkpoint:
+        """What the step checks before each LLM call: the deadline every time, the
+        workflow's status when it was last seen running more than
+        ``status_recheck_s`` ago (first seen when the step was claimed)."""
+        workflow_id = claim.dispatched.workflow_id
+        seen_running_at = claim.claimed_at
+        deadline = claim.deadline_at
+
+        async def check() -> None:
+            nonlocal seen_running_at, deadline
+            if time.monotonic() - seen_running_at >= self._settings.status_recheck_s:
+                # A Redis blip here waits in place: failing would restart the step's calls.
+                status, deadline = await ride_out_outages(
+                    lambda: self._store.status(workflow_id),
+                    what="checking the workflow before an LLM call",
+                    patience_s=self._outage_patience_s,
+                )
+                if status not in STEPS_MAY_RUN:
+                    raise LogicError(f"the workflow is {status or 'gone'}", code="workflow_ended")
+                seen_running_at = time.monotonic()
+            if deadline is not None and time.time() > deadline:
+                raise DeadlineExceeded("the workflow's deadline has passed")
+
+        return check
 
     async def handle(self, event: AnyEvent) -> None:
         if isinstance(event, StepDispatched):
@@ -167,19 +182,15 @@ class AgentRunner:
         # From here on, the step as the store records it: nothing the message said.
         dispatched, started, owner = claim.dispatched, claim.started, claim.owner
         extra = {"step_id": dispatched.step.step_id}
-        await self._publisher.publish([started])
+        # step.started is in the log and noted in the outbox already: its publish runs
+        # beside the agent's first calls, and is awaited before the outcome is written.
+        announced = self._announce(started)
         if dispatched.step.needs_approval and not _approved(claim.record, dispatched.step.step_id):
+            await asyncio.wait({announced})
             await self._ask_approval(claim)  # before any LLM call: nothing runs unapproved
             return
         with step_context(dispatched.step.step_id):  # the agent's task copies it
-            agent = asyncio.create_task(
-                self._run_agent(
-                    dispatched,
-                    attempt=started.attempt,
-                    deadline_at=claim.deadline_at,
-                    resume=claim.resume,
-                )
-            )
+            agent = asyncio.create_task(self._run_agent(claim))
         keeper = asyncio.create_task(self._keep_lease(dispatched, owner, agent))
         running = self._running.setdefault(dispatched.workflow_id, set())
         running.add(agent)
@@ -201,12 +212,28 @@ class AgentRunner:
             running.discard(agent)
             if not running:
                 self._running.pop(dispatched.workflow_id, None)
+        await asyncio.wait({announced})  # the outcome goes out after the start
         if run.pause is not None:
             await self._pause(dispatched, run, claim)
             return
         outcome = "completed" if run.error is None and run.result is not None else "failed"
         STEP_DURATION_SECONDS.labels(outcome).observe(time.monotonic() - began)
         await self._record_outcome(dispatched, run, claim)
+
+    def _announce(self, started: StepStarted) -> asyncio.Task[None]:
+        """Publish step.started beside the step's first work; a publish that fails is
+        logged and left to the outbox, which noted the event with the claim."""
+        task = asyncio.create_task(self._publisher.publish([started]))
+
+        def told(done: asyncio.Task[None]) -> None:
+            if not done.cancelled() and done.exception() is not None:
+                log.warning(
+                    "step.started was not published now; the outbox sends it later",
+                    extra={"step_id": started.step_id},
+                )
+
+        task.add_done_callback(told)
+        return task
 
     async def _ask_approval(self, claim: _Claim) -> None:
         """Pause a step that needs approval before it runs, with a step_approval request."""
@@ -380,18 +407,12 @@ class AgentRunner:
                 extra={"step_id": release.step.step_id if release.step else ""},
             )
 
-    def _run_agent(
-        self,
-        dispatched: StepDispatched,
-        *,
-        attempt: int,
-        deadline_at: float | None,
-        resume: Resume | None = None,
-    ) -> Coroutine[Any, Any, StepOutcome]:
+    def _run_agent(self, claim: _Claim) -> Coroutine[Any, Any, StepOutcome]:
+        dispatched, attempt = claim.dispatched, claim.started.attempt
         llm = self._llms.for_workflow(
             dispatched.workflow_id,
             dispatched.tenant_id,
-            deadline_at=deadline_at,
+            deadline_at=claim.deadline_at,
             complexity=dispatched.step.complexity,
             step_id=dispatched.step.step_id,
             attempt=attempt,
@@ -412,8 +433,8 @@ class AgentRunner:
                 attempt=attempt,
             ),
             repeat_limit=self._settings.loop_repeat_limit,
-            checkpoint=lambda: self._checkpoint(dispatched.workflow_id),
-            resume=resume,
+            checkpoint=self._checkpoint(claim),
+            resume=claim.resume,
         )
 
     async def _record_outcome(

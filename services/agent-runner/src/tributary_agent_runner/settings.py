@@ -36,6 +36,17 @@ class AgentSettings(TributarySettings):
         "that while the step runs. A step whose runner died is taken over by the next delivery "
         "once the lease lapses, so a shorter lease recovers sooner but renews more often.",
     )
+    status_recheck_s: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=60.0,
+        description="Before each LLM call a step makes sure its workflow still runs: the "
+        "deadline is checked every time, the workflow's status is read again from Redis when "
+        "it was last seen running longer ago than this. A workflow that is cancelled, fails or "
+        "times out also stops its running steps at once through the cancellation signal, so "
+        "this only bounds how late a step notices when that signal is lost. 0: read before "
+        "every call.",
+    )
     tool_timeouts: dict[str, Annotated[float, Field(gt=0, le=3600)]] = Field(
         default_factory=dict,
         description="Seconds a call of the named tool may run before it is stopped and the "
