@@ -466,6 +466,9 @@ class _CrashingStore:
     async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
         return await self._store.append_notice(workflow_id, event)
 
+    async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
+        return await self._store.write_notices(workflow_id, events)
+
     async def status(self, workflow_id: str) -> tuple[WorkflowStatus | None, float | None]:
         self._harness.status_reads += 1
         self._harness._blip("status")

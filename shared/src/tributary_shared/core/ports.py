@@ -119,6 +119,17 @@ class WorkflowStore(Protocol):
         """
         ...
 
+    async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
+        """Note notices as unsent and append them, in order, to an active workflow's
+        log: ``track`` then ``append_notice`` for each, in one round trip.
+
+        Returns False, appending none of them, once the workflow has ended or when it
+        does not exist; the notes may stay, and the outbox sweep drops them (the log
+        holds no such event). What it returns True for is durable: a reader of the
+        log sees it, and the sweep publishes it if nobody else does.
+        """
+        ...
+
     async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None: ...
 
     async def due_inputs(self, now: float, *, limit: int = 100) -> list[tuple[str, str]]:

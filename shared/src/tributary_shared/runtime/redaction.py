@@ -14,7 +14,7 @@ Reads pass through: what was written is already redacted.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from tributary_shared.core.events import EventEnvelope, WorkflowRequested
@@ -74,6 +74,11 @@ class RedactingStore:
 
     async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
         return await self._inner.append_notice(workflow_id, redact_event(event, self._redact))
+
+    async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
+        return await self._inner.write_notices(
+            workflow_id, [redact_event(event, self._redact) for event in events]
+        )
 
     def __getattr__(self, name: str) -> Any:
         # Reads and the outbox's bookkeeping (ids only) pass through as they are:

@@ -107,6 +107,14 @@ class MemoryWorkflowStore:
         await self.append_log(workflow_id, (event,))
         return True
 
+    async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
+        await self.track(events)  # first, as in Redis: the sweep drops a refused one's
+        record = self.records.get(workflow_id)
+        if record is None or record.status.terminal:
+            return False
+        await self.append_log(workflow_id, tuple(events))
+        return True
+
     async def append_log(self, workflow_id: str, events: tuple[EventEnvelope, ...]) -> None:
         """Append to a workflow's log (the budget twin logs its announcements here)."""
         log = self._logs.setdefault(workflow_id, [])

@@ -245,8 +245,35 @@ class RedisWorkflowStore:
 
     async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
         keys = WorkflowKeys(workflow_id)
-        args = [event.type, event.event_id, event.model_dump_json(), *_ACTIVE]
-        appended = await self._notice(keys=[keys.workflow, keys.log], args=args)
+        appended = await self._notice(keys=[keys.workflow, keys.log], args=_notice_args([event]))
+        return bool(appended)
+
+    async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
+        """One round trip: the events' outbox notes, then the script appending them.
+
+        As in ``_write``: the outbox may live on another cluster slot, so its notes
+        go first in the same (non-transactional) pipeline; a note whose append was
+        then refused names an event the log does not hold, and the sweep drops it.
+        """
+        if not events:
+            return True
+        keys = WorkflowKeys(workflow_id)
+        script_keys = [keys.workflow, keys.log]
+        args = _notice_args(events)
+        now = time.time()
+        notes = {outbox_member(e.workflow_id, e.event_id): now for e in events}
+        while True:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.zadd(OUTBOX_KEY, notes, nx=True)
+                pipe.evalsha(self._notice.sha, len(script_keys), *script_keys, *args)
+                noted, appended = await pipe.execute(raise_on_error=False)
+            if not isinstance(appended, NoScriptError):
+                break
+            await self._redis.script_load(_NOTICE_LUA)  # a restarted Redis: load it, go again
+        if isinstance(appended, Exception):
+            raise appended
+        if isinstance(noted, Exception):  # logged nonetheless: the caller publishes
+            log.warning("the outbox notes of notices were not written: %s", noted)
         return bool(appended)
 
     async def list_workflows(
@@ -621,6 +648,15 @@ def _step_record(step: PlannedStep, fields: dict[str, str]) -> StepRecord:
 
 def _checkpoint(raw: str | None) -> StepCheckpoint | None:
     return StepCheckpoint.model_validate_json(raw) if raw else None
+
+
+def _notice_args(events: Sequence[EventEnvelope]) -> list[str]:
+    """``notice.lua``'s arguments: how many events, each one's type, id and JSON, and the
+    statuses in which a workflow takes them."""
+    args = [str(len(events))]
+    for event in events:
+        args += [event.type, event.event_id, event.model_dump_json()]
+    return [*args, *_ACTIVE]
 
 
 def _member_of(unsent: UnsentEvent) -> str:
