@@ -70,6 +70,7 @@ from tributary_shared.runtime.delta_relay import DeltaRelay
 from tributary_shared.runtime.kafka.deadletter import DeadLetter
 from tributary_shared.runtime.outage_riding import riding_out_outages
 from tributary_shared.runtime.outbox import SentMarkingPublisher
+from tributary_shared.runtime.record_sender import RecordSender
 from tributary_shared.runtime.redaction import redacting
 from tributary_shared.runtime.settings import BudgetSettings, WorkflowDefaults
 from tributary_shared.runtime.worker import fail_workflow_for_dead_letter, workflow_llms
@@ -146,6 +147,7 @@ class Harness:
     _crash_points: list[_CrashPoint] = field(default_factory=list)
     _handlers: dict[str, Any] = field(default_factory=dict)
     _blips: dict[str, int] = field(default_factory=dict)
+    _record_senders: list[RecordSender] = field(default_factory=list)
     _hangs: set[tuple[str, str]] = field(default_factory=set)
     _outboxes: dict[str, SentMarkingPublisher] = field(default_factory=dict)
 
@@ -156,11 +158,14 @@ class Harness:
         client = self.endpoint.client(**self.llm)
         for service in SERVICES:
             ports = self.ports_of(service)
+            records = RecordSender(ports.publisher)  # one per "process", as in a worker
+            self._record_senders.append(records)
             llms = workflow_llms(
                 ports,
                 client,
                 llm_settings=self.endpoint.settings(**self.llm),
                 budget_settings=BudgetSettings(budget_hold_s=self.budget_hold_s),
+                publish_records=records.send,
                 redactor=self.redactor,
                 deltas=DeltaRelay(self.deltas, redactor=self.redactor, flush_interval_s=0),
             )
@@ -248,6 +253,8 @@ class Harness:
         finally:
             for handler in self._handlers.values():
                 await handler.close()
+            for records in self._record_senders:
+                await records.close()
             for outbox in self._outboxes.values():
                 await outbox.close()
 
@@ -267,14 +274,23 @@ class Harness:
         return request.workflow_id
 
     async def run(self, *, limit: int = 500) -> None:
-        """Deliver queued events until none is left, then clear the outbox notes of
-        what was published (a worker clears them as it goes)."""
+        """Deliver queued events until none is left and every call record is published,
+        then clear the outbox notes of what was published (a worker clears them as it
+        goes)."""
         for _ in range(limit):
+            if not self._queue:
+                await self.records_published()
             if not self._queue:
                 await self.flush_outbox()
                 return
             await self.deliver(self._queue.popleft())
         raise AssertionError(f"still delivering after {limit} deliveries")
+
+    async def records_published(self) -> None:
+        """Returns once the call records written so far were published (or given up on):
+        the services publish them behind the calls (``RecordSender``)."""
+        for records in self._record_senders:
+            await records.flush()
 
     async def deliver(self, delivery: Delivery) -> None:
         try:

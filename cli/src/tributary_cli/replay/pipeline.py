@@ -116,7 +116,13 @@ class Pipeline:
         for service in SERVICES:
             ports = self._ports()
             llms = workflow_llms(
-                ports, client, llm_settings=settings.llm, budget_settings=settings.budgets
+                ports,
+                client,
+                llm_settings=settings.llm,
+                budget_settings=settings.budgets,
+                # Published where they are made, not behind the calls: the rerun's checks
+                # see every event in the order the handlers made them.
+                publish_records=ports.publisher.publish,
             )
             if service == "planner":
                 self._handlers[service] = Planner(

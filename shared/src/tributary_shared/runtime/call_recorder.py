@@ -4,7 +4,8 @@ One recorder serves one scope (the planning of a workflow, one attempt of one
 step, or the synthesis): it numbers the calls of each kind from 1 and stores
 only the messages a call adds to the previous one (``core.recording``). The
 record goes out through ``Record``, which the worker makes write it to the
-workflow's log and send it to Kafka (``runtime.worker.workflow_llms``).
+workflow's log (and the outbox) in one round trip and hand it to the process's
+``RecordSender``, which publishes it behind the call (``runtime.worker.workflow_llms``).
 
 A record that cannot go out does not fail the call: the worker's ports wait
 out a Redis or Kafka outage already, so what still fails is logged, and the
@@ -39,7 +40,7 @@ __all__ = ["CallRecorder", "Record"]
 log = logging.getLogger(__name__)
 
 Record = Callable[[LLMCalled | ToolCalled], Awaitable[None]]
-"""Writes a call record to its workflow's log and publishes it."""
+"""Writes a call record to its workflow's log; its publish may follow later."""
 
 
 class CallRecorder:

@@ -103,6 +103,16 @@ LLM_CALLS_WAITING = Gauge(
     "LLM calls now pausing before their next try, the endpoint having failed, by model.",
     ["model"],
 )
+CALL_RECORDS_QUEUED = Gauge(
+    "call_records_queued",
+    "Call records written to their workflow's log and waiting in this process to be "
+    "published on Kafka.",
+)
+CALL_RECORDS_UNPUBLISHED_TOTAL = Counter(
+    "call_records_unpublished_total",
+    "Call records whose publish failed; their outbox notes stay, and the planner's sweep "
+    "publishes them from the log.",
+)
 BUDGET_EXHAUSTED_TOTAL = Counter(
     "budget_exhausted_total", "LLM calls refused because the workflow's budget ran out.", ["role"]
 )

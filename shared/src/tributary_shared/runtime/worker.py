@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +27,7 @@ from tributary_shared.core.events import (
     AnyEvent,
     BudgetExhausted,
     ErrorInfo,
+    EventEnvelope,
     LLMCalled,
     LLMWaiting,
     ToolCalled,
@@ -51,6 +52,7 @@ from tributary_shared.runtime.llm.metered import CompletionClient, WorkflowLLMs
 from tributary_shared.runtime.logs import configure_logging
 from tributary_shared.runtime.outage_riding import riding_out_outages
 from tributary_shared.runtime.outbox import SentMarkingPublisher
+from tributary_shared.runtime.record_sender import RecordSender
 from tributary_shared.runtime.redaction import redacting
 from tributary_shared.runtime.redis_client import redis_client
 from tributary_shared.runtime.settings import (
@@ -70,12 +72,17 @@ from tributary_shared.runtime.tracing import configure_tracing
 
 log = logging.getLogger(__name__)
 
+PublishRecord = Callable[[Sequence[EventEnvelope]], Awaitable[None]]
+"""Publishes one call record's events (its parts, then the record), written to its log."""
+
 
 @dataclass(frozen=True)
 class WorkerResources:
     """What a worker's handlers are built from: the ports, and the budgeted LLM access."""
 
     ports: Ports
+    records: RecordSender
+    """Publishes the process's call records behind their callers (closed on shutdown)."""
     admission: CallAdmission | None = None
     """When the process's LLM calls may go: one gate per deployment, shared in Redis."""
     redactor: Redactor = DEFAULT_REDACTOR
@@ -96,6 +103,7 @@ class WorkerResources:
             LLMClient(llm_settings, admission=self.admission),
             llm_settings=llm_settings,
             budget_settings=load_settings(BudgetSettings),
+            publish_records=self.records.send,
             redactor=self.redactor,
             deltas=DeltaRelay(self.deltas, redactor=self.redactor) if self.deltas else None,
         )
@@ -107,12 +115,15 @@ def workflow_llms(
     *,
     llm_settings: LLMSettings,
     budget_settings: BudgetSettings,
+    publish_records: PublishRecord,
     redactor: Redactor = DEFAULT_REDACTOR,
     deltas: DeltaRelay | None = None,
 ) -> WorkflowLLMs:
     """LLM calls paid from each workflow's budget; its exhaustion is published, a
-    call waiting for its model is noted in its workflow's log and published, and the
-    text of a call whose workflow's tokens are followed goes out live (``deltas``)."""
+    call waiting for its model is noted in its workflow's log and published, each
+    call's record is written to its workflow's log, then handed to ``publish_records``
+    (a worker's ``RecordSender.send``: published behind the call), and the text of a
+    call whose workflow's tokens are followed goes out live (``deltas``)."""
 
     async def announce(event: BudgetExhausted) -> None:
         await ports.store.track([event])  # noted unsent first: written outside ``apply``
@@ -120,20 +131,19 @@ def workflow_llms(
 
     async def record(call: LLMCalled | ToolCalled) -> None:
         # Redacted before it may be cut into parts: the digest names what is stored.
-        # Noted unsent, logged, then published, as a notice is.
+        # Noted unsent and logged in one round trip: durable from then on (the outbox
+        # sends what the log holds and Kafka not), so the publish goes on behind the
+        # caller. A record changes no state, and no event's order depends on its.
         sent, parts = spill(redact_event(call, redactor))
         events = [*parts, sent]
-        await ports.store.track(events)
-        for event in events:
-            if not await ports.store.append_notice(event.workflow_id, event):
-                return  # the workflow has ended (the sweep drops the notes)
-        await ports.publisher.publish(events)
+        if await ports.store.write_notices(sent.workflow_id, events):
+            await publish_records(events)
+        # else the workflow has ended (the sweep drops the notes)
 
     async def notify(event: LLMWaiting) -> bool:
-        # Noted unsent, then logged, then published: the log holds everything that
+        # Noted unsent and logged, then published: the log holds everything that
         # is published, and the outbox sends later what the log holds and Kafka not.
-        await ports.store.track([event])
-        if not await ports.store.append_notice(event.workflow_id, event):
+        if not await ports.store.write_notices(event.workflow_id, [event]):
             return False  # the workflow has ended (the sweep drops the note)
         await ports.publisher.publish([event])
         return True
@@ -295,8 +305,10 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         settings=admission_settings,
         limits_for=deployment_limits(load_settings(LLMSettings), admission_settings),
     )
+    records = RecordSender(ports.publisher)
     resources = WorkerResources(
         ports=ports,
+        records=records,
         admission=admission,
         redactor=redactor,
         deltas=RedisDeltaChannel(redis),
@@ -375,7 +387,8 @@ def build_app(spec: WorkerSpec) -> tuple[AsgiFastStream, HttpSettings]:
         for logic, part_consumer in zip(logics, consumers, strict=True):
             await part_consumer.stop()
             await logic.close()
-        await outbox.close()
+        await records.close()  # after every handler: none records a call any more
+        await outbox.close()  # after the records: their notes are cleared too
         await admission.aclose()
         await listener_redis.aclose()
         await redis.aclose()
