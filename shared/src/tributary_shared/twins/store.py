@@ -108,6 +108,8 @@ class MemoryWorkflowStore:
         return True
 
     async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
+        if not events:
+            return True  # as in Redis: nothing to write, nothing asked
         await self.track(events)  # first, as in Redis: the sweep drops a refused one's
         record = self.records.get(workflow_id)
         if record is None or record.status.terminal:
