@@ -605,9 +605,14 @@ def run_latency(options: Options, args: Any) -> dict[str, Any]:
 # -- in flight -----------------------------------------------------------------------------
 
 
+# 6,000 steps wait on the model at once: every per-process bound on concurrent work
+# (records handled, HTTP connections, calls sending and waiting at the admission gate,
+# 1,000 each by default) is raised past it, so the scenario measures holding them all.
 INFLIGHT_TUNING = {
     "TRIBUTARY_MAX_IN_FLIGHT": "8000",
     "TRIBUTARY_LLM_MAX_CONNECTIONS": "8000",
+    "TRIBUTARY_LLM_MAX_SENDING": "8000",
+    "TRIBUTARY_LLM_MAX_WAITING": "8000",
     "TRIBUTARY_LLM_TIMEOUT_S": "150",
 }
 
