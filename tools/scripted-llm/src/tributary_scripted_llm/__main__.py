@@ -76,6 +76,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         ws="none",
         # Hanging scripted requests would otherwise hold Ctrl-C up indefinitely.
         timeout_graceful_shutdown=1,
+        # Hosted model APIs keep idle connections open for a minute or more; uvicorn's
+        # 5 s default (the same as the clients' own pool expiry) makes a busy client
+        # reuse connections the server is closing, which the client sees as the
+        # endpoint failing.
+        timeout_keep_alive=75,
     )
 
 
