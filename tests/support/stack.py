@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from tributary_devstack.config import StackConfig
+from tributary_devstack.ports import free_port as devstack_free_port
 from tributary_devstack.process import ServiceProcess
 from tributary_devstack.stack import Stack
 from tributary_shared.core.topology import deployed_roles
@@ -31,10 +31,8 @@ def stack_config_for_tests() -> StackConfig:
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A free port below the ephemeral range: a restarted service can bind it again."""
+    return devstack_free_port()
 
 
 @dataclass

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -37,6 +36,7 @@ from tributary_devstack.pidfiles import (
     replica_names,
     write_record,
 )
+from tributary_devstack.ports import free_port
 from tributary_devstack.process import (
     ManagedProcess,
     ServiceProcess,
@@ -400,7 +400,7 @@ class Stack:
         spec = resolve_service(module_or_name)
         if spec.name == GATEWAY and METRICS_PORT_VARIABLE not in (env or {}):
             # Its metrics server needs a port too; the caller chose only the API's.
-            env = {**(env or {}), METRICS_PORT_VARIABLE: str(_free_port())}
+            env = {**(env or {}), METRICS_PORT_VARIABLE: str(free_port())}
         with self._locked():
             self._stop(instance)
             return self._spawn_service(spec, port=port, instance=instance, env=env)
@@ -540,10 +540,3 @@ def _stop_rank(name: str) -> tuple[int, str]:
         if name == prefix or name.startswith(prefix + "-"):
             return (rank, name)
     return (-1, name)  # unknown (e.g. ad-hoc test services): stop before infra
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
