@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import replicas
+from bench.scenarios import THROUGHPUT_FRACTION
 from tributary_devstack.config import find_repo_root
 
 #: Columns of the CPU tables: each service's replicas together, then the other processes.
@@ -49,7 +50,7 @@ def targets(results: Path) -> list[str]:
             f"{_f(best.get('achieved_rate'), 2)} workflows/s sustained vs "
             f"{_f(tp.get('client_bound_workflows_per_s'), 2)} workflows/s bound = "
             f"{_f((fraction or math.nan) * 100, 0)}% | "
-            f"{'yes' if fraction is not None and fraction >= 0.75 else 'no'} |"
+            f"{'yes' if fraction is not None and fraction >= THROUGHPUT_FRACTION else 'no'} |"
         )
         t = tp.get("targets")
         if t is not None:
@@ -94,7 +95,7 @@ def targets(results: Path) -> list[str]:
                 f"processes | {_f(memory['services_and_redis_kib_per_workflow'])} KiB "
                 f"(Redis {_f(memory['redis_used_memory_kib_per_workflow'])} KiB; services' RSS "
                 f"{json.dumps(_services_only(memory))}) | "
-                f"{'yes' if memory['services_and_redis_kib_per_workflow'] <= 50 else 'no'} |"
+                f"{'yes' if inf['targets'].get('memory_met') else 'no'} |"
             )
     return rows
 
