@@ -4,7 +4,9 @@ The app answers for every host name, so several deployments (``http://<host>/v1`
 can share it; a host taken down refuses connections, as a stopped endpoint does,
 and the transport counts the connection attempts each host received. A streamed
 answer scripted to break (``stream_break_after``) reaches the client as a real
-dropped connection does: its first chunks, then the transport's error.
+dropped connection does: its first chunks, then the transport's error; a response
+scripted to close the connection unanswered (``close_without_answer``) raises what
+httpx raises for a connection closed before the status line.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import Any
 import httpx2
 from pydantic import SecretStr
 
-from tributary_scripted_llm import RecordedRequest, Rule, StreamBroken, create_app
+from tributary_scripted_llm import (
+    ConnectionClosedUnanswered,
+    RecordedRequest,
+    Rule,
+    StreamBroken,
+    create_app,
+)
 from tributary_shared.runtime.llm import LLMClient
 from tributary_shared.runtime.settings import LLMSettings
 
@@ -111,6 +119,11 @@ class _Hosts(httpx2.AsyncBaseTransport):
             raise httpx2.ConnectError(f"connection to {host} refused", request=request)
         try:
             return await self._app.handle_async_request(request)
+        except ConnectionClosedUnanswered:
+            # What httpx raises when the server closes the connection before answering.
+            raise httpx2.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            ) from None
         except StreamBroken as broken:
             # The in-process transport buffers the body; the app's break comes out here.
             headers = {"content-type": "text/event-stream"}

@@ -375,6 +375,24 @@ async def test_a_stream_scripted_to_break_drops_the_connection_midway(
     assert whole == text
 
 
+async def test_a_response_scripted_to_close_the_connection_sends_not_a_byte(
+    client: AsyncOpenAI, admin: ScriptedLLMAdmin
+) -> None:
+    tag = marker()
+    admin.add_rule(
+        contains=tag,
+        repeat_last=False,
+        responses=[{"close_without_answer": True}, {"content": "after the drop"}],
+    )
+    with pytest.raises(openai.APIConnectionError) as raised:
+        await client.chat.completions.create(model="m", messages=user(tag))
+    # As httpx tells a server closing a kept-alive connection as the request went out.
+    assert str(raised.value.__cause__) == "Server disconnected without sending a response."
+    again = await client.chat.completions.create(model="m", messages=user(tag))
+    assert again.choices[0].message.content == "after the drop"
+    assert len(admin.requests(contains=tag)) == 2  # the dropped request arrived too
+
+
 async def test_refusal_finish_reason_and_usage_override(
     client: AsyncOpenAI, admin: ScriptedLLMAdmin
 ) -> None:

@@ -22,10 +22,12 @@ from .models import (
 )
 from .ratelimit import RATE_LIMITED_RULE_ID, RateLimitStats
 from .server import ScriptedLLMServer
+from .unanswered import ConnectionClosedUnanswered
 
 __all__ = [
     "RATE_LIMITED_RULE_ID",
     "AdminError",
+    "ConnectionClosedUnanswered",
     "ErrorSpec",
     "Match",
     "RateLimitStats",

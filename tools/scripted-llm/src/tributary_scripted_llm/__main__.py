@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 
 from .app import create_app
 from .models import Rule, ServerConfig
+from .unanswered import closable
 
 _RULE_LIST = TypeAdapter(list[Rule])
 
@@ -67,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     app = create_app(config, rules)
     uvicorn.run(
-        app,
+        closable(app),
         host=args.host,
         port=args.port,
         log_level=args.log_level,

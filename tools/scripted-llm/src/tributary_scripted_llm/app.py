@@ -36,6 +36,7 @@ from .render import (
 )
 from .reply import Reply, ToolCall
 from .state import ServerState
+from .unanswered import CLOSE_CONNECTION, ConnectionClosedUnanswered
 
 _RECORDS = TypeAdapter(list[RecordedRequest])
 _RULES = TypeAdapter(list[RuleStatus])
@@ -143,6 +144,15 @@ def create_app(config: ServerConfig | None = None, rules: Iterable[Rule] = ()) -
         state.record(seq, chat, rule_id)
 
         delay_ms = state.config.latency_ms + (scripted.delay_ms if scripted else 0)
+        if scripted is not None and scripted.close_without_answer:
+            close = request.scope.get(CLOSE_CONNECTION)
+            if close is None:
+                raise ConnectionClosedUnanswered()
+            close()
+            # Until uvicorn has seen the connection go: a response now would be dropped
+            # unsent, and returning none before would make it log one missing.
+            await state.wait(request, None)
+            return Response(status_code=204)
         if scripted is not None and scripted.hang:
             await state.wait(request, None)
             return error_response(503, ErrorSpec(message="Hanging request released."))

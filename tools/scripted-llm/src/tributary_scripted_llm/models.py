@@ -73,7 +73,8 @@ class ScriptedResponse(_Strict):
 
     Fields combine: e.g. ``content`` + ``finish_reason="length"``, or ``tool_calls`` +
     ``delay_ms``. A response with none of ``content``/``tool_calls``/``json``/
-    ``refusal``/``status``/``hang`` falls back to the automatic answer, so
+    ``refusal``/``status``/``hang``/``close_without_answer`` falls back to the
+    automatic answer, so
     ``{"delay_ms": 500}`` just slows one workflow down and ``{"finish_reason": "length"}``
     truncates the automatic answer.
     """
@@ -89,6 +90,10 @@ class ScriptedResponse(_Strict):
     """Extra wait before answering (added to the global latency)."""
     hang: bool = False
     """Never answer: the request stays open until the client gives up or the server stops."""
+    close_without_answer: bool = False
+    """Close the connection without sending any response (after ``delay_ms``), as a
+    server closing an idle kept-alive connection the client has just sent on: the
+    client sees "Server disconnected without sending a response"."""
     status: int | None = Field(default=None, ge=100, le=599)
     """An HTTP status >= 400 makes this an error response."""
     headers: dict[str, str] = Field(default_factory=dict)

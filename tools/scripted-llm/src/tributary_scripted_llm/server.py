@@ -22,6 +22,7 @@ from .admin_client import ScriptedLLMAdmin
 from .app import create_app
 from .models import Rule, ServerConfig
 from .state import ServerState
+from .unanswered import closable
 
 
 class ScriptedLLMServer:
@@ -115,7 +116,7 @@ class ScriptedLLMServer:
         self._state = self._app.state.scripted
         self._state.reopen()
         config = uvicorn.Config(
-            self._app,
+            closable(self._app),
             log_level=self._log_level,
             # Leave the host process's logging setup alone.
             log_config=None,
