@@ -28,6 +28,10 @@ LLM client, structured output, the agent loop and the services act on what
 is away (unreachable, timing out, failing with 5xx): those, and only those,
 count towards opening a deployment's circuit breaker. A 429 means the
 endpoint is up and pacing us; the rate limiter answers it, not the breaker.
+A connection the server closed before answering (a kept-alive connection it
+was closing) is no outage either: the LLM client sends that request again at
+once, and only a second such drop becomes ``llm_unavailable``
+(``runtime.llm.errors.closed_before_answering``).
 
 Tool failures are not raised: the agent loop hands them back to the model as
 the tool's result, so it can adapt (error class ``tool`` in the metrics).

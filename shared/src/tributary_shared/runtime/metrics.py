@@ -92,6 +92,13 @@ EVENTS_CONSUMED_TOTAL = Counter(
 DEAD_LETTERS_TOTAL = Counter(
     "dead_letters_total", "Messages sent to the dead-letter topic.", ["consumer", "error_class"]
 )
+LLM_DROPPED_CONNECTION_RESENDS_TOTAL = Counter(
+    "llm_dropped_connection_resends_total",
+    "LLM requests sent again at once because the server closed the connection before "
+    "answering (a kept-alive connection it was closing as the request went out); not "
+    "counted as outages or retries.",
+    ["role", "deployment"],
+)
 LLM_FALLBACKS_TOTAL = Counter(
     "llm_fallbacks_total",
     "Calls handed over from a deployment to the next of their chain, by the error that "

@@ -11,11 +11,20 @@ timeout, never longer than what is left before the deadline.
 Each deployment (``TRIBUTARY_LLM_DEPLOYMENTS``; the default one is
 ``TRIBUTARY_LLM_BASE_URL``) has its own SDK client with its own endpoint and
 key; they share the process's HTTP connection pools. ``_once`` is the one
-place a request leaves the process: one HTTP attempt at one deployment, sent
-once that deployment's admission gate lets it go (its shared circuit breaker,
-rate limits and fair queue; see ``runtime.llm.admission``). With
-``TRIBUTARY_LLM_STREAM`` it asks for a streamed answer and assembles the same
-completion from its chunks (``answer.StreamedAnswer``), timing the first token.
+place a request leaves the process: one try of the call's plan at one
+deployment, sent once that deployment's admission gate lets it go (its shared
+circuit breaker, rate limits and fair queue; see ``runtime.llm.admission``).
+With ``TRIBUTARY_LLM_STREAM`` it asks for a streamed answer and assembles the
+same completion from its chunks (``answer.StreamedAnswer``), timing the first
+token.
+
+A request whose connection the server closed before sending any response
+(``errors.closed_before_answering``: the pool reused a kept-alive connection
+as the server closed it for being idle) was not answered and used nothing.
+``_once`` sends it again at once, on another connection, still inside the
+gate's block: neither the breaker nor the call's plan hears of it, and the
+call's record shows the dropped try (``llm_connection_dropped``). Dropped again,
+it fails as any unreachable endpoint does (``llm_unavailable``, an outage).
 
 While a call waits for its model, it tells ``on_wait`` (at its first pause,
 then at most every ``TRIBUTARY_LLM_WAIT_NOTICE_INTERVAL_S``), which the
@@ -74,7 +83,13 @@ from tributary_shared.runtime.llm.chain import (
     TryAgain,
     chain_of,
 )
-from tributary_shared.runtime.llm.errors import check_finish, classify_sdk_error
+from tributary_shared.runtime.llm.errors import (
+    CONNECTION_DROPPED,
+    check_finish,
+    classify_sdk_error,
+    closed_before_answering,
+    dropped_before_answer,
+)
 from tributary_shared.runtime.settings import ConfigurationError, Deployment, LLMSettings
 from tributary_shared.runtime.tracing import traced_llm_call
 
@@ -255,7 +270,9 @@ class LLMClient:
         on_delta: DeltaListener | None = None,
         stream: bool = False,
     ) -> Completion:
-        """One HTTP attempt at one deployment; its failure classified by the error tree.
+        """One try at one deployment; its failure classified by the error tree. A
+        request the server closed its connection on before answering is sent again
+        at once within the try (see the module).
 
         ``context`` names the workflow the attempt is made for (None: none) and the
         latest it may wait for its turn at the deployment's gate; ``admitted`` is
@@ -290,27 +307,29 @@ class LLMClient:
             ):
                 if admitted is not None:
                     admitted.set()
-                started, sent_at = time.perf_counter(), time.time()
                 client = next(clients)
-                if stream:
-                    answer = await _streamed(
-                        client,
-                        target=target,
-                        role=role,
-                        messages=messages,
-                        timeout_s=timeout_s,
-                        kwargs=kwargs,
-                        on_delta=on_delta,
-                        started=started,
-                    )
-                else:
-                    response = await client.chat.completions.create(
-                        model=target.provider_model,
-                        messages=list(messages),  # type: ignore[arg-type]
-                        timeout=timeout_s,
-                        **kwargs,
-                    )
-                    answer = answer_of(response)
+                ends_at = time.perf_counter() + timeout_s
+                for resend in range(_RESENDS_AFTER_DROP + 1):
+                    started, sent_at = time.perf_counter(), time.time()
+                    try:
+                        answer = await _sent(
+                            client,
+                            target=target,
+                            role=role,
+                            messages=messages,
+                            timeout_s=ends_at - started,
+                            kwargs=kwargs,
+                            on_delta=on_delta,
+                            stream=stream,
+                            started=started,
+                        )
+                        break
+                    except openai.APIConnectionError as exc:
+                        if resend == _RESENDS_AFTER_DROP or not _may_resend(exc, ends_at):
+                            raise
+                        # Inside the gate's block: the gate hears only how the call
+                        # ends, and the call's plan spends no try on it.
+                        _dropped(on_try, target, role, sent_at, time.perf_counter() - started)
         except (openai.OpenAIError, _StreamBroken) as exc:
             error = (
                 exc.error
@@ -330,6 +349,65 @@ class LLMClient:
             raise
         _tell_try(on_try, target, sent_at, took_s, None)
         return completion
+
+
+_RESENDS_AFTER_DROP = 1
+"""How often a request the server closed its connection on before answering is sent
+again at once. One: a server that closed an idle kept-alive connection just as the
+request went out on it has no reason to close the next connection too; one that does
+is failing."""
+
+
+def _may_resend(exc: openai.APIConnectionError, ends_at: float) -> bool:
+    """A request unanswered because its connection closed, with time left to send it
+    again. httpcore's pool has closed and dropped that connection, so the request goes
+    on another: an idle one that is still open (the pool leaves out those the server
+    has visibly closed), or a new one."""
+    return closed_before_answering(exc) and time.perf_counter() < ends_at
+
+
+def _dropped(
+    on_try: TryListener | None, target: Target, role: Role, sent_at: float, took_s: float
+) -> None:
+    """Count and record a try whose connection closed before any answer (it used nothing)."""
+    model, deployment = target.model, target.deployment.id
+    metrics.LLM_REQUEST_SECONDS.labels(model, deployment, role, CONNECTION_DROPPED).observe(took_s)
+    metrics.LLM_DROPPED_CONNECTION_RESENDS_TOTAL.labels(role, deployment).inc()
+    log.debug("%s closed the connection before answering; the request goes again", deployment)
+    _tell_try(on_try, target, sent_at, took_s, dropped_before_answer())
+
+
+async def _sent(
+    client: AsyncOpenAI,
+    *,
+    target: Target,
+    role: Role,
+    messages: Sequence[Message],
+    timeout_s: float,
+    kwargs: dict[str, Any],
+    on_delta: DeltaListener | None,
+    stream: bool,
+    started: float,
+) -> Answer:
+    """The answer to one HTTP request, streamed or in one body."""
+    if stream:
+        return await _streamed(
+            client,
+            target=target,
+            role=role,
+            messages=messages,
+            timeout_s=timeout_s,
+            kwargs=kwargs,
+            on_delta=on_delta,
+            started=started,
+        )
+    response = await client.chat.completions.create(
+        model=target.provider_model,
+        messages=list(messages),  # type: ignore[arg-type]
+        timeout=timeout_s,
+        **kwargs,
+    )
+    return answer_of(response)
 
 
 def _tell_try(

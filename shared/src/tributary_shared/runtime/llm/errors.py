@@ -2,6 +2,13 @@
 
 Messages are written for users: they name the problem, never the provider's
 raw response body or the endpoint's hostname.
+
+``closed_before_answering`` tells one connection failure apart from the rest:
+the server closed the connection without sending a single byte of a response.
+That is what a client sees when it sends a request on a pooled keep-alive
+connection at the moment the server closes it for being idle, which says
+nothing about the endpoint's health; the client sends such a request again at
+once instead of counting an outage (``client.LLMClient``).
 """
 
 from __future__ import annotations
@@ -12,9 +19,57 @@ import time
 from collections.abc import Mapping
 from datetime import UTC
 
+import httpx2
 import openai
 
 from tributary_shared.core.errors import FatalError, ModelError, TransientError, TributaryError
+
+__all__ = [
+    "CONNECTION_DROPPED",
+    "check_finish",
+    "classify_sdk_error",
+    "closed_before_answering",
+    "dropped_before_answer",
+    "retry_after_s",
+]
+
+CONNECTION_DROPPED = "llm_connection_dropped"
+"""The code of a try whose connection the server closed before answering, sent again
+at once. Not a provider outage: it never reaches the breaker or the call's retries."""
+
+_NOTHING_ANSWERED = "Server disconnected without sending a response"
+"""httpcore's words (``_async/http11.py``) when an HTTP/1.1 connection reads end-of-file
+before any byte of the response; httpx keeps them when it maps the error to its
+``RemoteProtocolError``, which the SDK wraps in ``APIConnectionError``. httpx's other
+remote protocol errors (a malformed or cut-off response) came after an answer began,
+so they are not this."""
+
+
+def closed_before_answering(exc: BaseException) -> bool:
+    """True when ``exc``, or an error behind it, says the server closed the connection
+    before sending any response: the request went unanswered and nothing was used.
+
+    Connections refused, names that do not resolve, resets, timeouts and answers cut
+    off midway are not this: they may mean the endpoint is away.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, httpx2.RemoteProtocolError) and str(current).startswith(
+            _NOTHING_ANSWERED
+        ):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def dropped_before_answer() -> TransientError:
+    """What a try that ``closed_before_answering`` is recorded with."""
+    return TransientError(
+        "the LLM endpoint closed the connection before answering; the request was sent again",
+        code=CONNECTION_DROPPED,
+    )
 
 
 def classify_sdk_error(exc: Exception, *, model: str) -> TributaryError:
