@@ -1,10 +1,10 @@
 """The workflow store contract for notices: events in a workflow's log that change no state.
 
-An ``llm.waiting`` notice goes into the log of an active workflow, after what is
-there, and changes nothing else; once the workflow has ended (its keys
-expiring) or when it does not exist, nothing is written. ``write_notices``
-(a call record and its payload parts) also notes each one in the outbox, and
-appends them all, in order, or none.
+Notices (an ``llm.waiting``, a call record and its payload parts) go into the
+log of an active workflow, after what is there, and change nothing else;
+``write_notices`` notes each one in the outbox and appends them all, in order,
+or none: once the workflow has ended (its keys expiring) or when it does not
+exist, nothing is appended.
 """
 
 from __future__ import annotations
@@ -50,59 +50,6 @@ async def created(store: WorkflowStore) -> str:
     request = WorkflowRequested(workflow_id=workflow_id, task="t")
     await store.create_workflow(request, deadline_at=time.time() + 600)
     return workflow_id
-
-
-async def test_a_notice_joins_an_active_workflows_log_and_changes_nothing_else(
-    store: WorkflowStore,
-) -> None:
-    workflow_id = await created(store)
-    before = await store.get_workflow(workflow_id)
-    notice = waiting(workflow_id)
-
-    assert await store.append_notice(workflow_id, notice)
-
-    log = await store.read_log(workflow_id)
-    assert [entry.type for entry in log] == ["workflow.requested", "llm.waiting"]
-    assert LLMWaiting.model_validate_json(log[-1].event_json) == notice
-    assert await store.get_workflow(workflow_id) == before
-
-
-async def test_no_notice_follows_the_end_of_a_workflow(store: WorkflowStore) -> None:
-    workflow_id = await created(store)
-    await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
-
-    assert not await store.append_notice(workflow_id, waiting(workflow_id))
-
-    log = await store.read_log(workflow_id)
-    assert [entry.type for entry in log] == ["workflow.requested", "workflow.cancelled"]
-
-
-async def test_a_notice_for_an_unknown_workflow_writes_no_log(store: WorkflowStore) -> None:
-    workflow_id = f"wf_{uuid.uuid4().hex}"
-
-    assert not await store.append_notice(workflow_id, waiting(workflow_id))
-
-    assert await store.read_log(workflow_id) == []
-
-
-async def test_a_notice_is_written_redacted_as_every_event_the_workers_write() -> None:
-    store = MemoryWorkflowStore()
-    workflow_id = await created(store)
-    leaky = waiting(workflow_id).model_copy(
-        update={
-            "error": ErrorInfo(
-                code="llm_unavailable",
-                message="refused by redis://app:hunter2-db-pass@db:6379",
-                error_class="transient",
-            )
-        }
-    )
-
-    assert await RedactingStore(store, Redactor()).append_notice(workflow_id, leaky)
-
-    [_, logged] = await store.read_log(workflow_id)
-    assert "hunter2-db-pass" not in logged.event_json
-    assert LLMWaiting.model_validate_json(logged.event_json) == redact_event(leaky, Redactor())
 
 
 async def noted(store: WorkflowStore, workflow_id: str) -> set[str]:

@@ -103,6 +103,6 @@ async def test_a_late_event_does_not_bring_a_purged_workflow_back(store: Workflo
     await store.purge(gone)
     with pytest.raises(TransitionConflict):
         await cancelled(store, gone)
-    assert await store.append_notice(gone, waiting(gone)) is False
+    assert await store.write_notices(gone, [waiting(gone)]) is False
     assert await store.get_workflow(gone) is None
     assert await store.read_log(gone) == []

@@ -479,9 +479,6 @@ class _CrashingStore:
     async def get_workflow(self, workflow_id: str) -> WorkflowRecord | None:
         return await self._store.get_workflow(workflow_id)
 
-    async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
-        return await self._store.append_notice(workflow_id, event)
-
     async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
         return await self._store.write_notices(workflow_id, events)
 

@@ -96,8 +96,7 @@ async def workflow_with_calls(store: MemoryWorkflowStore, *, big: str = "") -> s
             part_bytes=4_000,
         )
         events.extend([*parts, sent])
-    for event in events:
-        assert await store.append_notice(workflow_id, event)
+    assert await store.write_notices(workflow_id, events)
     return workflow_id
 
 

@@ -117,8 +117,7 @@ async def log_calls(store: MemoryWorkflowStore, workflow_id: str) -> None:
         *parts,
         large,
     ]
-    for event in logged:
-        await store.append_notice(workflow_id, event)
+    await store.write_notices(workflow_id, logged)
 
 
 def parsed(body: str) -> list[SseEvent]:
@@ -225,7 +224,7 @@ async def test_tokens_mode_sends_live_deltas_without_ids_and_resumes_on_the_log(
     streaming = asyncio.create_task(gateway.get(url, params={"mode": "tokens"}))
     await until_listened(deltas, workflow_id)
     await deltas.publish([delta(workflow_id, 0, "Hello "), delta(workflow_id, 1, "world")])
-    await store.append_notice(workflow_id, tool_call(workflow_id, result="ok", sequence=1))
+    await store.write_notices(workflow_id, [tool_call(workflow_id, result="ok", sequence=1)])
     await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
     events = parsed((await asyncio.wait_for(streaming, timeout=10)).text)
 
@@ -249,7 +248,7 @@ async def test_the_last_event_id_query_resumes_like_the_header_which_wins(
 ) -> None:
     """A new EventSource (say, on a fresh stream token) names where to resume in the URL."""
     workflow_id = await started(store)
-    await store.append_notice(workflow_id, tool_call(workflow_id, result="ok", sequence=1))
+    await store.write_notices(workflow_id, [tool_call(workflow_id, result="ok", sequence=1)])
     await store.apply(machine.cancel(WorkflowCancelled(workflow_id=workflow_id)))
     url = f"/v1/workflows/{workflow_id}/events"
     logged = parsed((await gateway.get(url, params={"mode": "tools"})).text)

@@ -184,8 +184,7 @@ async def test_calls_are_read_over_every_page(
             name="lookup",
             body=ToolCallBody(arguments="{}", result=f"result of {step}"),
         )
-        for event in (llm, tool):
-            assert await store.append_notice(workflow_id, event)
+        assert await store.write_notices(workflow_id, [llm, tool])
 
     calls = [call async for call in client.calls(workflow_id, page_size=1)]
     assert [(type(c), c.step_id) for c in calls] == [

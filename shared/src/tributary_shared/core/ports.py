@@ -110,23 +110,16 @@ class WorkflowStore(Protocol):
         """
         ...
 
-    async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
-        """Append an event that changes none of the workflow's state (a notice, such
-        as ``llm.waiting``) to its log, while the workflow is active.
-
-        Returns False, writing nothing, once the workflow has ended or when it does
-        not exist: a notice never follows the final event, nor brings a log back.
-        """
-        ...
-
     async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
-        """Note notices as unsent and append them, in order, to an active workflow's
-        log: ``track`` then ``append_notice`` for each, in one round trip.
+        """Note notices (events that change none of the workflow's state, such as
+        ``llm.waiting``) as unsent and append them, in order, to an active workflow's
+        log: ``track`` then the append, in one round trip.
 
         Returns False, appending none of them, once the workflow has ended or when it
-        does not exist; the notes may stay, and the outbox sweep drops them (the log
-        holds no such event). What it returns True for is durable: a reader of the
-        log sees it, and the sweep publishes it if nobody else does.
+        does not exist: a notice never follows the final event, nor brings a log back.
+        The notes may stay, and the outbox sweep drops them (the log holds no such
+        event). What it returns True for is durable: a reader of the log sees it, and
+        the sweep publishes it if nobody else does.
         """
         ...
 

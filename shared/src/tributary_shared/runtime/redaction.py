@@ -72,9 +72,6 @@ class RedactingStore:
     async def apply(self, transition: Transition) -> Applied:
         return await self._inner.apply(redact_transition(transition, self._redact))
 
-    async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
-        return await self._inner.append_notice(workflow_id, redact_event(event, self._redact))
-
     async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
         return await self._inner.write_notices(
             workflow_id, [redact_event(event, self._redact) for event in events]

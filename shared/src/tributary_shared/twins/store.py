@@ -100,13 +100,6 @@ class MemoryWorkflowStore:
             self._input_expiries.pop((transition.workflow_id, request.request_id), None)
         return Applied(steps_finished=record.steps_finished, steps_total=record.steps_total)
 
-    async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
-        record = self.records.get(workflow_id)
-        if record is None or record.status.terminal:
-            return False
-        await self.append_log(workflow_id, (event,))
-        return True
-
     async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
         if not events:
             return True  # as in Redis: nothing to write, nothing asked

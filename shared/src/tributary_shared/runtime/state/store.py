@@ -243,11 +243,6 @@ class RedisWorkflowStore:
     async def forget_input_expiry(self, workflow_id: str, request_id: str) -> None:
         await self._redis.zrem(INPUT_EXPIRIES_KEY, outbox_member(workflow_id, request_id))
 
-    async def append_notice(self, workflow_id: str, event: EventEnvelope) -> bool:
-        keys = WorkflowKeys(workflow_id)
-        appended = await self._notice(keys=[keys.workflow, keys.log], args=_notice_args([event]))
-        return bool(appended)
-
     async def write_notices(self, workflow_id: str, events: Sequence[EventEnvelope]) -> bool:
         """One round trip: the events' outbox notes, then the script appending them.
 
