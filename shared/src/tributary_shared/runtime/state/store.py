@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 from tributary_shared.core.events import (
@@ -196,32 +197,49 @@ class RedisWorkflowStore:
         refused names an event the log does not hold, and the sweep drops it.
         Returns the script's reply.
         """
-        keys = list(WorkflowKeys(transition.workflow_id).all())
-        args = [json.dumps(program.as_dict())]
+        return await self._queued_then(
+            lambda pipe: self._index_before(pipe, transition, retention_s=self._retention_s),
+            self._atomic,
+            keys=list(WorkflowKeys(transition.workflow_id).all()),
+            args=[json.dumps(program.as_dict())],
+            unwritten="an index entry of a transition was not written: %s",
+        )
+
+    async def _queued_then(
+        self,
+        queue: Callable[[Pipeline], int],
+        script: AsyncScript,
+        *,
+        keys: Sequence[str],
+        args: Sequence[str],
+        unwritten: str,
+    ) -> Any:
+        """One round trip: the commands ``queue`` queues (it says how many), then
+        ``script``, in one non-transactional pipeline; returns the script's reply.
+
+        Raises the script's error. A queued command that failed is logged with
+        ``unwritten`` and passed over: what the script wrote stands, and the caller
+        publishes it.
+        """
         while True:
             async with self._redis.pipeline(transaction=False) as pipe:
-                indexes = self._index_before(pipe, transition, retention_s=self._retention_s)
-                pipe.evalsha(self._atomic.sha, len(keys), *keys, *args)
+                queued = queue(pipe)
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
                 replies = await pipe.execute(raise_on_error=False)
             if not isinstance(replies[-1], NoScriptError):
                 break
-            await self._redis.script_load(_LUA)  # a restarted Redis: load it, go again
+            await self._redis.script_load(script.script)  # a restarted Redis: load it, go again
         if isinstance(replies[-1], Exception):
             raise replies[-1]
-        for reply in replies[:indexes]:
-            if isinstance(reply, Exception):  # written nonetheless: the caller publishes
-                log.warning("an index entry of a transition was not written: %s", reply)
+        for reply in replies[:queued]:
+            if isinstance(reply, Exception):
+                log.warning(unwritten, reply)
         return replies[-1]
 
     @staticmethod
     def _index_before(pipe: Pipeline, transition: Transition, *, retention_s: int) -> int:
         """Queue the transition's outbox notes, deadline and listing; how many commands."""
-        queued = 0
-        if transition.events:
-            now = time.time()
-            notes = {outbox_member(e.workflow_id, e.event_id): now for e in transition.events}
-            pipe.zadd(OUTBOX_KEY, notes, nx=True)
-            queued += 1
+        queued = _queue_notes(pipe, transition.events)
         if transition.move is Move.CREATE and transition.deadline_at is not None:
             pipe.zadd(DEADLINES_KEY, {transition.workflow_id: transition.deadline_at}, nx=True)
             queued += 1
@@ -253,22 +271,13 @@ class RedisWorkflowStore:
         if not events:
             return True
         keys = WorkflowKeys(workflow_id)
-        script_keys = [keys.workflow, keys.log]
-        args = _notice_args(events)
-        now = time.time()
-        notes = {outbox_member(e.workflow_id, e.event_id): now for e in events}
-        while True:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.zadd(OUTBOX_KEY, notes, nx=True)
-                pipe.evalsha(self._notice.sha, len(script_keys), *script_keys, *args)
-                noted, appended = await pipe.execute(raise_on_error=False)
-            if not isinstance(appended, NoScriptError):
-                break
-            await self._redis.script_load(_NOTICE_LUA)  # a restarted Redis: load it, go again
-        if isinstance(appended, Exception):
-            raise appended
-        if isinstance(noted, Exception):  # logged nonetheless: the caller publishes
-            log.warning("the outbox notes of notices were not written: %s", noted)
+        appended = await self._queued_then(
+            lambda pipe: _queue_notes(pipe, events),
+            self._notice,
+            keys=[keys.workflow, keys.log],
+            args=_notice_args(events),
+            unwritten="the outbox notes of notices were not written: %s",
+        )
         return bool(appended)
 
     async def list_workflows(
@@ -548,6 +557,15 @@ def _final_fields(final: FinalEvent) -> dict[str, str]:
     elif isinstance(final, WorkflowFailed):
         fields["error"] = final.error.model_dump_json()
     return fields
+
+
+def _queue_notes(pipe: Pipeline, events: Sequence[EventEnvelope]) -> int:
+    """Note ``events`` in the outbox as unsent (none noted twice); how many commands."""
+    if not events:
+        return 0
+    now = time.time()
+    pipe.zadd(OUTBOX_KEY, {outbox_member(e.workflow_id, e.event_id): now for e in events}, nx=True)
+    return 1
 
 
 def _queue_listing(pipe: Pipeline, request: WorkflowRequested, *, retention_s: int) -> int:
