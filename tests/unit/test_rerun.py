@@ -22,10 +22,14 @@ from tributary_agent_runner.tools.calculator import calculator_tool
 from tributary_agent_runner.tools.registry import Tool, ToolError, ToolRegistry
 from tributary_cli.replay.pipeline import Pipeline, ServiceSettings
 from tributary_cli.replay.rerun import RerunEnvironment, RerunImpossible, rerun
+from tributary_planner import planning
+from tributary_planner import service as planner_service
+from tributary_planner.planning import PlanDraft
 from tributary_scripted_llm import Rule
 from tributary_shared.core.events import (
     AnyEvent,
     LLMCalled,
+    PlannedStep,
     StepCompleted,
     ToolCalled,
     WorkflowOptions,
@@ -270,6 +274,30 @@ async def test_a_changed_tool_schema_diverges_as_the_tools_offered(recorded: Rec
     )
     assert '+      "description": "Look a key up in the new store.",' in divergence.diff
     assert changed.runs == []
+
+
+async def test_a_plan_the_planner_now_makes_otherwise_diverges_as_the_plan(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same reply of the model, read into steps whose titles are capitalised now.
+    def capitalised(draft: PlanDraft) -> tuple[PlannedStep, ...]:
+        return tuple(
+            step.model_copy(update={"title": step.title.capitalize()})
+            for step in planning.planned_steps(draft)
+        )
+
+    monkeypatch.setattr(planner_service, "planned_steps", capitalised)
+    alpha = len(recorded.endpoint.agent_calls("collect alpha"))
+
+    report = await rerun(recorded.events, environment=environment(recorded))
+
+    divergence = report.divergence
+    assert divergence is not None
+    assert (divergence.kind, divergence.role, divergence.step_id) == ("plan", "planner", None)
+    assert "-1. s1 [low]: collect alpha" in divergence.diff
+    assert "+1. s1 [low]: Collect alpha" in divergence.diff
+    assert report.render().splitlines()[0] == "1 divergence: plan at planner"
+    assert len(recorded.endpoint.agent_calls("collect alpha")) == alpha  # no step ran
 
 
 async def test_live_from_a_step_calls_the_model_for_it_and_after_only(recorded: Recorded) -> None:
