@@ -231,16 +231,13 @@ class RecordedAnswers:
             if request.kind == "question"
             else None
         )
-        return self._state.diverged(
-            Divergence(
-                role=_role_of(request),
-                step_id=request.step_id,
-                iteration=iteration,
-                kind=kind,
-                expected=expected,
-                actual=actual,
-                diff=unified_diff(expected, actual),
-            )
+        return self._state.differed(
+            role=_role_of(request),
+            step_id=request.step_id,
+            iteration=iteration,
+            kind=kind,
+            expected=expected,
+            actual=actual,
         )
 
 

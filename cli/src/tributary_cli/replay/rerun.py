@@ -312,16 +312,13 @@ class _Checks:
     ) -> None:
         if expected == actual:
             return
-        raise self._state.diverged(
-            Divergence(
-                role=role,
-                step_id=step_id,
-                iteration=iteration,
-                kind=kind,
-                expected=expected,
-                actual=actual,
-                diff=unified_diff(expected, actual),
-            )
+        raise self._state.differed(
+            role=role,
+            step_id=step_id,
+            iteration=iteration,
+            kind=kind,
+            expected=expected,
+            actual=actual,
         )
 
 

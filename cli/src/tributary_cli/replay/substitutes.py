@@ -99,6 +99,32 @@ class RerunState:
             self.divergence = divergence
         return Diverged(self.divergence)
 
+    def differed(
+        self,
+        *,
+        role: str,
+        step_id: str | None,
+        iteration: int | None,
+        kind: str,
+        expected: str,
+        actual: str,
+        sequence: int | None = None,
+    ) -> Diverged:
+        """``diverged`` where the rerun did ``actual`` and the recording ``expected``,
+        with the unified diff between the two."""
+        return self.diverged(
+            Divergence(
+                role=role,
+                step_id=step_id,
+                iteration=iteration,
+                kind=kind,
+                expected=expected,
+                actual=actual,
+                diff=unified_diff(expected, actual),
+                sequence=sequence,
+            )
+        )
+
     def is_live(self, role: str, step_id: str) -> bool:
         if role == "synthesizer":
             return self.live_synthesis
@@ -301,17 +327,14 @@ class ReplayingLLM:
                     before, after = render_json(expected[part]), render_json(asked[part])
             else:
                 before, after = render_json(expected[part]), render_json(asked[part])
-            raise self._state.diverged(
-                Divergence(
-                    role=role,
-                    step_id=step_id or None,
-                    iteration=iteration if iteration is not None else recorded.record.iteration,
-                    kind=kind,
-                    expected=before,
-                    actual=after,
-                    diff=unified_diff(before, after),
-                    sequence=recorded.record.sequence,
-                )
+            raise self._state.differed(
+                role=role,
+                step_id=step_id or None,
+                iteration=iteration if iteration is not None else recorded.record.iteration,
+                kind=kind,
+                expected=before,
+                actual=after,
+                sequence=recorded.record.sequence,
             )
 
     async def close(self) -> None:
@@ -421,17 +444,14 @@ class _ToolReplay:
             if next_call is not None
             else "(no such tool call was recorded)"
         )
-        raise state.diverged(
-            Divergence(
-                role="agent",
-                step_id=step_id or None,
-                iteration=state.last_iteration.get(step_id),
-                kind="tool call",
-                expected=expected,
-                actual=actual,
-                diff=unified_diff(expected, actual),
-                sequence=next_call.record.sequence if next_call is not None else None,
-            )
+        raise state.differed(
+            role="agent",
+            step_id=step_id or None,
+            iteration=state.last_iteration.get(step_id),
+            kind="tool call",
+            expected=expected,
+            actual=actual,
+            sequence=next_call.record.sequence if next_call is not None else None,
         )
 
 
