@@ -47,6 +47,7 @@ from tributary_shared.core.events import (
     StepDispatched,
     StepFailed,
     StepStarted,
+    WorkflowOptions,
     derived_event_id,
     utc_now,
 )
@@ -77,8 +78,12 @@ class _Claim:
     """The workflow's deadline: its LLM calls wait out the endpoint no longer."""
     deadline_s: float | None
     """The seconds it was given, for the error that says the deadline passed."""
-    record: WorkflowRecord
-    """The workflow as it was when the step was claimed."""
+    options: WorkflowOptions
+    """The workflow's options (its input timeout and policy, for a pause)."""
+    approved: bool
+    """Whether a person approved the step (what a step that needs approval waits for).
+    The claim keeps these, not the workflow's whole record: thousands of steps wait
+    on the model at once, each holding its claim."""
     resume: Resume | None = None
     """Where the step paused and the answer it got; None runs it from the start."""
     claimed_at: float = field(default_factory=time.monotonic)
@@ -185,7 +190,7 @@ class AgentRunner:
         # step.started is in the log and noted in the outbox already: its publish runs
         # beside the agent's first calls, and is awaited before the outcome is written.
         announced = self._announce(started)
-        if dispatched.step.needs_approval and not _approved(claim.record, dispatched.step.step_id):
+        if dispatched.step.needs_approval and not claim.approved:
             await asyncio.wait({announced})
             await self._ask_approval(claim)  # before any LLM call: nothing runs unapproved
             return
@@ -268,7 +273,7 @@ class AgentRunner:
         """Open the input request, keep the conversation and let go of the step, at once."""
         assert run.pause is not None
         step_id = dispatched.step.step_id
-        options = claim.record.options
+        options = claim.options
         request_id = request_id or "in_" + derived_event_id(
             dispatched.workflow_id, step_id, str(claim.started.attempt), run.pause.tool_call_id
         )
@@ -278,7 +283,7 @@ class AgentRunner:
         requested = InputRequested(
             event_id=derived_event_id(dispatched.workflow_id, "asked", request_id),
             workflow_id=dispatched.workflow_id,
-            tenant_id=claim.record.tenant_id,
+            tenant_id=claim.started.tenant_id,
             causation_id=claim.started.event_id,
             occurred_at=now,
             request_id=request_id,
@@ -368,7 +373,8 @@ class AgentRunner:
                 recorded_dispatch(dispatched, record),
                 record.deadline_at,
                 deadline_s_of(record),
-                record,
+                record.options,
+                _approved(record, step_id),
                 _resume_of(record, step_id),
             )
 
