@@ -85,7 +85,8 @@ def targets(results: Path) -> list[str]:
             f"| (3) {inf['workflows_requested']} workflows in flight at "
             f"{inf['latency_ms'] // 1000} s per LLM call, each within 10% of "
             f"{_f(wf['critical_path_s'], 0)} s | in flight max {inf['in_flight_max']}; "
-            f"completed {wf['completed']}/{wf['started']}, within 10%: {wf['within_10pct']} | "
+            f"completed {wf['completed']}/{wf['started']}, within 10%: {wf['within_10pct']}"
+            f"{_bare_in_flight(inf)} | "
             f"{'yes' if inf['targets']['all_within_10pct'] else 'no'} |"
         )
         memory = inf.get("memory", {})
@@ -94,10 +95,24 @@ def targets(results: Path) -> list[str]:
                 "| (4) memory per in-flight workflow <= 50 KiB across Redis and all service "
                 f"processes | {_f(memory['services_and_redis_kib_per_workflow'])} KiB "
                 f"(Redis {_f(memory['redis_used_memory_kib_per_workflow'])} KiB; services' RSS "
-                f"{json.dumps(_services_only(memory))}) | "
+                f"{json.dumps(_services_only(memory))}){_bare_memory(inf)} | "
                 f"{'yes' if inf['targets'].get('memory_met') else 'no'} |"
             )
     return rows
+
+
+def _bare_in_flight(inf: Mapping[str, Any]) -> str:
+    bare = inf.get("client_bound")
+    if bare is None:
+        return ""
+    return f" (bare client, same run: {bare['within_10pct']} within 10%)"
+
+
+def _bare_memory(inf: Mapping[str, Any]) -> str:
+    bare = inf.get("client_bound")
+    if bare is None:
+        return ""
+    return f"; bare client, same run: {_f(bare['rss_growth_kib_per_workflow'])} KiB"
 
 
 def replica_counts(data: Mapping[str, Any]) -> dict[str, int]:

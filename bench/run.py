@@ -118,6 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--grace-s", type=float, default=60.0)
     inf.add_argument("--profile-s", type=float, default=0.0, help="py-spy the services this long")
     inf.add_argument("--profile-at", type=float, default=60.0, help="seconds after the start")
+    inf.add_argument(
+        "--skip-client-bound",
+        action="store_true",
+        help="do not first hold the same workflows with the bare client (its memory is the bound)",
+    )
 
     prof = sub.add_parser("profile", parents=[common], help="py-spy profiles under load")
     prof.add_argument("--rate", type=float, default=3.0)

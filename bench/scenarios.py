@@ -7,6 +7,8 @@ import asyncio
 import json
 import math
 import os
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -671,6 +673,33 @@ def consumer_in_flight_by_service(timeline: Sequence[Mapping[str, Any]]) -> dict
     return dict(sorted(out.items()))
 
 
+def client_in_flight(
+    base_url: str, args: Any, *, critical_path_s: float, tuning: Mapping[str, str]
+) -> dict[str, Any]:
+    """The bare client holding the same workflows, in a process of its own
+    (``bench.clientinflight``) against the stack's scripted LLM, before the stack's run."""
+    say(f"inflight: the bare client holds {args.workflows} workflows first ...")
+    command = [
+        sys.executable,
+        "-m",
+        "bench.clientinflight",
+        f"--base-url={base_url}",
+        f"--workflows={args.workflows}",
+        f"--arrival-rate={args.arrival_rate}",
+        f"--critical-path-s={critical_path_s}",
+    ]
+    # The client reads the LLM timeout the services are given (past the 60 s per call).
+    env = {**os.environ, **{k: v for k, v in tuning.items() if k.startswith("TRIBUTARY_LLM_")}}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    say(
+        f"inflight: bare client held {result['in_flight_max']}, completed "
+        f"{result['completed']}, within 10%: {result['within_10pct']}, "
+        f"{result['rss_growth_kib_per_workflow']} KiB/wf RSS"
+    )
+    return result
+
+
 def run_inflight(options: Options, args: Any) -> dict[str, Any]:
     data = header(options, "inflight")
     latency_s = args.latency_ms / 1000
@@ -683,6 +712,10 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
     try:
         start(bench, data)
         bench.llm_config(latency_ms=args.latency_ms, max_recorded_requests=0)
+        if not args.skip_client_bound:
+            data["client_bound"] = client_in_flight(
+                bench.llm_base_url, args, critical_path_s=critical, tuning=tuning
+            )
         pids = with_driver(bench.pids())
         ports = bench.component_ports()
         health = {n: p for n, p in ports.items() if replica_plan.service_of(n) in WORKERS}
@@ -775,6 +808,12 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
         "memory_kib_per_workflow": per_workflow,
         "memory_met": per_workflow <= MEMORY_KIB_PER_WORKFLOW,
     }
+    if "client_bound" in data:
+        bound = data["client_bound"]
+        data["targets"]["client_bound_memory_kib_per_workflow"] = bound[
+            "rss_growth_kib_per_workflow"
+        ]
+        data["targets"]["client_bound_within_10pct"] = bound["within_10pct"]
     data["machine"]["load_average_end"] = os.getloadavg()
     save(options, "inflight", data)
     say(
