@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -59,15 +60,14 @@ async def hold(
     assert before is not None
     samples: list[InFlightSample] = []
     durations: list[float] = []
-    errors = 0
+    errors: Counter[str] = Counter()
 
     async def one() -> None:
-        nonlocal errors
         started = time.monotonic()
         try:
             await calls.workflow(STANDARD_TASK)
-        except Exception:
-            errors += 1
+        except Exception as exc:
+            errors[type(exc).__name__] += 1
         else:
             durations.append(time.monotonic() - started)
 
@@ -91,7 +91,8 @@ async def hold(
     return {
         "workflows": workflows,
         "completed": len(durations),
-        "errors": errors,
+        "errors": sum(errors.values()),
+        "errors_by_type": dict(errors),
         "in_flight_max": max((s.in_flight for s in samples), default=0),
         "within_10pct": sum(1 for d in durations if d <= critical_path_s * 1.1),
         "worst_ratio_to_critical_path": max(durations, default=math.nan) / critical_path_s,

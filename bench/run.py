@@ -119,6 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--profile-s", type=float, default=0.0, help="py-spy the services this long")
     inf.add_argument("--profile-at", type=float, default=60.0, help="seconds after the start")
     inf.add_argument(
+        "--heap-at",
+        type=float,
+        default=0.0,
+        help="seconds after the start to snapshot each service's heap (tracemalloc; "
+        "slows the services, so the run's timings are not the targets'); 0: off",
+    )
+    inf.add_argument(
         "--skip-client-bound",
         action="store_true",
         help="do not first hold the same workflows with the bare client (its memory is the bound)",

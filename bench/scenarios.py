@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bench import clientbound, machine, procstat, profile, timeline
+from bench import clientbound, heap, machine, procstat, profile, timeline
 from bench import replicas as replica_plan
 from bench.driver import Driver, Monitor, Sample, Watch
 from bench.stackctl import BenchPorts, BenchStack
@@ -707,6 +707,9 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
     tuning = {**INFLIGHT_TUNING, **options.tuning}
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     profile_dir = options.results_dir / f"inflight-profile-{stamp}"
+    heap_dir = options.results_dir / f"inflight-heap-{stamp}"
+    if args.heap_at > 0:
+        tuning = {**tuning, **heap.environment(heap_dir)}
     data["tuning"] = tuning
     bench = options.stack(tuning)
     try:
@@ -735,6 +738,19 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
                 window = CpuWindow(pids)
                 monitor.start()
                 profiling: list[Any] = []
+                heaps: dict[str, Any] = {}
+                if args.heap_at > 0:
+                    services = {n: p for n, p in pids.items() if replica_plan.service_of(n)}
+                    heap.start(services)
+                    asyncio.get_running_loop().call_later(
+                        args.heap_at,
+                        lambda: heaps.update(
+                            held=driver.in_flight,
+                            task=asyncio.create_task(
+                                asyncio.to_thread(heap.snapshot, services, heap_dir)
+                            ),
+                        ),
+                    )
                 if args.profile_s > 0:
                     targets = profile_targets(pids)
                     asyncio.get_running_loop().call_later(
@@ -751,6 +767,7 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
                 await monitor.stop()
                 cpu = window.finish(len(batch))  # per workflow started: some may not finish
                 profile.wait(profiling, timeout=args.profile_s + 60)
+                snapshots = await heaps["task"] if "task" in heaps else {}
             figures = workflow_figures(batch, critical)
             e2e = [v for s in batch if s.status == "completed" and (v := s.e2e()) is not None]
             figures["within_10pct"] = sum(1 for v in e2e if v <= critical * 1.1)
@@ -767,6 +784,17 @@ def run_inflight(options: Options, args: Any) -> dict[str, Any]:
                 "consumer_in_flight_max": consumer,
                 "consumer_in_flight_max_by_service": consumer_by_service,
                 "memory": memory_figures(monitor.timeline, baseline),
+                **(
+                    {
+                        "heap": {
+                            name: heap.summarise(path, heaps["held"])
+                            for name, path in sorted(snapshots.items())
+                        },
+                        "raw_heaps": str(heap_dir),
+                    }
+                    if snapshots
+                    else {}
+                ),
                 "timeline": [
                     {
                         "t": round(row["mono"] - baseline["mono"], 1),
