@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import heap
+from bench import heap, report
 
 # A stand-in service: ready once it prints, then holds 2,000 blocks of ~1 KiB from
 # SIGUSR1 on (the hook traces from then), and waits to be snapshot and stopped.
@@ -57,3 +57,14 @@ def test_a_process_started_with_the_hook_reports_what_it_allocated_after_start(
     top = summary["top_sites_kib_per_workflow"][0]
     assert top["site"].startswith("<string>")
     assert top["kib"] > 950
+
+
+def test_the_report_judges_the_targets_on_the_newest_run_without_heap_tracing(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "inflight-20261130T100000Z.json").write_text('{"in_flight_max": 2000}')
+    (tmp_path / "inflight-20261130T110000Z.json").write_text('{"in_flight_max": 1000, "heap": {}}')
+    found = report.latest(tmp_path, "inflight")
+    assert found is not None
+    assert found["_file"] == "inflight-20261130T100000Z.json"
+    assert report.latest(tmp_path, "latency") is None
