@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench import procstat
+from bench import procstat, stats
 from bench.clientbound import StandardWorkflowCalls
 from bench.driver import STANDARD_TASK
 
@@ -35,13 +35,11 @@ class InFlightSample:
 
 
 def memory_per_workflow(samples: Sequence[InFlightSample], baseline_rss: int) -> float:
-    """RSS growth (KiB) per in-flight workflow at the plateau: the largest growth among
-    the samples within 1% of the most held at once, divided by that most (the same
-    rule as the stack's ``scenarios.memory_figures``)."""
-    peak = max((s.in_flight for s in samples), default=0)
+    """RSS growth (KiB) per in-flight workflow at the plateau (``stats.plateau``, as for
+    the stack): the largest growth among its samples, divided by the most held."""
+    peak, plateau = stats.plateau(samples, lambda s: s.in_flight)
     if peak == 0:
         return math.nan
-    plateau = [s for s in samples if s.in_flight >= 0.99 * peak]
     growth = max(s.rss_bytes for s in plateau) - baseline_rss
     return growth / peak / 1024
 

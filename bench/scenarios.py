@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from bench import clientbound, heap, machine, procstat, profile, timeline
+from bench import clientbound, heap, machine, procstat, profile, stats, timeline
 from bench import replicas as replica_plan
 from bench.driver import Driver, Monitor, Sample, Watch
 from bench.stackctl import BenchPorts, BenchStack
@@ -625,10 +625,7 @@ MEMORY_KIB_PER_WORKFLOW = 50.0
 
 def memory_figures(timeline: Sequence[Mapping[str, Any]], baseline: Mapping[str, Any]) -> Any:
     """Memory growth over the baseline while the most workflows were in flight."""
-    peak = max(row["in_flight"] for row in timeline)
-    # All samples within 1% of the peak: a workflow or two ending early (or
-    # failing) must not leave a single sample as "the plateau".
-    plateau = [row for row in timeline if row["in_flight"] >= 0.99 * peak]
+    peak, plateau = stats.plateau(timeline, lambda row: int(row["in_flight"]))
     names = sorted(baseline["rss"])
     rss_growth = {
         n: max(row["rss"].get(n, 0) for row in plateau) - baseline["rss"][n] for n in names

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -32,6 +35,14 @@ def summary(values: Sequence[float]) -> dict[str, float]:
         "max": max(values),
         "mean": sum(values) / len(values),
     }
+
+
+def plateau(samples: Sequence[T], in_flight: Callable[[T], int]) -> tuple[int, list[T]]:
+    """The most workflows held at once, and the samples holding within 1% of it:
+    a workflow or two ending early (or failing) must not leave a single sample as
+    "the plateau"."""
+    peak = max((in_flight(s) for s in samples), default=0)
+    return peak, [s for s in samples if in_flight(s) >= 0.99 * peak]
 
 
 def ms(value: float) -> str:
