@@ -21,9 +21,18 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HOOK_DIR", "environment", "package_of", "snapshot", "start", "summarise"]
+__all__ = [
+    "DIR_VARIABLE",
+    "HOOK_DIR",
+    "environment",
+    "package_of",
+    "snapshot",
+    "start",
+    "summarise",
+]
 
 HOOK_DIR = Path(__file__).with_name("heap_hook")
+# The hook reads it by this name: it imports no bench code into the services.
 DIR_VARIABLE = "TRIBUTARY_BENCH_HEAP_DIR"
 
 _SITE = re.compile(r"site-packages/([A-Za-z0-9_]+)")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench import replicas
+from bench import heap, replicas
 from bench.scenarios import THROUGHPUT_FRACTION
 from tributary_devstack.config import find_repo_root
 
@@ -23,11 +23,12 @@ COMPONENTS = (*replicas.SERVICES, *replicas.INFRA, "scripted-llm", "bench-driver
 
 
 def latest(results: Path, scenario: str) -> dict[str, Any] | None:
-    """The newest result of a scenario that measured the targets: a run with heap
-    snapshots (``inflight --heap-at``) is slowed by tracing, so it is passed over."""
+    """The newest result of a scenario that measured the targets: a run that traced
+    the services' heaps (``inflight --heap-at``) is slowed by the tracing, so it is
+    passed over, whether or not its snapshots came."""
     for path in sorted(results.glob(f"{scenario}-2*.json"), reverse=True):
         data: dict[str, Any] = json.loads(path.read_text())
-        if "heap" in data:
+        if heap.DIR_VARIABLE in data.get("tuning", {}):
             continue
         data["_file"] = path.name
         return data

@@ -3,6 +3,7 @@ start-up hook), tried on a real child process."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -62,8 +63,10 @@ def test_a_process_started_with_the_hook_reports_what_it_allocated_after_start(
 def test_the_report_judges_the_targets_on_the_newest_run_without_heap_tracing(
     tmp_path: Path,
 ) -> None:
+    traced = json.dumps({"tuning": {heap.DIR_VARIABLE: "/x"}})
     (tmp_path / "inflight-20261130T100000Z.json").write_text('{"in_flight_max": 2000}')
-    (tmp_path / "inflight-20261130T110000Z.json").write_text('{"in_flight_max": 1000, "heap": {}}')
+    (tmp_path / "inflight-20261130T110000Z.json").write_text(traced)  # snapshots came
+    (tmp_path / "inflight-20261130T120000Z.json").write_text(traced)  # or not
     found = report.latest(tmp_path, "inflight")
     assert found is not None
     assert found["_file"] == "inflight-20261130T100000Z.json"
