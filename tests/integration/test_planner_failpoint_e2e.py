@@ -82,10 +82,12 @@ async def test_a_planner_killed_between_release_and_publish_loses_no_step(
         assert planner.exit_reason() == f"its process exited with code {KILLED_EXIT_STATUS}"
         assert f"failpoint {FAILPOINT} hit" in planner.log_path.read_text().rsplit("===== ", 1)[-1]
         histories = await read_histories(bootstrap, redis_url, ids)
-        # Steps of other workflows the planner was advancing at once may share that fate.
+        # The workflow that tripped it lost its released s2. Others the planner was
+        # handling at once may share that fate, or have lost a first step whose plan
+        # was recorded but not yet sent: the restarted planner must send all of them.
         lost = [lost_dispatches(h) for h in histories.values() if lost_dispatches(h)]
-        assert lost
-        assert all(steps == {"s2"} for steps in lost)
+        assert any("s2" in steps for steps in lost), lost
+        assert all(steps <= {"s1", "s2"} for steps in lost), lost
 
         armed_services.env.pop("TRIBUTARY_FAILPOINTS")
         await asyncio.to_thread(armed_services.start, "planner")
