@@ -585,19 +585,7 @@ def answer_input(
     request: InputRequest, answered: InputAnswered, redispatch: StepDispatched
 ) -> Transition:
     """An open request gets its answer; its step is dispatched again, to resume."""
-    assert request.step_id is not None
-    assert request.step_id == redispatch.step.step_id
-    settled = request.model_copy(
-        update={"state": "answered", "answer": answered.answer, "answered_at": answered.occurred_at}
-    )
-    return Transition(
-        Move.ANSWER_INPUT,
-        answered.workflow_id,
-        events=(answered, redispatch),
-        step=StepChange(request.step_id, StepStatus.PENDING),
-        input_request=settled,
-        at=answered.occurred_at,
-    )
+    return _resume_step(Move.ANSWER_INPUT, request, answered, redispatch, expired=False)
 
 
 def expire_input(
@@ -621,15 +609,26 @@ def expire_input(
             at=outcome.occurred_at,
         )
     answered, redispatch = outcome
-    settled = request.model_copy(
-        update={"state": "expired", "answer": answered.answer, "answered_at": answered.occurred_at}
-    )
+    return _resume_step(Move.EXPIRE_INPUT, request, answered, redispatch, expired=True)
+
+
+def _resume_step(
+    move: Move,
+    request: InputRequest,
+    answered: InputAnswered,
+    redispatch: StepDispatched,
+    *,
+    expired: bool,
+) -> Transition:
+    """The request settled with ``answered``; its paused step pending again, redispatched."""
+    assert request.step_id is not None
+    assert request.step_id == redispatch.step.step_id
     return Transition(
-        Move.EXPIRE_INPUT,
+        move,
         answered.workflow_id,
         events=(answered, redispatch),
         step=StepChange(request.step_id, StepStatus.PENDING),
-        input_request=settled,
+        input_request=_settled(request, answered, expired=expired),
         at=answered.occurred_at,
     )
 
