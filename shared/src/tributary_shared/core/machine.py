@@ -515,7 +515,7 @@ def reject_plan(
     settled = (
         _settled(request, answered)
         if answered is not None
-        else request.model_copy(update={"state": "expired", "answered_at": failed.occurred_at})
+        else _lapsed(request, at=failed.occurred_at)
     )
     return Transition(
         Move.REJECT_PLAN,
@@ -551,6 +551,11 @@ def _settled(
             "answered_at": answered.occurred_at,
         }
     )
+
+
+def _lapsed(request: InputRequest, *, at: datetime) -> InputRequest:
+    """The request expired with no answer to give (none came, and it has no default)."""
+    return request.model_copy(update={"state": "expired", "answered_at": at})
 
 
 def pause_step(
@@ -596,16 +601,13 @@ def expire_input(
     would, or (none) the step fails with ``input_timeout``."""
     assert request.step_id is not None
     if isinstance(outcome, StepFailed):
-        settled = request.model_copy(
-            update={"state": "expired", "answered_at": outcome.occurred_at}
-        )
         change = StepChange(request.step_id, StepStatus.FAILED, outcome.attempt, outcome=outcome)
         return Transition(
             Move.EXPIRE_INPUT,
             outcome.workflow_id,
             events=(outcome,),
             step=change,
-            input_request=settled,
+            input_request=_lapsed(request, at=outcome.occurred_at),
             at=outcome.occurred_at,
         )
     answered, redispatch = outcome
