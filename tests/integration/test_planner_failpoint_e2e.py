@@ -47,6 +47,9 @@ async def armed_services(
     bootstrap = f"127.0.0.1:{exclusive_topics.config.kafka_port}"
     await wait_until_handled(bootstrap, WORKERS)
     running.env["TRIBUTARY_FAILPOINTS"] = FAILPOINT
+    # The outbox sweep would also send a lost dispatch, once its grace passed: kept
+    # out of reach, so that what recovers it is the outcome delivered again.
+    running.env["TRIBUTARY_PLANNER_UNSENT_GRACE_S"] = "3600"
     await asyncio.to_thread(running.start, "planner")
     yield running
     running.stop()
